@@ -7,22 +7,172 @@
 // It plays Google and the customer. The real generated clients talk to it
 // through option.WithEndpoint, so the code under test is the code that runs
 // in production. It imports no package of this SDK: it must not share the
-// SDK's assumptions.
+// SDK's assumptions, and it serves its own JSON types shaped like Google's
+// wire format rather than the generated client's structs.
 //
-// Where Google's documentation is silent the emulator follows the API
-// reference; the choices it makes there are listed in "Fidelity" below.
+// # Using it
+//
+//	s := marketplacetest.New(t)
+//	svc, _ := cloudcommerceprocurement.NewService(ctx, s.ClientOptions()...)
+//	ps, _ := pubsub.NewClient(ctx, "vendor-project", s.PubSubOptions()...)
+//	entID, _ := s.Purchase(ctx, marketplacetest.PurchaseParams{}) // publishes ENTITLEMENT_CREATION_REQUESTED
+//
+// The customer and Google are methods on the Server (CreateAccount, Purchase,
+// RequestPlanChange, Cancel, EndTerm, DeleteAccount, ...). Every change
+// advances the resource's updateTime and publishes the message Google would
+// publish to projects/cloudcommerceproc-prod/topics/<providerID>. Inspection
+// methods (Entitlements, Reports, Violations, Published, Calls) return
+// snapshots taken under the server's lock. InjectFault makes the HTTP APIs
+// fail in the ways real networks and Google do.
+//
+// # Time
+//
+// The emulator reads its own manual Clock, never the wall clock, for every
+// timestamp it serves. Scheduled starts (an approved or auto-approved offer
+// with a future newOfferStartTime) take effect deterministically: when the
+// Clock is advanced past them (Clock.Advance and Clock.Set run the
+// server's scheduler synchronously before returning), and lazily before
+// every API call and customer action. Tick does the same on demand.
+// updateTime is strictly increasing per server: a change made while the
+// clock has not moved is stamped one microsecond after the previous one.
+// Timestamps are written like Google's JSON mapping of
+// google.protobuf.Timestamp: UTC, "Z", with 0, 3, 6 or 9 fractional digits.
+// pstest itself keeps the wall clock so that ack deadlines expire and
+// messages are redelivered as on Pub/Sub.
+//
+// # Fidelity
+//
+// Documented behaviour the emulator follows (Procurement discovery revision
+// 20251012, Service Control v1, the Marketplace partner guides):
+//
+//   - Paths, methods, query parameters and JSON bodies of
+//     cloudcommerceprocurement/v1 and servicecontrol/v1 services.check and
+//     services.report. Unknown JSON fields in a request body and unknown
+//     query parameters are rejected with 400 INVALID_ARGUMENT, as Google's
+//     front end does; the standard system parameters (alt, prettyPrint,
+//     fields, key, quotaUser, $.xgafv, ...) are accepted and ignored.
+//   - Errors use Google's JSON shape {"error":{"code","message","status"}}
+//     so the generated clients return *googleapi.Error.
+//   - Accounts are created ACCOUNT_ACTIVE with a PENDING "signup"
+//     approval. approvalName may be omitted (only one approval exists).
+//     Reasons longer than 256 bytes are truncated, as documented.
+//   - Approving an entitlement before the account's signup approval is
+//     APPROVED fails with 400 FAILED_PRECONDITION "Precondition check
+//     failed." (codelab issue #10).
+//   - The entitlement state machine: approve only in ACTIVATION_REQUESTED;
+//     approvePlanChange / rejectPlanChange only in
+//     PENDING_PLAN_CHANGE_APPROVAL with the current newPendingPlan; patch of
+//     messageToUser only in ACTIVATION_REQUESTED or
+//     PENDING_PLAN_CHANGE_APPROVAL; messageToUser cleared on every state
+//     change; newPendingPlan/newPendingOffer only while a change is pending;
+//     newOfferStartTime only in ACTIVATION_REQUESTED after approval and in
+//     PENDING_PLAN_CHANGE; usageReportingId only for usage-based purchases.
+//   - accounts.list pageSize defaults to 25 (max 200); entitlements.list
+//     pageSize defaults to 200. Filters follow the entitlements.list
+//     reference (attributes, quoting, AND/OR/NOT, ":" for repeated fields).
+//   - Automatic offer approval replaces ENTITLEMENT_CREATION_REQUESTED and
+//     ENTITLEMENT_PLAN_CHANGE_REQUESTED with ENTITLEMENT_OFFER_ACCEPTED.
+//   - Message bodies follow the documented shapes: account messages carry
+//     no eventType unless WithAccountEventType (ACCOUNT_DELETED always
+//     carries it, as in the documented deletion example);
+//     ENTITLEMENT_CREATION_REQUESTED carries newPendingOfferDuration (or
+//     newOfferDuration/newOfferEndTime for a private offer);
+//     ENTITLEMENT_OFFER_ACCEPTED carries newOfferStartTime, newOfferEndTime,
+//     newPlan, newOffer and orderId, as in a real capture;
+//     ENTITLEMENT_PLAN_CHANGE_REQUESTED carries newPlan. No attributes,
+//     no ordering keys.
+//   - Service Control: a request over 1 MB, or one operation carrying the
+//     same metric twice with identical labels, invalidates the whole request
+//     (400 INVALID_ARGUMENT); int64Value is a JSON string; per-operation
+//     failures are reportErrors in a 200 response.
+//
+// Choices made where Google's documentation is silent:
+//
+//   - Any call in the wrong state (approving twice, approving an approval
+//     that is already APPROVED, rejecting a plan change that is not pending,
+//     a pendingPlanName that is not the current newPendingPlan) answers 400
+//     FAILED_PRECONDITION "Precondition check failed.".
+//   - A path naming another provider answers 403 PERMISSION_DENIED (Google
+//     checks IAM on the parent before it looks the resource up); an unknown
+//     account or entitlement under the right provider answers 404
+//     NOT_FOUND.
+//   - entitlements.suspend ("not yet supported") answers 501 UNIMPLEMENTED
+//     after the entitlement is looked up (so an unknown one is still 404).
+//   - patch requires updateMask; anything other than messageToUser
+//     (message_to_user) in it is 400 INVALID_ARGUMENT.
+//   - Page tokens are opaque, bound to the filter they were issued for,
+//     and survive inserts and deletes; a malformed or foreign token is 400
+//     INVALID_ARGUMENT. Lists are in creation order.
+//   - entitlements.reject removes the entitlement (the API reference: "if
+//     not approved, it is removed") and publishes ENTITLEMENT_CANCELLED
+//     then ENTITLEMENT_DELETED, keeping the documented rule that a deletion
+//     always follows a cancellation; a re-fetch then answers 404.
+//   - accounts.approve publishes nothing (no event is documented for it);
+//     accounts.reset sets the signup approval back to PENDING and cancels
+//     every live entitlement of the account (ENTITLEMENT_CANCELLED,
+//     cancellationReason "unknown").
+//   - entitlements.approve with no future start activates at once and
+//     publishes ENTITLEMENT_ACTIVE (Google adds "a short delay").
+//     approvePlanChange applies the new plan at once and publishes
+//     ENTITLEMENT_PLAN_CHANGED, or with SetPlanChangeAtTermEnd(true) moves
+//     to PENDING_PLAN_CHANGE, publishes nothing, and applies at EndTerm.
+//   - An immediate customer cancellation publishes ENTITLEMENT_CANCELLING
+//     then ENTITLEMENT_CANCELLED (CANCELLING is an event, not a state).
+//   - eventId is "<eventType>-<uuid>", unique per logical event; a duplicate
+//     delivery (WithDuplicateDeliveries) repeats the same eventId.
+//   - Service Control: an unknown service name answers 403
+//     PERMISSION_DENIED. An unknown consumerId is a check error
+//     CONSUMER_INVALID in check and a reportError INVALID_ARGUMENT (code 3)
+//     in report; an unknown metric is a reportError INVALID_ARGUMENT. A
+//     consumer whose check error is SERVICE_NOT_ACTIVATED, BILLING_DISABLED
+//     or PROJECT_DELETED also gets reportError FAILED_PRECONDITION (code 9):
+//     the docs say such a customer is not charged. Reports with an
+//     operationId already accepted, or overlapping an accepted window for
+//     the same consumer, metric and userLabels, are accepted (whether
+//     Google deduplicates is undocumented) and recorded as Violations: the
+//     double-billing detector tests assert on.
+//   - Faults are injected per method in the HTTP middleware, before the
+//     handler; FaultLostResponse runs the handler (state changes, events
+//     publish) and then answers 503 UNAVAILABLE. Faulted calls count in
+//     Calls but not in CheckCalls/ReportCalls.
+//   - Push subscriptions (CreateSubscription with an endpoint) are
+//     delivered by the emulator, since pstest does not push: token audience
+//     = the endpoint URL (Pub/Sub's default), 102/200/201/202/204 ack,
+//     anything else nacks and the message comes again after 50 ms.
+//   - PublishedEvent.At is the emulator clock; the Pub/Sub publishTime is
+//     pstest's wall clock.
+//   - Accounts never carry resellerParentBillingAccount, so views BASIC and
+//     FULL answer the same; entitlements carry no quoteExternalName,
+//     customer billing account, subscriptionEndTime or benefit ids.
+//   - Filters: OR binds tighter than AND and NOT tightest, as AIP-160 says;
+//     AND/OR/NOT must be upper-case; unquoted values may hold letters,
+//     digits, "_", "-" and "/" (Google's own examples leave account ids and
+//     projects/N bare), anything else must be double-quoted; unknown
+//     attributes and unknown state names are 400 INVALID_ARGUMENT.
+//   - Sign-up tokens carry Google's real issuer (the x509 metadata URL of
+//     cloud-commerce-partner@system.gserviceaccount.com) while the keys are
+//     served by the emulator (CertsURL, SignupJWKSURL): code under test must
+//     let tests inject the key URL, never derive it from the token.
+//     google.roles is ["account_admin"] and user_identity a stable 21-digit
+//     id: the real values are undocumented. Certificates are valid for ten
+//     years so that advancing the clock never expires them (Google rotates
+//     about every two weeks); RotateSignupKey and RotatePushKey keep serving
+//     the previous key, as Google's endpoints do during a rotation.
 package marketplacetest
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
+	"cloud.google.com/go/pubsub/v2/pstest"
 	"google.golang.org/api/option"
 )
 
@@ -33,13 +183,29 @@ type Server struct {
 	clock *Clock
 	http  *httptest.Server
 	mux   *http.ServeMux
+	ps    *pstest.Server
 
-	// mu guards all emulated Google state (procurement, service control).
-	mu sync.Mutex
+	// done is closed by Close so that handlers sleeping for a fault return.
+	done chan struct{}
+
+	// mu guards all emulated Google state (procurement, service control,
+	// faults, published events).
+	mu    sync.Mutex
+	rng   *rand.Rand
+	state state
+	sc    serviceControl
+	pub   publisher
+	flt   faults
+	calls map[Method]int
 
 	// Wiring owned by tokens.go and push.go: they manage their own locking.
 	signup *signupIssuer
 	push   *pushIssuer
+
+	// pushers counts the goroutines delivering push subscriptions; closed
+	// (under mu) stops new ones.
+	pushers sync.WaitGroup
+	closed  bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -49,14 +215,27 @@ type Server struct {
 type Option func(*config)
 
 type config struct {
-	providerID string
-	start      time.Time
+	providerID       string
+	start            time.Time
+	seed             uint64
+	services         map[string][]string
+	serviceOrder     []string
+	duplicateRate    float64
+	reorderWindow    int
+	accountEventType bool
+	httpAddr         string
+	pubsubAddr       string
 }
+
+// DefaultServiceName is the Service Control service a Server knows unless
+// WithService names others.
+const DefaultServiceName = "example-service.endpoints.acme-provider.cloud.goog"
 
 func defaultConfig() config {
 	return config{
 		providerID: "acme-provider",
 		start:      time.Date(2026, time.January, 5, 9, 0, 0, 0, time.UTC),
+		seed:       1,
 	}
 }
 
@@ -65,6 +244,67 @@ func WithProviderID(id string) Option { return func(c *config) { c.providerID = 
 
 // WithStartTime sets the emulator clock's initial time.
 func WithStartTime(t time.Time) Option { return func(c *config) { c.start = t } }
+
+// WithSeed seeds every random choice of the emulator (resource ids,
+// duplicate and reordered deliveries, fault rates); default 1, so two runs
+// with the same calls produce the same ids and events.
+func WithSeed(seed int64) Option { return func(c *config) { c.seed = uint64(seed) } }
+
+// WithService registers a Service Control service and its metric names.
+// A metric given without a "/" is prefixed with "<name>/". The first
+// service registered is the product of purchases (ServiceName). Without
+// this option the server knows DefaultServiceName with the metrics
+// "<service>/requests" and "<service>/storage_gib".
+func WithService(name string, metrics ...string) Option {
+	return func(c *config) {
+		if c.services == nil {
+			c.services = map[string][]string{}
+		}
+		if _, ok := c.services[name]; !ok {
+			c.serviceOrder = append(c.serviceOrder, name)
+		}
+		for _, m := range metrics {
+			if !containsSlash(m) {
+				m = name + "/" + m
+			}
+			c.services[name] = append(c.services[name], m)
+		}
+		if c.services[name] == nil {
+			c.services[name] = []string{}
+		}
+	}
+}
+
+func containsSlash(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			return true
+		}
+	}
+	return false
+}
+
+// WithDuplicateDeliveries publishes every event a second time with
+// probability p (seeded), as Pub/Sub's at-least-once delivery may.
+func WithDuplicateDeliveries(p float64) Option { return func(c *config) { c.duplicateRate = p } }
+
+// WithReorder holds published events and releases them in shuffled groups
+// of window events (seeded); Flush releases a partial group. Values below 2
+// disable reordering.
+func WithReorder(window int) Option { return func(c *config) { c.reorderWindow = window } }
+
+// WithAccountEventType makes account messages carry eventType
+// ACCOUNT_ACTIVE. By default they have the documented shape, without
+// eventType.
+func WithAccountEventType(on bool) Option { return func(c *config) { c.accountEventType = on } }
+
+// WithHTTPAddr sets the listen address of the HTTP server (Procurement,
+// Service Control, keys, control API); default "127.0.0.1:0", a free port.
+func WithHTTPAddr(addr string) Option { return func(c *config) { c.httpAddr = addr } }
+
+// WithPubSubAddr sets the listen address of the pstest gRPC server; default
+// "127.0.0.1:0", a free port.
+func WithPubSubAddr(addr string) Option { return func(c *config) { c.pubsubAddr = addr } }
 
 // New starts a Server for a test and closes it when the test ends.
 func New(tb testing.TB, opts ...Option) *Server {
@@ -83,7 +323,19 @@ func NewServer(opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := &Server{cfg: cfg, clock: NewClock(cfg.start), mux: http.NewServeMux()}
+	if cfg.services == nil {
+		WithService(DefaultServiceName, "requests", "storage_gib")(&cfg)
+	}
+	s := &Server{
+		cfg:   cfg,
+		clock: NewClock(cfg.start),
+		mux:   http.NewServeMux(),
+		done:  make(chan struct{}),
+		rng:   rand.New(rand.NewPCG(cfg.seed, cfg.seed^0x9e3779b97f4a7c15)),
+		calls: map[Method]int{},
+	}
+	s.state.init()
+	s.sc.init()
 	var err error
 	if s.signup, err = newSignupIssuer(s.clock.Now); err != nil {
 		return nil, fmt.Errorf("signup keys: %w", err)
@@ -91,19 +343,53 @@ func NewServer(opts ...Option) (*Server, error) {
 	if s.push, err = newPushIssuer(s.clock.Now); err != nil {
 		return nil, fmt.Errorf("push keys: %w", err)
 	}
+	psAddr := cfg.pubsubAddr
+	if psAddr == "" {
+		psAddr = "127.0.0.1:0"
+	}
+	if s.ps, err = newPubSubServer(psAddr); err != nil {
+		return nil, err
+	}
+	if err := s.initPubSub(); err != nil {
+		_ = s.ps.Close()
+		return nil, fmt.Errorf("pubsub: %w", err)
+	}
 	s.signup.routes(s.mux)
 	s.push.routes(s.mux)
-	s.http = httptest.NewServer(s.mux)
-	s.signup.baseURL = s.http.URL
-	s.push.baseURL = s.http.URL
+	s.controlRoutes(s.mux) // control API (control.go, edges helper)
+	s.mux.Handle("/v1/", s.faultMiddleware(http.HandlerFunc(s.serveAPI)))
+	s.http = httptest.NewUnstartedServer(s.mux)
+	if cfg.httpAddr != "" {
+		l, err := net.Listen("tcp", cfg.httpAddr)
+		if err != nil {
+			_ = s.ps.Close()
+			return nil, fmt.Errorf("listen on %s: %w", cfg.httpAddr, err)
+		}
+		_ = s.http.Listener.Close()
+		s.http.Listener = l
+	}
+	// The key issuers need the base URL before the first request can reach
+	// them; the listener's address is known before Start.
+	base := "http://" + s.http.Listener.Addr().String()
+	s.signup.baseURL = base
+	s.push.baseURL = base
+	s.http.Start()
+	s.clock.setOnChange(func() { s.Tick(context.Background()) })
 	return s, nil
 }
 
-// Close stops every listener. It is safe to call more than once.
+// Close stops every listener, pstest and the emulator's goroutines. It is
+// safe to call more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.clock.setOnChange(nil)
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		close(s.done)
+		s.pushers.Wait()
 		s.http.Close()
-		s.closeErr = nil
+		s.closeErr = s.ps.Close()
 	})
 	return s.closeErr
 }
@@ -114,6 +400,10 @@ func (s *Server) URL() string { return s.http.URL }
 
 // ProviderID is the partner id the emulator serves.
 func (s *Server) ProviderID() string { return s.cfg.providerID }
+
+// ServiceName is the Service Control service name of the product sold by
+// Purchase (the first WithService, or DefaultServiceName).
+func (s *Server) ServiceName() string { return s.cfg.serviceOrder[0] }
 
 // Clock is the emulator's controllable clock.
 func (s *Server) Clock() *Clock { return s.clock }
@@ -128,12 +418,35 @@ func (s *Server) ClientOptions() []option.ClientOption {
 	}
 }
 
+// newPubSubServer starts pstest on addr. pstest panics when it cannot
+// listen; that becomes an error here.
+func newPubSubServer(addr string) (ps *pstest.Server, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("pubsub: listen on %s: %v", addr, r)
+		}
+	}()
+	return pstest.NewServerWithAddress(addr), nil
+}
+
+// Tick runs the emulator's scheduler now: entitlements whose scheduled
+// start (newOfferStartTime) is not after the Clock become ACTIVE and
+// publish ENTITLEMENT_ACTIVE. The scheduler also runs whenever the Clock
+// moves and before every API call, so tests rarely need Tick.
+func (s *Server) Tick(ctx context.Context) {
+	_ = ctx
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.runScheduledLocked()
+}
+
 // Clock is a manual clock: it moves only when told to. Emulated state and
 // tokens read it, and tests hand its Now to the code under test so both
 // agree on the time without sleeping.
 type Clock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu       sync.Mutex
+	now      time.Time
+	onChange func()
 }
 
 // NewClock returns a Clock set to t.
@@ -146,26 +459,41 @@ func (c *Clock) Now() time.Time {
 	return c.now
 }
 
-// Advance moves the clock forward by d (negative d is refused).
+// Advance moves the clock forward by d (negative d is refused) and, for a
+// server's clock, runs the server's scheduler before returning.
 func (c *Clock) Advance(d time.Duration) time.Time {
 	if d < 0 {
 		panic("marketplacetest: Clock.Advance with a negative duration")
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
-	return c.now
+	now, hook := c.now, c.onChange
+	c.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return now
 }
 
-// Set moves the clock to t; t must not be before the current time.
+// Set moves the clock to t; t must not be before the current time. For a
+// server's clock it runs the server's scheduler before returning.
 func (c *Clock) Set(t time.Time) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if t.Before(c.now) {
+		c.mu.Unlock()
 		return errors.New("marketplacetest: clock cannot go backwards")
 	}
 	c.now = t
+	hook := c.onChange
+	c.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	return nil
 }
 
-var _ = context.Background
+func (c *Clock) setOnChange(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onChange = f
+}
