@@ -1,0 +1,232 @@
+// Package procurement is a client for the Cloud Commerce Partner
+// Procurement API, the API a Google Cloud Marketplace SaaS vendor calls to
+// approve customer sign-ups, purchases and plan changes.
+//
+// It wraps the generated client google.golang.org/api/cloudcommerceprocurement/v1
+// (so google.golang.org/api/option options pass through: Application
+// Default Credentials in production, marketplacetest's emulator in tests)
+// and adds what hand-rolled integrations get wrong:
+//
+//   - Typed resources: Account and Entitlement with state enums, ids parsed
+//     from resource names and time.Time timestamps.
+//   - Idempotent changes. ApproveAccountSignup, ApproveEntitlement,
+//     ApprovePlanChange and the rejections read the resource first, act only
+//     if the change is still needed, and report OutcomeAlreadyDone otherwise.
+//     A plan change is approved with the pending plan read from the API, never
+//     a stale one, and can be pinned with an expected plan. After an ambiguous
+//     failure (a 503 or broken connection where the server may have acted)
+//     they re-read and finish as success if the change was made.
+//   - Errors that say what went wrong: *APIError names the method and the
+//     resource, matches sentinels such as ErrNotFound and
+//     ErrFailedPrecondition with errors.Is, explains a permission error with
+//     the IAM permission that is likely missing, and explains an entitlement
+//     approval refused because the account's sign-up is not approved yet.
+//   - Retries with exponential backoff and jitter on 429 (honouring
+//     Retry-After), 5xx and transport errors, bounded by a RetryPolicy and
+//     the context.
+//
+// Timestamps: an empty timestamp is the zero time.Time; a timestamp that
+// does not parse as RFC 3339 fails the call with ErrMalformedResponse
+// rather than turning into a zero time, because UpdateTime guards against
+// acting on stale state and a silent zero would make fresh state look old.
+package procurement
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	cp "google.golang.org/api/cloudcommerceprocurement/v1"
+	"google.golang.org/api/option"
+)
+
+// Client calls the Procurement API for one provider. It is safe for
+// concurrent use.
+type Client struct {
+	svc      *cp.Service
+	provider string
+	parent   string // "providers/{provider}"
+	logger   *slog.Logger
+	retry    RetryPolicy
+	sleep    func(context.Context, time.Duration) error
+	now      func() time.Time
+}
+
+// Option configures a Client.
+type Option func(*config)
+
+type config struct {
+	clientOpts []option.ClientOption
+	service    *cp.Service
+	logger     *slog.Logger
+	retry      RetryPolicy
+	sleep      func(context.Context, time.Duration) error
+	now        func() time.Time
+}
+
+// WithClientOptions passes options to the generated client
+// (cloudcommerceprocurement.NewService): credentials, endpoint, HTTP client.
+// Without any, the generated client uses Application Default Credentials.
+func WithClientOptions(opts ...option.ClientOption) Option {
+	return func(c *config) { c.clientOpts = append(c.clientOpts, opts...) }
+}
+
+// WithService uses an already built generated client; WithClientOptions is
+// then ignored.
+func WithService(svc *cp.Service) Option { return func(c *config) { c.service = svc } }
+
+// WithLogger sets the logger for retries and recovered failures. The default
+// discards.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithRetry sets the retry policy; its zero fields take their defaults.
+func WithRetry(p RetryPolicy) Option { return func(c *config) { c.retry = p } }
+
+// WithSleep replaces the function that waits between attempts (tests use it
+// to record the delays instead of sleeping). It must return ctx.Err() if
+// ctx ends first.
+func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
+	return func(c *config) { c.sleep = sleep }
+}
+
+// WithClock sets the clock used to bound retries (RetryPolicy.MaxElapsed)
+// and to read Retry-After dates. The default is time.Now.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// NewClient returns a Client for the provider (partner) id, the
+// {providerId} of "providers/{providerId}/..." resource names.
+func NewClient(ctx context.Context, providerID string, opts ...Option) (*Client, error) {
+	if providerID == "" || !validID(providerID) {
+		return nil, fmt.Errorf("procurement: provider id %q: %w", truncate(providerID, 40), ErrInvalidName)
+	}
+	var cfg config
+	for _, o := range opts {
+		o(&cfg)
+	}
+	svc := cfg.service
+	if svc == nil {
+		var err error
+		svc, err = cp.NewService(ctx, cfg.clientOpts...)
+		if err != nil {
+			return nil, fmt.Errorf("procurement: creating the Procurement API client: %w", err)
+		}
+	}
+	c := &Client{
+		svc:      svc,
+		provider: providerID,
+		parent:   "providers/" + providerID,
+		logger:   cfg.logger,
+		retry:    cfg.retry.withDefaults(),
+		sleep:    cfg.sleep,
+		now:      cfg.now,
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	if c.sleep == nil {
+		c.sleep = sleepContext
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c, nil
+}
+
+// ProviderID is the provider id the client was created with.
+func (c *Client) ProviderID() string { return c.provider }
+
+// Service is the generated client underneath, for what this package does
+// not cover. Calls made through it get no retries or error mapping.
+func (c *Client) Service() *cp.Service { return c.svc }
+
+// AccountName is the resource name of an account id.
+func (c *Client) AccountName(accountID string) string {
+	return c.parent + "/accounts/" + accountID
+}
+
+// EntitlementName is the resource name of an entitlement id.
+func (c *Client) EntitlementName(entitlementID string) string {
+	return c.parent + "/entitlements/" + entitlementID
+}
+
+// accountName accepts an account id or this provider's account resource name.
+func (c *Client) accountName(idOrName string) (string, error) {
+	return c.resourceName(idOrName, "accounts")
+}
+
+// entitlementName accepts an entitlement id or this provider's entitlement
+// resource name.
+func (c *Client) entitlementName(idOrName string) (string, error) {
+	return c.resourceName(idOrName, "entitlements")
+}
+
+func (c *Client) resourceName(idOrName, collection string) (string, error) {
+	id := idOrName
+	if strings.HasPrefix(idOrName, "providers/") {
+		prefix := c.parent + "/" + collection + "/"
+		if !strings.HasPrefix(idOrName, prefix) {
+			return "", fmt.Errorf("procurement: %q is not a resource name of the form %s{id}: %w",
+				truncate(idOrName, 120), prefix, ErrInvalidName)
+		}
+		id = idOrName[len(prefix):]
+	}
+	if !validID(id) {
+		return "", fmt.Errorf("procurement: %q is not a valid %s id: %w",
+			truncate(idOrName, 120), strings.TrimSuffix(collection, "s"), ErrInvalidName)
+	}
+	return c.parent + "/" + collection + "/" + id, nil
+}
+
+// validID accepts the characters seen in provider, account and entitlement
+// ids (letters, digits, '-', '_', '.', ':') and nothing that would change the
+// request path or query.
+func validID(id string) bool {
+	if id == "" || id == "." || id == ".." || len(id) > 256 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		ch := id[i]
+		ok := ch == '-' || ch == '_' || ch == '.' || ch == ':' ||
+			('0' <= ch && ch <= '9') || ('a' <= ch && ch <= 'z') || ('A' <= ch && ch <= 'Z')
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// apiErr maps a generated-client error.
+func (c *Client) apiErr(method Method, resource string, err error) error {
+	return newAPIError(method, resource, err, c.now)
+}
+
+// call runs fn, one attempt per call, under r: retryable failures are
+// retried while the budget lasts.
+func call[T any](ctx context.Context, c *Client, r *retrier, method Method, resource string, fn func() (T, error)) (T, error) {
+	for {
+		r.attempt()
+		v, err := fn()
+		if err == nil {
+			return v, nil
+		}
+		err = c.apiErr(method, resource, err)
+		if werr := r.wait(ctx, err); werr != nil {
+			var zero T
+			return zero, werr
+		}
+	}
+}
+
+// checkReason refuses reasons the API would truncate.
+func checkReason(method Method, resource, reason string) error {
+	if len(reason) > maxReason {
+		return fmt.Errorf("procurement: %s %s: reason is %d bytes, the API keeps at most %d: %w",
+			method, resource, len(reason), maxReason, ErrReasonTooLong)
+	}
+	return nil
+}
+
+// maxReason is the documented limit on reason strings, in bytes.
+const maxReason = 256
