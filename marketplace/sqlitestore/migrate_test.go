@@ -1,0 +1,113 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+	"testing/fstest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+)
+
+func TestLoadMigrations(t *testing.T) {
+	t.Parallel()
+	ms, err := loadMigrations(migrationFiles)
+	require.NoError(t, err)
+	require.Equal(t, len(migrations), len(ms))
+	assert.Equal(t, 1, ms[0].version)
+	assert.Equal(t, "0001_initial.sql", ms[0].name)
+
+	for name, fsys := range map[string]fstest.MapFS{
+		"gap":       {"migrations/0001_a.sql": {}, "migrations/0003_c.sql": {}},
+		"no number": {"migrations/initial.sql": {}},
+		"from zero": {"migrations/0000_a.sql": {}},
+		"empty":     {},
+	} {
+		_, err := loadMigrations(fsys)
+		assert.Error(t, err, name)
+	}
+	ms, err = loadMigrations(fstest.MapFS{
+		"migrations/0002_b.sql": {Data: []byte("B")},
+		"migrations/0001_a.sql": {Data: []byte("A")},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []migration{{1, "0001_a.sql", "A"}, {2, "0002_b.sql", "B"}}, ms)
+}
+
+// TestMigrateUpgrade adds a migration, as the usage ledger will, and opens a
+// database written at the previous version. Not parallel: it swaps the
+// package's migration list.
+func TestMigrateUpgrade(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	ctx := context.Background()
+	s, err := Open(ctx, path)
+	require.NoError(t, err)
+	require.NoError(t, s.InTx(ctx, func(ctx context.Context, tx marketplace.Tx) error {
+		return tx.PutAccount(ctx, marketplace.Account{ID: "acct-1", VendorUserID: "tenant-1"})
+	}))
+	require.NoError(t, s.Close())
+
+	saved := migrations
+	t.Cleanup(func() { migrations = saved })
+	migrations = append(saved[:len(saved):len(saved)], migration{
+		version: len(saved) + 1,
+		name:    "0002_usage_ledger.sql",
+		sql:     "CREATE TABLE usage_ledger (id TEXT NOT NULL PRIMARY KEY, quantity INTEGER NOT NULL) STRICT;",
+	})
+
+	s, err = Open(ctx, path)
+	require.NoError(t, err)
+	require.NoError(t, s.InTx(ctx, func(ctx context.Context, mtx marketplace.Tx) error {
+		a, err := mtx.GetAccount(ctx, "acct-1")
+		require.NoError(t, err)
+		assert.Equal(t, "tenant-1", a.VendorUserID, "data kept across the upgrade")
+		return mtx.(*tx).exec("INSERT INTO usage_ledger VALUES ('u1', 3)")
+	}))
+	require.NoError(t, s.Close())
+
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	defer db.Close()
+	var version int
+	require.NoError(t, db.QueryRow("PRAGMA user_version").Scan(&version))
+	assert.Equal(t, len(saved)+1, version)
+
+	// The older build now refuses the file.
+	migrations = saved
+	_, err = Open(ctx, path)
+	require.ErrorIs(t, err, ErrSchemaTooNew)
+}
+
+// TestMigrateFailureLeavesVersion checks that a failing migration is rolled
+// back with the version bump. Not parallel: it swaps the migration list.
+func TestMigrateFailureLeavesVersion(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	ctx := context.Background()
+	s, err := Open(ctx, path)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	saved := migrations
+	t.Cleanup(func() { migrations = saved })
+	migrations = append(saved[:len(saved):len(saved)],
+		migration{version: len(saved) + 1, name: "0002_ok.sql", sql: "CREATE TABLE extra (x INTEGER) STRICT;"},
+		migration{version: len(saved) + 2, name: "0003_bad.sql", sql: "CREATE TABLE broken ("},
+	)
+	_, err = Open(ctx, path)
+	require.ErrorContains(t, err, "migration 0003_bad.sql")
+
+	migrations = saved
+	s, err = Open(ctx, path)
+	require.NoError(t, err, "the old version still opens: nothing of the failed upgrade was kept")
+	require.NoError(t, s.InTx(ctx, func(ctx context.Context, mtx marketplace.Tx) error {
+		var n int
+		err := mtx.(*tx).s.conn.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE name = 'extra'").Scan(&n)
+		assert.Equal(t, 0, n)
+		return err
+	}))
+	require.NoError(t, s.Close())
+}
