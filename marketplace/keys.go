@@ -1,0 +1,629 @@
+package marketplace
+
+// This file holds what the sign-up and push verifiers share: the typed
+// token errors, the cache of Google's public signing keys, and the RS256
+// verification core built on github.com/golang-jwt/jwt/v5.
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// TokenReason is why a token was refused. The ErrToken* constants and
+// ErrKeysUnavailable are the only values; each is an error, so
+// errors.Is(err, ErrTokenExpired) works on any error the verifiers return,
+// and a *TokenError's Reason can be compared or switched on directly.
+type TokenReason string
+
+// Error returns the reason's text.
+func (r TokenReason) Error() string { return string(r) }
+
+// Reasons a sign-up or push token is refused. Every error returned by
+// VerifySignupToken, VerifyPushToken and VerifyPushRequest is a *TokenError
+// whose Reason is one of these.
+const (
+	// ErrTokenMissing: no token was presented.
+	ErrTokenMissing TokenReason = "token missing"
+	// ErrTokenTooLarge: the token is longer than MaxTokenSize; it was not parsed.
+	ErrTokenTooLarge TokenReason = "token too large"
+	// ErrTokenMalformed: not a well-formed JWS compact token (segments,
+	// base64, JSON, claim types, a required claim missing, a signature of
+	// the wrong length for the key, such as one truncated in transit).
+	ErrTokenMalformed TokenReason = "token malformed"
+	// ErrTokenAlgorithm: the alg header is not RS256 (for example "none",
+	// or HS256 keyed with Google's public key).
+	ErrTokenAlgorithm TokenReason = "token algorithm not allowed"
+	// ErrTokenIssuer: iss is not Google's. Checked before any key is
+	// fetched, so a token naming another key URL never causes a request.
+	ErrTokenIssuer TokenReason = "token issuer not allowed"
+	// ErrTokenUnknownKey: the kid header names no key Google currently
+	// serves, even after a refresh of the key set.
+	ErrTokenUnknownKey TokenReason = "token signing key unknown"
+	// ErrTokenSignature: the signature does not verify with the key named
+	// by kid (forged, signed by another key, or edited after signing).
+	ErrTokenSignature TokenReason = "token signature invalid"
+	// ErrTokenAudience: aud is none of the configured audiences.
+	ErrTokenAudience TokenReason = "token audience not accepted"
+	// ErrTokenExpired: exp is past (beyond the allowed clock skew).
+	ErrTokenExpired TokenReason = "token expired"
+	// ErrTokenIssuedInFuture: iat (or nbf) is later than now plus the
+	// allowed clock skew.
+	ErrTokenIssuedInFuture TokenReason = "token issued in the future"
+	// ErrTokenSubject: sub is empty.
+	ErrTokenSubject TokenReason = "token subject empty"
+	// ErrTokenEmail: a push token's email is not the required service
+	// account (WithPushServiceAccount).
+	ErrTokenEmail TokenReason = "token email not the required service account"
+	// ErrTokenEmailUnverified: a push token's email_verified is not true.
+	ErrTokenEmailUnverified TokenReason = "token email not verified"
+	// ErrKeysUnavailable: Google's signing keys could not be fetched, so the
+	// token could not be checked. Unlike the other reasons it says nothing
+	// about the token: retry later (TokenError.Retryable reports true).
+	ErrKeysUnavailable TokenReason = "signing keys unavailable"
+)
+
+// TokenError is the error returned for a refused sign-up or push token.
+// Match the reason with errors.Is(err, ErrTokenExpired) and friends, or
+// get the struct with errors.As. The message never contains the token.
+type TokenError struct {
+	// Reason is why the token was refused.
+	Reason TokenReason
+	// Err is the underlying detail or cause, possibly nil.
+	Err error
+
+	// kind names the token ("sign-up", "push") in messages.
+	kind string
+}
+
+// Error describes the refusal: which token, the reason and the detail.
+func (e *TokenError) Error() string {
+	kind := e.kind
+	if kind == "" {
+		kind = "JWT"
+	}
+	msg := "marketplace: " + kind + " token refused: " + string(e.Reason)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the reason and the cause, so errors.Is matches both.
+func (e *TokenError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Reason}
+	}
+	return []error{e.Reason, e.Err}
+}
+
+// Retryable reports whether presenting the same token again later may
+// succeed: true only for ErrKeysUnavailable.
+func (e *TokenError) Retryable() bool { return e.Reason == ErrKeysUnavailable }
+
+// MaxTokenSize is the longest token the verifiers parse, in bytes. Google's
+// sign-up and push tokens are about 1 KiB; anything much larger is refused
+// with ErrTokenTooLarge before it is decoded.
+const MaxTokenSize = 8 << 10
+
+// defaultTokenLeeway is the clock skew allowed on exp, iat and nbf unless
+// an option sets another.
+const defaultTokenLeeway = 30 * time.Second
+
+// maxTokenLeeway bounds the configurable skew: a sign-up token lives five
+// minutes, so a larger leeway would make exp meaningless.
+const maxTokenLeeway = 5 * time.Minute
+
+func checkLeeway(d time.Duration) error {
+	if d < 0 || d > maxTokenLeeway {
+		return fmt.Errorf("marketplace: token leeway %v out of range [0, %v]", d, maxTokenLeeway)
+	}
+	return nil
+}
+
+// Key cache tuning. Google serves its keys with Cache-Control max-age of a
+// few hours and publishes the next key well before it signs with it.
+const (
+	// keyRefreshInterval is the minimum time between two fetches of a key
+	// set, successful or not: a flood of tokens with made-up kids causes at
+	// most one request per interval.
+	keyRefreshInterval = 30 * time.Second
+	// keyDefaultTTL applies when the response has no usable max-age.
+	keyDefaultTTL = 5 * time.Minute
+	keyMinTTL     = time.Minute
+	keyMaxTTL     = 24 * time.Hour
+	// keyFetchTimeout bounds one fetch, whatever the caller's context says.
+	keyFetchTimeout = 10 * time.Second
+	// maxKeySetBytes bounds the key set response body (Google's are ~4 KiB).
+	maxKeySetBytes = 1 << 20
+	// minRSAKeyBits refuses keys too weak to trust; Google's are 2048 bits.
+	minRSAKeyBits = 2048
+)
+
+// keySetFormat is how a key endpoint encodes its keys.
+type keySetFormat int
+
+const (
+	// formatX509 is Google's robot metadata map {"kid": "-----BEGIN CERTIFICATE-----..."}.
+	formatX509 keySetFormat = iota + 1
+	// formatJWKS is a JWK Set {"keys": [{"kty": "RSA", "kid", "n", "e", ...}]}.
+	formatJWKS
+)
+
+// checkKeyURL accepts https URLs, and http only to a loopback host (the
+// emulator, a test server): keys fetched in clear text over a network could
+// be replaced by anyone on the path.
+func checkKeyURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("marketplace: key URL: %w", err)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("marketplace: key URL %q has no host", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+			return nil
+		}
+		return fmt.Errorf("marketplace: key URL %q: http is allowed only to a loopback host; use https", raw)
+	default:
+		return fmt.Errorf("marketplace: key URL %q: scheme must be https", raw)
+	}
+}
+
+// newKeyHTTPClient is the client used when no option supplies one: unlike
+// http.DefaultClient it has a timeout.
+func newKeyHTTPClient() *http.Client { return &http.Client{Timeout: keyFetchTimeout} }
+
+// keyCache holds one endpoint's RSA public keys by kid. It refetches the set
+// when it expires (per Cache-Control max-age) or when a token names a kid it
+// does not hold, at most once per keyRefreshInterval, and lets concurrent
+// callers share one fetch. A successful fetch replaces the whole set, so a
+// key Google stops serving stops verifying. It is safe for concurrent use.
+type keyCache struct {
+	url    string
+	format keySetFormat
+	client *http.Client
+	now    func() time.Time
+	logger *slog.Logger
+	kind   string // "sign-up" or "push", for errors
+
+	mu          sync.Mutex
+	keys        map[string]*rsa.PublicKey // nil until the first successful fetch
+	expires     time.Time
+	lastAttempt time.Time     // start of the last fetch that counts against the rate limit
+	lastErr     error         // outcome of that fetch
+	inflight    chan struct{} // closed when the running fetch ends; nil if none
+}
+
+func newKeyCache(kind, rawURL string, format keySetFormat, client *http.Client, now func() time.Time, logger *slog.Logger) *keyCache {
+	return &keyCache{url: rawURL, format: format, client: client, now: now, logger: logger, kind: kind}
+}
+
+func (c *keyCache) tokenErr(reason TokenReason, err error) *TokenError {
+	return &TokenError{Reason: reason, Err: err, kind: c.kind}
+}
+
+// key returns the public key for kid, fetching the key set if it is not
+// loaded, has expired, or lacks kid (subject to the rate limit). Errors are
+// *TokenError with ErrTokenUnknownKey or ErrKeysUnavailable.
+func (c *keyCache) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
+	for {
+		c.mu.Lock()
+		now := c.now()
+		fresh := c.keys != nil && now.Before(c.expires)
+		if k, ok := c.keys[kid]; ok && fresh {
+			c.mu.Unlock()
+			return k, nil
+		}
+		if wait := c.inflight; wait != nil {
+			c.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, c.tokenErr(ErrKeysUnavailable, fmt.Errorf("waiting for keys from %s: %w", c.url, ctx.Err()))
+			}
+		}
+		if since := now.Sub(c.lastAttempt); !c.lastAttempt.IsZero() && since >= 0 && since < keyRefreshInterval {
+			lastErr := c.lastErr
+			c.mu.Unlock()
+			switch {
+			case lastErr != nil:
+				return nil, c.tokenErr(ErrKeysUnavailable, lastErr)
+			case fresh:
+				return nil, c.tokenErr(ErrTokenUnknownKey, fmt.Errorf("kid %q is not among the %d keys served by %s", truncate(kid, 64), len(c.keys), c.url))
+			default:
+				return nil, c.tokenErr(ErrKeysUnavailable, fmt.Errorf("keys from %s expired and the next refresh is rate limited", c.url))
+			}
+		}
+
+		// This caller fetches; others wait for it.
+		prevAttempt := c.lastAttempt
+		c.lastAttempt = now
+		done := make(chan struct{})
+		c.inflight = done
+		c.mu.Unlock()
+
+		keys, ttl, err := c.fetch(ctx)
+
+		c.mu.Lock()
+		switch {
+		case err == nil:
+			c.keys, c.expires, c.lastErr = keys, c.now().Add(ttl), nil
+		case ctx.Err() != nil:
+			// The caller gave up: that says nothing about the endpoint, so
+			// it does not count against the rate limit.
+			c.lastAttempt = prevAttempt
+		default:
+			c.lastErr = err
+		}
+		c.inflight = nil
+		close(done)
+		c.mu.Unlock()
+
+		if err == nil {
+			c.logger.LogAttrs(ctx, slog.LevelDebug, "marketplace: fetched signing keys",
+				slog.String("url", c.url), slog.Int("keys", len(keys)), slog.Duration("ttl", ttl))
+			continue // look kid up in the new set
+		}
+		if ctx.Err() != nil {
+			return nil, c.tokenErr(ErrKeysUnavailable, err)
+		}
+		c.logger.LogAttrs(ctx, slog.LevelWarn, "marketplace: fetching signing keys failed",
+			slog.String("url", c.url), slog.String("error", err.Error()))
+		return nil, c.tokenErr(ErrKeysUnavailable, err)
+	}
+}
+
+// fetch downloads and parses the key set, returning how long to cache it.
+func (c *keyCache) fetch(ctx context.Context) (map[string]*rsa.PublicKey, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, keyFetchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("fetch keys: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("fetch keys: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		return nil, 0, fmt.Errorf("fetch keys: GET %s: status %s", c.url, resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxKeySetBytes+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("fetch keys: read %s: %w", c.url, err)
+	}
+	if len(body) > maxKeySetBytes {
+		return nil, 0, fmt.Errorf("fetch keys: %s: body larger than %d bytes", c.url, maxKeySetBytes)
+	}
+	keys, skipped, err := parseKeySet(c.format, body)
+	if err != nil {
+		return nil, 0, fmt.Errorf("fetch keys: %s: %w", c.url, err)
+	}
+	for _, s := range skipped {
+		c.logger.LogAttrs(ctx, slog.LevelWarn, "marketplace: ignored a signing key",
+			slog.String("url", c.url), slog.String("reason", s))
+	}
+	return keys, cacheTTL(resp.Header), nil
+}
+
+// parseKeySet decodes a key set. Entries that are not usable RSA signing
+// keys are skipped (and described in skipped); a set with no usable key is
+// an error.
+func parseKeySet(format keySetFormat, body []byte) (keys map[string]*rsa.PublicKey, skipped []string, err error) {
+	keys = map[string]*rsa.PublicKey{}
+	switch format {
+	case formatX509:
+		var certs map[string]string
+		if err := json.Unmarshal(body, &certs); err != nil {
+			return nil, nil, fmt.Errorf("decode certificate map: %w", err)
+		}
+		for kid, certPEM := range certs {
+			k, err := rsaKeyFromCertPEM(certPEM)
+			if err != nil || kid == "" {
+				skipped = append(skipped, fmt.Sprintf("kid %q: %v", truncate(kid, 64), errOr(err, "empty kid")))
+				continue
+			}
+			keys[kid] = k
+		}
+	case formatJWKS:
+		var set struct {
+			Keys []jsonWebKey `json:"keys"`
+		}
+		if err := json.Unmarshal(body, &set); err != nil {
+			return nil, nil, fmt.Errorf("decode JWK set: %w", err)
+		}
+		for _, jwk := range set.Keys {
+			k, err := jwk.rsaKey()
+			if err != nil {
+				skipped = append(skipped, fmt.Sprintf("kid %q: %v", truncate(jwk.Kid, 64), err))
+				continue
+			}
+			keys[jwk.Kid] = k
+		}
+	default:
+		return nil, nil, fmt.Errorf("unknown key set format %d", format)
+	}
+	if len(keys) == 0 {
+		return nil, skipped, fmt.Errorf("no usable RSA key in the key set (%d skipped)", len(skipped))
+	}
+	return keys, skipped, nil
+}
+
+func errOr(err error, msg string) string {
+	if err != nil {
+		return err.Error()
+	}
+	return msg
+}
+
+func rsaKeyFromCertPEM(certPEM string) (*rsa.PublicKey, error) {
+	block, _ := pem.Decode([]byte(certPEM))
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("not a PEM certificate")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	// Validity dates are not checked: the pinned HTTPS endpoint is what
+	// vouches for the key, and Google removes a key from it on rotation.
+	k, ok := cert.PublicKey.(*rsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("certificate key is %T, not RSA", cert.PublicKey)
+	}
+	return k, checkRSAKey(k)
+}
+
+func checkRSAKey(k *rsa.PublicKey) error {
+	if bits := k.N.BitLen(); bits < minRSAKeyBits {
+		return fmt.Errorf("RSA key of %d bits is below the %d-bit minimum", bits, minRSAKeyBits)
+	}
+	return nil
+}
+
+// jsonWebKey is the subset of RFC 7517 the verifiers need.
+type jsonWebKey struct {
+	Kty string `json:"kty"`
+	Alg string `json:"alg"`
+	Use string `json:"use"`
+	Kid string `json:"kid"`
+	N   string `json:"n"`
+	E   string `json:"e"`
+}
+
+func (j jsonWebKey) rsaKey() (*rsa.PublicKey, error) {
+	switch {
+	case j.Kid == "":
+		return nil, errors.New("empty kid")
+	case j.Kty != "RSA":
+		return nil, fmt.Errorf("kty %q is not RSA", truncate(j.Kty, 16))
+	case j.Alg != "" && j.Alg != "RS256":
+		return nil, fmt.Errorf("alg %q is not RS256", truncate(j.Alg, 16))
+	case j.Use != "" && j.Use != "sig":
+		return nil, fmt.Errorf("use %q is not sig", truncate(j.Use, 16))
+	}
+	n, err := decodeB64URL(j.N)
+	if err != nil {
+		return nil, fmt.Errorf("modulus: %w", err)
+	}
+	e, err := decodeB64URL(j.E)
+	if err != nil {
+		return nil, fmt.Errorf("exponent: %w", err)
+	}
+	if len(e) == 0 || len(e) > 4 {
+		return nil, fmt.Errorf("exponent of %d bytes", len(e))
+	}
+	exp := new(big.Int).SetBytes(e).Int64()
+	if exp < 3 || exp%2 == 0 {
+		return nil, fmt.Errorf("exponent %d is not an odd number >= 3", exp)
+	}
+	k := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(exp)}
+	return k, checkRSAKey(k)
+}
+
+// decodeB64URL decodes base64url with or without padding.
+func decodeB64URL(s string) ([]byte, error) {
+	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+}
+
+// cacheTTL is how long to keep a key set, from the response's Cache-Control
+// max-age less its Age, clamped to [keyMinTTL, keyMaxTTL]. no-store and
+// no-cache get the minimum; a missing max-age the default.
+func cacheTTL(h http.Header) time.Duration {
+	ttl := time.Duration(-1)
+	for _, directive := range strings.Split(strings.Join(h.Values("Cache-Control"), ","), ",") {
+		name, value, _ := strings.Cut(strings.TrimSpace(directive), "=")
+		switch strings.ToLower(name) {
+		case "no-store", "no-cache":
+			return keyMinTTL
+		case "max-age":
+			secs, err := strconv.ParseInt(strings.Trim(value, `"`), 10, 64)
+			if err == nil && secs >= 0 && secs < int64(keyMaxTTL/time.Second) {
+				ttl = time.Duration(secs) * time.Second
+			} else if err == nil && secs >= 0 {
+				ttl = keyMaxTTL
+			}
+		}
+	}
+	if ttl < 0 {
+		return keyDefaultTTL
+	}
+	if age, err := strconv.ParseInt(h.Get("Age"), 10, 64); err == nil && age > 0 && age < int64(keyMaxTTL/time.Second) {
+		ttl -= time.Duration(age) * time.Second
+	}
+	return min(max(ttl, keyMinTTL), keyMaxTTL)
+}
+
+// truncate shortens attacker-controlled strings before they go into an
+// error message or a log.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// jwtCheck is the RS256 verification both verifiers run.
+type jwtCheck struct {
+	kind      string   // "sign-up" or "push"
+	issuers   []string // accepted iss values, compared before any key is fetched
+	audiences []string
+	leeway    time.Duration
+	now       func() time.Time
+	keys      *keyCache
+}
+
+func (j *jwtCheck) tokenErr(reason TokenReason, err error) *TokenError {
+	return &TokenError{Reason: reason, Err: err, kind: j.kind}
+}
+
+// verify checks token and decodes its claims into claims (a pointer to a
+// struct embedding jwt.RegisteredClaims). The order matters: size, then alg
+// and iss from the unverified token, and only then the key by kid from the
+// pinned key URL, the signature, and the time and audience claims.
+func (j *jwtCheck) verify(ctx context.Context, token string, claims jwt.Claims) error {
+	if token == "" {
+		return j.tokenErr(ErrTokenMissing, nil)
+	}
+	if len(token) > MaxTokenSize {
+		return j.tokenErr(ErrTokenTooLarge, fmt.Errorf("%d bytes, the limit is %d", len(token), MaxTokenSize))
+	}
+	alg, iss, err := peekToken(token)
+	if err != nil {
+		return j.tokenErr(ErrTokenMalformed, err)
+	}
+	if alg != jwt.SigningMethodRS256.Alg() {
+		return j.tokenErr(ErrTokenAlgorithm, fmt.Errorf("alg %q, want RS256", truncate(alg, 32)))
+	}
+	if !slices.Contains(j.issuers, iss) {
+		return j.tokenErr(ErrTokenIssuer, fmt.Errorf("iss %q", truncate(iss, 128)))
+	}
+
+	parser := jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
+		jwt.WithIssuer(iss),
+		jwt.WithAudience(j.audiences...),
+		jwt.WithLeeway(j.leeway),
+		jwt.WithIssuedAt(),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(j.now),
+	)
+	_, err = parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		if kid == "" {
+			return nil, j.tokenErr(ErrTokenUnknownKey, errors.New("no kid header"))
+		}
+		key, err := j.keys.key(ctx, kid)
+		if err != nil {
+			return nil, err
+		}
+		if len(t.Signature) != key.Size() {
+			return nil, j.tokenErr(ErrTokenMalformed, fmt.Errorf("signature is %d bytes, an RS256 signature by key %q is %d", len(t.Signature), truncate(kid, 64), key.Size()))
+		}
+		return key, nil
+	})
+	if err != nil {
+		return j.classify(err, claims)
+	}
+	if iat, _ := claims.GetIssuedAt(); iat == nil {
+		return j.tokenErr(ErrTokenMalformed, errors.New("iat claim is required"))
+	}
+	if sub, _ := claims.GetSubject(); sub == "" {
+		return j.tokenErr(ErrTokenSubject, nil)
+	}
+	return nil
+}
+
+// classify turns a jwt parse error into a *TokenError. When several claims
+// are wrong the first in this order wins: expiry, issue time, audience,
+// issuer.
+func (j *jwtCheck) classify(err error, claims jwt.Claims) error {
+	var te *TokenError
+	if errors.As(err, &te) {
+		return te // from the Keyfunc
+	}
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return j.tokenErr(ErrTokenMalformed, err)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return j.tokenErr(ErrTokenSignature, err)
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return j.tokenErr(ErrTokenExpired, err)
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued), errors.Is(err, jwt.ErrTokenNotValidYet):
+		return j.tokenErr(ErrTokenIssuedInFuture, err)
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		aud, _ := claims.GetAudience()
+		return j.tokenErr(ErrTokenAudience, fmt.Errorf("aud %q: %w", truncate(strings.Join(aud, ","), 128), err))
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return j.tokenErr(ErrTokenIssuer, err)
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		if aud, _ := claims.GetAudience(); len(aud) == 0 || (len(aud) == 1 && aud[0] == "") {
+			return j.tokenErr(ErrTokenAudience, err)
+		}
+		return j.tokenErr(ErrTokenMalformed, err)
+	default:
+		return j.tokenErr(ErrTokenMalformed, err)
+	}
+}
+
+// peekToken reads alg from the header and iss from the payload without
+// verifying anything, so both can be checked before any key is fetched.
+// The header is decoded into a map and the payload into a struct, exactly
+// as the jwt package decodes them afterwards.
+func peekToken(token string) (alg, iss string, err error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return "", "", fmt.Errorf("%d segments, want 3", len(parts))
+	}
+	headerJSON, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return "", "", fmt.Errorf("header: %w", err)
+	}
+	var header map[string]any
+	if err := json.Unmarshal(headerJSON, &header); err != nil {
+		return "", "", fmt.Errorf("header: %w", err)
+	}
+	alg, ok := header["alg"].(string)
+	if !ok {
+		return "", "", errors.New("header: alg missing or not a string")
+	}
+	payloadJSON, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", "", fmt.Errorf("payload: %w", err)
+	}
+	var payload struct {
+		Issuer string `json:"iss"`
+	}
+	if err := json.Unmarshal(payloadJSON, &payload); err != nil {
+		return "", "", fmt.Errorf("payload: %w", err)
+	}
+	return alg, payload.Issuer, nil
+}
