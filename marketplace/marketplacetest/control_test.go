@@ -137,7 +137,12 @@ func TestControlAPI(t *testing.T) {
 		}},
 	}}}
 	c.ok("POST", "/v1/services/"+s.ServiceName()+":report", report)
-	c.ok("POST", "/v1/services/"+s.ServiceName()+":report", report) // a retry with the same operationId
+	c.ok("POST", "/v1/services/"+s.ServiceName()+":report", report) // a resend: deduplicated
+	report["operations"].([]map[string]any)[0]["metricValueSets"] = []map[string]any{{
+		"metricName":   s.ServiceName() + "/requests",
+		"metricValues": []map[string]any{{"int64Value": "8"}},
+	}}
+	c.ok("POST", "/v1/services/"+s.ServiceName()+":report", report) // the same operationId for other usage
 	reports := c.ok("GET", "/control/reports", nil)["reports"].([]any)
 	require.NotEmpty(t, reports)
 	first := reports[0].(map[string]any)
@@ -147,7 +152,7 @@ func TestControlAPI(t *testing.T) {
 	assert.Equal(t, s.ServiceName()+"/requests", metric["name"])
 	assert.Equal(t, "7", metric["int64Value"])
 	violations := c.ok("GET", "/control/violations", nil)["violations"].([]any)
-	require.Len(t, violations, 1, "the retried operationId is a DuplicateOperation")
+	require.Len(t, violations, 1, "the reused operationId is a DuplicateOperation")
 	v := violations[0].(map[string]any)
 	assert.Equal(t, "DuplicateOperation", v["kind"])
 	assert.Equal(t, "op-1", v["operationId"])

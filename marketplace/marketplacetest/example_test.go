@@ -79,18 +79,23 @@ func ExampleServer_Violations() {
 			MetricValues: []*sc.MetricValue{{Int64Value: &value}},
 		}},
 	}
-	for range 2 {
+	send := func() {
 		resp, err := svc.Services.Report(s.ServiceName(), &sc.ReportRequest{Operations: []*sc.Operation{op}}).Context(ctx).Do()
 		fmt.Println(err, len(resp.ReportErrors))
 	}
-	fmt.Println(s.BilledTotal(ent.UsageReportingID, s.ServiceName()+"/requests"))
+	send()
+	send() // a resend after a lost response: deduplicated
+	value = 7
+	send() // the same operationId for other usage: flagged
+	fmt.Println(s.BilledTotal(ent.UsageReportingID, s.ServiceName()+"/requests"), len(s.Resends()))
 	for _, v := range s.Violations() {
 		fmt.Println(v.Kind, v.OperationID)
 	}
 	// Output:
 	// <nil> 0
 	// <nil> 0
-	// 84
+	// <nil> 0
+	// 49 1
 	// DuplicateOperation 6f1c2a34-0000-5000-8000-000000000001
 }
 

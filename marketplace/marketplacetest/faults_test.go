@@ -123,8 +123,8 @@ func TestFaultLostResponse(t *testing.T) {
 	// The client's retry now meets the new state.
 	requireAPIError(t, doErr(svc.Providers.Entitlements.Approve(name, &ccp.ApproveEntitlementRequest{}).Context(ctx).Do()), 400, "FAILED_PRECONDITION")
 
-	// Service Control: the report is accepted, the answer lost; a resend
-	// with the same operationId is what the detector flags.
+	// Service Control: the report is accepted, the answer lost; the resend
+	// with the same operationId and content is deduplicated, not billed twice.
 	consumer := usageConsumer(t, s)
 	scs := serviceControlClient(t, s)
 	op := usageOp("lost-1", consumer, s.Clock().Now(), s.ServiceName()+"/requests", 3)
@@ -132,8 +132,9 @@ func TestFaultLostResponse(t *testing.T) {
 	requireAPIError(t, doErr(scs.Services.Report(s.ServiceName(), &sc.ReportRequest{Operations: []*sc.Operation{op}}).Context(ctx).Do()), 503, "UNAVAILABLE")
 	_, err = scs.Services.Report(s.ServiceName(), &sc.ReportRequest{Operations: []*sc.Operation{op}}).Context(ctx).Do()
 	require.NoError(t, err)
-	require.Len(t, s.Violations(), 1)
-	assert.Equal(t, DuplicateOperation, s.Violations()[0].Kind)
+	assert.Empty(t, s.Violations())
+	require.Len(t, s.Resends(), 1)
+	assert.Equal(t, int64(3), s.BilledTotal(consumer, s.ServiceName()+"/requests"))
 }
 
 func TestCloseEndsSleepingFaults(t *testing.T) {

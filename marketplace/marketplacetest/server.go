@@ -126,11 +126,17 @@
 //     in report; an unknown metric is a reportError INVALID_ARGUMENT. A
 //     consumer whose check error is SERVICE_NOT_ACTIVATED, BILLING_DISABLED
 //     or PROJECT_DELETED also gets reportError FAILED_PRECONDITION (code 9):
-//     the docs say such a customer is not charged. Reports with an
-//     operationId already accepted, or overlapping an accepted window for
-//     the same consumer, metric and userLabels, are accepted (whether
-//     Google deduplicates is undocumented) and recorded as Violations: the
-//     double-billing detector tests assert on.
+//     the docs say such a customer is not charged.
+//   - Operation ids deduplicate: an operation that repeats an accepted
+//     one exactly (same operationId and content, as a client resends after
+//     a lost response) is billed once and listed by Resends. The Service
+//     Control reference recommends UUID version 5 ids precisely so that
+//     operations "computed from existing information" can be deduplicated;
+//     whether production deduplicates is undocumented. The double-billing
+//     detector (Violations) flags an operationId reused for different
+//     usage, and two operations under different ids whose intervals overlap
+//     for the same consumer, metric, metric labels and userLabels; both are
+//     accepted and billed, as Google would.
 //   - Faults are injected per method in the HTTP middleware, before the
 //     handler; FaultLostResponse runs the handler (state changes, events
 //     publish) and then answers 503 UNAVAILABLE. Faulted calls count in
@@ -182,8 +188,10 @@ type Server struct {
 	cfg   config
 	clock *Clock
 	http  *httptest.Server
-	mux   *http.ServeMux
-	ps    *pstest.Server
+	// client is the HTTP client ClientOptions hands out.
+	client *http.Client
+	mux    *http.ServeMux
+	ps     *pstest.Server
 
 	// done is closed by Close so that handlers sleeping for a fault return.
 	done chan struct{}
@@ -374,6 +382,13 @@ func NewServer(opts ...Option) (*Server, error) {
 	s.signup.baseURL = base
 	s.push.baseURL = base
 	s.http.Start()
+	// httptest's client keeps Go's default of two idle connections per
+	// host: concurrent callers would open a new connection for most calls
+	// and measure connection set-up instead of the API.
+	s.client = s.http.Client()
+	if t, ok := s.client.Transport.(*http.Transport); ok {
+		t.MaxIdleConnsPerHost = 64
+	}
 	s.clock.setOnChange(func() { s.Tick(context.Background()) })
 	return s, nil
 }
@@ -414,7 +429,7 @@ func (s *Server) ClientOptions() []option.ClientOption {
 	return []option.ClientOption{
 		option.WithEndpoint(s.http.URL + "/"),
 		option.WithoutAuthentication(),
-		option.WithHTTPClient(s.http.Client()),
+		option.WithHTTPClient(s.client),
 	}
 }
 

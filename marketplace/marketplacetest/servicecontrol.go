@@ -45,7 +45,11 @@ type ReportedMetric struct {
 type ViolationKind string
 
 const (
-	// DuplicateOperation: an operationId accepted a second time.
+	// DuplicateOperation: an operationId accepted again for different
+	// usage (another consumer, interval, metric, value or label). One of
+	// the two is billed under the other's id: Service Control cannot tell
+	// them apart. An identical resend (same id, same content, as after a
+	// lost response) is not a violation: see Resends.
 	DuplicateOperation ViolationKind = "DuplicateOperation"
 	// OverlappingUsage: two accepted operations bill the same consumer,
 	// metric, metric labels and userLabels for overlapping [start, end)
@@ -79,7 +83,8 @@ type serviceControl struct {
 	checkErrors  map[string]string
 	reportErrors map[string]injectedReportError
 	accepted     []ReportedOperation
-	acceptedIDs  map[string]bool
+	acceptedIDs  map[string]string // operationId → content fingerprint
+	resends      []ReportedOperation
 	intervals    map[string][]usageInterval
 	violations   []Violation
 	checkCalls   map[string]int
@@ -89,7 +94,7 @@ type serviceControl struct {
 func (sc *serviceControl) init() {
 	sc.checkErrors = map[string]string{}
 	sc.reportErrors = map[string]injectedReportError{}
-	sc.acceptedIDs = map[string]bool{}
+	sc.acceptedIDs = map[string]string{}
 	sc.intervals = map[string][]usageInterval{}
 	sc.checkCalls = map[string]int{}
 }
@@ -155,6 +160,34 @@ func (s *Server) BilledTotal(consumerID, metric string) int64 {
 		}
 	}
 	return sum
+}
+
+// Resends returns the operations that repeated an accepted operation
+// exactly (same id and content): deduplicated, billed once, not in Reports.
+func (s *Server) Resends() []ReportedOperation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sc.resends)
+}
+
+// fingerprint is the billing content of an operation: what must not differ
+// between two operations with one id.
+func fingerprint(op ReportedOperation) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\x00%s\x00%s\x00%s\x00%s", op.ConsumerID,
+		op.Start.UTC().Format(time.RFC3339Nano), op.End.UTC().Format(time.RFC3339Nano),
+		canonicalLabels(op.Labels), canonicalLabels(op.UserLabels))
+	ms := make([]string, 0, len(op.Metrics))
+	for _, m := range op.Metrics {
+		ms = append(ms, fmt.Sprintf("%s\x00%s\x00%s\x00%s\x00%d\x00%v\x00%t", m.Name, canonicalLabels(m.Labels),
+			m.Start.UTC().Format(time.RFC3339Nano), m.End.UTC().Format(time.RFC3339Nano), m.Int64, m.Double, m.IsDouble))
+	}
+	slices.Sort(ms)
+	for _, m := range ms {
+		b.WriteString("\x01")
+		b.WriteString(m)
+	}
+	return b.String()
 }
 
 // Violations returns what the double-billing detector flagged, in order.
@@ -527,16 +560,31 @@ func (s *Server) serviceReport(rt route, body []byte) (any, *apiError) {
 
 // acceptLocked records an accepted operation and runs the double-billing
 // detector on it.
+//
+// An operation whose id was accepted before with the same content is a
+// resend: it is deduplicated (billed once) and kept in Resends. Service
+// Control's reference recommends UUID version 5 ids exactly so that an
+// operation "computed from existing information" can be deduplicated, and a
+// client that lost a response can only resend the same operation; billing it
+// twice would make every lost response a double charge. Whether production
+// Google deduplicates is not documented (google-apis.md §4.3): this is the
+// behaviour the reference implies, and Resends lets tests see every resend.
 func (s *Server) acceptLocked(op ReportedOperation) {
-	s.sc.accepted = append(s.sc.accepted, op)
-	if s.sc.acceptedIDs[op.OperationID] {
+	fp := fingerprint(op)
+	if prev, ok := s.sc.acceptedIDs[op.OperationID]; ok {
+		if prev == fp {
+			s.sc.resends = append(s.sc.resends, op)
+			return
+		}
+		s.sc.accepted = append(s.sc.accepted, op)
 		s.sc.violations = append(s.sc.violations, Violation{
 			Kind: DuplicateOperation, OperationID: op.OperationID, OtherOperationID: op.OperationID,
 			ConsumerID: op.ConsumerID, Start: op.Start, End: op.End,
 		})
 		return
 	}
-	s.sc.acceptedIDs[op.OperationID] = true
+	s.sc.accepted = append(s.sc.accepted, op)
+	s.sc.acceptedIDs[op.OperationID] = fp
 	user := canonicalLabels(op.UserLabels)
 	for _, m := range op.Metrics {
 		key := op.ConsumerID + "\x00" + m.Name + "\x00" + canonicalLabels(m.Labels) + "\x00" + user

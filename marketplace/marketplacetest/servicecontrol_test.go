@@ -187,8 +187,11 @@ func TestDoubleBillingDetector(t *testing.T) {
 	}
 
 	report(usageOp("window-1", consumer, start, metric, 5))
-	// A retry with the same operationId (a lost response, resent).
+	// A retry with the same operationId and content (a lost response,
+	// resent): deduplicated, billed once.
 	report(usageOp("window-1", consumer, start, metric, 5))
+	// The same operationId reused for different usage: a violation.
+	report(usageOp("window-1", consumer, start, metric, 6))
 	// The same usage again under a new id, overlapping half the window.
 	report(usageOp("window-1b", consumer, start.Add(30*time.Minute), metric, 5))
 	// Contiguous with window-1b: fine.
@@ -205,7 +208,10 @@ func TestDoubleBillingDetector(t *testing.T) {
 	assert.Equal(t, "window-1b", v[1].OperationID)
 	assert.Equal(t, "window-1", v[1].OtherOperationID)
 	assert.Equal(t, metric, v[1].Metric)
-	assert.Equal(t, int64(25), s.BilledTotal(consumer, metric), "double billing is accepted, as Google would")
+	assert.Equal(t, int64(26), s.BilledTotal(consumer, metric), "5 once (the resend is deduplicated), 6 under the reused id, then 3×5")
+	resends := s.Resends()
+	require.Len(t, resends, 1)
+	assert.Equal(t, "window-1", resends[0].OperationID)
 }
 
 func TestOverlaps(t *testing.T) {

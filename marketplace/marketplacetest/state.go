@@ -1,7 +1,9 @@
 package marketplacetest
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -228,12 +230,19 @@ func parseYearMonthDuration(d string) (years, months int, ok bool) {
 // runScheduledLocked activates approved entitlements whose scheduled start
 // has come. Entitlements are visited in creation order so events are
 // deterministic.
+// It runs before every API call, so it finds the due ones without sorting
+// everything and allocates nothing when none is due.
 func (s *Server) runScheduledLocked() {
 	now := s.clock.Now()
-	for _, e := range s.sortedEntitlementsLocked() {
+	var due []*entitlement
+	for _, e := range s.state.entitlements {
 		if e.state == StateActivationRequested && e.approved && !e.scheduledStart.After(now) {
-			s.activateLocked(e)
+			due = append(due, e)
 		}
+	}
+	sortBySeq(due, func(e *entitlement) int64 { return e.seq })
+	for _, e := range due {
+		s.activateLocked(e)
 	}
 }
 
@@ -312,11 +321,7 @@ func (s *Server) sortedAccountsLocked() []*account {
 }
 
 func sortBySeq[T any](xs []T, seq func(T) int64) {
-	for i := 1; i < len(xs); i++ {
-		for j := i; j > 0 && seq(xs[j]) < seq(xs[j-1]); j-- {
-			xs[j], xs[j-1] = xs[j-1], xs[j]
-		}
-	}
+	slices.SortFunc(xs, func(a, b T) int { return cmp.Compare(seq(a), seq(b)) })
 }
 
 // knownConsumerLocked reports whether consumerID is the usageReportingId of
