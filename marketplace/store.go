@@ -1,10 +1,8 @@
-// Package marketplace assembles the SDK's pieces (Procurement client, event
-// processing, durable state) into an integration with Google Cloud
-// Marketplace.
 package marketplace
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -42,6 +40,37 @@ type Store interface {
 	// than once returns nil.
 	Close() error
 }
+
+// Viewer is implemented by stores that can run read-only transactions
+// without serialising behind writers (sqlitestore reads from WAL snapshots on
+// separate connections). It is optional: the Store interface does not
+// require it. The Processor uses it, when present, for the reads it does
+// before calling the Procurement API, and InTx otherwise.
+type Viewer interface {
+	// View runs fn in a read-only transaction: a consistent snapshot of
+	// committed data, which includes every transaction whose InTx had
+	// returned before View was called and nothing of any transaction
+	// that has not committed. The write methods of the Tx return an
+	// error wrapping ErrReadOnly and change nothing; Lock only checks its
+	// argument (read-only transactions take no locks: callers that need
+	// serialisation use InTx or their own keyed locks).
+	//
+	// Otherwise View behaves like InTx: it returns fn's error unchanged,
+	// a panic in fn ends the transaction and continues in the caller's
+	// goroutine, a ctx already done returns ctx.Err() without calling fn,
+	// the Tx is valid only until fn returns, and after Close View returns
+	// ErrClosed. fn must not call InTx or View on the same store.
+	//
+	// Views may run concurrently with one another. Whether they also run
+	// beside a transaction in InTx is the store's property: sqlitestore's
+	// do; memstore's wait for it, since its transactions change data in
+	// place.
+	View(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
+}
+
+// ErrReadOnly is wrapped by the error of a write method called on the Tx of
+// a read-only transaction (Viewer.View).
+var ErrReadOnly = errors.New("marketplace: write in a read-only transaction")
 
 // Tx is the view of a Store inside one transaction. Use it only from the
 // goroutine running fn. Its methods return an error wrapping ctx.Err() once

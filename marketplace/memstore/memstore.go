@@ -3,7 +3,9 @@
 //
 // Transactions are serialised by one mutex held for the whole of InTx, so
 // they are trivially isolated and Tx.Lock has nothing left to do. Rollback
-// replays an undo log. Do not use it where several processes share state.
+// replays an undo log. Read-only transactions (View) share the mutex with
+// one another and wait for InTx. Do not use it where several processes
+// share state.
 package memstore
 
 import (
@@ -21,7 +23,7 @@ import (
 // Store is an in-memory marketplace.Store. The zero value is not usable;
 // create one with New. It is safe for concurrent use.
 type Store struct {
-	mu     sync.Mutex // held for the whole of each transaction
+	mu     sync.RWMutex // held for the whole of each transaction; read-held by View (read.go)
 	closed bool
 
 	processed map[string]time.Time
@@ -31,6 +33,8 @@ type Store struct {
 	poison    []poisonRow
 	seq       int64 // last approval Seq handed out
 	poisonSeq int64 // insertion order, to break ties between equal At
+
+	ledger ledgerState // usage.Ledger (ledger.go)
 }
 
 type approvalKey struct {

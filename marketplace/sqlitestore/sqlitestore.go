@@ -35,6 +35,14 @@
 // COMMIT, transactions are serialised across goroutines and processes, and
 // Tx.Lock has nothing left to do: it only validates its argument.
 //
+// # Reads
+//
+// View (marketplace.Viewer) runs read-only transactions on a separate pool
+// of 4 connections that cannot write (PRAGMA query_only): the writer's stays
+// the only connection that writes. In WAL mode each View reads the last
+// commit made before its first statement, beside the writer and without
+// waiting for it, so reads do not queue behind group commits.
+//
 // # Schema
 //
 // Migrations are embedded; Open applies the pending ones in one transaction
@@ -138,9 +146,10 @@ type Store struct {
 	log      *slog.Logger
 	maxBatch int
 
-	db    *sql.DB
-	conn  *sql.Conn // the writer's connection, and the only one
-	stmts *statements
+	db      *sql.DB
+	conn    *sql.Conn // the writer's connection, and the only one that writes
+	stmts   *statements
+	readers *readers // read-only connections for View (read.go)
 
 	requests   chan *request // unbuffered: the writer drains waiting senders
 	closing    chan struct{}
@@ -148,6 +157,9 @@ type Store struct {
 	closeOnce  sync.Once
 
 	testHookBatch func(kept int, err error) // called by the writer after each commit
+
+	ledgerStmts map[string]*sql.Stmt // usage.Ledger statements (ledger.go), used only in a writer turn
+	adds        addCombiner          // concurrent AddUsage calls share a turn (ledger.go)
 }
 
 var _ marketplace.Store = (*Store)(nil)
@@ -195,6 +207,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		writerDone: make(chan struct{}),
 	}
 	if err := s.open(ctx); err != nil {
+		if s.readers != nil {
+			_ = s.readers.close()
+		}
 		if s.stmts != nil {
 			s.stmts.close()
 		}
@@ -222,6 +237,9 @@ func (s *Store) open(ctx context.Context) error {
 		return fmt.Errorf("sqlitestore: open %q: %w", s.path, err)
 	}
 	s.stmts = stmts
+	if s.readers, err = openReaders(ctx, s.path); err != nil {
+		return fmt.Errorf("sqlitestore: open %q: %w", s.path, err)
+	}
 	return nil
 }
 
@@ -235,18 +253,20 @@ func dsn(path string, sync Synchronous) string {
 		escaped, busyTimeoutMillis, sync)
 }
 
-// Close stops the writer after the transactions it has accepted, then closes
-// the database. Later InTx calls fail with marketplace.ErrClosed.
+// Close stops the writer after the transactions it has accepted, waits for
+// running Views, then closes the database. Later InTx and View calls fail
+// with marketplace.ErrClosed.
 // Only the first call does anything; later calls return nil.
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		<-s.writerDone
+		rerr := s.readers.close() // waits for running Views
 		s.stmts.close()
 		// Closing the last connection checkpoints the WAL into the
 		// database file and removes it.
-		err = errors.Join(s.conn.Close(), s.db.Close())
+		err = errors.Join(rerr, s.conn.Close(), s.db.Close())
 		if err != nil {
 			err = fmt.Errorf("sqlitestore: close %q: %w", s.path, err)
 		}

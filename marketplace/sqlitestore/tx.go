@@ -49,13 +49,61 @@ func encodeTimes(ts ...time.Time) ([]string, error) {
 	return out, nil
 }
 
-// statements are prepared once on the writer's connection.
+// statements are prepared once on the writer's connection. The read
+// statements are kept by their SQL text (readQueries), the key the querier
+// interface uses.
 type statements struct {
-	markProcessed, isProcessed, pruneProcessed                            *sql.Stmt
-	getAccount, putAccount, deleteAccount, listAccounts                   *sql.Stmt
-	getEntitlement, putEntitlement, advanceEntitlement, deleteEntitlement *sql.Stmt
-	enqueueApproval, getApproval, listApprovals, deleteApproval           *sql.Stmt
-	recordPoison, listPoison                                              *sql.Stmt
+	conn                                                  *sql.Conn
+	reads                                                 map[string]*sql.Stmt
+	markProcessed, pruneProcessed                         *sql.Stmt
+	putAccount, deleteAccount                             *sql.Stmt
+	putEntitlement, advanceEntitlement, deleteEntitlement *sql.Stmt
+	enqueueApproval, deleteApproval                       *sql.Stmt
+	recordPoison                                          *sql.Stmt
+}
+
+// The statements that only read, shared by the writer's transactions and
+// the readers' (View).
+const (
+	queryIsProcessed    = "SELECT 1 FROM processed_events WHERE event_id = ?"
+	queryGetAccount     = "SELECT " + accountColumns + " FROM accounts WHERE id = ?"
+	queryListAccounts   = "SELECT " + accountColumns + " FROM accounts ORDER BY id"
+	queryGetEntitlement = "SELECT " + entitlementColumns + " FROM entitlements WHERE id = ?"
+	queryGetApproval    = "SELECT " + approvalColumns + " FROM approval_queue WHERE entitlement_id = ? AND kind = ?"
+	queryListApprovals  = "SELECT " + approvalColumns + " FROM approval_queue ORDER BY seq"
+	queryListPoison     = "SELECT message_id, event_id, reason, data, at FROM poison_messages ORDER BY at DESC, id DESC LIMIT ?"
+)
+
+// readQueries are prepared ahead on every connection that runs them.
+var readQueries = []string{
+	queryIsProcessed, queryGetAccount, queryListAccounts, queryGetEntitlement,
+	queryGetApproval, queryListApprovals, queryListPoison,
+}
+
+// querier runs the statements that read. Statements are named by their SQL
+// text; an implementation runs the ones it has prepared (readQueries) as
+// such, and any other (ListEntitlements builds its query) directly. It is
+// implemented by the writer's statements and by a reader connection
+// (read.go), so that the Tx read methods are one code for both.
+type querier interface {
+	queryRow(query string, args ...any) *sql.Row
+	query(query string, args ...any) (*sql.Rows, error)
+}
+
+var _ querier = (*statements)(nil)
+
+func (st *statements) queryRow(query string, args ...any) *sql.Row {
+	if ps, ok := st.reads[query]; ok {
+		return ps.QueryRowContext(stmtCtx, args...)
+	}
+	return st.conn.QueryRowContext(stmtCtx, query, args...)
+}
+
+func (st *statements) query(query string, args ...any) (*sql.Rows, error) {
+	if ps, ok := st.reads[query]; ok {
+		return ps.QueryContext(stmtCtx, args...)
+	}
+	return st.conn.QueryContext(stmtCtx, query, args...)
 }
 
 const (
@@ -69,7 +117,7 @@ const (
 )
 
 func prepareStatements(ctx context.Context, conn *sql.Conn) (*statements, error) {
-	st := &statements{}
+	st := &statements{conn: conn, reads: make(map[string]*sql.Stmt, len(readQueries))}
 	var err error
 	prep := func(dst **sql.Stmt, query string) {
 		if err != nil {
@@ -81,17 +129,13 @@ func prepareStatements(ctx context.Context, conn *sql.Conn) (*statements, error)
 		}
 	}
 	prep(&st.markProcessed, "INSERT INTO processed_events (event_id, processed_at) VALUES (?, ?) ON CONFLICT (event_id) DO NOTHING")
-	prep(&st.isProcessed, "SELECT 1 FROM processed_events WHERE event_id = ?")
 	prep(&st.pruneProcessed, "DELETE FROM processed_events WHERE processed_at < ?")
 
-	prep(&st.getAccount, "SELECT "+accountColumns+" FROM accounts WHERE id = ?")
 	prep(&st.putAccount, "INSERT INTO accounts ("+accountColumns+") VALUES (?, ?, ?, ?, ?, ?)"+
 		" ON CONFLICT (id) DO UPDATE SET signup_approved = excluded.signup_approved, vendor_user_id = excluded.vendor_user_id,"+
 		" user_identity = excluded.user_identity, update_time = excluded.update_time, created_at = excluded.created_at")
 	prep(&st.deleteAccount, "DELETE FROM accounts WHERE id = ?")
-	prep(&st.listAccounts, "SELECT "+accountColumns+" FROM accounts ORDER BY id")
 
-	prep(&st.getEntitlement, "SELECT "+entitlementColumns+" FROM entitlements WHERE id = ?")
 	prep(&st.putEntitlement, upsertEntitlement)
 	// The updateTime guard: the DO UPDATE applies only to a strictly newer
 	// update, and changes() is 0 when it does not.
@@ -101,12 +145,16 @@ func prepareStatements(ctx context.Context, conn *sql.Conn) (*statements, error)
 	prep(&st.enqueueApproval, "INSERT INTO approval_queue (entitlement_id, kind, account_id, plan, requested_at) VALUES (?, ?, ?, ?, ?)"+
 		" ON CONFLICT (entitlement_id, kind) DO UPDATE SET account_id = excluded.account_id, plan = excluded.plan,"+
 		" requested_at = excluded.requested_at RETURNING seq")
-	prep(&st.getApproval, "SELECT "+approvalColumns+" FROM approval_queue WHERE entitlement_id = ? AND kind = ?")
-	prep(&st.listApprovals, "SELECT "+approvalColumns+" FROM approval_queue ORDER BY seq")
 	prep(&st.deleteApproval, "DELETE FROM approval_queue WHERE entitlement_id = ? AND kind = ?")
 
 	prep(&st.recordPoison, "INSERT INTO poison_messages (message_id, event_id, reason, data, at) VALUES (?, ?, ?, ?, ?)")
-	prep(&st.listPoison, "SELECT message_id, event_id, reason, data, at FROM poison_messages ORDER BY at DESC, id DESC LIMIT ?")
+	for _, q := range readQueries {
+		var ps *sql.Stmt
+		prep(&ps, q)
+		if ps != nil {
+			st.reads[q] = ps
+		}
+	}
 	if err != nil {
 		st.close()
 		return nil, err
@@ -119,23 +167,28 @@ func (st *statements) close() {
 		return
 	}
 	for _, s := range []*sql.Stmt{
-		st.markProcessed, st.isProcessed, st.pruneProcessed,
-		st.getAccount, st.putAccount, st.deleteAccount, st.listAccounts,
-		st.getEntitlement, st.putEntitlement, st.advanceEntitlement, st.deleteEntitlement,
-		st.enqueueApproval, st.getApproval, st.listApprovals, st.deleteApproval,
-		st.recordPoison, st.listPoison,
+		st.markProcessed, st.pruneProcessed,
+		st.putAccount, st.deleteAccount,
+		st.putEntitlement, st.advanceEntitlement, st.deleteEntitlement,
+		st.enqueueApproval, st.deleteApproval,
+		st.recordPoison,
 	} {
 		if s != nil {
 			_ = s.Close()
 		}
 	}
+	for _, s := range st.reads {
+		_ = s.Close()
+	}
 }
 
-// tx is the marketplace.Tx of one turn. Its mutex makes a Tx that escaped
-// its fn fail cleanly (ErrTxDone) instead of running statements in another
+// tx is the marketplace.Tx of one turn of the writer or, with view set, of
+// a read-only transaction (View). Its mutex makes a Tx that escaped its fn
+// fail cleanly (ErrTxDone) instead of running statements in another
 // caller's transaction.
 type tx struct {
 	s    *Store
+	view *reader // set, before use, for a read-only transaction
 	mu   sync.Mutex
 	done bool
 }
@@ -146,6 +199,14 @@ func (t *tx) end() {
 	t.mu.Lock()
 	t.done = true
 	t.mu.Unlock()
+}
+
+// reads returns where the read methods run their statements.
+func (t *tx) reads() querier {
+	if t.view != nil {
+		return t.view
+	}
+	return t.s.stmts
 }
 
 // exec runs a control statement (SAVEPOINT and friends) for the turn.
@@ -179,18 +240,28 @@ func (t *tx) enter(ctx context.Context, op string, ids ...string) error {
 	return nil
 }
 
+// enterWrite is enter for the methods that write, which a read-only
+// transaction refuses.
+func (t *tx) enterWrite(ctx context.Context, op string, ids ...string) error {
+	if t.view != nil {
+		return fmt.Errorf("sqlitestore: %s: %w", op, marketplace.ErrReadOnly)
+	}
+	return t.enter(ctx, op, ids...)
+}
+
 func (t *tx) Lock(ctx context.Context, key string) error {
 	if err := t.enter(ctx, "lock", key); err != nil {
 		return err
 	}
 	defer t.mu.Unlock()
-	// Nothing to do: this transaction already holds SQLite's write lock,
-	// which excludes every other transaction on the file.
+	// Nothing to do: a writer's transaction already holds SQLite's write
+	// lock, which excludes every other transaction on the file, and a
+	// read-only one takes no locks.
 	return nil
 }
 
 func (t *tx) MarkProcessed(ctx context.Context, eventID string, at time.Time) (bool, error) {
-	if err := t.enter(ctx, "mark processed", eventID); err != nil {
+	if err := t.enterWrite(ctx, "mark processed", eventID); err != nil {
 		return false, err
 	}
 	defer t.mu.Unlock()
@@ -215,7 +286,7 @@ func (t *tx) IsProcessed(ctx context.Context, eventID string) (bool, error) {
 	}
 	defer t.mu.Unlock()
 	var one int
-	err := t.s.stmts.isProcessed.QueryRowContext(stmtCtx, eventID).Scan(&one)
+	err := t.reads().queryRow(queryIsProcessed, eventID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -226,7 +297,7 @@ func (t *tx) IsProcessed(ctx context.Context, eventID string) (bool, error) {
 }
 
 func (t *tx) PruneProcessed(ctx context.Context, before time.Time) (int, error) {
-	if err := t.enter(ctx, "prune processed"); err != nil {
+	if err := t.enterWrite(ctx, "prune processed"); err != nil {
 		return 0, err
 	}
 	defer t.mu.Unlock()
@@ -266,7 +337,7 @@ func (t *tx) GetAccount(ctx context.Context, id string) (marketplace.Account, er
 		return marketplace.Account{}, err
 	}
 	defer t.mu.Unlock()
-	a, err := scanAccount(t.s.stmts.getAccount.QueryRowContext(stmtCtx, id))
+	a, err := scanAccount(t.reads().queryRow(queryGetAccount, id))
 	if err != nil {
 		return marketplace.Account{}, fmt.Errorf("sqlitestore: get account %q: %w", id, interpretError(err))
 	}
@@ -274,7 +345,7 @@ func (t *tx) GetAccount(ctx context.Context, id string) (marketplace.Account, er
 }
 
 func (t *tx) PutAccount(ctx context.Context, a marketplace.Account) error {
-	if err := t.enter(ctx, "put account", a.ID); err != nil {
+	if err := t.enterWrite(ctx, "put account", a.ID); err != nil {
 		return err
 	}
 	defer t.mu.Unlock()
@@ -289,7 +360,7 @@ func (t *tx) PutAccount(ctx context.Context, a marketplace.Account) error {
 }
 
 func (t *tx) DeleteAccount(ctx context.Context, id string) error {
-	if err := t.enter(ctx, "delete account", id); err != nil {
+	if err := t.enterWrite(ctx, "delete account", id); err != nil {
 		return err
 	}
 	defer t.mu.Unlock()
@@ -304,7 +375,7 @@ func (t *tx) ListAccounts(ctx context.Context) ([]marketplace.Account, error) {
 		return nil, err
 	}
 	defer t.mu.Unlock()
-	out, err := queryAll(t.s.stmts.listAccounts, scanAccount)
+	out, err := queryAll(t.reads(), queryListAccounts, scanAccount)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: list accounts: %w", interpretError(err))
 	}
@@ -343,7 +414,7 @@ func (t *tx) GetEntitlement(ctx context.Context, id string) (marketplace.Entitle
 		return marketplace.Entitlement{}, err
 	}
 	defer t.mu.Unlock()
-	e, err := scanEntitlement(t.s.stmts.getEntitlement.QueryRowContext(stmtCtx, id))
+	e, err := scanEntitlement(t.reads().queryRow(queryGetEntitlement, id))
 	if err != nil {
 		return marketplace.Entitlement{}, fmt.Errorf("sqlitestore: get entitlement %q: %w", id, interpretError(err))
 	}
@@ -351,7 +422,7 @@ func (t *tx) GetEntitlement(ctx context.Context, id string) (marketplace.Entitle
 }
 
 func (t *tx) PutEntitlement(ctx context.Context, e marketplace.Entitlement) error {
-	if err := t.enter(ctx, "put entitlement", e.ID); err != nil {
+	if err := t.enterWrite(ctx, "put entitlement", e.ID); err != nil {
 		return err
 	}
 	defer t.mu.Unlock()
@@ -366,7 +437,7 @@ func (t *tx) PutEntitlement(ctx context.Context, e marketplace.Entitlement) erro
 }
 
 func (t *tx) AdvanceEntitlement(ctx context.Context, e marketplace.Entitlement) (bool, error) {
-	if err := t.enter(ctx, "advance entitlement", e.ID); err != nil {
+	if err := t.enterWrite(ctx, "advance entitlement", e.ID); err != nil {
 		return false, err
 	}
 	defer t.mu.Unlock()
@@ -386,7 +457,7 @@ func (t *tx) AdvanceEntitlement(ctx context.Context, e marketplace.Entitlement) 
 }
 
 func (t *tx) DeleteEntitlement(ctx context.Context, id string) error {
-	if err := t.enter(ctx, "delete entitlement", id); err != nil {
+	if err := t.enterWrite(ctx, "delete entitlement", id); err != nil {
 		return err
 	}
 	defer t.mu.Unlock()
@@ -421,7 +492,7 @@ func (t *tx) ListEntitlements(ctx context.Context, q marketplace.EntitlementQuer
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
 	query += " ORDER BY id"
-	rows, err := t.s.conn.QueryContext(stmtCtx, query, args...)
+	rows, err := t.reads().query(query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: list entitlements: %w", interpretError(err))
 	}
@@ -444,7 +515,7 @@ func scanApproval(row scanner) (marketplace.ApprovalRequest, error) {
 }
 
 func (t *tx) EnqueueApproval(ctx context.Context, r marketplace.ApprovalRequest) (marketplace.ApprovalRequest, error) {
-	if err := t.enter(ctx, "enqueue approval", r.EntitlementID, string(r.Kind)); err != nil {
+	if err := t.enterWrite(ctx, "enqueue approval", r.EntitlementID, string(r.Kind)); err != nil {
 		return marketplace.ApprovalRequest{}, err
 	}
 	defer t.mu.Unlock()
@@ -465,7 +536,7 @@ func (t *tx) GetApproval(ctx context.Context, entitlementID string, kind marketp
 		return marketplace.ApprovalRequest{}, err
 	}
 	defer t.mu.Unlock()
-	r, err := scanApproval(t.s.stmts.getApproval.QueryRowContext(stmtCtx, entitlementID, string(kind)))
+	r, err := scanApproval(t.reads().queryRow(queryGetApproval, entitlementID, string(kind)))
 	if err != nil {
 		return marketplace.ApprovalRequest{}, fmt.Errorf("sqlitestore: get approval %q/%s: %w", entitlementID, kind, interpretError(err))
 	}
@@ -477,7 +548,7 @@ func (t *tx) ListApprovals(ctx context.Context) ([]marketplace.ApprovalRequest, 
 		return nil, err
 	}
 	defer t.mu.Unlock()
-	out, err := queryAll(t.s.stmts.listApprovals, scanApproval)
+	out, err := queryAll(t.reads(), queryListApprovals, scanApproval)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: list approvals: %w", interpretError(err))
 	}
@@ -485,7 +556,7 @@ func (t *tx) ListApprovals(ctx context.Context) ([]marketplace.ApprovalRequest, 
 }
 
 func (t *tx) DeleteApproval(ctx context.Context, entitlementID string, kind marketplace.ApprovalKind) error {
-	if err := t.enter(ctx, "delete approval", entitlementID, string(kind)); err != nil {
+	if err := t.enterWrite(ctx, "delete approval", entitlementID, string(kind)); err != nil {
 		return err
 	}
 	defer t.mu.Unlock()
@@ -496,7 +567,7 @@ func (t *tx) DeleteApproval(ctx context.Context, entitlementID string, kind mark
 }
 
 func (t *tx) RecordPoison(ctx context.Context, p marketplace.Poison) error {
-	if err := t.enter(ctx, "record poison"); err != nil {
+	if err := t.enterWrite(ctx, "record poison"); err != nil {
 		return err
 	}
 	defer t.mu.Unlock()
@@ -525,7 +596,7 @@ func (t *tx) ListPoison(ctx context.Context, limit int) ([]marketplace.Poison, e
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := t.s.stmts.listPoison.QueryContext(stmtCtx, limit)
+	rows, err := t.reads().query(queryListPoison, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: list poison: %w", interpretError(err))
 	}
@@ -545,8 +616,8 @@ func (t *tx) ListPoison(ctx context.Context, limit int) ([]marketplace.Poison, e
 	return out, nil
 }
 
-func queryAll[T any](stmt *sql.Stmt, scan func(scanner) (T, error)) ([]T, error) {
-	rows, err := stmt.QueryContext(stmtCtx)
+func queryAll[T any](q querier, query string, scan func(scanner) (T, error)) ([]T, error) {
+	rows, err := q.query(query)
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,14 @@ type Harness struct {
 	// storage. Leave it nil for stores that keep nothing across Close
 	// (memstore): the durability cases are then skipped.
 	Reopen func(t *testing.T, s marketplace.Store) marketplace.Store
+
+	// ViewWaitsForInTx says that the store's marketplace.Viewer waits for
+	// a running InTx instead of reading the last commit beside it
+	// (memstore, which changes data in place under one lock). The case
+	// that requires a View not to wait is then skipped; the other View
+	// cases run. It has no effect on stores that do not implement Viewer,
+	// for which the View cases are skipped.
+	ViewWaitsForInTx bool
 }
 
 // Run runs the whole contract suite against the stores h provides.
@@ -52,6 +60,8 @@ func Run(t *testing.T, h Harness) {
 		{"Approvals", approvalCases},
 		{"Poison", poisonCases},
 		{"Durability", durabilityCases},
+		{"Ledger", ledgerCases}, // usage.Ledger, for stores that implement it
+		{"View", viewCases},
 	}
 	for _, area := range areas {
 		t.Run(area.name, func(t *testing.T) {

@@ -1,0 +1,319 @@
+package memstore
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/usage"
+)
+
+var _ usage.Ledger = (*Store)(nil)
+
+// ledgerState is the usage ledger. It is guarded by Store.mu, like the rest
+// of the store; every ledger method is one critical section, so each is
+// atomic and they serialise with InTx.
+type ledgerState struct {
+	consumers map[string]*usage.ConsumerState
+	rows      map[string]map[rowKey]*usage.UsageRow // by entitlement id
+	windows   map[string]*usage.Window              // by operation id
+}
+
+type rowKey struct {
+	window int64 // UnixNano of the window start
+	metric string
+	labels string
+}
+
+func (l *ledgerState) init() {
+	if l.consumers == nil {
+		l.consumers = map[string]*usage.ConsumerState{}
+		l.rows = map[string]map[rowKey]*usage.UsageRow{}
+		l.windows = map[string]*usage.Window{}
+	}
+}
+
+// lockLedger takes the store lock for one ledger operation.
+func (s *Store) lockLedger(ctx context.Context, op string, ids ...string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memstore: %s: %w", op, err)
+	}
+	for _, id := range ids {
+		if id == "" {
+			return fmt.Errorf("memstore: %s: empty id: %w", op, usage.ErrInvalid)
+		}
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("memstore: %s: %w", op, marketplace.ErrClosed)
+	}
+	s.ledger.init()
+	return nil
+}
+
+func utc(t time.Time) time.Time { return t.UTC() }
+
+// PutConsumer implements usage.Ledger.
+func (s *Store) PutConsumer(ctx context.Context, c usage.Consumer, frontier time.Time) error {
+	if err := s.lockLedger(ctx, "put consumer", c.EntitlementID); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	c.Start, c.End = utc(c.Start), utc(c.End)
+	if old, ok := s.ledger.consumers[c.EntitlementID]; ok {
+		old.Consumer = c
+		return nil
+	}
+	s.ledger.consumers[c.EntitlementID] = &usage.ConsumerState{Consumer: c, Frontier: utc(frontier)}
+	return nil
+}
+
+// GetConsumer implements usage.Ledger.
+func (s *Store) GetConsumer(ctx context.Context, entitlementID string) (usage.ConsumerState, error) {
+	if err := s.lockLedger(ctx, "get consumer", entitlementID); err != nil {
+		return usage.ConsumerState{}, err
+	}
+	defer s.mu.Unlock()
+	c, ok := s.ledger.consumers[entitlementID]
+	if !ok {
+		return usage.ConsumerState{}, fmt.Errorf("memstore: get consumer %q: %w", entitlementID, usage.ErrUnknownConsumer)
+	}
+	return *c, nil
+}
+
+// ListConsumers implements usage.Ledger.
+func (s *Store) ListConsumers(ctx context.Context, q usage.ConsumerQuery) ([]usage.ConsumerState, error) {
+	if err := s.lockLedger(ctx, "list consumers"); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	out := []usage.ConsumerState{}
+	for _, c := range s.ledger.consumers {
+		if !q.BlockedOnly || c.Block.Code != "" {
+			out = append(out, *c)
+		}
+	}
+	slices.SortFunc(out, func(a, b usage.ConsumerState) int { return strings.Compare(a.EntitlementID, b.EntitlementID) })
+	return out, nil
+}
+
+// SetBlock implements usage.Ledger.
+func (s *Store) SetBlock(ctx context.Context, entitlementID string, b usage.Block) error {
+	if err := s.lockLedger(ctx, "set block", entitlementID); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	c, ok := s.ledger.consumers[entitlementID]
+	if !ok {
+		return fmt.Errorf("memstore: set block of %q: %w", entitlementID, usage.ErrUnknownConsumer)
+	}
+	b.Since = utc(b.Since)
+	c.Block = b
+	return nil
+}
+
+// AddUsage implements usage.Ledger.
+func (s *Store) AddUsage(ctx context.Context, u usage.Usage) (time.Time, error) {
+	if err := s.lockLedger(ctx, "add usage", u.EntitlementID); err != nil {
+		return time.Time{}, err
+	}
+	defer s.mu.Unlock()
+	c, ok := s.ledger.consumers[u.EntitlementID]
+	if !ok {
+		return time.Time{}, fmt.Errorf("memstore: add usage for %q: %w", u.EntitlementID, usage.ErrUnknownConsumer)
+	}
+	if !c.Start.IsZero() && u.At.Before(c.Start) {
+		return time.Time{}, fmt.Errorf("memstore: add usage for %q at %v: %w", u.EntitlementID, u.At, usage.ErrBeforeStart)
+	}
+	if !c.End.IsZero() && !u.At.Before(c.End) {
+		return time.Time{}, fmt.Errorf("memstore: add usage for %q at %v: %w", u.EntitlementID, u.At, usage.ErrAfterEnd)
+	}
+	w := utc(u.Window)
+	if w.Before(c.Frontier) {
+		w = c.Frontier
+	}
+	if !c.End.IsZero() && !w.Before(c.End) {
+		return time.Time{}, fmt.Errorf("memstore: add usage for %q at %v: %w", u.EntitlementID, u.At, usage.ErrWindowSealed)
+	}
+	rows := s.ledger.rows[u.EntitlementID]
+	if rows == nil {
+		rows = map[rowKey]*usage.UsageRow{}
+		s.ledger.rows[u.EntitlementID] = rows
+	}
+	k := rowKey{w.UnixNano(), u.Metric, u.Labels}
+	if r, ok := rows[k]; ok {
+		r.Int64 += u.Int64
+		r.Double += u.Double
+	} else {
+		rows[k] = &usage.UsageRow{Window: w, Metric: u.Metric, Kind: u.Kind, Labels: u.Labels, Int64: u.Int64, Double: u.Double}
+	}
+	return w, nil
+}
+
+// Seal implements usage.Ledger.
+func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc) (int, error) {
+	if err := s.lockLedger(ctx, "seal"); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	type pick struct {
+		c    *usage.ConsumerState
+		keys []rowKey
+	}
+	var picks []pick
+	for _, c := range s.ledger.consumers {
+		var keys []rowKey
+		for k, r := range s.ledger.rows[c.EntitlementID] {
+			if r.Window.Before(p.Before) {
+				keys = append(keys, k)
+			}
+		}
+		open := c.Frontier.Before(p.Before) && (c.End.IsZero() || c.Frontier.Before(c.End))
+		if open || len(keys) > 0 {
+			picks = append(picks, pick{c, keys})
+		}
+	}
+	slices.SortFunc(picks, func(a, b pick) int {
+		if c := a.c.Frontier.Compare(b.c.Frontier); c != 0 {
+			return c
+		}
+		return strings.Compare(a.c.EntitlementID, b.c.EntitlementID)
+	})
+	if p.Limit > 0 && len(picks) > p.Limit {
+		picks = picks[:p.Limit]
+	}
+	// Compute everything first so that an error leaves nothing changed.
+	results := make([]usage.Sealed, len(picks))
+	for i, pk := range picks {
+		rows := make([]usage.UsageRow, 0, len(pk.keys))
+		for _, k := range pk.keys {
+			rows = append(rows, *s.ledger.rows[pk.c.EntitlementID][k])
+		}
+		slices.SortFunc(rows, func(a, b usage.UsageRow) int {
+			return cmp.Or(a.Window.Compare(b.Window), strings.Compare(a.Metric, b.Metric), strings.Compare(a.Labels, b.Labels))
+		})
+		res, err := fn(*pk.c, rows)
+		if err != nil {
+			return 0, err
+		}
+		results[i] = res
+	}
+	for i, pk := range picks {
+		for _, w := range results[i].Windows {
+			if _, ok := s.ledger.windows[w.OperationID]; ok {
+				continue
+			}
+			w := cloneWindow(w)
+			s.ledger.windows[w.OperationID] = &w
+		}
+		for _, k := range pk.keys {
+			delete(s.ledger.rows[pk.c.EntitlementID], k)
+		}
+		pk.c.Frontier = utc(results[i].Frontier)
+	}
+	return len(picks), nil
+}
+
+func cloneWindow(w usage.Window) usage.Window {
+	w.Values = slices.Clone(w.Values)
+	w.Start, w.End, w.Deadline = utc(w.Start), utc(w.End), utc(w.Deadline)
+	w.SealedAt, w.LastAttempt, w.ReportedAt, w.LeaseUntil = utc(w.SealedAt), utc(w.LastAttempt), utc(w.ReportedAt), utc(w.LeaseUntil)
+	return w
+}
+
+func windowOrder(a, b *usage.Window) int {
+	return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.OperationID, b.OperationID))
+}
+
+// ClaimWindows implements usage.Ledger.
+func (s *Store) ClaimWindows(ctx context.Context, p usage.ClaimParams) ([]usage.Window, error) {
+	if err := s.lockLedger(ctx, "claim windows"); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	var ws []*usage.Window
+	for _, w := range s.ledger.windows {
+		if (w.State == usage.StatePending || w.State == usage.StateUnknown) && !w.LeaseUntil.After(p.Now) {
+			ws = append(ws, w)
+		}
+	}
+	slices.SortFunc(ws, windowOrder)
+	if p.Limit > 0 && len(ws) > p.Limit {
+		ws = ws[:p.Limit]
+	}
+	out := make([]usage.Window, len(ws))
+	for i, w := range ws {
+		w.LeaseOwner, w.LeaseUntil = p.Owner, utc(p.LeaseUntil)
+		out[i] = cloneWindow(*w)
+	}
+	return out, nil
+}
+
+// UpdateWindows implements usage.Ledger.
+func (s *Store) UpdateWindows(ctx context.Context, owner string, updates []usage.WindowUpdate) ([]string, error) {
+	if err := s.lockLedger(ctx, "update windows"); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	for _, u := range updates {
+		if u.OperationID == "" {
+			return nil, fmt.Errorf("memstore: update windows: empty operation id: %w", usage.ErrInvalid)
+		}
+	}
+	var lost []string
+	for _, u := range updates {
+		w, ok := s.ledger.windows[u.OperationID]
+		if !ok || (owner != "" && w.LeaseOwner != owner) {
+			lost = append(lost, u.OperationID)
+			continue
+		}
+		w.State, w.Reason, w.Attempts = u.State, u.Reason, u.Attempts
+		w.LastAttempt, w.ReportedAt, w.LeaseUntil = utc(u.LastAttempt), utc(u.ReportedAt), utc(u.LeaseUntil)
+	}
+	return lost, nil
+}
+
+// ListWindows implements usage.Ledger.
+func (s *Store) ListWindows(ctx context.Context, q usage.WindowQuery) ([]usage.Window, error) {
+	if err := s.lockLedger(ctx, "list windows"); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	ws := []*usage.Window{}
+	for _, w := range s.ledger.windows {
+		if (q.States == nil || slices.Contains(q.States, w.State)) && (q.EntitlementID == "" || q.EntitlementID == w.EntitlementID) &&
+			(q.OperationID == "" || q.OperationID == w.OperationID) {
+			ws = append(ws, w)
+		}
+	}
+	slices.SortFunc(ws, windowOrder)
+	if q.Limit > 0 && len(ws) > q.Limit {
+		ws = ws[:q.Limit]
+	}
+	out := make([]usage.Window, len(ws))
+	for i, w := range ws {
+		out[i] = cloneWindow(*w)
+	}
+	return out, nil
+}
+
+// PruneWindows implements usage.Ledger.
+func (s *Store) PruneWindows(ctx context.Context, before time.Time) (int, error) {
+	if err := s.lockLedger(ctx, "prune windows"); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	n := 0
+	for id, w := range s.ledger.windows {
+		if (w.State == usage.StateReported || w.State == usage.StateRejected) && w.SealedAt.Before(before) {
+			delete(s.ledger.windows, id)
+			n++
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,653 @@
+package sqlitestore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/usage"
+)
+
+// The usage ledger (usage.Ledger) lives in the same file and goes through
+// the same writer as the rest of the store, so every ledger method is one
+// transaction of the group commit: concurrent Record calls share commits.
+
+var _ usage.Ledger = (*Store)(nil)
+
+// zeroTime is how the zero time.Time is stored.
+const zeroTime = "0001-01-01T00:00:00.000000000Z"
+
+const windowColumns = "operation_id, entitlement_id, consumer_id, start_time, end_time, labels, metric_values, state, reason," +
+	" deadline, attempts, sealed_at, last_attempt, reported_at, lease_owner, lease_until"
+
+const (
+	sqlPutConsumer = "INSERT INTO usage_consumers (entitlement_id, usage_reporting_id, start_time, end_time, frontier, block_code, block_detail, block_since)" +
+		" VALUES (?, ?, ?, ?, ?, '', '', '" + zeroTime + "')" +
+		" ON CONFLICT (entitlement_id) DO UPDATE SET usage_reporting_id = excluded.usage_reporting_id," +
+		" start_time = excluded.start_time, end_time = excluded.end_time"
+	consumerColumns = "entitlement_id, usage_reporting_id, start_time, end_time, frontier, block_code, block_detail, block_since"
+	sqlGetConsumer  = "SELECT " + consumerColumns + " FROM usage_consumers WHERE entitlement_id = ?"
+	sqlSetBlock     = "UPDATE usage_consumers SET block_code = ?, block_detail = ?, block_since = ? WHERE entitlement_id = ?"
+	// One statement on the hot path: the consumer's checks and the
+	// aggregation. No row comes back when a check fails; addUsageWhy then
+	// says which.
+	sqlAddUsage = "INSERT INTO usage_rows (entitlement_id, window_start, metric, labels, kind, int_value, double_value)" +
+		" SELECT c.entitlement_id, max(?2, c.frontier), ?3, ?4, ?5, ?6, ?7 FROM usage_consumers c" +
+		" WHERE c.entitlement_id = ?1" +
+		" AND (c.start_time = '" + zeroTime + "' OR ?8 >= c.start_time)" +
+		" AND (c.end_time = '" + zeroTime + "' OR (?8 < c.end_time AND max(?2, c.frontier) < c.end_time))" +
+		" ON CONFLICT (entitlement_id, window_start, metric, labels) DO UPDATE SET" +
+		" int_value = int_value + excluded.int_value, double_value = double_value + excluded.double_value" +
+		" RETURNING window_start"
+	sqlSealPick = "SELECT entitlement_id FROM usage_consumers" +
+		" WHERE (frontier < ?1 AND (end_time = '" + zeroTime + "' OR frontier < end_time))" +
+		" OR entitlement_id IN (SELECT entitlement_id FROM usage_rows WHERE window_start < ?1)" +
+		" ORDER BY frontier, entitlement_id LIMIT ?2"
+	sqlSealRows = "SELECT window_start, metric, labels, kind, int_value, double_value FROM usage_rows" +
+		" WHERE entitlement_id = ? AND window_start < ? ORDER BY window_start, metric, labels"
+	sqlSealDelete   = "DELETE FROM usage_rows WHERE entitlement_id = ? AND window_start < ?"
+	sqlSetFrontier  = "UPDATE usage_consumers SET frontier = ? WHERE entitlement_id = ?"
+	sqlInsertWindow = "INSERT INTO usage_windows (" + windowColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" +
+		" ON CONFLICT (operation_id) DO NOTHING"
+	sqlClaim = "UPDATE usage_windows SET lease_owner = ?1, lease_until = ?2 WHERE operation_id IN (" +
+		"SELECT operation_id FROM usage_windows WHERE state IN ('pending', 'unknown') AND lease_until <= ?3" +
+		" ORDER BY start_time, operation_id LIMIT ?4) RETURNING " + windowColumns
+	sqlUpdateWindow = "UPDATE usage_windows SET state = ?, reason = ?, attempts = ?, last_attempt = ?, reported_at = ?, lease_until = ?" +
+		" WHERE operation_id = ? AND (?8 = '' OR lease_owner = ?8)"
+	sqlPruneWindows = "DELETE FROM usage_windows WHERE state IN ('reported', 'rejected') AND sealed_at < ?"
+)
+
+// ledgerStmt returns the prepared statement for query, preparing it on
+// first use. Only the holder of a writer turn calls it, so the map needs no
+// lock: the writer's channel hand-offs order every access.
+func (t *tx) ledgerStmt(query string) (*sql.Stmt, error) {
+	if st, ok := t.s.ledgerStmts[query]; ok {
+		return st, nil
+	}
+	st, err := t.s.conn.PrepareContext(stmtCtx, query)
+	if err != nil {
+		return nil, err
+	}
+	if t.s.ledgerStmts == nil {
+		t.s.ledgerStmts = map[string]*sql.Stmt{}
+	}
+	t.s.ledgerStmts[query] = st
+	return st, nil
+}
+
+func (t *tx) ledgerExec(query string, args ...any) (sql.Result, error) {
+	st, err := t.ledgerStmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(stmtCtx, args...)
+}
+
+func (t *tx) ledgerQuery(query string, args ...any) (*sql.Rows, error) {
+	st, err := t.ledgerStmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(stmtCtx, args...)
+}
+
+// ledgerTx runs fn as one store transaction (a turn of the group commit).
+func (s *Store) ledgerTx(ctx context.Context, op string, fn func(t *tx) error, ids ...string) error {
+	for _, id := range ids {
+		if id == "" {
+			return fmt.Errorf("sqlitestore: %s: empty id: %w", op, usage.ErrInvalid)
+		}
+	}
+	return s.InTx(ctx, func(ctx context.Context, mtx marketplace.Tx) error {
+		t := mtx.(*tx)
+		if err := t.enter(ctx, op); err != nil {
+			return err
+		}
+		defer t.mu.Unlock()
+		return fn(t)
+	})
+}
+
+// PutConsumer implements usage.Ledger.
+func (s *Store) PutConsumer(ctx context.Context, c usage.Consumer, frontier time.Time) error {
+	ts, err := encodeTimes(c.Start, c.End, frontier)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: put consumer %q: %w", c.EntitlementID, err)
+	}
+	return s.ledgerTx(ctx, "put consumer", func(t *tx) error {
+		if _, err := t.ledgerExec(sqlPutConsumer, c.EntitlementID, c.UsageReportingID, ts[0], ts[1], ts[2]); err != nil {
+			return fmt.Errorf("sqlitestore: put consumer %q: %w", c.EntitlementID, interpretError(err))
+		}
+		return nil
+	}, c.EntitlementID)
+}
+
+func scanConsumer(row scanner) (usage.ConsumerState, error) {
+	var c usage.ConsumerState
+	var start, end, frontier, since string
+	if err := row.Scan(&c.EntitlementID, &c.UsageReportingID, &start, &end, &frontier, &c.Block.Code, &c.Block.Detail, &since); err != nil {
+		return c, err
+	}
+	var err error
+	for _, f := range []struct {
+		dst *time.Time
+		src string
+	}{{&c.Start, start}, {&c.End, end}, {&c.Frontier, frontier}, {&c.Block.Since, since}} {
+		if *f.dst, err = decodeTime(f.src); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+func (t *tx) getConsumer(id string) (usage.ConsumerState, error) {
+	rows, err := t.ledgerQuery(sqlGetConsumer, id)
+	if err != nil {
+		return usage.ConsumerState{}, err
+	}
+	cs, err := collect(rows, scanConsumer)
+	if err != nil {
+		return usage.ConsumerState{}, err
+	}
+	if len(cs) == 0 {
+		return usage.ConsumerState{}, usage.ErrUnknownConsumer
+	}
+	return cs[0], nil
+}
+
+// ListConsumers implements usage.Ledger.
+func (s *Store) ListConsumers(ctx context.Context, q usage.ConsumerQuery) ([]usage.ConsumerState, error) {
+	query := "SELECT " + consumerColumns + " FROM usage_consumers"
+	if q.BlockedOnly {
+		query += " WHERE block_code <> ''"
+	}
+	query += " ORDER BY entitlement_id"
+	var out []usage.ConsumerState
+	err := s.ledgerTx(ctx, "list consumers", func(t *tx) error {
+		rows, err := t.ledgerQuery(query)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: list consumers: %w", interpretError(err))
+		}
+		if out, err = collect(rows, scanConsumer); err != nil {
+			return fmt.Errorf("sqlitestore: list consumers: %w", interpretError(err))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// GetConsumer implements usage.Ledger.
+func (s *Store) GetConsumer(ctx context.Context, entitlementID string) (usage.ConsumerState, error) {
+	var c usage.ConsumerState
+	err := s.ledgerTx(ctx, "get consumer", func(t *tx) error {
+		var err error
+		if c, err = t.getConsumer(entitlementID); err != nil {
+			return fmt.Errorf("sqlitestore: get consumer %q: %w", entitlementID, interpretError(err))
+		}
+		return nil
+	}, entitlementID)
+	return c, err
+}
+
+// SetBlock implements usage.Ledger.
+func (s *Store) SetBlock(ctx context.Context, entitlementID string, b usage.Block) error {
+	since, err := encodeTime(b.Since)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: set block of %q: %w", entitlementID, err)
+	}
+	return s.ledgerTx(ctx, "set block", func(t *tx) error {
+		res, err := t.ledgerExec(sqlSetBlock, b.Code, b.Detail, since, entitlementID)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: set block of %q: %w", entitlementID, interpretError(err))
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return fmt.Errorf("sqlitestore: set block of %q: %w", entitlementID, cmp.Or(err, usage.ErrUnknownConsumer))
+		}
+		return nil
+	}, entitlementID)
+}
+
+// AddUsage implements usage.Ledger. Concurrent calls are combined: the first
+// caller to find no batch running takes every call waiting and runs them as
+// one transaction turn of the group commit (one savepoint, one statement per
+// call), so that a usage record costs one statement rather than a whole
+// turn. A call whose checks fail gets its own error; the others commit.
+func (s *Store) AddUsage(ctx context.Context, u usage.Usage) (time.Time, error) {
+	if u.EntitlementID == "" {
+		return time.Time{}, fmt.Errorf("sqlitestore: add usage: empty id: %w", usage.ErrInvalid)
+	}
+	ts, err := encodeTimes(u.Window, u.At)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sqlitestore: add usage for %q: %w", u.EntitlementID, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, err
+	}
+	req := &addRequest{u: u, window: ts[0], at: ts[1], done: make(chan addResult, 1)}
+	a := &s.adds
+	a.mu.Lock()
+	a.pending = append(a.pending, req)
+	lead := !a.running
+	a.running = true
+	a.mu.Unlock()
+	// Once queued, the call is waited for even if ctx ends: it may commit,
+	// and reporting a committed record as failed would invite a retry that
+	// bills it twice.
+	for {
+		if lead {
+			s.runAdds(ctx)
+			lead = false
+		}
+		res := <-req.done
+		if res.lead {
+			lead = true
+			continue
+		}
+		return res.window, res.err
+	}
+}
+
+// maxAddBatch bounds how many AddUsage calls share one turn.
+const maxAddBatch = 512
+
+type addCombiner struct {
+	mu      sync.Mutex
+	pending []*addRequest
+	running bool // a caller is running a batch
+}
+
+type addRequest struct {
+	u          usage.Usage
+	window, at string
+	done       chan addResult // buffered (1): receives exactly one result
+}
+
+type addResult struct {
+	window time.Time
+	err    error
+	lead   bool // no result yet: run the next batch
+}
+
+// runAdds runs one batch of waiting AddUsage calls, then hands the lead to
+// a waiting caller, if any.
+func (s *Store) runAdds(ctx context.Context) {
+	a := &s.adds
+	a.mu.Lock()
+	n := min(len(a.pending), maxAddBatch)
+	batch := a.pending[:n:n]
+	a.pending = a.pending[n:]
+	a.mu.Unlock()
+
+	results := make([]addResult, len(batch))
+	// The batch carries other callers' records: the leader's ctx must not
+	// cancel it.
+	err := s.ledgerTx(context.WithoutCancel(ctx), "add usage", func(t *tx) error {
+		for i, r := range batch {
+			w, err := t.addUsage(r)
+			if err != nil && !errors.Is(err, usage.ErrBeforeStart) && !errors.Is(err, usage.ErrAfterEnd) &&
+				!errors.Is(err, usage.ErrWindowSealed) && !errors.Is(err, usage.ErrUnknownConsumer) {
+				return err // a database error: fail the whole batch, keep nothing
+			}
+			results[i] = addResult{window: w, err: err}
+		}
+		return nil
+	})
+	for i, r := range batch {
+		if err != nil {
+			results[i] = addResult{err: err}
+		}
+		r.done <- results[i]
+	}
+
+	a.mu.Lock()
+	if len(a.pending) > 0 {
+		next := a.pending[0]
+		a.mu.Unlock()
+		next.done <- addResult{lead: true}
+		return
+	}
+	a.running = false
+	a.mu.Unlock()
+}
+
+func (t *tx) addUsage(r *addRequest) (time.Time, error) {
+	u := r.u
+	rows, err := t.ledgerQuery(sqlAddUsage, u.EntitlementID, r.window, u.Metric, u.Labels, int64(u.Kind), u.Int64, u.Double, r.at)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sqlitestore: add usage for %q: %w", u.EntitlementID, interpretError(err))
+	}
+	var got string
+	found := rows.Next()
+	if found {
+		err = rows.Scan(&got)
+	}
+	err = errors.Join(err, rows.Err(), rows.Close())
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sqlitestore: add usage for %q: %w", u.EntitlementID, interpretError(err))
+	}
+	if !found {
+		return time.Time{}, t.addUsageWhy(u)
+	}
+	return decodeTime(got)
+}
+
+// addUsageWhy explains why sqlAddUsage inserted nothing, with the checks of
+// usage.Ledger.AddUsage in their order.
+func (t *tx) addUsageWhy(u usage.Usage) error {
+	c, err := t.getConsumer(u.EntitlementID)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: add usage for %q: %w", u.EntitlementID, interpretError(err))
+	}
+	w := u.Window.UTC()
+	if w.Before(c.Frontier) {
+		w = c.Frontier
+	}
+	switch {
+	case !c.Start.IsZero() && u.At.Before(c.Start):
+		err = usage.ErrBeforeStart
+	case !c.End.IsZero() && !u.At.Before(c.End):
+		err = usage.ErrAfterEnd
+	case !c.End.IsZero() && !w.Before(c.End):
+		err = usage.ErrWindowSealed
+	default:
+		err = errors.New("usage row not written for an unexplained reason")
+	}
+	return fmt.Errorf("sqlitestore: add usage for %q at %v: %w", u.EntitlementID, u.At, err)
+}
+
+// storedValue is how a usage.MetricValue is kept in metric_values.
+type storedValue struct {
+	Metric string  `json:"m"`
+	Kind   int     `json:"k,omitempty"`
+	Int64  int64   `json:"i,omitempty"`
+	Double float64 `json:"d,omitempty"`
+}
+
+func encodeValues(vs []usage.MetricValue) (string, error) {
+	out := make([]storedValue, len(vs))
+	for i, v := range vs {
+		out[i] = storedValue{v.Metric, int(v.Kind), v.Int64, v.Double}
+	}
+	b, err := json.Marshal(out)
+	return string(b), err
+}
+
+func decodeValues(s string) ([]usage.MetricValue, error) {
+	var in []storedValue
+	if err := json.Unmarshal([]byte(s), &in); err != nil {
+		return nil, fmt.Errorf("stored metric values: %w", err)
+	}
+	out := make([]usage.MetricValue, len(in))
+	for i, v := range in {
+		out[i] = usage.MetricValue{Metric: v.Metric, Kind: usage.MetricKind(v.Kind), Int64: v.Int64, Double: v.Double}
+	}
+	return out, nil
+}
+
+func windowArgs(w usage.Window) ([]any, error) {
+	ts, err := encodeTimes(w.Start, w.End, w.Deadline, w.SealedAt, w.LastAttempt, w.ReportedAt, w.LeaseUntil)
+	if err != nil {
+		return nil, err
+	}
+	vals, err := encodeValues(w.Values)
+	if err != nil {
+		return nil, err
+	}
+	return []any{w.OperationID, w.EntitlementID, w.ConsumerID, ts[0], ts[1], w.Labels, vals, string(w.State), w.Reason,
+		ts[2], w.Attempts, ts[3], ts[4], ts[5], w.LeaseOwner, ts[6]}, nil
+}
+
+func scanWindow(row scanner) (usage.Window, error) {
+	var w usage.Window
+	var start, end, vals, state, deadline, sealed, last, reported, lease string
+	if err := row.Scan(&w.OperationID, &w.EntitlementID, &w.ConsumerID, &start, &end, &w.Labels, &vals, &state, &w.Reason,
+		&deadline, &w.Attempts, &sealed, &last, &reported, &w.LeaseOwner, &lease); err != nil {
+		return w, err
+	}
+	w.State = usage.WindowState(state)
+	var err error
+	for _, f := range []struct {
+		dst *time.Time
+		src string
+	}{{&w.Start, start}, {&w.End, end}, {&w.Deadline, deadline}, {&w.SealedAt, sealed}, {&w.LastAttempt, last},
+		{&w.ReportedAt, reported}, {&w.LeaseUntil, lease}} {
+		if *f.dst, err = decodeTime(f.src); err != nil {
+			return w, err
+		}
+	}
+	w.Values, err = decodeValues(vals)
+	return w, err
+}
+
+// Seal implements usage.Ledger.
+func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc) (int, error) {
+	before, err := encodeTime(p.Before)
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: seal: %w", err)
+	}
+	limit := int64(p.Limit)
+	if limit <= 0 {
+		limit = -1
+	}
+	n := 0
+	err = s.ledgerTx(ctx, "seal", func(t *tx) error {
+		rows, err := t.ledgerQuery(sqlSealPick, before, limit)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: seal: %w", interpretError(err))
+		}
+		ids, err := collect(rows, func(r scanner) (string, error) {
+			var id string
+			return id, r.Scan(&id)
+		})
+		if err != nil {
+			return fmt.Errorf("sqlitestore: seal: %w", interpretError(err))
+		}
+		for _, id := range ids {
+			if err := t.sealOne(id, before, fn); err != nil {
+				return err
+			}
+		}
+		n = len(ids)
+		return nil
+	})
+	return n, err
+}
+
+func (t *tx) sealOne(id, before string, fn usage.SealFunc) error {
+	c, err := t.getConsumer(id)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: seal %q: %w", id, interpretError(err))
+	}
+	rows, err := t.ledgerQuery(sqlSealRows, id, before)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: seal %q: %w", id, interpretError(err))
+	}
+	urows, err := collect(rows, func(r scanner) (usage.UsageRow, error) {
+		var u usage.UsageRow
+		var w string
+		var kind int64
+		if err := r.Scan(&w, &u.Metric, &u.Labels, &kind, &u.Int64, &u.Double); err != nil {
+			return u, err
+		}
+		u.Kind = usage.MetricKind(kind)
+		var err error
+		u.Window, err = decodeTime(w)
+		return u, err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlitestore: seal %q: %w", id, interpretError(err))
+	}
+	res, err := fn(c, urows)
+	if err != nil {
+		return err
+	}
+	for _, w := range res.Windows {
+		args, err := windowArgs(w)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: seal %q: window %s: %w", id, w.OperationID, err)
+		}
+		if _, err := t.ledgerExec(sqlInsertWindow, args...); err != nil {
+			return fmt.Errorf("sqlitestore: seal %q: window %s: %w", id, w.OperationID, interpretError(err))
+		}
+	}
+	if len(urows) > 0 {
+		if _, err := t.ledgerExec(sqlSealDelete, id, before); err != nil {
+			return fmt.Errorf("sqlitestore: seal %q: %w", id, interpretError(err))
+		}
+	}
+	frontier, err := encodeTime(res.Frontier)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: seal %q: %w", id, err)
+	}
+	if _, err := t.ledgerExec(sqlSetFrontier, frontier, id); err != nil {
+		return fmt.Errorf("sqlitestore: seal %q: %w", id, interpretError(err))
+	}
+	return nil
+}
+
+func sortWindows(ws []usage.Window) {
+	slices.SortFunc(ws, func(a, b usage.Window) int {
+		return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.OperationID, b.OperationID))
+	})
+}
+
+// ClaimWindows implements usage.Ledger.
+func (s *Store) ClaimWindows(ctx context.Context, p usage.ClaimParams) ([]usage.Window, error) {
+	ts, err := encodeTimes(p.LeaseUntil, p.Now)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: claim windows: %w", err)
+	}
+	limit := int64(p.Limit)
+	if limit <= 0 {
+		limit = -1
+	}
+	var out []usage.Window
+	err = s.ledgerTx(ctx, "claim windows", func(t *tx) error {
+		rows, err := t.ledgerQuery(sqlClaim, p.Owner, ts[0], ts[1], limit)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: claim windows: %w", interpretError(err))
+		}
+		if out, err = collect(rows, scanWindow); err != nil {
+			return fmt.Errorf("sqlitestore: claim windows: %w", interpretError(err))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sortWindows(out)
+	return out, nil
+}
+
+// UpdateWindows implements usage.Ledger.
+func (s *Store) UpdateWindows(ctx context.Context, owner string, updates []usage.WindowUpdate) ([]string, error) {
+	type encoded struct {
+		u  usage.WindowUpdate
+		ts []string
+	}
+	enc := make([]encoded, len(updates))
+	for i, u := range updates {
+		if u.OperationID == "" {
+			return nil, fmt.Errorf("sqlitestore: update windows: empty operation id: %w", usage.ErrInvalid)
+		}
+		ts, err := encodeTimes(u.LastAttempt, u.ReportedAt, u.LeaseUntil)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: update window %s: %w", u.OperationID, err)
+		}
+		enc[i] = encoded{u, ts}
+	}
+	var lost []string
+	err := s.ledgerTx(ctx, "update windows", func(t *tx) error {
+		lost = nil
+		for _, e := range enc {
+			res, err := t.ledgerExec(sqlUpdateWindow, string(e.u.State), e.u.Reason, e.u.Attempts, e.ts[0], e.ts[1], e.ts[2], e.u.OperationID, owner)
+			if err != nil {
+				return fmt.Errorf("sqlitestore: update window %s: %w", e.u.OperationID, interpretError(err))
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("sqlitestore: update window %s: %w", e.u.OperationID, err)
+			}
+			if n == 0 {
+				lost = append(lost, e.u.OperationID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return lost, nil
+}
+
+// ListWindows implements usage.Ledger.
+func (s *Store) ListWindows(ctx context.Context, q usage.WindowQuery) ([]usage.Window, error) {
+	var where []string
+	var args []any
+	if q.States != nil {
+		if len(q.States) == 0 {
+			return []usage.Window{}, nil
+		}
+		ph := make([]string, len(q.States))
+		for i, st := range q.States {
+			ph[i] = "?"
+			args = append(args, string(st))
+		}
+		where = append(where, "state IN ("+strings.Join(ph, ", ")+")")
+	}
+	if q.EntitlementID != "" {
+		where = append(where, "entitlement_id = ?")
+		args = append(args, q.EntitlementID)
+	}
+	if q.OperationID != "" {
+		where = append(where, "operation_id = ?")
+		args = append(args, q.OperationID)
+	}
+	query := "SELECT " + windowColumns + " FROM usage_windows"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY start_time, operation_id"
+	if q.Limit > 0 {
+		query += fmt.Sprintf(" LIMIT %d", q.Limit)
+	}
+	var out []usage.Window
+	err := s.ledgerTx(ctx, "list windows", func(t *tx) error {
+		rows, err := t.s.conn.QueryContext(stmtCtx, query, args...)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: list windows: %w", interpretError(err))
+		}
+		if out, err = collect(rows, scanWindow); err != nil {
+			return fmt.Errorf("sqlitestore: list windows: %w", interpretError(err))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// PruneWindows implements usage.Ledger.
+func (s *Store) PruneWindows(ctx context.Context, before time.Time) (int, error) {
+	ts, err := encodeTime(before)
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: prune windows: %w", err)
+	}
+	n := 0
+	err = s.ledgerTx(ctx, "prune windows", func(t *tx) error {
+		res, err := t.ledgerExec(sqlPruneWindows, ts)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: prune windows: %w", interpretError(err))
+		}
+		m, err := res.RowsAffected()
+		n = int(m)
+		return err
+	})
+	return n, err
+}

@@ -1,0 +1,409 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gcpmarketplace/gcpmarketplace/usage"
+)
+
+// ledgerCases prove the usage.Ledger contract; they are skipped for stores
+// that do not implement it.
+var ledgerCases = []testCase{
+	{"PutGetConsumer", testLedgerPutGetConsumer},
+	{"Block", testLedgerBlock},
+	{"AddUsageAggregates", testLedgerAddUsageAggregates},
+	{"AddUsageRefuses", testLedgerAddUsageRefuses},
+	{"SealConsumesRowsOnce", testLedgerSeal},
+	{"SealErrorRollsBack", testLedgerSealError},
+	{"ClaimLeaseUpdate", testLedgerClaim},
+	{"ListAndPrune", testLedgerListPrune},
+	{"ConcurrentAddAndSealLoseNothing", testLedgerConcurrent},
+	{"ReopenKeepsLedger", testLedgerReopen},
+}
+
+func newLedger(t *testing.T, h Harness) usage.Ledger {
+	t.Helper()
+	l, ok := newStore(t, h).(usage.Ledger)
+	if !ok {
+		t.Skip("store does not implement usage.Ledger")
+	}
+	return l
+}
+
+var bg = context.Background()
+
+func hour(n int) time.Time { return base.Truncate(time.Hour).Add(time.Duration(n) * time.Hour) }
+
+func addUsage(t *testing.T, l usage.Ledger, id string, at time.Time, metric, labels string, v int64) time.Time {
+	t.Helper()
+	w, err := l.AddUsage(bg, usage.Usage{EntitlementID: id, At: at, Window: at.Truncate(time.Hour), Metric: metric, Labels: labels, Int64: v})
+	noErr(t, err, "AddUsage")
+	return w
+}
+
+// sealAll seals before and returns the rows each consumer's fn received,
+// producing one pending window per row.
+func sealAll(t *testing.T, l usage.Ledger, before time.Time) map[string][]usage.UsageRow {
+	t.Helper()
+	got := map[string][]usage.UsageRow{}
+	_, err := l.Seal(bg, usage.SealParams{Before: before}, func(c usage.ConsumerState, rows []usage.UsageRow) (usage.Sealed, error) {
+		got[c.EntitlementID] = rows
+		var out usage.Sealed
+		for i, r := range rows {
+			out.Windows = append(out.Windows, usage.Window{
+				OperationID: fmt.Sprintf("%s/%d/%s/%d", c.EntitlementID, r.Window.Unix(), r.Metric, i), EntitlementID: c.EntitlementID,
+				ConsumerID: c.UsageReportingID, Start: r.Window, End: r.Window.Add(time.Hour), Labels: r.Labels,
+				Values: []usage.MetricValue{{Metric: r.Metric, Kind: r.Kind, Int64: r.Int64, Double: r.Double}},
+				State:  usage.StatePending, SealedAt: before,
+			})
+		}
+		out.Frontier = before
+		if !c.End.IsZero() && c.End.Before(before) {
+			out.Frontier = c.End
+		}
+		if c.Frontier.After(out.Frontier) {
+			out.Frontier = c.Frontier
+		}
+		return out, nil
+	})
+	noErr(t, err, "Seal")
+	return got
+}
+
+func testLedgerPutGetConsumer(t *testing.T, h Harness) {
+	l := newLedger(t, h)
+	_, err := l.GetConsumer(bg, "ent-1")
+	isErr(t, err, usage.ErrUnknownConsumer, "GetConsumer of an unknown consumer")
+	isErr(t, l.PutConsumer(bg, usage.Consumer{}, hour(0)), usage.ErrInvalid, "PutConsumer with an empty id")
+	c := usage.Consumer{EntitlementID: "ent-1", UsageReportingID: "project_number:1", Start: at(0)}
+	noErr(t, l.PutConsumer(bg, c, hour(0)), "PutConsumer")
+	got, err := l.GetConsumer(bg, "ent-1")
+	noErr(t, err, "GetConsumer")
+	equal(t, got.UsageReportingID, "project_number:1", "UsageReportingID")
+	sameTime(t, got.Start, at(0), "Start")
+	sameTime(t, got.Frontier, hour(0), "Frontier")
+	equal(t, got.End.IsZero(), true, "End zero")
+	// An update replaces the registration and keeps the frontier.
+	c.End, c.UsageReportingID = at(time.Hour), "project_number:2"
+	noErr(t, l.PutConsumer(bg, c, hour(5)), "PutConsumer update")
+	got, err = l.GetConsumer(bg, "ent-1")
+	noErr(t, err, "GetConsumer")
+	equal(t, got.UsageReportingID, "project_number:2", "UsageReportingID after update")
+	sameTime(t, got.End, at(time.Hour), "End after update")
+	sameTime(t, got.Frontier, hour(0), "Frontier kept by update")
+	noErr(t, l.PutConsumer(bg, usage.Consumer{EntitlementID: "ent-0", UsageReportingID: "x"}, hour(0)), "PutConsumer")
+	all, err := l.ListConsumers(bg, usage.ConsumerQuery{})
+	noErr(t, err, "ListConsumers")
+	equal(t, len(all), 2, "consumers")
+	equal(t, all[0].EntitlementID, "ent-0", "sorted by id")
+}
+
+func testLedgerBlock(t *testing.T, h Harness) {
+	l := newLedger(t, h)
+	isErr(t, l.SetBlock(bg, "nope", usage.Block{Code: "X"}), usage.ErrUnknownConsumer, "SetBlock unknown")
+	noErr(t, l.PutConsumer(bg, usage.Consumer{EntitlementID: "ent-1", UsageReportingID: "c"}, hour(0)), "PutConsumer")
+	noErr(t, l.PutConsumer(bg, usage.Consumer{EntitlementID: "ent-2", UsageReportingID: "d"}, hour(0)), "PutConsumer")
+	noErr(t, l.SetBlock(bg, "ent-1", usage.Block{Code: "BILLING_DISABLED", Detail: "d", Since: at(0)}), "SetBlock")
+	blocked, err := l.ListConsumers(bg, usage.ConsumerQuery{BlockedOnly: true})
+	noErr(t, err, "ListConsumers")
+	equal(t, len(blocked), 1, "blocked consumers")
+	equal(t, blocked[0].Block.Code, "BILLING_DISABLED", "code")
+	sameTime(t, blocked[0].Block.Since, at(0), "since")
+	// Re-registration keeps the block; clearing it serves again.
+	noErr(t, l.PutConsumer(bg, usage.Consumer{EntitlementID: "ent-1", UsageReportingID: "c"}, hour(3)), "PutConsumer")
+	c, err := l.GetConsumer(bg, "ent-1")
+	noErr(t, err, "GetConsumer")
+	equal(t, c.Block.Code, "BILLING_DISABLED", "block kept")
+	noErr(t, l.SetBlock(bg, "ent-1", usage.Block{}), "SetBlock clear")
+	blocked, err = l.ListConsumers(bg, usage.ConsumerQuery{BlockedOnly: true})
+	noErr(t, err, "ListConsumers")
+	equal(t, len(blocked), 0, "blocked after clear")
+}
+
+func testLedgerAddUsageAggregates(t *testing.T, h Harness) {
+	l := newLedger(t, h)
+	noErr(t, l.PutConsumer(bg, usage.Consumer{EntitlementID: "ent-1", UsageReportingID: "c"}, hour(1)), "PutConsumer")
+	// Before the frontier: lands in the frontier's window.
+	w := addUsage(t, l, "ent-1", hour(0).Add(10*time.Minute), "m", "{}", 2)
+	sameTime(t, w, hour(1), "late usage window")
+	addUsage(t, l, "ent-1", hour(1).Add(time.Minute), "m", "{}", 3)
+	addUsage(t, l, "ent-1", hour(1).Add(2*time.Minute), "m", `{"a":"b"}`, 5)
+	addUsage(t, l, "ent-1", hour(2).Add(time.Minute), "m", "{}", 7)
+	_, err := l.AddUsage(bg, usage.Usage{EntitlementID: "ent-1", At: hour(1), Window: hour(1), Metric: "d", Kind: usage.Double, Labels: "{}", Double: 0.25})
+	noErr(t, err, "AddUsage double")
+	_, err = l.AddUsage(bg, usage.Usage{EntitlementID: "ent-1", At: hour(1), Window: hour(1), Metric: "d", Kind: usage.Double, Labels: "{}", Double: 0.5})
+	noErr(t, err, "AddUsage double")
+	rows := sealAll(t, l, hour(2))["ent-1"]
+	equal(t, len(rows), 3, "rows of hour 1")
+	equal(t, rows[0].Metric, "d", "sorted by metric")
+	equal(t, rows[0].Kind, usage.Double, "kind")
+	equal(t, rows[0].Double, 0.75, "double sum")
+	equal(t, rows[1].Labels, `{"a":"b"}`, "labels sorted")
+	equal(t, rows[1].Int64, int64(5), "labelled row")
+	equal(t, rows[2].Labels, "{}", "labels")
+	equal(t, rows[2].Int64, int64(5), "sum of m {} in hour 1 (2 late + 3)")
+	// Hour 2 stays unsealed; after it, usage of hour 1 goes to hour 2.
+	sameTime(t, addUsage(t, l, "ent-1", hour(1).Add(59*time.Minute), "m", "{}", 1), hour(2), "late after seal")
+	rows = sealAll(t, l, hour(3))["ent-1"]
+	equal(t, len(rows), 1, "rows of hour 2")
+	equal(t, rows[0].Int64, int64(8), "hour 2 sum")
+}
+
+func testLedgerAddUsageRefuses(t *testing.T, h Harness) {
+	l := newLedger(t, h)
+	noErr(t, l.PutConsumer(bg, usage.Consumer{EntitlementID: "ent-1", UsageReportingID: "c", Start: hour(0).Add(5 * time.Minute), End: hour(1).Add(30 * time.Minute)}, hour(0)), "PutConsumer")
+	try := func(at time.Time) error {
+		_, err := l.AddUsage(bg, usage.Usage{EntitlementID: "ent-1", At: at, Window: at.Truncate(time.Hour), Metric: "m", Labels: "{}", Int64: 1})
+		return err
+	}
+	_, err := l.AddUsage(bg, usage.Usage{EntitlementID: "nope", At: hour(0), Window: hour(0), Metric: "m", Labels: "{}", Int64: 1})
+	isErr(t, err, usage.ErrUnknownConsumer, "unknown consumer")
+	_, err = l.AddUsage(bg, usage.Usage{At: hour(0), Window: hour(0), Metric: "m", Labels: "{}", Int64: 1})
+	isErr(t, err, usage.ErrInvalid, "empty id")
+	isErr(t, try(hour(0)), usage.ErrBeforeStart, "before start")
+	isErr(t, try(hour(1).Add(30*time.Minute)), usage.ErrAfterEnd, "at end")
+	noErr(t, try(hour(1).Add(29*time.Minute)), "just before end")
+	rows := sealAll(t, l, hour(2))["ent-1"] // seals the final window [h1, end)
+	equal(t, len(rows), 1, "rows")
+	equal(t, rows[0].Int64, int64(1), "nothing stored by refused calls")
+	isErr(t, try(hour(1).Add(10*time.Minute)), usage.ErrWindowSealed, "final window sealed")
+	// Nothing left for the consumer.
+	n, err := l.Seal(bg, usage.SealParams{Before: hour(5)}, func(usage.ConsumerState, []usage.UsageRow) (usage.Sealed, error) {
+		return usage.Sealed{}, errors.New("must not be called")
+	})
+	noErr(t, err, "Seal")
+	equal(t, n, 0, "consumers sealed after the end")
+}
+
+func testLedgerSeal(t *testing.T, h Harness) {
+	l := newLedger(t, h)
+	for _, id := range []string{"ent-a", "ent-b", "ent-c"} {
+		noErr(t, l.PutConsumer(bg, usage.Consumer{EntitlementID: id, UsageReportingID: "c-" + id}, hour(0)), "PutConsumer")
+	}
+	addUsage(t, l, "ent-a", hour(0), "m", "{}", 1)
+	addUsage(t, l, "ent-a", hour(1), "m", "{}", 2) // not yet closed
+	// Limit: one consumer per call, in frontier then id order.
+	var seen []string
+	for {
+		n, err := l.Seal(bg, usage.SealParams{Before: hour(1), Limit: 1}, func(c usage.ConsumerState, rows []usage.UsageRow) (usage.Sealed, error) {
+			seen = append(seen, c.EntitlementID)
+			ws := []usage.Window{{OperationID: "op-" + c.EntitlementID, EntitlementID: c.EntitlementID, Start: hour(0), End: hour(1), Labels: "{}", State: usage.StatePending, SealedAt: hour(1)}}
+			if len(rows) > 0 {
+				ws[0].Values = []usage.MetricValue{{Metric: "m", Int64: rows[0].Int64}}
+			}
+			return usage.Sealed{Windows: ws, Frontier: hour(1)}, nil
+		})
+		noErr(t, err, "Seal")
+		if n == 0 {
+			break
+		}
+		equal(t, n, 1, "limit")
+	}
+	equal(t, fmt.Sprint(seen), "[ent-a ent-b ent-c]", "consumers sealed once each, in order")
+	c, err := l.GetConsumer(bg, "ent-a")
+	noErr(t, err, "GetConsumer")
+	sameTime(t, c.Frontier, hour(1), "frontier advanced")
+	ws, err := l.ListWindows(bg, usage.WindowQuery{EntitlementID: "ent-a"})
+	noErr(t, err, "ListWindows")
+	equal(t, len(ws), 1, "windows of ent-a")
+	equal(t, ws[0].Values[0].Int64, int64(1), "sealed value")
+	equal(t, ws[0].State, usage.StatePending, "state")
+	// A window id already present is left as it is.
+	_, err = l.Seal(bg, usage.SealParams{Before: hour(2)}, func(c usage.ConsumerState, rows []usage.UsageRow) (usage.Sealed, error) {
+		return usage.Sealed{Windows: []usage.Window{{OperationID: "op-" + c.EntitlementID, EntitlementID: "changed", Start: hour(1), End: hour(2), Labels: "{}", State: usage.StateRejected}}, Frontier: hour(2)}, nil
+	})
+	noErr(t, err, "Seal")
+	ws, err = l.ListWindows(bg, usage.WindowQuery{OperationID: "op-ent-a"})
+	noErr(t, err, "ListWindows")
+	equal(t, ws[0].EntitlementID, "ent-a", "existing window kept")
+	equal(t, ws[0].State, usage.StatePending, "existing window state kept")
+}
+
+func testLedgerSealError(t *testing.T, h Harness) {
+	l := newLedger(t, h)
+	noErr(t, l.PutConsumer(bg, usage.Consumer{EntitlementID: "ent-1", UsageReportingID: "c"}, hour(0)), "PutConsumer")
+	addUsage(t, l, "ent-1", hour(0), "m", "{}", 4)
+	errBoom := errors.New("boom")
+	_, err := l.Seal(bg, usage.SealParams{Before: hour(1)}, func(usage.ConsumerState, []usage.UsageRow) (usage.Sealed, error) {
+		return usage.Sealed{}, errBoom
+	})
+	isErr(t, err, errBoom, "Seal error")
+	rows := sealAll(t, l, hour(1))["ent-1"]
+	equal(t, len(rows), 1, "rows kept after a failed seal")
+	equal(t, rows[0].Int64, int64(4), "value kept")
+}
+
+func testLedgerClaim(t *testing.T, h Harness) {
+	l := newLedger(t, h)
+	noErr(t, l.PutConsumer(bg, usage.Consumer{EntitlementID: "ent-1", UsageReportingID: "c"}, hour(0)), "PutConsumer")
+	for i := range 3 {
+		addUsage(t, l, "ent-1", hour(i), "m", "{}", int64(i+1))
+	}
+	sealAll(t, l, hour(3))
+	now := hour(4)
+	a, err := l.ClaimWindows(bg, usage.ClaimParams{Owner: "a", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 2})
+	noErr(t, err, "ClaimWindows")
+	equal(t, len(a), 2, "claimed with limit")
+	sameTime(t, a[0].Start, hour(0), "oldest first")
+	equal(t, a[0].LeaseOwner, "a", "owner")
+	b, err := l.ClaimWindows(bg, usage.ClaimParams{Owner: "b", Now: now, LeaseUntil: now.Add(time.Minute)})
+	noErr(t, err, "ClaimWindows")
+	equal(t, len(b), 1, "leased windows are not claimed twice")
+	// Only the owner updates; "" overrides.
+	lost, err := l.UpdateWindows(bg, "b", []usage.WindowUpdate{{OperationID: a[0].OperationID, State: usage.StateReported}, {OperationID: b[0].OperationID, State: usage.StateUnknown, Attempts: 1, LastAttempt: now, LeaseUntil: now.Add(time.Hour)}, {OperationID: "missing"}})
+	noErr(t, err, "UpdateWindows")
+	equal(t, fmt.Sprint(lost), "["+a[0].OperationID+" missing]", "lost updates")
+	lost, err = l.UpdateWindows(bg, "a", []usage.WindowUpdate{{OperationID: a[0].OperationID, State: usage.StateReported, Attempts: 1, LastAttempt: now, ReportedAt: now}})
+	noErr(t, err, "UpdateWindows")
+	equal(t, len(lost), 0, "owner update")
+	// After the lease: a[1] is claimable again, b[0] only after its
+	// not-before time, a[0] (reported) never.
+	later := now.Add(2 * time.Minute)
+	c, err := l.ClaimWindows(bg, usage.ClaimParams{Owner: "c", Now: later, LeaseUntil: later.Add(time.Minute)})
+	noErr(t, err, "ClaimWindows")
+	equal(t, len(c), 1, "claimable after lease expiry")
+	equal(t, c[0].OperationID, a[1].OperationID, "expired lease taken over")
+	c, err = l.ClaimWindows(bg, usage.ClaimParams{Owner: "c", Now: now.Add(time.Hour), LeaseUntil: now.Add(2 * time.Hour)})
+	noErr(t, err, "ClaimWindows")
+	equal(t, len(c), 2, "claimable after not-before")
+	ws, err := l.ListWindows(bg, usage.WindowQuery{OperationID: b[0].OperationID})
+	noErr(t, err, "ListWindows")
+	equal(t, ws[0].State, usage.StateUnknown, "state")
+	equal(t, ws[0].Attempts, 1, "attempts")
+	sameTime(t, ws[0].LastAttempt, now, "last attempt")
+	equal(t, ws[0].Values[0].Int64, int64(3), "content unchanged by updates")
+	lost, err = l.UpdateWindows(bg, "", []usage.WindowUpdate{{OperationID: b[0].OperationID, State: usage.StateRejected, Reason: "operator"}})
+	noErr(t, err, "UpdateWindows override")
+	equal(t, len(lost), 0, "override")
+}
+
+func testLedgerListPrune(t *testing.T, h Harness) {
+	l := newLedger(t, h)
+	for _, id := range []string{"ent-1", "ent-2"} {
+		noErr(t, l.PutConsumer(bg, usage.Consumer{EntitlementID: id, UsageReportingID: "c"}, hour(0)), "PutConsumer")
+		addUsage(t, l, id, hour(0), "m", "{}", 1)
+		addUsage(t, l, id, hour(1), "m", "{}", 1)
+	}
+	sealAll(t, l, hour(2))
+	all, err := l.ListWindows(bg, usage.WindowQuery{})
+	noErr(t, err, "ListWindows")
+	equal(t, len(all), 4, "windows")
+	for i := 1; i < len(all); i++ {
+		if all[i].Start.Before(all[i-1].Start) {
+			t.Fatalf("ListWindows not ordered by start")
+		}
+	}
+	_, err = l.UpdateWindows(bg, "", []usage.WindowUpdate{{OperationID: all[0].OperationID, State: usage.StateReported}, {OperationID: all[1].OperationID, State: usage.StateRejected}, {OperationID: all[2].OperationID, State: usage.StateExpired}})
+	noErr(t, err, "UpdateWindows")
+	some, err := l.ListWindows(bg, usage.WindowQuery{States: []usage.WindowState{usage.StatePending, usage.StateExpired}, EntitlementID: all[3].EntitlementID})
+	noErr(t, err, "ListWindows filtered")
+	for _, w := range some {
+		if w.EntitlementID != all[3].EntitlementID || (w.State != usage.StatePending && w.State != usage.StateExpired) {
+			t.Fatalf("filter returned %+v", w)
+		}
+	}
+	limited, err := l.ListWindows(bg, usage.WindowQuery{Limit: 1})
+	noErr(t, err, "ListWindows limit")
+	equal(t, len(limited), 1, "limit")
+	n, err := l.PruneWindows(bg, hour(3))
+	noErr(t, err, "PruneWindows")
+	equal(t, n, 2, "pruned reported and rejected")
+	left, err := l.ListWindows(bg, usage.WindowQuery{})
+	noErr(t, err, "ListWindows")
+	equal(t, len(left), 2, "expired and pending kept")
+}
+
+// testLedgerConcurrent adds usage from many goroutines while sealing: every
+// unit ends up in exactly one window or one remaining row.
+func testLedgerConcurrent(t *testing.T, h Harness) {
+	l := newLedger(t, h)
+	const consumers, workers, perWorker = 4, 8, 100
+	for i := range consumers {
+		noErr(t, l.PutConsumer(bg, usage.Consumer{EntitlementID: fmt.Sprint("ent-", i), UsageReportingID: "c"}, hour(0)), "PutConsumer")
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers+1)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWorker {
+				at := hour(i % 4)
+				if _, err := l.AddUsage(bg, usage.Usage{EntitlementID: fmt.Sprint("ent-", (w+i)%consumers), At: at, Window: at, Metric: "m", Labels: "{}", Int64: 1}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	var mu sync.Mutex
+	sealed := int64(0)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for k := 1; k <= 4; k++ {
+			_, err := l.Seal(bg, usage.SealParams{Before: hour(k)}, func(c usage.ConsumerState, rows []usage.UsageRow) (usage.Sealed, error) {
+				var out usage.Sealed
+				for i, r := range rows {
+					mu.Lock()
+					sealed += r.Int64
+					mu.Unlock()
+					out.Windows = append(out.Windows, usage.Window{OperationID: fmt.Sprintf("%s-%d-%d", c.EntitlementID, k, i), EntitlementID: c.EntitlementID, Start: r.Window, End: r.Window.Add(time.Hour), Labels: "{}", State: usage.StatePending})
+				}
+				out.Frontier = hour(k)
+				return out, nil
+			})
+			if err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		noErr(t, err, "concurrent AddUsage/Seal")
+	}
+	rest := sealAll(t, l, hour(10))
+	for _, rows := range rest {
+		for _, r := range rows {
+			sealed += r.Int64
+		}
+	}
+	equal(t, sealed, int64(workers*perWorker), "units sealed exactly once")
+}
+
+func testLedgerReopen(t *testing.T, h Harness) {
+	if h.Reopen == nil {
+		t.Skip("store is not durable (Harness.Reopen is nil)")
+	}
+	s := newStore(t, h)
+	l, ok := s.(usage.Ledger)
+	if !ok {
+		t.Skip("store does not implement usage.Ledger")
+	}
+	noErr(t, l.PutConsumer(bg, usage.Consumer{EntitlementID: "ent-1", UsageReportingID: "c", End: hour(9)}, hour(0)), "PutConsumer")
+	noErr(t, l.SetBlock(bg, "ent-1", usage.Block{Code: "BILLING_DISABLED", Since: at(0)}), "SetBlock")
+	addUsage(t, l, "ent-1", hour(0), "m", `{"k":"v"}`, 3)
+	addUsage(t, l, "ent-1", hour(1), "m", "{}", 4)
+	sealAll(t, l, hour(1))
+	r := reopen(t, h, s).(usage.Ledger)
+	c, err := r.GetConsumer(bg, "ent-1")
+	noErr(t, err, "GetConsumer")
+	sameTime(t, c.Frontier, hour(1), "frontier")
+	sameTime(t, c.End, hour(9), "end")
+	equal(t, c.Block.Code, "BILLING_DISABLED", "block")
+	ws, err := r.ListWindows(bg, usage.WindowQuery{})
+	noErr(t, err, "ListWindows")
+	equal(t, len(ws), 1, "windows")
+	equal(t, ws[0].Labels, `{"k":"v"}`, "labels")
+	equal(t, ws[0].Values[0].Int64, int64(3), "value")
+	rows := sealAll(t, r, hour(2))["ent-1"]
+	equal(t, len(rows), 1, "unsealed rows kept")
+	equal(t, rows[0].Int64, int64(4), "row value")
+}

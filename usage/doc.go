@@ -1,0 +1,129 @@
+// Package usage reports metered usage to Google Service Control for Cloud
+// Marketplace SaaS products, so that no unit is ever lost or billed twice.
+//
+// It stands alone: a vendor with no other use for this SDK registers each
+// usage-based entitlement (Register), records usage as it happens (Record)
+// and runs the flush loop (Run). The marketplace package's processor calls
+// Register itself when given WithUsageReporter.
+//
+//	ledger, _ := sqlitestore.Open(ctx, "state.db")
+//	r, _ := usage.New(ctx, "my-product.endpoints.my-provider.cloud.goog", ledger,
+//		usage.WithMetric("requests", usage.Int64))
+//	_ = r.Register(ctx, usage.Consumer{EntitlementID: id, UsageReportingID: urid})
+//	go r.Run(ctx)
+//	_ = r.Record(ctx, usage.Record{EntitlementID: id, Metric: "requests", Value: 3})
+//
+// # The pipeline
+//
+// Record validates its input and adds it, in one ledger transaction, to an
+// aggregate row keyed by (entitlement, window, metric, user labels): when it
+// returns nil the usage is durable. Concurrent Records share commits
+// (sqlitestore's group commit), so durability costs no throughput beyond
+// the commit itself.
+//
+// Flush seals every closed window (one whose end is at least the seal grace,
+// one minute by default, in the past), checks each consumer with
+// services.check and sends every sealed window with services.report, many
+// operations per call, each call at most 1 MB. The ledger records each
+// window as sent (Unknown) before the call and its outcome after it. Every
+// window is in one state:
+//
+//   - Pending: sealed, not yet accepted; sent at the next flush.
+//   - Unknown: sent, outcome not known (the call failed, timed out, or the
+//     process died before recording the answer). Resent with the same
+//     operation id until Google confirms it or its deadline passes.
+//   - Reported: Google accepted it (the call succeeded and reportErrors did
+//     not name it).
+//   - Rejected: Google refused it permanently (a reportError such as
+//     INVALID_ARGUMENT), with the reason; Retry puts it back.
+//   - Expired: still Unknown at its deadline; no longer resent on its own,
+//     surfaced through Backlog and DeadlineAlert for an operator to
+//     reconcile with the billing export and Settle or Retry.
+//
+// Per-operation reportErrors are handled one by one: UNAVAILABLE, INTERNAL,
+// ABORTED and RESOURCE_EXHAUSTED leave the window Pending; FAILED_PRECONDITION
+// leaves it Pending and re-checks the consumer (it is usually blocked); any
+// other code rejects it. A whole-request 400 is split to isolate the bad
+// operation. 429, 401, 403 and 404 answers mean nothing was applied
+// (Pending); other failures are Unknown. Retries back off from 5 s to 5 min.
+//
+// # Design decisions
+//
+// Windows. Usage is aggregated in windows of WithWindow (one hour by default,
+// aligned to the hour), contiguous per consumer: each window starts where
+// the previous one ended, from the window of the first registration (or the
+// consumer's Start, if later) to its End. Every window produces at least one
+// operation: one per set of user labels with usage, or, for an hour without
+// usage, one zero operation carrying every declared metric at 0. That is
+// what Google's codelab does, keeps every reported interval within one hour
+// and one month (a window spanning idle hours could straddle a month end and
+// land on the wrong invoice), and makes the reporter's liveness visible:
+// a gap in a consumer's reports is a bug, and the tests assert there is
+// none. The cost is one small operation per idle consumer per hour (about
+// 3,000 fit in one 1 MB request).
+//
+// Late records. A record whose window is already sealed is added to the
+// consumer's first unsealed window (the frontier), so it is billed once, in
+// its own, later operation; a sealed operation never changes. Every
+// operation of a consumer thus covers a distinct interval, and the
+// emulator's OverlappingUsage detector stays silent. The price is that such
+// usage is billed up to one window later than it happened. After a
+// cancellation there is no later window: a record for the final window
+// arriving after it was sealed is refused with ErrWindowSealed (Google must
+// never receive usage timestamped after the end). The final window is sealed
+// at the next window boundary plus the grace, which leaves late records that
+// long to arrive and still reports within the hour.
+//
+// Operation ids. Each operation id is the UUIDv5 (OperationNamespace) of
+// the entitlement id, the window start, the sorted metric names and the
+// canonical user labels (see OperationID). services.check and
+// services.report use the same id. Windows are sealed exactly once, so no
+// sequence number is needed for late operations: they belong to another
+// window. Deterministic ids mean a resend after an unknown outcome carries
+// the same id, which is what lets Google deduplicate; whether it does is
+// undocumented, so the window states above also bound resends to the
+// reporting deadline.
+//
+// Durability. Record commits before it returns. Sealing, claiming and every
+// state change are ledger transactions; the "sent" mark is committed before
+// the report call and the outcome after it, so a crash between the two
+// leaves the window Unknown and it is resent with the same id: no usage is
+// lost, and a duplicate can only be a same-id resend of a call whose answer
+// the crash (or the network) swallowed. No client can do better: a lost
+// response is indistinguishable from a failed call.
+//
+// Sealing. A window is sealed when a flush picks it up after its end plus
+// the grace: its rows are turned into windows and deleted in the same
+// transaction that advances the consumer's frontier, so a concurrent Record
+// either lands in the window before the seal reads it or sees the new
+// frontier and goes to the next window.
+//
+// Leases. Replicas sharing a ledger (pgstore) each flush; ClaimWindows
+// leases windows to one owner (WithOwner, WithLease), and a window released
+// after a failure carries a not-before time, which is how backoff works
+// across replicas. A replica that dies leaves its windows leased until the
+// lease expires; another then resends them with the same ids.
+//
+// Metrics. Int64 by default; a metric declared Double carries doubleValue.
+// Undeclared metrics are refused by Record.
+//
+// # Serving
+//
+// A services.check answer is cached per consumer for at most 60 s. Codes in
+// DefaultStopServingCodes block the consumer: the ledger records it,
+// WithServingChanged's callback runs, and Serving reports false until a later
+// check passes (then the callback runs again). Usage of a blocked consumer
+// keeps being collected in hourly windows and is replayed when it is served
+// again, for up to WithReplayLimit (30 days). Transient codes
+// (*_UNAVAILABLE, LOAD_SHEDDING, INJECTED_ERROR) and failed check calls
+// delay reporting but never block anyone.
+//
+// # Deadlines and catch-up
+//
+// Google wants usage within an hour, and a month's usage by 1 AM US Pacific
+// time on the first of the next month (see Deadline). After downtime, the
+// next flush seals and sends every missed window, none skipped, late or not.
+// Windows still unreported near their deadline (WithDeadlineAlert's margin)
+// or after it are passed to the alert callback; Backlog lists every window
+// that is not reported, with its reason, for operators.
+package usage

@@ -1,0 +1,478 @@
+package usage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/api/option"
+	servicecontrol "google.golang.org/api/servicecontrol/v1"
+)
+
+// Defaults of the Reporter's options.
+const (
+	DefaultWindow        = time.Hour
+	DefaultSealGrace     = time.Minute
+	DefaultFlushInterval = time.Minute
+	DefaultCheckCacheTTL = 60 * time.Second
+	DefaultLease         = 5 * time.Minute
+	DefaultRPCTimeout    = 30 * time.Second
+	DefaultConcurrency   = 8
+	DefaultReplayLimit   = 30 * 24 * time.Hour
+	DefaultRetention     = 40 * 24 * time.Hour
+	// MaxRequestBytes is Service Control's request size limit.
+	MaxRequestBytes = 1 << 20
+)
+
+// DefaultStopServingCodes are the services.check error codes after which a
+// consumer is blocked: the three Marketplace names (SERVICE_NOT_ACTIVATED,
+// BILLING_DISABLED, PROJECT_DELETED) and three that equally mean the
+// consumer cannot be billed (PROJECT_INVALID, CONSUMER_INVALID,
+// PERMISSION_DENIED). Other codes (the *_UNAVAILABLE family, LOAD_SHEDDING,
+// INJECTED_ERROR and anything unrecognised) are treated as transient: the
+// window waits and the check is retried, without cutting anyone off.
+var DefaultStopServingCodes = []string{
+	"SERVICE_NOT_ACTIVATED", "BILLING_DISABLED", "PROJECT_DELETED",
+	"PROJECT_INVALID", "CONSUMER_INVALID", "PERMISSION_DENIED",
+}
+
+// ServingChange tells the application that a consumer was blocked (Serving
+// false) or serves again (Serving true).
+type ServingChange struct {
+	EntitlementID string
+	ConsumerID    string
+	Serving       bool
+	Block         Block // the block when Serving is false
+}
+
+// DeadlineAlert tells the application that a window is not reported and its
+// reporting deadline is near (Missed false) or has passed (Missed true).
+type DeadlineAlert struct {
+	Window Window
+	Missed bool
+}
+
+type config struct {
+	clientOptions []option.ClientOption
+	metrics       map[string]MetricKind
+	now           func() time.Time
+	logger        *slog.Logger
+	window        time.Duration
+	grace         time.Duration
+	interval      time.Duration
+	checkTTL      time.Duration
+	lease         time.Duration
+	rpcTimeout    time.Duration
+	concurrency   int
+	replayLimit   time.Duration
+	retention     time.Duration
+	maxBytes      int
+	owner         string
+	stopCodes     map[string]bool
+	onServing     func(context.Context, ServingChange)
+	alertMargin   time.Duration
+	onAlert       func(context.Context, DeadlineAlert)
+	err           error
+
+	// afterReport is a test hook (export_test.go): called right after a
+	// report RPC returns, before its outcome is written to the ledger.
+	afterReport func()
+}
+
+// Option configures New.
+type Option func(*config)
+
+// WithClientOptions passes options to servicecontrol.NewService
+// (credentials, endpoint, HTTP client).
+func WithClientOptions(opts ...option.ClientOption) Option {
+	return func(c *config) { c.clientOptions = append(c.clientOptions, opts...) }
+}
+
+// WithMetric declares a metric and its value kind. name is the full metric
+// name "<service>/<metric>" or the metric id alone, which is then prefixed
+// with the service name. Record refuses undeclared metrics; at least one
+// metric must be declared.
+func WithMetric(name string, kind MetricKind) Option {
+	return func(c *config) {
+		if c.metrics == nil {
+			c.metrics = map[string]MetricKind{}
+		}
+		if kind != Int64 && kind != Double {
+			c.err = errors.Join(c.err, fmt.Errorf("metric %q: unknown kind %d", name, kind))
+		}
+		c.metrics[name] = kind
+	}
+}
+
+// WithClock sets the clock (default time.Now). Tests pass the emulator's.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithWindow sets the window length (default one hour). It must divide an
+// hour evenly (1m, 5m, 10m, 15m, 20m, 30m, 1h, ...): Google wants at most
+// hourly windows.
+func WithWindow(d time.Duration) Option { return func(c *config) { c.window = d } }
+
+// WithSealGrace sets how long after a window ends it is sealed (default one
+// minute), so that records in flight at the boundary still land in it.
+func WithSealGrace(d time.Duration) Option { return func(c *config) { c.grace = d } }
+
+// WithFlushInterval sets how often Run flushes (default one minute).
+func WithFlushInterval(d time.Duration) Option { return func(c *config) { c.interval = d } }
+
+// WithCheckCacheTTL sets how long a services.check answer is reused per
+// consumer (default and maximum 60 s, as Service Control allows).
+func WithCheckCacheTTL(d time.Duration) Option { return func(c *config) { c.checkTTL = d } }
+
+// WithLease sets how long a flushing replica holds the windows it claimed
+// (default five minutes); another replica takes them over after that.
+func WithLease(d time.Duration) Option { return func(c *config) { c.lease = d } }
+
+// WithRPCTimeout bounds each check and report call (default 30 s).
+func WithRPCTimeout(d time.Duration) Option { return func(c *config) { c.rpcTimeout = d } }
+
+// WithConcurrency sets how many services.check calls run at once (default 8).
+func WithConcurrency(n int) Option { return func(c *config) { c.concurrency = n } }
+
+// WithReplayLimit sets how long usage of a blocked consumer is kept for
+// replay (default 30 days, Google's recommended grace period); a window
+// older than that whose consumer is still blocked is rejected.
+func WithReplayLimit(d time.Duration) Option { return func(c *config) { c.replayLimit = d } }
+
+// WithRetention sets how long reported and rejected windows stay in the
+// ledger (default 40 days); Flush prunes older ones.
+func WithRetention(d time.Duration) Option { return func(c *config) { c.retention = d } }
+
+// WithMaxRequestBytes caps the encoded size of one services.report request
+// (default and maximum MaxRequestBytes).
+func WithMaxRequestBytes(n int) Option { return func(c *config) { c.maxBytes = n } }
+
+// WithOwner names this reporter in window leases (default a random UUID).
+// Give every replica sharing a ledger its own.
+func WithOwner(id string) Option { return func(c *config) { c.owner = id } }
+
+// WithStopServingCodes replaces DefaultStopServingCodes.
+func WithStopServingCodes(codes ...string) Option {
+	return func(c *config) {
+		c.stopCodes = map[string]bool{}
+		for _, code := range codes {
+			c.stopCodes[code] = true
+		}
+	}
+}
+
+// WithServingChanged sets the callback told when a consumer is blocked by a
+// stop-serving check error or serves again. It runs in the flushing
+// goroutine: keep it short.
+func WithServingChanged(fn func(context.Context, ServingChange)) Option {
+	return func(c *config) { c.onServing = fn }
+}
+
+// WithDeadlineAlert sets the callback told, once per window and process,
+// when a window is still not reported margin before its deadline, and again
+// when the deadline has passed.
+func WithDeadlineAlert(margin time.Duration, fn func(context.Context, DeadlineAlert)) Option {
+	return func(c *config) { c.alertMargin, c.onAlert = margin, fn }
+}
+
+// Reporter aggregates usage in a Ledger and reports it to Service Control.
+// Create it with New; it is safe for concurrent use.
+type Reporter struct {
+	svc     *servicecontrol.Service
+	service string
+	ledger  Ledger
+	cfg     config
+	log     *slog.Logger
+
+	flushMu sync.Mutex // one flush at a time
+
+	mu        sync.Mutex
+	checks    map[string]checkEntry // by consumer id
+	alerted   map[string]bool       // operation id + "/" + "near"|"missed"
+	lastPrune time.Time
+}
+
+// New returns a Reporter for the Service Control service serviceName
+// ("<product>.endpoints.<provider>.cloud.goog" or the name your Partner
+// Engineer gave), keeping its state in ledger.
+func New(ctx context.Context, serviceName string, ledger Ledger, opts ...Option) (*Reporter, error) {
+	cfg := config{
+		now:         time.Now,
+		logger:      slog.New(slog.DiscardHandler),
+		window:      DefaultWindow,
+		grace:       DefaultSealGrace,
+		interval:    DefaultFlushInterval,
+		checkTTL:    DefaultCheckCacheTTL,
+		lease:       DefaultLease,
+		rpcTimeout:  DefaultRPCTimeout,
+		concurrency: DefaultConcurrency,
+		replayLimit: DefaultReplayLimit,
+		retention:   DefaultRetention,
+		maxBytes:    MaxRequestBytes,
+		owner:       uuid.NewString(),
+	}
+	WithStopServingCodes(DefaultStopServingCodes...)(&cfg)
+	for _, o := range opts {
+		o(&cfg)
+	}
+	var errs []error
+	if serviceName == "" {
+		errs = append(errs, errors.New("empty service name"))
+	}
+	if ledger == nil {
+		errs = append(errs, errors.New("nil ledger"))
+	}
+	if len(cfg.metrics) == 0 {
+		errs = append(errs, errors.New("no metric declared (use WithMetric)"))
+	}
+	if cfg.window <= 0 || cfg.window > time.Hour || time.Hour%cfg.window != 0 {
+		errs = append(errs, fmt.Errorf("window %v does not divide an hour", cfg.window))
+	}
+	if cfg.checkTTL < 0 || cfg.checkTTL > DefaultCheckCacheTTL {
+		errs = append(errs, fmt.Errorf("check cache TTL %v outside [0, 60s]", cfg.checkTTL))
+	}
+	if cfg.maxBytes <= 0 || cfg.maxBytes > MaxRequestBytes {
+		errs = append(errs, fmt.Errorf("max request bytes %d outside (0, %d]", cfg.maxBytes, MaxRequestBytes))
+	}
+	if cfg.grace < 0 || cfg.lease <= 0 || cfg.rpcTimeout <= 0 || cfg.interval <= 0 || cfg.concurrency <= 0 {
+		errs = append(errs, errors.New("grace, lease, RPC timeout, flush interval and concurrency must be positive"))
+	}
+	if cfg.owner == "" {
+		errs = append(errs, errors.New("empty owner"))
+	}
+	if cfg.now == nil || cfg.logger == nil {
+		errs = append(errs, errors.New("nil clock or logger"))
+	}
+	if cfg.err != nil {
+		errs = append(errs, cfg.err)
+	}
+	metrics := map[string]MetricKind{}
+	for name, kind := range cfg.metrics {
+		if !strings.Contains(name, "/") {
+			name = serviceName + "/" + name
+		}
+		metrics[name] = kind
+	}
+	cfg.metrics = metrics
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("usage: new reporter: %w: %w", ErrInvalid, err)
+	}
+	svc, err := servicecontrol.NewService(ctx, cfg.clientOptions...)
+	if err != nil {
+		return nil, fmt.Errorf("usage: new reporter: service control client: %w", err)
+	}
+	return &Reporter{
+		svc:     svc,
+		service: serviceName,
+		ledger:  ledger,
+		cfg:     cfg,
+		log:     cfg.logger.With(slog.String("service", serviceName)),
+		checks:  map[string]checkEntry{},
+		alerted: map[string]bool{},
+	}, nil
+}
+
+// windowStart is the start of the window containing t.
+func (r *Reporter) windowStart(t time.Time) time.Time { return t.UTC().Truncate(r.cfg.window) }
+
+// Register makes an entitlement's usage reportable, or updates it (a
+// cancellation sets End; a reverted one clears it). It is durable when it
+// returns and idempotent. The first registration starts the consumer's
+// windows at the current window (or at Start if that is later); usage
+// between Start and then is accepted and reported in the first window.
+func (r *Reporter) Register(ctx context.Context, c Consumer) error {
+	switch {
+	case c.EntitlementID == "":
+		return fmt.Errorf("usage: register: empty entitlement id: %w", ErrInvalid)
+	case c.UsageReportingID == "":
+		return fmt.Errorf("usage: register %s: empty usageReportingId: %w", c.EntitlementID, ErrInvalid)
+	case !c.Start.IsZero() && !c.End.IsZero() && c.End.Before(c.Start):
+		return fmt.Errorf("usage: register %s: end %v before start %v: %w", c.EntitlementID, c.End, c.Start, ErrInvalid)
+	}
+	c.Start, c.End = c.Start.UTC(), c.End.UTC()
+	frontier := r.windowStart(r.cfg.now())
+	if c.Start.After(frontier) {
+		frontier = c.Start
+	}
+	if err := r.ledger.PutConsumer(ctx, c, frontier); err != nil {
+		return fmt.Errorf("usage: register %s: %w", c.EntitlementID, err)
+	}
+	return nil
+}
+
+// Record is one measurement of usage.
+type Record struct {
+	// EntitlementID is the entitlement the usage is billed to, as
+	// registered.
+	EntitlementID string
+	// Metric is the full metric name or the metric id declared with
+	// WithMetric.
+	Metric string
+	// Value is the amount for an Int64 metric; it must not be negative.
+	Value int64
+	// DoubleValue is the amount for a Double metric; it must be finite and
+	// not negative.
+	DoubleValue float64
+	// Time is when the usage happened; zero means now. It must not be in
+	// the future, before the consumer's Start or at or after its End.
+	Time time.Time
+	// Labels are the operation's userLabels, such as LabelResourceName
+	// and LabelContainerName; they must follow Google's label syntax.
+	// Usage with different labels is reported in different operations.
+	Labels map[string]string
+}
+
+// Record adds usage. When it returns nil the usage is durable in the ledger
+// and will be reported exactly once. Bad input returns an error wrapping
+// ErrInvalid, ErrUnknownConsumer, ErrBeforeStart, ErrAfterEnd or
+// ErrWindowSealed, and nothing is stored.
+func (r *Reporter) Record(ctx context.Context, rec Record) error {
+	u, err := r.usageOf(rec)
+	if err != nil {
+		return err
+	}
+	if _, err := r.ledger.AddUsage(ctx, u); err != nil {
+		return fmt.Errorf("usage: record %s for %s: %w", u.Metric, rec.EntitlementID, err)
+	}
+	return nil
+}
+
+func (r *Reporter) usageOf(rec Record) (Usage, error) {
+	bad := func(format string, args ...any) (Usage, error) {
+		return Usage{}, fmt.Errorf("usage: record for %q: %s: %w", shorten(rec.EntitlementID), fmt.Sprintf(format, args...), ErrInvalid)
+	}
+	if rec.EntitlementID == "" {
+		return bad("empty entitlement id")
+	}
+	metric := rec.Metric
+	kind, ok := r.cfg.metrics[metric]
+	if !ok && !strings.Contains(metric, "/") {
+		metric = r.service + "/" + metric
+		kind, ok = r.cfg.metrics[metric]
+	}
+	if !ok {
+		return bad("metric %q not declared", shorten(rec.Metric))
+	}
+	switch kind {
+	case Int64:
+		if rec.Value < 0 {
+			return bad("negative value %d", rec.Value)
+		}
+		if rec.DoubleValue != 0 {
+			return bad("DoubleValue set for int64 metric %s", metric)
+		}
+	case Double:
+		if math.IsNaN(rec.DoubleValue) || math.IsInf(rec.DoubleValue, 0) || rec.DoubleValue < 0 {
+			return bad("value %v is not a finite, non-negative number", rec.DoubleValue)
+		}
+		if rec.Value != 0 {
+			return bad("Value set for double metric %s", metric)
+		}
+	}
+	now := r.cfg.now()
+	at := rec.Time
+	if at.IsZero() {
+		at = now
+	}
+	if at.After(now) {
+		return bad("time %v is in the future", at.UTC())
+	}
+	if err := validateLabels(rec.Labels); err != nil {
+		return bad("%v", err)
+	}
+	return Usage{
+		EntitlementID: rec.EntitlementID,
+		At:            at.UTC(),
+		Window:        r.windowStart(at),
+		Metric:        metric,
+		Kind:          kind,
+		Labels:        encodeLabels(rec.Labels),
+		Int64:         rec.Value,
+		Double:        rec.DoubleValue,
+	}, nil
+}
+
+// ServingState says whether a consumer may be served.
+type ServingState struct {
+	Serving bool
+	Block   Block // why not, when Serving is false
+}
+
+// Serving reports whether the entitlement's customer should be served: false
+// after services.check answered a stop-serving code, until a later check
+// passes. It reads the ledger, so every replica sharing it agrees.
+func (r *Reporter) Serving(ctx context.Context, entitlementID string) (ServingState, error) {
+	c, err := r.ledger.GetConsumer(ctx, entitlementID)
+	if err != nil {
+		return ServingState{}, fmt.Errorf("usage: serving state of %s: %w", entitlementID, err)
+	}
+	return ServingState{Serving: c.Block.Code == "", Block: c.Block}, nil
+}
+
+// Backlog lists the windows not reported (Pending, Unknown, Expired) and
+// those Google rejected, oldest first, with the reason of each: what an
+// operator needs to see.
+func (r *Reporter) Backlog(ctx context.Context) ([]Window, error) {
+	ws, err := r.ledger.ListWindows(ctx, WindowQuery{States: []WindowState{StatePending, StateUnknown, StateExpired, StateRejected}})
+	if err != nil {
+		return nil, fmt.Errorf("usage: backlog: %w", err)
+	}
+	return ws, nil
+}
+
+// Settle records an operator's decision on a window after reconciling it
+// with Google's billing (for an Expired or Unknown window): state must be
+// StateReported or StateRejected.
+func (r *Reporter) Settle(ctx context.Context, operationID string, state WindowState, reason string) error {
+	if state != StateReported && state != StateRejected {
+		return fmt.Errorf("usage: settle %s: state %q: %w", operationID, state, ErrInvalid)
+	}
+	return r.override(ctx, "settle", operationID, func(w *Window) {
+		w.State, w.Reason = state, "settled: "+reason
+		if state == StateReported {
+			w.ReportedAt = r.cfg.now()
+		}
+	})
+}
+
+// Retry puts a Rejected or Expired window back into Pending, to be sent
+// again with the same operation id at the next flush.
+func (r *Reporter) Retry(ctx context.Context, operationID string) error {
+	return r.override(ctx, "retry", operationID, func(w *Window) {
+		w.State, w.Reason, w.LeaseUntil = StatePending, "retry requested", time.Time{}
+	})
+}
+
+func (r *Reporter) override(ctx context.Context, op, operationID string, change func(*Window)) error {
+	if operationID == "" {
+		return fmt.Errorf("usage: %s: empty operation id: %w", op, ErrInvalid)
+	}
+	ws, err := r.ledger.ListWindows(ctx, WindowQuery{OperationID: operationID})
+	if err != nil {
+		return fmt.Errorf("usage: %s %s: %w", op, operationID, err)
+	}
+	if len(ws) == 0 {
+		return fmt.Errorf("usage: %s %s: no such window: %w", op, operationID, ErrInvalid)
+	}
+	w := ws[0]
+	change(&w)
+	if _, err := r.ledger.UpdateWindows(ctx, "", []WindowUpdate{updateOf(w)}); err != nil {
+		return fmt.Errorf("usage: %s %s: %w", op, operationID, err)
+	}
+	return nil
+}
+
+func updateOf(w Window) WindowUpdate {
+	return WindowUpdate{
+		OperationID: w.OperationID, State: w.State, Reason: w.Reason, Attempts: w.Attempts,
+		LastAttempt: w.LastAttempt, ReportedAt: w.ReportedAt, LeaseUntil: w.LeaseUntil,
+	}
+}
