@@ -1,0 +1,176 @@
+// Package marketplace integrates a SaaS product with Google Cloud
+// Marketplace: it turns Google's at-least-once, unordered Pub/Sub
+// notifications into exactly-once, in-order effects on your application,
+// and drives the Partner Procurement API the way Google's documentation
+// requires (approve sign-ups, approve or reject entitlements and plan
+// changes, purge deleted customers).
+//
+// A Processor assembles a procurement.Client, a Store (memstore,
+// sqlitestore, pgstore) and your events.Handler:
+//
+//	proc, err := marketplace.New(store, client, handler,
+//		marketplace.WithPolicy(marketplace.AutoApprove),
+//		marketplace.WithLogger(logger))
+//	go proc.Receive(ctx, pubsubClient.Subscriber("marketplace"))  // pull
+//	mux.Handle("/pubsub", proc.PushHandler(pushVerifier))         // or push
+//	mux.Handle("/signup", marketplace.SignupHandler(signupVerifier, yourSignupPage)) // then CompleteSignup
+//	report, err := proc.Reconcile(ctx)                            // at start-up
+//
+// # The pipeline
+//
+// Every message, whatever its transport, goes through HandleMessage:
+//
+//  1. Decode (events.Decode). An undecodable message is recorded as
+//     poison in the Store (ListPoison) with the reason, and acknowledged.
+//  2. Serialise: work on one entitlement or account runs one at a time
+//     (an in-process keyed lock, plus the Store's KeyLocker when several
+//     processes share the Store).
+//  3. Skip the message if its eventId was processed already.
+//  4. Re-read the entitlement or account from the Procurement API: the
+//     message is only a hint. A 404 means the resource was deleted.
+//  5. Compare with the stored state: nothing newer (updateTime) means no
+//     effects.
+//  6. Apply the Marketplace rule (below), through the idempotent
+//     procurement helpers.
+//  7. Run the app's callbacks for the changes observed.
+//  8. Commit, in one Store transaction: the eventId, the new local state,
+//     the parking and approval-queue changes. No transaction is held across
+//     a network call.
+//  9. Acknowledge. Any failure before the commit leaves the message
+//     unacknowledged (nack), and Pub/Sub redelivers it.
+//
+// A callback error marked with events.Permanent, an invalid resource id or
+// (with WithPoisonAfter) too many failed attempts make the message poison:
+// recorded with the reason and acknowledged, never a hot loop. A panicking
+// callback is recovered as a *PanicError and the message is redelivered.
+// An eventType this SDK does not know goes to the handler's OnUnknown, is
+// logged, and is acknowledged.
+//
+// # The rules
+//
+//   - An entitlement waiting for approval (ENTITLEMENT_ACTIVATION_REQUESTED,
+//     after ENTITLEMENT_CREATION_REQUESTED): if its account's sign-up is
+//     approved, the Policy decides (approve; reject with a reason; hold in
+//     the Store's approval queue for an operator, showing messageToUser to
+//     the customer). Otherwise it is parked until the account signs up
+//     (CompleteSignup approves it then) or Reconcile finds the account
+//     approved. Approving before sign-up would fail with Google's
+//     "Precondition check failed".
+//   - A plan change waiting for approval (ENTITLEMENT_PLAN_CHANGE_REQUESTED):
+//     the Policy decides; approval sends the pending plan just re-read,
+//     never one from the message.
+//   - ENTITLEMENT_OFFER_ACCEPTED (automatic approval): nothing to approve;
+//     the app hears of the offer and its start time, then of the
+//     activation when Google activates it (ENTITLEMENT_ACTIVE at
+//     newOfferStartTime).
+//   - Every other event: local state follows the re-read resource.
+//   - ACCOUNT_DELETED (once the API no longer has the account): the
+//     account's entitlements are settled (turn-off callbacks), then the
+//     handler's OnAccountDeleted runs (delete the customer's data:
+//     LinkedAccountFrom gives the VendorUserID), then the account's local
+//     state is removed. Exactly once, however often it is delivered.
+//
+// Policies: AutoApprove (the default), ManualApproval(message) (everything
+// goes to the queue: PendingApprovals, Approve, Reject), or any PolicyFunc.
+//
+// # Callbacks follow changes, not messages
+//
+// Messages arrive late, twice and out of order, so the callback that runs
+// is chosen by the transition between the stored state and the re-read
+// resource (and then the state the processor's own approval produced),
+// not by the message's eventType. A late ENTITLEMENT_ACTIVE after a
+// cancellation provisions nothing; an ENTITLEMENT_CREATION_REQUESTED that
+// arrives after the entitlement became active still leads to exactly one
+// OnEntitlementActive. Each callback fires once per logical change:
+//
+//	from (stored)                 to (re-read)                       callback
+//	none                          ACTIVATION_REQUESTED               OnEntitlementCreationRequested
+//	none / ACTIVATION_REQUESTED   ACTIVATION_REQUESTED, approved,    OnEntitlementOfferAccepted ("provision at
+//	                              waiting for newOfferStartTime        EntitlementFrom(ctx).NewOfferStartTime")
+//	none / ACTIVATION_REQUESTED   ACTIVE or another usable state     OnEntitlementActive ("provision")
+//	usable, plan p                usable, plan q                     OnEntitlementPlanChanged ("change plan")
+//	usable                        PENDING_PLAN_CHANGE_APPROVAL       OnEntitlementPlanChangeRequested (informational;
+//	                                                                   the Policy decides)
+//	PENDING_PLAN_CHANGE(_APPROVAL) usable, same plan, no change       OnEntitlementPlanChangeCancelled (rejected or withdrawn)
+//	usable                        PENDING_CANCELLATION               OnEntitlementPendingCancellation ("stop at term end")
+//	PENDING_CANCELLATION          ACTIVE (or another usable state)   OnEntitlementCancellationReverted
+//	any but CANCELLED             CANCELLED                          OnEntitlementCancelled ("turn off")
+//	any                           deleted (404)                      OnEntitlementCancelled if not yet cancelled,
+//	                                                                   then OnEntitlementDeleted
+//	none                          CANCELLED                          nothing (never provisioned here)
+//	account unknown               account exists                     OnAccountActive (for any of the three account
+//	                                                                   message shapes, or CompleteSignup)
+//	account known                 account deleted (404)              OnAccountDeleted ("purge")
+//
+// "Usable" is ACTIVE, PENDING_PLAN_CHANGE_APPROVAL, PENDING_PLAN_CHANGE or
+// PENDING_CANCELLATION. When several changes are observed at once they fire
+// in that order (for example OnEntitlementActive then
+// OnEntitlementPendingCancellation for an entitlement first seen pending
+// cancellation). Three events change nothing the processor stores and fire
+// their callback once per eventId instead: ENTITLEMENT_RENEWED and
+// ENTITLEMENT_OFFER_ENDED while the entitlement is usable, and
+// ENTITLEMENT_CANCELLING while it is not yet cancelled (when Google
+// cancels at once, the re-read already says CANCELLED and
+// OnEntitlementCancelled covers it). OnAccountMessage and
+// OnAccountCreationRequested are not called: account creation is reported
+// as OnAccountActive whichever message revealed it.
+//
+// The event a callback receives is the message's own when the message is
+// of the callback's type; otherwise it is built from the re-read resource
+// (Header.EventID is the triggering message's eventId, or "" for
+// CompleteSignup, Reconcile, Approve and Reject). Act on the resource, not
+// on the event: EntitlementFrom(ctx) returns the entitlement as just read,
+// PreviousEntitlementFrom(ctx) the stored state before the change,
+// AccountFrom(ctx) the account when it was read, LinkedAccountFrom(ctx) the
+// stored account with your VendorUserID, and TriggerFrom(ctx) the message.
+//
+// # The Handler contract, as seen from this package
+//
+//   - Return nil once the effect is done and durable. The processor then
+//     commits and acknowledges.
+//   - Return an error to have the message redelivered; wrap it with
+//     events.Permanent to give up (poison, acknowledged).
+//   - Callbacks are at-least-once when something fails: a callback runs
+//     again if a later callback for the same message, or the commit,
+//     fails. Make them idempotent (key them on the entitlement id and the
+//     state reached).
+//   - Callbacks for one entitlement or account never run concurrently;
+//     callbacks for different ones may.
+//   - ctx is cancelled when the transport stops (Receive's context, the
+//     push request's); return promptly with its error. Work whose callbacks
+//     all returned before a shutdown is still committed.
+//
+// # Sign-up
+//
+// Google sends the customer to your sign-up URL with a signed token. Verify
+// it (SignupVerifier, SignupHandler), create or find the customer in your
+// system, then call CompleteSignup with the account id and your user id: it
+// approves the account's sign-up at Google, links the account in the Store,
+// and approves (or queues, per Policy) every entitlement waiting for the
+// sign-up, including those whose notification has not arrived yet.
+//
+// # Transports
+//
+// Receive runs the pull transport (cloud.google.com/go/pubsub/v2) with
+// flow control (WithConcurrency) and several streams (WithReceiveStreams).
+// PushHandler serves a push subscription: it verifies the Google-signed
+// OIDC token before reading the body and answers 2xx only after the commit.
+// Both acknowledge nothing unprocessed. Any other transport can call
+// HandleMessage.
+//
+// # Usage-based products
+//
+// With WithUsageReporter, entitlements that have a usageReportingId are
+// registered with the usage.Reporter as they change (before the commit):
+// usage is accepted once they are usable and refused after their
+// cancellation or the end of a pending cancellation's term.
+//
+// # Observability
+//
+// Logs (log/slog, WithLogger) carry event_id, event_type, account_id and
+// entitlement_id. Metrics use the OpenTelemetry metric API
+// (WithMeterProvider; no-ops without one): gcpmarketplace.events.received,
+// .processed, .duplicate, .stale, .poison and .failed counters by
+// event_type, and the gcpmarketplace.events.duration histogram by
+// event_type and outcome.
+package marketplace

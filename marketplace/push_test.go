@@ -1,0 +1,108 @@
+package marketplace_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gcpmarketplace/gcpmarketplace/events"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+)
+
+// pushEndpoint serves env.proc's PushHandler and returns its URL, which is
+// also the tokens' audience.
+func pushEndpoint(t *testing.T, env *procEnv) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+	url := hs.URL + "/pubsub/push"
+	v, err := marketplace.NewPushVerifier(url,
+		marketplace.WithPushJWKSURL(env.srv.PushJWKSURL()),
+		marketplace.WithPushServiceAccount(env.srv.PushServiceAccount()),
+		marketplace.WithPushClock(env.srv.Clock().Now))
+	require.NoError(t, err)
+	mux.Handle("/pubsub/push", env.proc.PushHandler(v))
+	return url
+}
+
+// The lifecycle through a push subscription the emulator delivers to,
+// with duplicated and reordered deliveries.
+func TestPushLifecycle(t *testing.T) {
+	t.Parallel()
+	env := newProcEnv(t,
+		withServer(marketplacetest.WithDuplicateDeliveries(0.3), marketplacetest.WithReorder(4), marketplacetest.WithSeed(5)),
+		withProc(marketplace.WithPolicy(lifecyclePolicy)))
+	url := pushEndpoint(t, env)
+	require.NoError(t, env.srv.CreateSubscription(env.ctx, "projects/vendor-project/subscriptions/push", url))
+	want := lifecycleScript(t, env, 8, func() { waitAcked(t, env) })
+	require.Equal(t, want, env.rec.counts())
+	env.requireInSync()
+}
+
+func TestPushHandlerResponses(t *testing.T) {
+	t.Parallel()
+	env := newProcEnv(t)
+	url := pushEndpoint(t, env)
+	ctx := env.ctx
+	status := func(r *http.Response, err error) int {
+		t.Helper()
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, r.Body)
+		require.NoError(t, r.Body.Close())
+		return r.StatusCode
+	}
+
+	acct, err := env.srv.CreateAccount(ctx)
+	require.NoError(t, err)
+	good := env.srv.Published()[0].Data
+	assert.Equal(t, http.StatusUnauthorized, status(env.srv.PushWith(ctx, url, marketplacetest.PushParams{Data: good, NoToken: true})))
+	assert.Equal(t, http.StatusUnauthorized, status(env.srv.PushWith(ctx, url, marketplacetest.PushParams{Data: good, Audience: "https://elsewhere.example/push"})))
+	bad, err := env.srv.BadPushToken(marketplacetest.BadTokenTamperedPayload, url)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusUnauthorized, status(env.srv.PushWith(ctx, url, marketplacetest.PushParams{Data: good, Token: bad})))
+	_, ok := env.localAccount(acct)
+	assert.False(t, ok, "nothing processed without a valid token")
+
+	post := func(body string) int {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+env.srv.PushToken(url))
+		return status(http.DefaultClient.Do(req))
+	}
+	assert.Equal(t, http.StatusBadRequest, post(`{"message":`))
+	assert.Equal(t, http.StatusBadRequest, post(`{"subscription":"s"}`))
+	assert.Equal(t, http.StatusBadRequest, post(`{"message":{"data":"%%%"}}`))
+	assert.Equal(t, http.StatusBadRequest, post(`{"message":{"data":"","publishTime":"yesterday"}}`))
+	assert.Equal(t, http.StatusBadRequest, post(`{"message":{"data":"`+strings.Repeat("A", 2<<20)+`"}}`), "body limit")
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusMethodNotAllowed, status(http.DefaultClient.Do(req)))
+
+	// Undecodable data in a valid envelope: poison, acknowledged.
+	assert.Equal(t, http.StatusNoContent, status(env.srv.PushWith(ctx, url, marketplacetest.PushParams{Data: []byte("garbage"), Audience: url})))
+	require.Len(t, env.poison(), 1)
+
+	// A failing callback: 503 (nack), then success.
+	env.rec.setFail(func(context.Context, events.Event) error { return errors.New("later") })
+	assert.Equal(t, http.StatusServiceUnavailable, status(env.srv.PushWith(ctx, url, marketplacetest.PushParams{Data: good, Audience: url})))
+	env.rec.setFail(nil)
+	assert.Equal(t, http.StatusNoContent, status(env.srv.PushWith(ctx, url, marketplacetest.PushParams{Data: good, Audience: url})))
+	assert.Equal(t, http.StatusNoContent, status(env.srv.PushWith(ctx, url, marketplacetest.PushParams{Data: good, Audience: url})), "duplicate")
+	assert.Equal(t, []events.Type{tAccountActive}, env.rec.types(acct))
+}
+
+func TestPushHandlerNilVerifierPanics(t *testing.T) {
+	t.Parallel()
+	env := newProcEnv(t)
+	assert.Panics(t, func() { env.proc.PushHandler(nil) })
+}
