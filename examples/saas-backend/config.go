@@ -1,0 +1,148 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// config is everything the backend needs to know, from flags or, when a flag
+// is not given, the environment variable named in its usage text.
+type config struct {
+	ProviderID   string   // partner id: Producer Portal → Technical integration
+	Project      string   // the vendor's Google Cloud project (holds the subscription)
+	Subscription string   // pull subscription on projects/cloudcommerceproc-prod/topics/<provider>
+	ServiceName  string   // Service Control service name, "<product>.endpoints.<project>.cloud.goog"
+	Audiences    []string // sign-up JWT aud: the product domain (default: ServiceName)
+	DatabaseURL  string   // sqlite file path (default) or postgres:// URL
+	PGSchema     string   // PostgreSQL schema of the store's tables
+	Listen       string   // HTTP listen address
+	Metrics      []string // usage metric ids declared for the product
+	Approval     string   // "auto" or "manual"
+	OpsToken     string   // bearer token for /ops/ endpoints; empty disables them
+
+	Emulator bool // run against an in-process Marketplace emulator
+
+	// Endpoints of an external emulator (examples/emulator prints them);
+	// empty in production.
+	ProcurementEndpoint    string
+	ServiceControlEndpoint string
+	SignupCertsURL         string
+}
+
+// Environment variable names.
+const (
+	envProvider       = "MARKETPLACE_PROVIDER_ID"
+	envProject        = "GOOGLE_CLOUD_PROJECT"
+	envSubscription   = "MARKETPLACE_SUBSCRIPTION"
+	envService        = "MARKETPLACE_SERVICE_NAME"
+	envDomain         = "MARKETPLACE_PRODUCT_DOMAIN"
+	envDatabase       = "DATABASE_URL"
+	envSchema         = "DATABASE_SCHEMA"
+	envPort           = "PORT"
+	envMetrics        = "MARKETPLACE_USAGE_METRICS"
+	envApproval       = "MARKETPLACE_APPROVAL"
+	envOpsToken       = "MARKETPLACE_OPS_TOKEN"
+	envProcEndpoint   = "MARKETPLACE_PROCUREMENT_ENDPOINT"
+	envSCEndpoint     = "MARKETPLACE_SERVICECONTROL_ENDPOINT"
+	envSignupCertsURL = "MARKETPLACE_SIGNUP_CERTS_URL"
+)
+
+// parseConfig reads flags (args) over the environment (getenv).
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("saas-backend", flag.ContinueOnError)
+	fs.SetOutput(out)
+	listenDefault := "127.0.0.1:8080"
+	if p := getenv(envPort); p != "" {
+		listenDefault = ":" + p // Cloud Run, App Engine and friends set PORT
+	}
+	dbDefault := getenv(envDatabase)
+	if dbDefault == "" {
+		dbDefault = "marketplace.db"
+	}
+	schemaDefault := getenv(envSchema)
+	if schemaDefault == "" {
+		schemaDefault = "gcpmarketplace"
+	}
+	approvalDefault := getenv(envApproval)
+	if approvalDefault == "" {
+		approvalDefault = "auto"
+	}
+	metricsDefault := getenv(envMetrics)
+	if metricsDefault == "" {
+		metricsDefault = "requests"
+	}
+	var domains, metrics string
+	fs.StringVar(&c.ProviderID, "provider", getenv(envProvider), "partner (provider) id from Producer Portal ($"+envProvider+")")
+	fs.StringVar(&c.Project, "project", getenv(envProject), "your Google Cloud project that holds the subscription ($"+envProject+")")
+	fs.StringVar(&c.Subscription, "subscription", getenv(envSubscription), "pull subscription on the Marketplace topic, id or full name ($"+envSubscription+")")
+	fs.StringVar(&c.ServiceName, "service", getenv(envService), "Service Control service name of the product ($"+envService+")")
+	fs.StringVar(&domains, "domain", getenv(envDomain), "product domain(s) the sign-up JWT is issued for, comma-separated; default the service name ($"+envDomain+")")
+	fs.StringVar(&c.DatabaseURL, "database", dbDefault, "SQLite file path, or a postgres:// URL for PostgreSQL ($"+envDatabase+")")
+	fs.StringVar(&c.PGSchema, "pg-schema", schemaDefault, "PostgreSQL schema for the store's tables ($"+envSchema+")")
+	fs.StringVar(&c.Listen, "listen", listenDefault, "HTTP listen address (default :$"+envPort+" when set)")
+	fs.StringVar(&metrics, "metrics", metricsDefault, "usage metric ids of the product, comma-separated ($"+envMetrics+")")
+	fs.StringVar(&c.Approval, "approval", approvalDefault, "approval of new purchases and plan changes: auto or manual ($"+envApproval+")")
+	fs.StringVar(&c.OpsToken, "ops-token", getenv(envOpsToken), "bearer token required by the /ops/ endpoints; empty disables them ($"+envOpsToken+")")
+	fs.BoolVar(&c.Emulator, "emulator", false, "run end to end against an in-process Marketplace emulator (no Google account needed)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	c.Audiences = splitList(domains)
+	c.Metrics = splitList(metrics)
+	c.ProcurementEndpoint = getenv(envProcEndpoint)
+	c.ServiceControlEndpoint = getenv(envSCEndpoint)
+	c.SignupCertsURL = getenv(envSignupCertsURL)
+	return c, nil
+}
+
+// validate reports everything missing at once, each with where to set it
+// and where to find the value.
+func (c *config) validate() error {
+	var missing []string
+	need := func(v, what string) {
+		if v == "" {
+			missing = append(missing, what)
+		}
+	}
+	if !c.Emulator {
+		need(c.ProviderID, "partner id: -provider or $"+envProvider+" (Producer Portal → Technical integration; the Pub/Sub topic is projects/cloudcommerceproc-prod/topics/<partner id>)")
+		need(c.Project, "project: -project or $"+envProject+" (your project that holds the Pub/Sub subscription)")
+		need(c.Subscription, "subscription: -subscription or $"+envSubscription+" (a pull subscription you created on projects/cloudcommerceproc-prod/topics/<partner id>)")
+		need(c.ServiceName, "service name: -service or $"+envService+" (Producer Portal → your product → Technical integration, e.g. <product>.endpoints.<project>.cloud.goog)")
+	}
+	if len(c.Metrics) == 0 {
+		missing = append(missing, "usage metrics: -metrics or $"+envMetrics+" (the metric ids of your pricing model)")
+	}
+	var errs []error
+	if len(missing) > 0 {
+		errs = append(errs, fmt.Errorf("missing configuration:\n  - %s", strings.Join(missing, "\n  - ")))
+	}
+	if c.Approval != "auto" && c.Approval != "manual" {
+		errs = append(errs, fmt.Errorf("-approval (or $%s) must be auto or manual, not %q", envApproval, c.Approval))
+	}
+	if (c.ProcurementEndpoint != "") != (c.ServiceControlEndpoint != "") || (c.ProcurementEndpoint != "" && c.SignupCertsURL == "") {
+		errs = append(errs, fmt.Errorf("an external emulator needs all of $%s, $%s and $%s (examples/emulator prints them)",
+			envProcEndpoint, envSCEndpoint, envSignupCertsURL))
+	}
+	if c.Emulator && c.ProcurementEndpoint != "" {
+		errs = append(errs, fmt.Errorf("-emulator starts its own emulator: unset $%s to use it, or drop -emulator to use the external one", envProcEndpoint))
+	}
+	return errors.Join(errs...)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

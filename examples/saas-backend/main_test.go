@@ -1,0 +1,388 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+)
+
+// syncBuffer collects the backend's logs from its goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func noEnv(string) string { return "" }
+
+// startBackend runs the backend with -emulator on a free port until the
+// test ends, and checks that it then shuts down cleanly.
+func startBackend(t *testing.T, extraArgs ...string) (*backend, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	args := append([]string{"-emulator", "-listen", "127.0.0.1:0", "-ops-token", "ops-secret",
+		"-database", filepath.Join(t.TempDir(), "marketplace.db")}, extraArgs...)
+	ready := make(chan *backend, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, args, noEnv, out, func(b *backend) { ready <- b }) }()
+	var b *backend
+	select {
+	case b = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve: %v\n%s", err, out)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("backend not ready within 30 s\n%s", out)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err, "shutdown\n%s", out)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("backend did not stop within 30 s\n%s", out)
+		}
+		assert.Contains(t, out.String(), "msg=stopped")
+		if t.Failed() {
+			t.Logf("backend logs:\n%s", out)
+		}
+	})
+	return b, out
+}
+
+func get(t *testing.T, u string, header ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	require.NoError(t, err)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return do(t, req)
+}
+
+func postForm(t *testing.T, u string, form url.Values, header ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return do(t, req)
+}
+
+func do(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
+}
+
+var tokenField = regexp.MustCompile(`name="x-gcp-marketplace-token" value="([^"]+)"`)
+
+// checkout buys the product as a new customer through the backend's
+// emulator page and returns the sign-up token Google would POST.
+func checkout(t *testing.T, b *backend) string {
+	t.Helper()
+	status, body := get(t, b.url+"/emulator/checkout")
+	require.Equal(t, http.StatusOK, status, body)
+	m := tokenField.FindStringSubmatch(body)
+	require.NotNil(t, m, body)
+	return html.UnescapeString(m[1])
+}
+
+// signUp goes through the sign-up page as a browser would: the POST from
+// Google, then the form.
+func signUp(t *testing.T, b *backend, token, email string) string {
+	t.Helper()
+	status, body := postForm(t, b.url+"/signup", url.Values{"x-gcp-marketplace-token": {token}})
+	require.Equal(t, http.StatusOK, status, body)
+	require.Contains(t, body, "Finish setting up your account")
+	m := tokenField.FindStringSubmatch(body)
+	require.NotNil(t, m, "the form carries the token along")
+	status, body = postForm(t, b.url+"/signup", url.Values{
+		"x-gcp-marketplace-token": {html.UnescapeString(m[1])}, "email": {email}, "company": {"Acme Analytics"}})
+	require.Equal(t, http.StatusOK, status, body)
+	require.Contains(t, body, `id="status"`)
+	return body
+}
+
+var tenantAttr = regexp.MustCompile(`data-tenant="([^"]+)" data-account="([^"]+)"`)
+
+func signedUpIDs(t *testing.T, page string) (tenantID, accountID string) {
+	t.Helper()
+	m := tenantAttr.FindStringSubmatch(page)
+	require.NotNil(t, m, page)
+	return m[1], m[2]
+}
+
+func onlyEntitlement(t *testing.T, b *backend, accountID string) marketplacetest.Entitlement {
+	t.Helper()
+	var found []marketplacetest.Entitlement
+	for _, e := range b.emu.Entitlements() {
+		if e.AccountID == accountID {
+			found = append(found, e)
+		}
+	}
+	require.Len(t, found, 1)
+	return found[0]
+}
+
+func TestStartupNamesWhatIsMissing(t *testing.T) {
+	t.Parallel()
+	err := serve(context.Background(), nil, noEnv, io.Discard, nil)
+	require.Error(t, err)
+	for _, want := range []string{envProvider, envProject, envSubscription, envService,
+		"projects/cloudcommerceproc-prod/topics/<partner id>", "Producer Portal"} {
+		assert.Contains(t, err.Error(), want)
+	}
+
+	env := map[string]string{envProvider: "acme", envProject: "p", envSubscription: "s", envService: "svc", envApproval: "sometimes"}
+	err = serve(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, nil)
+	require.ErrorContains(t, err, "must be auto or manual")
+	assert.NotContains(t, err.Error(), "missing configuration")
+
+	env = map[string]string{envProvider: "acme", envProject: "p", envSubscription: "s", envService: "svc", envProcEndpoint: "http://127.0.0.1:1/"}
+	err = serve(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, nil)
+	require.ErrorContains(t, err, envSignupCertsURL)
+}
+
+// The whole life of a customer through the backend's HTTP surface, with
+// automatic approval: sign-up, metered API calls billed hourly, metrics,
+// probes.
+func TestEmulatorEndToEnd(t *testing.T) {
+	t.Parallel()
+	b, out := startBackend(t)
+	assert.Contains(t, out.String(), "/emulator/checkout")
+
+	status, _ := get(t, b.url+"/readyz")
+	assert.Equal(t, http.StatusOK, status)
+	status, _ = get(t, b.url+"/healthz")
+	assert.Equal(t, http.StatusOK, status)
+	status, body := get(t, b.url+"/signup")
+	assert.Equal(t, http.StatusOK, status)
+	assert.Contains(t, body, "Google Cloud Marketplace")
+
+	page := signUp(t, b, checkout(t, b), "ada@example.com")
+	assert.Contains(t, page, `data-action="approved"`)
+	tenantID, accountID := signedUpIDs(t, page)
+	acct, ok := b.emu.Account(accountID)
+	require.True(t, ok)
+	assert.Equal(t, marketplacetest.ApprovalApproved, acct.Approvals[0].State)
+	ent := onlyEntitlement(t, b, accountID)
+	assert.Equal(t, marketplacetest.StateActive, ent.State)
+	tn, ok := b.tenants.get(tenantID)
+	require.True(t, ok)
+	assert.Equal(t, "ada@example.com", tn.Email)
+
+	// A forged token is refused.
+	status, _ = postForm(t, b.url+"/signup", url.Values{"x-gcp-marketplace-token": {"not.a.token"}})
+	assert.Equal(t, http.StatusBadRequest, status)
+	bad, err := b.emu.BadSignupToken(marketplacetest.BadTokenWrongAudience, accountID, "other.example.com")
+	require.NoError(t, err)
+	status, _ = postForm(t, b.url+"/signup", url.Values{"x-gcp-marketplace-token": {bad}})
+	assert.Equal(t, http.StatusUnauthorized, status)
+
+	// Metered calls, reported when the hour is over.
+	require.Eventually(t, func() bool {
+		return len(b.tenants.subscriptions(accountID)) == 1
+	}, 10*time.Second, 10*time.Millisecond)
+	for range 5 {
+		req, err := http.NewRequest(http.MethodPost, b.url+"/api/work", nil)
+		require.NoError(t, err)
+		req.Header.Set("X-Tenant", tenantID)
+		status, body := do(t, req)
+		require.Equal(t, http.StatusOK, status, body)
+	}
+	status, _ = postForm(t, b.url+"/api/work", nil, "X-Tenant", "nobody")
+	assert.Equal(t, http.StatusUnauthorized, status)
+	b.emu.Clock().Advance(2 * time.Hour)
+	metricName := b.emu.ServiceName() + "/requests"
+	require.Eventually(t, func() bool { return b.emu.BilledTotal(ent.UsageReportingID, metricName) == 5 },
+		15*time.Second, 20*time.Millisecond, "5 units billed")
+	assert.Empty(t, b.emu.Violations())
+	assert.Positive(t, b.emu.CheckCalls(ent.UsageReportingID), "checked before reporting")
+
+	received := regexp.MustCompile(`gcpmarketplace_events_received_total\{[^}]*ENTITLEMENT_CREATION_REQUESTED[^}]*\} 1\n`)
+	require.Eventually(t, func() bool {
+		status, body = get(t, b.url+"/metrics")
+		return status == http.StatusOK && received.MatchString(body)
+	}, 10*time.Second, 20*time.Millisecond, "the notification was received")
+	assert.Contains(t, body, "# TYPE gcpmarketplace_events_duration histogram")
+	assert.Contains(t, body, `gcpmarketplace_usage_backlog{state="pending"} 0`)
+	assert.Contains(t, body, "gcpmarketplace_approvals_pending 0")
+
+	// Cancellation, then the account leaves Google Cloud: purged.
+	require.NoError(t, b.emu.Cancel(context.Background(), ent.ID, true))
+	require.NoError(t, b.emu.DeleteAccount(context.Background(), accountID))
+	require.Eventually(t, func() bool {
+		_, still := b.tenants.get(tenantID)
+		return !still
+	}, 10*time.Second, 10*time.Millisecond, "tenant purged after ACCOUNT_DELETED")
+}
+
+// With -approval manual, purchases wait in the queue for an operator.
+func TestManualApprovalByOperator(t *testing.T) {
+	t.Parallel()
+	b, _ := startBackend(t, "-approval", "manual")
+	page := signUp(t, b, checkout(t, b), "grace@example.com")
+	assert.Contains(t, page, `data-action="queued"`)
+	_, accountID := signedUpIDs(t, page)
+	ent := onlyEntitlement(t, b, accountID)
+	assert.Equal(t, marketplacetest.StateActivationRequested, ent.State)
+
+	status, _ := get(t, b.url+"/ops/approvals")
+	assert.Equal(t, http.StatusUnauthorized, status, "no token")
+	status, _ = get(t, b.url+"/ops/approvals", "Authorization", "Bearer wrong")
+	assert.Equal(t, http.StatusUnauthorized, status)
+	status, body := get(t, b.url+"/ops/approvals", "Authorization", "Bearer ops-secret")
+	require.Equal(t, http.StatusOK, status)
+	assert.Contains(t, body, ent.ID)
+
+	status, body = postForm(t, b.url+"/ops/approvals/"+ent.ID+"/approve", nil, "Authorization", "Bearer ops-secret")
+	require.Equal(t, http.StatusOK, status, body)
+	got, _ := b.emu.Entitlement(ent.ID)
+	assert.Equal(t, marketplacetest.StateActive, got.State)
+	status, _ = postForm(t, b.url+"/ops/approvals/"+ent.ID+"/approve", nil, "Authorization", "Bearer ops-secret")
+	assert.Equal(t, http.StatusNotFound, status, "nothing queued any more")
+
+	status, body = postForm(t, b.url+"/ops/reconcile", nil, "Authorization", "Bearer ops-secret")
+	assert.Equal(t, http.StatusOK, status, body)
+	status, body = get(t, b.url+"/ops/usage/backlog", "Authorization", "Bearer ops-secret")
+	assert.Equal(t, http.StatusOK, status, body)
+}
+
+// chromium returns the path of a Chromium binary, or skips the test.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
+	return ""
+}
+
+// dumpDOM loads u in headless Chromium, lets its scripts and navigations
+// run, and returns the final DOM.
+func dumpDOM(t *testing.T, browser, u string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-dev-shm-usage", "--user-data-dir="+t.TempDir(), "--virtual-time-budget=10000", "--dump-dom", u)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(), "chromium: %s", lastLines(stderr.String(), 10))
+	return stdout.String()
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// A real browser goes through the sign-up: Marketplace's redirect (a form
+// auto-submitted with x-gcp-marketplace-token) shows the sign-up form; the
+// form, submitted with the token it carries, links and approves the account.
+func TestSignupInHeadlessChromium(t *testing.T) {
+	t.Parallel()
+	browser := chromium(t)
+	b, _ := startBackend(t)
+
+	// 1. Google's redirect, as the emulator page plays it.
+	dom := dumpDOM(t, browser, b.url+"/emulator/checkout")
+	require.Contains(t, dom, "Finish setting up your account", dom)
+	m := tokenField.FindStringSubmatch(dom)
+	require.NotNil(t, m, "the sign-up form carries the token\n%s", dom)
+	token := html.UnescapeString(m[1])
+
+	// 2. The user submits the form (filled in here, submitted by the browser).
+	submit := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><html><body onload="document.forms[0].submit()">
+<form method="POST" action="%s/signup">
+<input type="hidden" name="x-gcp-marketplace-token" value="%s">
+<input name="email" value="lin@example.com"><input name="company" value="Lin &amp; Co">
+</form></body></html>`, b.url, html.EscapeString(token))
+	}))
+	defer submit.Close()
+	dom = dumpDOM(t, browser, submit.URL)
+	require.Contains(t, dom, `id="status"`, dom)
+	assert.Contains(t, dom, "You're all set, Lin &amp; Co")
+	assert.Contains(t, dom, `data-action="approved"`)
+
+	tenantID, accountID := signedUpIDs(t, dom)
+	acct, ok := b.emu.Account(accountID)
+	require.True(t, ok)
+	assert.Equal(t, marketplacetest.ApprovalApproved, acct.Approvals[0].State, "account approved at Google")
+	assert.Equal(t, marketplacetest.StateActive, onlyEntitlement(t, b, accountID).State, "parked entitlement approved")
+	tn, ok := b.tenants.get(tenantID)
+	require.True(t, ok, "tenant linked")
+	assert.Equal(t, accountID, tn.AccountID)
+	assert.Equal(t, "lin@example.com", tn.Email)
+}
+
+// PostgreSQL instead of SQLite, when a test database is configured.
+func TestEmulatorWithPostgres(t *testing.T) {
+	t.Parallel()
+	pg := os.Getenv("GCPMARKETPLACE_TEST_POSTGRES_URL")
+	if pg == "" {
+		t.Skip("GCPMARKETPLACE_TEST_POSTGRES_URL not set")
+	}
+	schema := fmt.Sprintf("saas_backend_test_%d", time.Now().UnixNano())
+	t.Cleanup(func() { dropSchema(t, pg, schema) }) // runs after the backend stopped
+	b, _ := startBackend(t, "-database", pg, "-pg-schema", schema)
+	page := signUp(t, b, checkout(t, b), "pg@example.com")
+	assert.Contains(t, page, `data-action="approved"`)
+}
+
+func dropSchema(t *testing.T, connString, schema string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, connString)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+	assert.NoError(t, err)
+}

@@ -1,0 +1,355 @@
+// Command usage-only is the starter for a vendor that already has its own
+// Marketplace account flow (sign-up, approvals) and only needs usage
+// reporting: a usage.Reporter that aggregates usage durably in hourly
+// windows and reports each window to Service Control exactly once, checking
+// first (services.check) and telling you when to stop serving a customer.
+//
+// It needs only the usage package and a Ledger (the SQLite or PostgreSQL
+// store); no Pub/Sub, no Procurement API.
+//
+//	POST /ops/consumers   {entitlementId, usageReportingId, start?, end?}: your account
+//	                      flow registers an entitlement when it becomes active, and sets
+//	                      end when it is cancelled (usage after it is refused)
+//	POST /api/work        your product's API, metered: one unit per call
+//	GET  /ops/usage/backlog, /healthz
+//
+//	go run ./examples/usage-only -emulator   # offline, against the emulator
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"google.golang.org/api/option"
+
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/pgstore"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
+	"github.com/gcpmarketplace/gcpmarketplace/usage"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "usage-only:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	return serve(ctx, args, os.Getenv, out, nil)
+}
+
+type config struct {
+	ServiceName, DatabaseURL, Listen, OpsToken string
+	Metrics                                    []string
+	Emulator                                   bool
+	ServiceControlEndpoint                     string // external emulator only
+}
+
+// ledger is where usage lives until Google confirms it: the SQLite or
+// PostgreSQL store (only its usage.Ledger side is used here).
+type ledger interface {
+	usage.Ledger
+	Close() error
+}
+
+type service struct {
+	cfg      config
+	log      *slog.Logger
+	reporter *usage.Reporter
+	emu      *marketplacetest.Server // nil unless -emulator
+	url      string
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, out io.Writer, ready func(*service)) (err error) {
+	var cfg config
+	fs := flag.NewFlagSet("usage-only", flag.ContinueOnError)
+	fs.SetOutput(out)
+	listen := "127.0.0.1:8080"
+	if p := getenv("PORT"); p != "" {
+		listen = ":" + p
+	}
+	db := getenv("DATABASE_URL")
+	if db == "" {
+		db = "usage.db"
+	}
+	metrics := getenv("MARKETPLACE_USAGE_METRICS")
+	if metrics == "" {
+		metrics = "requests"
+	}
+	fs.StringVar(&cfg.ServiceName, "service", getenv("MARKETPLACE_SERVICE_NAME"), "Service Control service name of the product ($MARKETPLACE_SERVICE_NAME)")
+	fs.StringVar(&cfg.DatabaseURL, "database", db, "SQLite file path or postgres:// URL ($DATABASE_URL)")
+	fs.StringVar(&cfg.Listen, "listen", listen, "HTTP listen address (default :$PORT when set)")
+	fs.StringVar(&metrics, "metrics", metrics, "usage metric ids, comma-separated ($MARKETPLACE_USAGE_METRICS)")
+	fs.StringVar(&cfg.OpsToken, "ops-token", getenv("MARKETPLACE_OPS_TOKEN"), "bearer token for /ops/ ($MARKETPLACE_OPS_TOKEN)")
+	fs.BoolVar(&cfg.Emulator, "emulator", false, "report to an in-process Marketplace emulator")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, m := range strings.Split(metrics, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			cfg.Metrics = append(cfg.Metrics, m)
+		}
+	}
+	cfg.ServiceControlEndpoint = getenv("MARKETPLACE_SERVICECONTROL_ENDPOINT")
+	if cfg.ServiceName == "" && !cfg.Emulator {
+		return errors.New("missing the service name: -service or $MARKETPLACE_SERVICE_NAME (Producer Portal → your product → Technical integration)")
+	}
+	if len(cfg.Metrics) == 0 {
+		return errors.New("missing usage metrics: -metrics or $MARKETPLACE_USAGE_METRICS")
+	}
+	s := &service{cfg: cfg, log: slog.New(slog.NewTextHandler(out, nil))}
+
+	opts := []usage.Option{usage.WithLogger(s.log),
+		usage.WithServingChanged(func(ctx context.Context, c usage.ServingChange) {
+			// Your app: suspend or resume the customer.
+			s.log.WarnContext(ctx, "serving state changed", "entitlement_id", c.EntitlementID, "serving", c.Serving, "code", c.Block.Code)
+		}),
+		usage.WithDeadlineAlert(15*time.Minute, func(ctx context.Context, a usage.DeadlineAlert) {
+			s.log.ErrorContext(ctx, "usage window not reported by its deadline", "operation_id", a.Window.OperationID, "missed", a.Missed)
+		}),
+	}
+	switch {
+	case cfg.Emulator:
+		emu, err := marketplacetest.NewServer(marketplacetest.WithService(orDefault(cfg.ServiceName, marketplacetest.DefaultServiceName), cfg.Metrics...))
+		if err != nil {
+			return fmt.Errorf("start the emulator: %w", err)
+		}
+		defer emu.Close()
+		defer followWallClock(emu.Clock())()
+		s.emu, s.cfg.ServiceName = emu, emu.ServiceName()
+		if s.cfg.OpsToken == "" {
+			s.cfg.OpsToken = "emulator"
+		}
+		opts = append(opts, usage.WithClientOptions(emu.ClientOptions()...), usage.WithClock(emu.Clock().Now),
+			usage.WithFlushInterval(time.Second))
+	case cfg.ServiceControlEndpoint != "":
+		opts = append(opts, usage.WithClientOptions(option.WithEndpoint(cfg.ServiceControlEndpoint), option.WithoutAuthentication()))
+	}
+	for _, m := range cfg.Metrics {
+		opts = append(opts, usage.WithMetric(m, usage.Int64))
+	}
+
+	store, err := openLedger(ctx, cfg.DatabaseURL, s.log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := store.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	s.reporter, err = usage.New(ctx, s.cfg.ServiceName, store, opts...)
+	if err != nil {
+		return fmt.Errorf("usage reporter: %w (credentials are Application Default Credentials of the service account"+
+			" holding roles/servicemanagement.serviceController, linked in Producer Portal)", err)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	s.url = "http://" + ln.Addr().String()
+	web := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) }}
+	var workers sync.WaitGroup
+	defer workers.Wait()
+	workers.Go(func() { _ = web.Serve(ln) })
+	bg, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	workers.Go(func() { _ = s.reporter.Run(bg) })
+
+	s.log.Info("serving", "url", s.url, "service", s.cfg.ServiceName)
+	if s.emu != nil {
+		if err := s.printEmulatorHelp(ctx, out); err != nil {
+			return err
+		}
+	}
+	if ready != nil {
+		ready(s)
+	}
+	<-ctx.Done()
+	s.log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	_ = web.Shutdown(shutdownCtx)
+	stopBackground()
+	if err := s.reporter.Flush(shutdownCtx); err != nil {
+		s.log.Warn("final usage flush failed; the next start reports it", "error", err)
+	}
+	s.log.Info("stopped")
+	return nil
+}
+
+// printEmulatorHelp buys a usage-based entitlement on the emulator (as your
+// account flow would have approved it) and shows how to meter it.
+func (s *service) printEmulatorHelp(ctx context.Context, out io.Writer) error {
+	id, err := s.emu.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true})
+	if err != nil {
+		return err
+	}
+	ent, _ := s.emu.Entitlement(id)
+	fmt.Fprintf(out, `
+Running against the in-process Marketplace emulator. A customer bought entitlement %[1]s.
+Register it, as your account flow would, then call the metered API:
+
+  curl -X POST -H 'Authorization: Bearer %[3]s' %[2]s/ops/consumers \
+       -d '{"entitlementId":"%[1]s","usageReportingId":"%[4]s"}'
+  curl -X POST -H 'X-Entitlement: %[1]s' %[2]s/api/work
+  curl -X POST %[5]s/control/clock:advance -d '{"duration":"2h"}'   # the hour ends: reported
+  curl %[5]s/control/reports
+
+`, id, s.url, s.cfg.OpsToken, ent.UsageReportingID, s.emu.URL())
+	return nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func openLedger(ctx context.Context, url string, log *slog.Logger) (ledger, error) {
+	if strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://") {
+		s, err := pgstore.Open(ctx, url, pgstore.WithLogger(log))
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL (-database or $DATABASE_URL): %w", err)
+		}
+		return s, nil
+	}
+	s, err := sqlitestore.Open(ctx, strings.TrimPrefix(url, "sqlite://"), sqlitestore.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("open SQLite %q (-database or $DATABASE_URL): %w", url, err)
+	}
+	return s, nil
+}
+
+func (s *service) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.Handle("POST /ops/consumers", s.opsOnly(s.register))
+	mux.Handle("GET /ops/usage/backlog", s.opsOnly(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := s.reporter.Backlog(r.Context())
+		writeJSON(w, map[string]any{"windows": ws}, err)
+	}))
+	mux.HandleFunc("POST /api/work", s.work)
+	return mux
+}
+
+// register is what your account flow calls when an entitlement with a
+// usageReportingId becomes active (start = its creation time), and again
+// when it is cancelled (end = the cancellation time). It is idempotent.
+func (s *service) register(w http.ResponseWriter, r *http.Request) {
+	var c struct {
+		EntitlementID    string    `json:"entitlementId"`
+		UsageReportingID string    `json:"usageReportingId"`
+		Start            time.Time `json:"start"`
+		End              time.Time `json:"end"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&c); err != nil {
+		writeJSON(w, nil, fmt.Errorf("%w: body: %v", usage.ErrInvalid, err))
+		return
+	}
+	err := s.reporter.Register(r.Context(), usage.Consumer{EntitlementID: c.EntitlementID,
+		UsageReportingID: c.UsageReportingID, Start: c.Start, End: c.End})
+	writeJSON(w, map[string]any{"registered": c.EntitlementID}, err)
+}
+
+// work is your product's API: one unit of the first metric per call, for
+// the caller's entitlement.
+func (s *service) work(w http.ResponseWriter, r *http.Request) {
+	ent := r.Header.Get("X-Entitlement") // your app: from the caller's authenticated identity
+	serving, err := s.reporter.Serving(r.Context(), ent)
+	if errors.Is(err, usage.ErrUnknownConsumer) {
+		http.Error(w, "no subscription", http.StatusPaymentRequired)
+		return
+	}
+	if err != nil {
+		http.Error(w, "try again", http.StatusServiceUnavailable)
+		return
+	}
+	if !serving.Serving {
+		http.Error(w, "subscription suspended by Google Cloud: "+serving.Block.Code, http.StatusPaymentRequired)
+		return
+	}
+	err = s.reporter.Record(r.Context(), usage.Record{EntitlementID: ent, Metric: s.cfg.Metrics[0], Value: 1})
+	switch {
+	case errors.Is(err, usage.ErrAfterEnd), errors.Is(err, usage.ErrWindowSealed), errors.Is(err, usage.ErrBeforeStart):
+		http.Error(w, "subscription not active", http.StatusPaymentRequired)
+		return
+	case err != nil:
+		s.log.ErrorContext(r.Context(), "recording usage failed", "error", err)
+		http.Error(w, "try again", http.StatusServiceUnavailable)
+		return
+	}
+	writeJSON(w, map[string]any{"recorded": 1}, nil)
+}
+
+func (s *service) opsOnly(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if s.cfg.OpsToken == "" || !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.OpsToken)) != 1 {
+			http.Error(w, "operator token required (-ops-token)", http.StatusUnauthorized)
+			return
+		}
+		h(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, v any, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		status := http.StatusInternalServerError
+		if errors.Is(err, usage.ErrInvalid) {
+			status = http.StatusBadRequest
+		}
+		w.WriteHeader(status)
+		v = map[string]string{"error": err.Error()}
+	}
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// followWallClock moves the emulator's manual clock along with the wall
+// clock (see examples/saas-backend).
+func followWallClock(c *marketplacetest.Clock) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				c.Advance(now.Sub(last))
+				last = now
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
