@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -13,6 +14,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/memstore"
@@ -39,7 +41,7 @@ func TestMetricsAndLogs(t *testing.T) {
 	var rm metricdata.ResourceMetrics
 	require.NoError(t, reader.Collect(context.Background(), &rm))
 	sums := map[string]int64{}
-	histograms := 0
+	histograms := map[string]int{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			switch d := m.Data.(type) {
@@ -50,7 +52,7 @@ func TestMetricsAndLogs(t *testing.T) {
 				}
 			case metricdata.Histogram[float64]:
 				for _, dp := range d.DataPoints {
-					histograms += int(dp.Count)
+					histograms[m.Name] += int(dp.Count)
 				}
 			}
 		}
@@ -67,7 +69,9 @@ func TestMetricsAndLogs(t *testing.T) {
 		"gcpmarketplace.events.stale ENTITLEMENT_ACTIVE":                 1,
 		"gcpmarketplace.events.poison UNDECODABLE":                       1,
 	}, sums)
-	assert.Equal(t, 6, histograms)
+	// Every message is timed; the acknowledged ones with a publish time
+	// (all but the undecodable one, built without) have an ack lag.
+	assert.Equal(t, map[string]int{"gcpmarketplace.events.duration": 6, "gcpmarketplace.events.ack_lag": 5}, histograms)
 
 	logMu.Lock()
 	out := logs.String()
@@ -125,4 +129,70 @@ func TestKeyLockerStoreIsUsed(t *testing.T) {
 	defer store.mu.Unlock()
 	assert.GreaterOrEqual(t, store.locked, 4)
 	assert.Empty(t, store.held, "every lock released")
+}
+
+// collect reads every metric: name → data.
+func collect(t *testing.T, reader *sdkmetric.ManualReader) map[string]metricdata.Aggregation {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	out := map[string]metricdata.Aggregation{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			out[m.Name] = m.Data
+		}
+	}
+	return out
+}
+
+// gaugeValues maps the value of attribute key (or "" without it) to each
+// point's value.
+func gaugeValues(t *testing.T, data metricdata.Aggregation, key string) map[string]int64 {
+	t.Helper()
+	g, ok := data.(metricdata.Gauge[int64])
+	require.True(t, ok, "int64 gauge, got %T", data)
+	out := map[string]int64{}
+	for _, dp := range g.DataPoints {
+		v, _ := dp.Attributes.Value(attribute.Key(key))
+		out[v.AsString()] = dp.Value
+	}
+	return out
+}
+
+func TestMetricsGaugesAndAckLag(t *testing.T) {
+	t.Parallel()
+	reader := sdkmetric.NewManualReader()
+	env := newProcEnv(t, withProc(
+		marketplace.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))),
+		marketplace.WithPolicy(marketplace.ManualApproval("soon"))))
+	acct1, _ := env.purchase(marketplacetest.PurchaseParams{})
+	env.purchase(marketplacetest.PurchaseParams{})
+	msgs := env.newMessages()
+	env.srv.Clock().Advance(3 * time.Second) // delivered 3 s after publication
+	for _, m := range msgs {
+		require.NoError(t, env.proc.HandleMessage(env.ctx, m))
+	}
+
+	got := collect(t, reader)
+	assert.Equal(t, map[string]int64{"": 2}, gaugeValues(t, got["gcpmarketplace.entitlements.parked"], ""))
+	assert.Equal(t, map[string]int64{"entitlement": 0, "plan_change": 0}, gaugeValues(t, got["gcpmarketplace.approvals.queued"], "kind"))
+
+	env.signup(acct1) // its entitlement leaves the parking for the approval queue
+	env.drain()
+	got = collect(t, reader)
+	assert.Equal(t, map[string]int64{"": 1}, gaugeValues(t, got["gcpmarketplace.entitlements.parked"], ""))
+	assert.Equal(t, map[string]int64{"entitlement": 1, "plan_change": 0}, gaugeValues(t, got["gcpmarketplace.approvals.queued"], "kind"))
+
+	lag, ok := got["gcpmarketplace.events.ack_lag"].(metricdata.Histogram[float64])
+	require.True(t, ok)
+	var n uint64
+	for _, dp := range lag.DataPoints {
+		typ, _ := dp.Attributes.Value("event_type")
+		if typ.AsString() == string(events.TypeEntitlementCreationRequested) {
+			assert.Equal(t, uint64(2), dp.Count)
+			assert.InDelta(t, 6.0, dp.Sum, 0.001, "3 s each")
+		}
+		n += dp.Count
+	}
+	assert.GreaterOrEqual(t, n, uint64(len(msgs)))
 }

@@ -53,6 +53,21 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 
 // WithMeterProvider sets the OpenTelemetry MeterProvider the processor's
 // metrics are created from. Without it, metrics are no-ops.
+//
+// Instruments (attributes in brackets; never ids):
+//   - gcpmarketplace.events.received, .processed, .duplicate, .stale,
+//     .poison, .failed: counters of messages {event} [event_type];
+//   - gcpmarketplace.events.duration: processing time, s [event_type, outcome];
+//   - gcpmarketplace.events.ack_lag: publish time to acknowledgement, s,
+//     measured with the WithClock clock [event_type];
+//   - gcpmarketplace.entitlements.parked: gauge of entitlements waiting for
+//     their account's sign-up {entitlement};
+//   - gcpmarketplace.approvals.queued: gauge of the manual approval queue
+//     {request} [kind].
+//
+// The two gauges read the Store at each collection (in a read-only View
+// when the Store has one, within 5 s), for as long as the MeterProvider
+// lives: create one Processor per MeterProvider.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(c *config) { c.meterProvider = mp }
 }
@@ -115,8 +130,10 @@ func WithPoisonAfter(n int) Option {
 // usable (usage accepted from their creation time), when a cancellation is
 // pending (usage refused after the end of the term) or reverted, and when
 // they are cancelled or deleted (usage refused after the cancellation).
-// Registration happens before the commit, so a failure leaves the message
-// unacknowledged and it is retried; Register is idempotent.
+// Registration happens before the handler's callbacks (so that
+// OnEntitlementActive may already Record usage) and before the commit, so a
+// failure leaves the message unacknowledged and it is retried; Register is
+// idempotent.
 func WithUsageReporter(r *usage.Reporter) Option {
 	return func(c *config) {
 		if r != nil {

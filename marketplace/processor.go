@@ -89,6 +89,11 @@ func New(store Store, client *procurement.Client, handler events.Handler, opts .
 	if p.metrics, err = newMetrics(mp); err != nil {
 		return nil, fmt.Errorf("marketplace: New: creating metrics: %w", err)
 	}
+	if cfg.meterProvider != nil {
+		if err := p.registerGauges(mp); err != nil {
+			return nil, fmt.Errorf("marketplace: New: creating metrics: %w", err)
+		}
+	}
 	return p, nil
 }
 
@@ -152,6 +157,7 @@ func (p *Processor) HandleMessage(ctx context.Context, m Message) error {
 		log.LogAttrs(ctx, slog.LevelWarn, "marketplace: undecodable message recorded as poison and acknowledged",
 			slog.String("error", err.Error()))
 		p.metrics.finish(ctx, typeUndecodable, outcomePoison, start)
+		p.metrics.acked(ctx, typeUndecodable, m.PublishTime, p.cfg.now())
 		return nil
 	}
 	typ := string(ev.Type())
@@ -184,6 +190,7 @@ func (p *Processor) HandleMessage(ctx context.Context, m Message) error {
 		out = outcomePoison
 	}
 	p.metrics.finish(ctx, typ, out, start)
+	p.metrics.acked(ctx, typ, m.PublishTime, p.cfg.now())
 	return nil
 }
 
@@ -450,6 +457,19 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 	}
 	steps = append(steps, p.informational(tr.ev, after)...)
 
+	staleQueue := (queued[ApprovalEntitlement] != nil && (after == nil || !awaitingApproval(after))) ||
+		(queued[ApprovalPlanChange] != nil && (after == nil || after.State != procurement.EntitlementPendingPlanChangeApproval))
+	changed := newer || rule.acted || rule.action != "" || staleQueue ||
+		(prev != nil && after != nil && prev.Parked != rule.park)
+	// Usage is registered before the callbacks, so that OnEntitlementActive
+	// can already record usage. Register is an idempotent upsert: if a
+	// callback then fails, the redelivery registers again harmlessly.
+	if p.cfg.usage != nil && changed {
+		if err := p.registerUsage(ctx, prev, after); err != nil {
+			return res, err
+		}
+	}
+
 	info := &cbInfo{prev: prev, link: link, acct: rule.account, trigger: tr.ev}
 	for _, s := range steps {
 		info.ent = s.ent
@@ -458,16 +478,6 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 			slog.String("callback", string(s.kind)), slog.String("source", tr.source))
 		if err := p.dispatch(withInfo(ctx, info), ev, log); err != nil {
 			return res, fmt.Errorf("marketplace: %s callback for entitlement %s: %w", s.kind, id, err)
-		}
-	}
-
-	staleQueue := (queued[ApprovalEntitlement] != nil && (after == nil || !awaitingApproval(after))) ||
-		(queued[ApprovalPlanChange] != nil && (after == nil || after.State != procurement.EntitlementPendingPlanChangeApproval))
-	changed := newer || rule.acted || rule.action != "" || staleQueue ||
-		(prev != nil && after != nil && prev.Parked != rule.park)
-	if p.cfg.usage != nil && changed {
-		if err := p.registerUsage(ctx, prev, after); err != nil {
-			return res, err
 		}
 	}
 
@@ -1362,8 +1372,12 @@ const meterName = "github.com/gcpmarketplace/gcpmarketplace/marketplace"
 
 type metrics struct {
 	received, processed, duplicate, stale, poison, failed metric.Int64Counter
-	duration                                              metric.Float64Histogram
+	duration, ackLag                                      metric.Float64Histogram
 }
+
+// gaugeTimeout bounds the Store reads of one collection of the observable
+// gauges, so that a slow Store cannot stall the application's metrics.
+const gaugeTimeout = 5 * time.Second
 
 func newMetrics(mp metric.MeterProvider) (metrics, error) {
 	m := mp.Meter(meterName)
@@ -1386,7 +1400,56 @@ func newMetrics(mp metric.MeterProvider) (metrics, error) {
 	out.duration, err = m.Float64Histogram("gcpmarketplace.events.duration",
 		metric.WithDescription("Time to process one message, from decoding to commit."), metric.WithUnit("s"))
 	errs = append(errs, err)
+	out.ackLag, err = m.Float64Histogram("gcpmarketplace.events.ack_lag",
+		metric.WithDescription("Time from a message's publication by Pub/Sub to its acknowledgement, by event type."), metric.WithUnit("s"))
+	errs = append(errs, err)
 	return out, errors.Join(errs...)
+}
+
+// registerGauges observes the Store's parked entitlements and approval
+// queue at each collection. The reads are read-only transactions (View)
+// when the Store has them, bounded by gaugeTimeout.
+func (p *Processor) registerGauges(mp metric.MeterProvider) error {
+	m := mp.Meter(meterName)
+	parked, err := m.Int64ObservableGauge("gcpmarketplace.entitlements.parked",
+		metric.WithDescription("Entitlements parked until their account completes sign-up."), metric.WithUnit("{entitlement}"))
+	if err != nil {
+		return err
+	}
+	queued, err := m.Int64ObservableGauge("gcpmarketplace.approvals.queued",
+		metric.WithDescription("Requests waiting in the manual approval queue, by kind."), metric.WithUnit("{request}"))
+	if err != nil {
+		return err
+	}
+	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		ctx, cancel := context.WithTimeout(ctx, gaugeTimeout)
+		defer cancel()
+		var (
+			nParked int
+			byKind  = map[ApprovalKind]int64{ApprovalEntitlement: 0, ApprovalPlanChange: 0}
+		)
+		err := p.read(ctx, func(ctx context.Context, tx Tx) error {
+			ents, err := tx.ListEntitlements(ctx, EntitlementQuery{ParkedOnly: true})
+			if err != nil {
+				return err
+			}
+			nParked = len(ents)
+			reqs, err := tx.ListApprovals(ctx)
+			for _, r := range reqs {
+				byKind[r.Kind]++
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("marketplace: reading the store for metrics: %w", err)
+		}
+		o.ObserveInt64(parked, int64(nParked))
+		for k, n := range byKind {
+			o.ObserveInt64(queued, n, metric.WithAttributes(attribute.String("kind", string(k))))
+		}
+		return nil
+	}, parked, queued)
+	return err
 }
 
 func (m *metrics) count(ctx context.Context, c metric.Int64Counter, eventType string) {
@@ -1408,4 +1471,14 @@ func (m *metrics) finish(ctx context.Context, eventType string, o outcome, start
 	}
 	m.duration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(
 		attribute.String("event_type", eventType), attribute.String("outcome", string(o))))
+}
+
+// acked records the ack lag of a message about to be acknowledged. The
+// publish time is Pub/Sub's, so the lag is measured with the processor's
+// clock (WithClock); an unknown publish time records nothing.
+func (m *metrics) acked(ctx context.Context, eventType string, published, now time.Time) {
+	if published.IsZero() {
+		return
+	}
+	m.ackLag.Record(ctx, max(now.Sub(published), 0).Seconds(), metric.WithAttributes(attribute.String("event_type", eventType)))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 )
 
 // Outcome says what an idempotent change did.
@@ -89,7 +90,12 @@ func runChange[T any](ctx context.Context, c *Client, name string, ch change[T])
 		}
 		before := ch.updateTime(&cur)
 		r.attempt()
+		start := time.Now()
 		werr := ch.act(ctx, &cur)
+		if werr != nil {
+			werr = c.apiErr(ch.method, name, werr)
+		}
+		c.metrics.attempt(ctx, ch.method, start, werr)
 		if werr == nil {
 			sent = true
 			// Read back so the caller sees the state the change produced.
@@ -105,7 +111,6 @@ func runChange[T any](ctx context.Context, c *Client, name string, ch change[T])
 			}
 			return cur, OutcomeApplied, nil
 		}
-		werr = c.apiErr(ch.method, name, werr)
 		lastErr = werr
 		var apiErr *APIError
 		isAPI := errors.As(werr, &apiErr)

@@ -38,6 +38,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	cp "google.golang.org/api/cloudcommerceprocurement/v1"
 	"google.golang.org/api/option"
 )
@@ -52,18 +53,20 @@ type Client struct {
 	retry    RetryPolicy
 	sleep    func(context.Context, time.Duration) error
 	now      func() time.Time
+	metrics  metrics
 }
 
 // Option configures a Client.
 type Option func(*config)
 
 type config struct {
-	clientOpts []option.ClientOption
-	service    *cp.Service
-	logger     *slog.Logger
-	retry      RetryPolicy
-	sleep      func(context.Context, time.Duration) error
-	now        func() time.Time
+	clientOpts    []option.ClientOption
+	service       *cp.Service
+	logger        *slog.Logger
+	retry         RetryPolicy
+	sleep         func(context.Context, time.Duration) error
+	now           func() time.Time
+	meterProvider metric.MeterProvider
 }
 
 // WithClientOptions passes options to the generated client
@@ -113,7 +116,12 @@ func NewClient(ctx context.Context, providerID string, opts ...Option) (*Client,
 			return nil, fmt.Errorf("procurement: creating the Procurement API client: %w", err)
 		}
 	}
+	m, err := newMetrics(cfg.meterProvider)
+	if err != nil {
+		return nil, err
+	}
 	c := &Client{
+		metrics:  m,
 		svc:      svc,
 		provider: providerID,
 		parent:   "providers/" + providerID,
@@ -207,11 +215,15 @@ func (c *Client) apiErr(method Method, resource string, err error) error {
 func call[T any](ctx context.Context, c *Client, r *retrier, method Method, resource string, fn func() (T, error)) (T, error) {
 	for {
 		r.attempt()
+		start := time.Now()
 		v, err := fn()
+		if err != nil {
+			err = c.apiErr(method, resource, err)
+		}
+		c.metrics.attempt(ctx, method, start, err)
 		if err == nil {
 			return v, nil
 		}
-		err = c.apiErr(method, resource, err)
 		if werr := r.wait(ctx, err); werr != nil {
 			var zero T
 			return zero, werr

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"net/http"
+	"time"
 
 	cp "google.golang.org/api/cloudcommerceprocurement/v1"
 )
@@ -195,11 +196,15 @@ func (c *Client) SuspendEntitlement(ctx context.Context, entitlementID string, p
 func callOnce(ctx context.Context, c *Client, r *retrier, method Method, resource string, fn func() error) error {
 	for {
 		r.attempt()
+		start := time.Now()
 		err := fn()
+		if err != nil {
+			err = c.apiErr(method, resource, err)
+		}
+		c.metrics.attempt(ctx, method, start, err)
 		if err == nil {
 			return nil
 		}
-		err = c.apiErr(method, resource, err)
 		var apiErr *APIError
 		if !errors.As(err, &apiErr) || apiErr.Code != http.StatusTooManyRequests {
 			return err

@@ -116,6 +116,11 @@ func (r *retrier) wait(ctx context.Context, err error) error {
 		// than "context canceled", so keep both.
 		return &gaveUpError{err: err, ctxErr: serr}
 	}
+	method := r.method
+	if apiErr != nil && apiErr.Method != "" {
+		method = apiErr.Method // the call retried, e.g. a read within an approval
+	}
+	r.c.metrics.retry(ctx, method)
 	return nil
 }
 

@@ -385,12 +385,17 @@ func (r *Reporter) check(ctx context.Context, w Window, now time.Time) checkResu
 		StartTime:     w.Start.Format(time.RFC3339Nano),
 		EndTime:       w.End.Format(time.RFC3339Nano),
 	}}
+	start := time.Now()
 	resp, err := r.svc.Services.Check(r.service, req).Context(ctx).Do()
+	r.metrics.call(ctx, methodCheck, start, err)
 	if err != nil {
 		return checkResult{reason: "services.check: " + shortError(err)}
 	}
 	if len(resp.CheckErrors) == 0 {
 		return checkResult{ok: true}
+	}
+	for _, ce := range resp.CheckErrors {
+		r.metrics.checkError(ctx, ce.Code)
 	}
 	for _, ce := range resp.CheckErrors {
 		if r.cfg.stopCodes[ce.Code] {
@@ -554,8 +559,10 @@ func (f *flush) send(ctx context.Context, ws []Window, ops []*servicecontrol.Ope
 	}
 
 	rctx, cancel := context.WithTimeout(ctx, r.cfg.rpcTimeout)
+	start := time.Now()
 	resp, err := r.svc.Services.Report(r.service, &servicecontrol.ReportRequest{Operations: ops}).Context(rctx).Do()
 	cancel()
+	r.metrics.call(ctx, methodReport, start, err)
 	if r.cfg.afterReport != nil {
 		r.cfg.afterReport()
 	}

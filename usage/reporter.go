@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/api/option"
 	servicecontrol "google.golang.org/api/servicecontrol/v1"
 )
@@ -78,6 +79,7 @@ type config struct {
 	onServing     func(context.Context, ServingChange)
 	alertMargin   time.Duration
 	onAlert       func(context.Context, DeadlineAlert)
+	meterProvider metric.MeterProvider
 	err           error
 
 	// afterReport is a test hook (export_test.go): called right after a
@@ -191,6 +193,7 @@ type Reporter struct {
 	ledger  Ledger
 	cfg     config
 	log     *slog.Logger
+	metrics metrics
 
 	flushMu sync.Mutex // one flush at a time
 
@@ -269,15 +272,26 @@ func New(ctx context.Context, serviceName string, ledger Ledger, opts ...Option)
 	if err != nil {
 		return nil, fmt.Errorf("usage: new reporter: service control client: %w", err)
 	}
-	return &Reporter{
+	m, err := newMetrics(cfg.meterProvider)
+	if err != nil {
+		return nil, fmt.Errorf("usage: new reporter: creating metrics: %w", err)
+	}
+	r := &Reporter{
 		svc:     svc,
 		service: serviceName,
 		ledger:  ledger,
 		cfg:     cfg,
 		log:     cfg.logger.With(slog.String("service", serviceName)),
+		metrics: m,
 		checks:  map[string]checkEntry{},
 		alerted: map[string]bool{},
-	}, nil
+	}
+	if cfg.meterProvider != nil {
+		if err := r.registerGauges(cfg.meterProvider); err != nil {
+			return nil, fmt.Errorf("usage: new reporter: creating metrics: %w", err)
+		}
+	}
+	return r, nil
 }
 
 // windowStart is the start of the window containing t.

@@ -143,19 +143,23 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		}
 	}()
 
-	// Metrics: the SDK's OpenTelemetry instruments, read by /metrics.
+	// Metrics: the SDK's OpenTelemetry instruments, read by /metrics. The
+	// same MeterProvider goes to the Procurement client, the usage reporter
+	// and the processor.
 	b.metrics = sdkmetric.NewManualReader()
 	meterProvider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(b.metrics))
 	defer func() { _ = meterProvider.Shutdown(context.Background()) }()
 
 	// The SDK.
 	client, err := procurement.NewClient(ctx, cfg.ProviderID,
-		procurement.WithClientOptions(googleOpts...), procurement.WithLogger(b.log))
+		procurement.WithClientOptions(googleOpts...), procurement.WithLogger(b.log),
+		procurement.WithMeterProvider(meterProvider))
 	if err != nil {
 		return fmt.Errorf("procurement client: %w%s", err, credentialsHint)
 	}
 	reporterOpts := []usage.Option{
 		usage.WithClientOptions(scOpts...), usage.WithClock(b.now), usage.WithLogger(b.log),
+		usage.WithMeterProvider(meterProvider),
 		usage.WithServingChanged(func(ctx context.Context, c usage.ServingChange) {
 			// Your app: stop (or resume) serving the customer, e.g. flag the tenant.
 			b.log.WarnContext(ctx, "customer serving state changed", "entitlement_id", c.EntitlementID,
@@ -190,9 +194,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		marketplace.WithClock(b.now))
 	if err != nil {
 		return fmt.Errorf("processor: %w", err)
-	}
-	if err := b.registerGauges(meterProvider); err != nil {
-		return err
 	}
 	signupOpts = append(signupOpts, marketplace.WithSignupLogger(b.log), marketplace.WithSignupClock(b.now))
 	verifier, err := marketplace.NewSignupVerifier(cfg.Audiences, signupOpts...)

@@ -24,6 +24,7 @@ type config struct {
 	OpsToken     string   // bearer token for /ops/ endpoints; empty disables them
 
 	Emulator bool // run against an in-process Marketplace emulator
+	Doctor   bool // check the configuration against Google's APIs and exit
 
 	// Endpoints of an external emulator (examples/emulator prints them);
 	// empty in production.
@@ -88,6 +89,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.StringVar(&c.Approval, "approval", approvalDefault, "approval of new purchases and plan changes: auto or manual ($"+envApproval+")")
 	fs.StringVar(&c.OpsToken, "ops-token", getenv(envOpsToken), "bearer token required by the /ops/ endpoints; empty disables them ($"+envOpsToken+")")
 	fs.BoolVar(&c.Emulator, "emulator", false, "run end to end against an in-process Marketplace emulator (no Google account needed)")
+	fs.BoolVar(&c.Doctor, "doctor", false, "check the configuration against Google's APIs (Procurement, Pub/Sub subscription, Service Control), print what is wrong and how to fix it, and exit; non-zero on failure")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

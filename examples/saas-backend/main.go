@@ -138,6 +138,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	if cfg.ServiceControlEndpoint != "" {
 		scOpts = []option.ClientOption{option.WithEndpoint(cfg.ServiceControlEndpoint), option.WithoutAuthentication()}
 	}
+	if cfg.Doctor {
+		return runDoctor(ctx, cfg, googleOpts, scOpts, pubsubOpts, out)
+	}
 
 	// State.
 	b.store, err = openStore(ctx, cfg, b.log)
@@ -150,19 +153,23 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		}
 	}()
 
-	// Metrics: the SDK's OpenTelemetry instruments, read by /metrics.
+	// Metrics: the SDK's OpenTelemetry instruments, read by /metrics. The
+	// same MeterProvider goes to the Procurement client, the usage reporter
+	// and the processor.
 	b.metrics = sdkmetric.NewManualReader()
 	meterProvider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(b.metrics))
 	defer func() { _ = meterProvider.Shutdown(context.Background()) }()
 
 	// The SDK.
 	client, err := procurement.NewClient(ctx, cfg.ProviderID,
-		procurement.WithClientOptions(googleOpts...), procurement.WithLogger(b.log))
+		procurement.WithClientOptions(googleOpts...), procurement.WithLogger(b.log),
+		procurement.WithMeterProvider(meterProvider))
 	if err != nil {
 		return fmt.Errorf("procurement client: %w%s", err, credentialsHint)
 	}
 	reporterOpts := []usage.Option{
 		usage.WithClientOptions(scOpts...), usage.WithClock(b.now), usage.WithLogger(b.log),
+		usage.WithMeterProvider(meterProvider),
 		usage.WithServingChanged(func(ctx context.Context, c usage.ServingChange) {
 			// Your app: stop (or resume) serving the customer, e.g. flag the tenant.
 			b.log.WarnContext(ctx, "customer serving state changed", "entitlement_id", c.EntitlementID,
@@ -197,9 +204,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		marketplace.WithClock(b.now))
 	if err != nil {
 		return fmt.Errorf("processor: %w", err)
-	}
-	if err := b.registerGauges(meterProvider); err != nil {
-		return err
 	}
 	signupOpts = append(signupOpts, marketplace.WithSignupLogger(b.log), marketplace.WithSignupClock(b.now))
 	verifier, err := marketplace.NewSignupVerifier(cfg.Audiences, signupOpts...)
@@ -294,6 +298,33 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		b.log.Warn("final usage flush failed; the next start reports it", "error", err)
 	}
 	b.log.Info("stopped")
+	return nil
+}
+
+// errDoctorFailed is returned by -doctor when a check failed.
+var errDoctorFailed = errors.New("configuration check failed (see the report above)")
+
+// runDoctor checks the configuration with marketplace.Doctor and prints the
+// report to out.
+func runDoctor(ctx context.Context, cfg config, googleOpts, scOpts, pubsubOpts []option.ClientOption, out io.Writer) error {
+	ps, err := pubsub.NewClient(ctx, cfg.Project, pubsubOpts...)
+	if err != nil {
+		return fmt.Errorf("pubsub client for project %q: %w%s", cfg.Project, err, credentialsHint)
+	}
+	defer ps.Close()
+	report := marketplace.Doctor(ctx, marketplace.DoctorParams{
+		ProviderID:            cfg.ProviderID,
+		ProcurementOptions:    googleOpts,
+		PubSubClient:          ps,
+		Subscription:          cfg.Subscription,
+		ServiceName:           cfg.ServiceName,
+		ServiceControlOptions: scOpts,
+		SignupAudience:        cfg.Audiences[0],
+	})
+	fmt.Fprint(out, report.String())
+	if !report.OK() {
+		return errDoctorFailed
+	}
 	return nil
 }
 

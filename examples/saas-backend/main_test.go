@@ -244,8 +244,14 @@ func TestEmulatorEndToEnd(t *testing.T) {
 		return status == http.StatusOK && received.MatchString(body)
 	}, 10*time.Second, 20*time.Millisecond, "the notification was received")
 	assert.Contains(t, body, "# TYPE gcpmarketplace_events_duration histogram")
-	assert.Contains(t, body, `gcpmarketplace_usage_backlog{state="pending"} 0`)
-	assert.Contains(t, body, "gcpmarketplace_approvals_pending 0")
+	assert.Contains(t, body, `gcpmarketplace_usage_windows{state="pending"} 0`)
+	assert.Contains(t, body, `gcpmarketplace_approvals_queued{kind="entitlement"} 0`)
+	assert.Contains(t, body, "gcpmarketplace_entitlements_parked 0")
+	assert.Contains(t, body, "# TYPE gcpmarketplace_usage_oldest_unreported_age gauge")
+	assert.Contains(t, body, "gcpmarketplace_usage_consumers_blocked 0")
+	assert.Regexp(t, `gcpmarketplace_procurement_calls_total\{method="approve entitlement"\} [1-9]`, body)
+	assert.Regexp(t, `gcpmarketplace_servicecontrol_calls_total\{method="services.check"\} [1-9]`, body)
+	assert.Contains(t, body, "# TYPE gcpmarketplace_events_ack_lag histogram")
 
 	// Cancellation, then the account leaves Google Cloud: purged.
 	require.NoError(t, b.emu.Cancel(context.Background(), ent.ID, true))
@@ -385,4 +391,21 @@ func dropSchema(t *testing.T, connString, schema string) {
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
 	assert.NoError(t, err)
+}
+
+// -doctor checks the configuration and exits: zero when it is right,
+// non-zero with the fix when it is not.
+func TestDoctorFlag(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "marketplace.db")
+	var out syncBuffer
+	require.NoError(t, serve(t.Context(), []string{"-emulator", "-doctor", "-database", db}, noEnv, &out, nil), out.String())
+	assert.Contains(t, out.String(), "all checks passed")
+	assert.Contains(t, out.String(), "[ok  ] pubsub: subscription: projects/vendor-project/subscriptions/marketplace receives projects/cloudcommerceproc-prod/topics/")
+
+	out = syncBuffer{}
+	err := serve(t.Context(), []string{"-emulator", "-doctor", "-database", db, "-domain", "https://shop.example.com/signup"}, noEnv, &out, nil)
+	require.ErrorIs(t, err, errDoctorFailed)
+	assert.Contains(t, out.String(), "[FAIL] sign-up: JWT audience")
+	assert.Contains(t, out.String(), "fix: use the product domain")
 }

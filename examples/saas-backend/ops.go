@@ -7,18 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
-	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
 
 // ---------------------------------------------------------------------------
@@ -124,54 +121,12 @@ func (b *backend) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // ---------------------------------------------------------------------------
-// Metrics. The processor's OpenTelemetry instruments (events received,
-// processed, duplicate, stale, poison, failed; processing duration) plus two
-// gauges of our own are collected by a ManualReader and written in the
-// Prometheus text format. To export to Prometheus, Cloud Monitoring or an
-// OTLP collector instead, give sdkmetric.NewMeterProvider that exporter's
-// reader; nothing else changes.
-
-func (b *backend) registerGauges(mp metric.MeterProvider) error {
-	meter := mp.Meter("saas-backend")
-	backlog, err := meter.Int64ObservableGauge("gcpmarketplace.usage.backlog",
-		metric.WithDescription("usage windows not reported to Service Control, by state"))
-	if err != nil {
-		return err
-	}
-	oldest, err := meter.Float64ObservableGauge("gcpmarketplace.usage.oldest_unreported_age",
-		metric.WithDescription("age of the oldest unreported usage window's end"), metric.WithUnit("s"))
-	if err != nil {
-		return err
-	}
-	approvals, err := meter.Int64ObservableGauge("gcpmarketplace.approvals.pending",
-		metric.WithDescription("requests waiting in the manual approval queue"))
-	if err != nil {
-		return err
-	}
-	_, err = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
-		ws, err := b.reporter.Backlog(ctx)
-		if err != nil {
-			return err
-		}
-		byState := map[usage.WindowState]int64{usage.StatePending: 0, usage.StateUnknown: 0, usage.StateExpired: 0, usage.StateRejected: 0}
-		age := 0.0
-		for _, w := range ws {
-			byState[w.State]++
-			age = math.Max(age, b.now().Sub(w.End).Seconds())
-		}
-		for s, n := range byState {
-			o.ObserveInt64(backlog, n, metric.WithAttributes(attribute.String("state", string(s))))
-		}
-		o.ObserveFloat64(oldest, age)
-		q, err := b.proc.PendingApprovals(ctx)
-		if err != nil {
-			return err
-		}
-		o.ObserveInt64(approvals, int64(len(q)))
-		return nil
-	}, backlog, oldest, approvals)
-	return err
-}
+// Metrics. The SDK's OpenTelemetry instruments (gcpmarketplace.events.*,
+// .entitlements.parked, .approvals.queued, .procurement.*, .servicecontrol.*,
+// .usage.*) are collected by a ManualReader and written in the Prometheus
+// text format. To export to Prometheus, Cloud Monitoring or an OTLP
+// collector instead, give sdkmetric.NewMeterProvider that exporter's reader;
+// nothing else changes.
 
 func (b *backend) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	var rm metricdata.ResourceMetrics

@@ -1,0 +1,154 @@
+package marketplace_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+)
+
+func TestDoctor(t *testing.T) {
+	t.Parallel()
+	srv := marketplacetest.New(t)
+	ctx := context.Background()
+	ps, err := pubsub.NewClient(ctx, "vendor-project", srv.PubSubOptions()...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ps.Close() })
+	good := marketplace.DoctorParams{
+		ProviderID:            srv.ProviderID(),
+		ProcurementOptions:    srv.ClientOptions(),
+		PubSubClient:          ps,
+		Subscription:          "marketplace", // an id, in the client's project
+		ServiceName:           srv.ServiceName(),
+		ServiceControlOptions: srv.ClientOptions(),
+		SignupAudience:        srv.ServiceName(),
+	}
+	otherTopic := "projects/vendor-project/subscriptions/other-topic"
+	tests := []struct {
+		name   string
+		change func(p *marketplace.DoctorParams)
+		failed []string // names of the failing checks
+		fix    string   // in the report's text
+	}{
+		{name: "all ok", change: func(*marketplace.DoctorParams) {}},
+		{
+			name:   "wrong provider",
+			change: func(p *marketplace.DoctorParams) { p.ProviderID = "someone-else" },
+			failed: []string{marketplace.CheckEntitlements, marketplace.CheckAccounts, marketplace.CheckSubscription},
+			fix:    "check the partner id",
+		},
+		{
+			name:   "invalid provider",
+			change: func(p *marketplace.DoctorParams) { p.ProviderID = "not/valid" },
+			failed: []string{marketplace.CheckEntitlements, marketplace.CheckAccounts, marketplace.CheckSubscription},
+			fix:    "Technical integration",
+		},
+		{
+			name:   "wrong service",
+			change: func(p *marketplace.DoctorParams) { p.ServiceName = "wrong.endpoints.acme-provider.cloud.goog" },
+			failed: []string{marketplace.CheckServiceControl},
+			fix:    "roles/servicemanagement.serviceController",
+		},
+		{
+			name:   "missing subscription",
+			change: func(p *marketplace.DoctorParams) { p.Subscription = "projects/vendor-project/subscriptions/nope" },
+			failed: []string{marketplace.CheckSubscription},
+			fix:    "gcloud pubsub subscriptions create nope --topic=projects/cloudcommerceproc-prod/topics/acme-provider --project=vendor-project",
+		},
+		{
+			name:   "subscription on another topic",
+			change: func(p *marketplace.DoctorParams) { p.Subscription = otherTopic },
+			failed: []string{marketplace.CheckSubscription},
+			fix:    "create a subscription on the Marketplace topic",
+		},
+		{
+			name:   "audience with a scheme",
+			change: func(p *marketplace.DoctorParams) { p.SignupAudience = "https://example.com/signup" },
+			failed: []string{marketplace.CheckSignupAudience},
+			fix:    "product domain",
+		},
+	}
+	createOtherSubscription(t, srv, otherTopic)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := good
+			tt.change(&p)
+			report := marketplace.Doctor(ctx, p)
+			t.Log("\n" + report.String())
+			require.Len(t, report.Checks, 5)
+			var failed []string
+			for _, c := range report.Checks {
+				assert.NotEmpty(t, c.Detail, c.Name)
+				if !c.OK {
+					failed = append(failed, c.Name)
+					assert.NotEmpty(t, c.Fix, c.Name)
+				}
+			}
+			assert.Equal(t, tt.failed, failed, report.String())
+			assert.Equal(t, len(tt.failed) == 0, report.OK())
+			if tt.fix != "" {
+				assert.Contains(t, report.String(), tt.fix)
+				assert.Contains(t, report.String(), "FAIL")
+			} else {
+				assert.Contains(t, report.String(), "all checks passed")
+			}
+		})
+	}
+}
+
+// A Pub/Sub client is optional: without one the subscription is not checked.
+func TestDoctorWithoutPubSub(t *testing.T) {
+	t.Parallel()
+	srv := marketplacetest.New(t)
+	report := marketplace.Doctor(context.Background(), marketplace.DoctorParams{
+		ProviderID: srv.ProviderID(), ProcurementOptions: srv.ClientOptions(),
+		ServiceName: srv.ServiceName(), ServiceControlOptions: srv.ClientOptions(),
+	})
+	assert.True(t, report.OK(), report.String())
+	assert.Contains(t, report.String(), "skipped: no Pub/Sub client given")
+}
+
+// createOtherSubscription creates a subscription name on a topic of the
+// vendor's own.
+func createOtherSubscription(t *testing.T, srv *marketplacetest.Server, name string) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := srv.PubSub().GServer.CreateTopic(ctx, &pubsubpb.Topic{Name: "projects/vendor-project/topics/orders"})
+	require.NoError(t, err)
+	_, err = srv.PubSub().GServer.CreateSubscription(ctx, &pubsubpb.Subscription{Name: name, Topic: "projects/vendor-project/topics/orders"})
+	require.NoError(t, err)
+}
+
+// Doctor checks the configuration an integration runs with and prints how
+// to fix what is wrong: here the service name has a typo.
+func ExampleDoctor() {
+	s, err := marketplacetest.NewServer() // plays Google in this example
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close()
+	report := marketplace.Doctor(context.Background(), marketplace.DoctorParams{
+		ProviderID:            s.ProviderID(),
+		ProcurementOptions:    s.ClientOptions(),
+		ServiceName:           "exmaple-service.endpoints.acme-provider.cloud.goog",
+		ServiceControlOptions: s.ClientOptions(),
+	})
+	for _, c := range report.Checks {
+		fmt.Println(c.OK, c.Name)
+	}
+	fmt.Println("all ok:", report.OK())
+	// Output:
+	// true procurement: read entitlements
+	// true procurement: read accounts
+	// true pubsub: subscription
+	// false service control: service name and permission to report
+	// true sign-up: JWT audience
+	// all ok: false
+}

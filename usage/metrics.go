@@ -1,0 +1,203 @@
+package usage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	"google.golang.org/api/googleapi"
+)
+
+const meterName = "github.com/gcpmarketplace/gcpmarketplace/usage"
+
+// Service Control methods, the values of the method attribute.
+const (
+	methodCheck  = "services.check"
+	methodReport = "services.report"
+)
+
+// gaugeWindowLimit caps the windows one collection of the window gauges
+// reads per query: the counts saturate there, which is plenty to alert on.
+const gaugeWindowLimit = 10000
+
+// gaugeTimeout bounds the ledger reads of one collection of the gauges.
+const gaugeTimeout = 5 * time.Second
+
+// WithMeterProvider sets the OpenTelemetry MeterProvider the reporter's
+// metrics are created from. Without it, metrics are no-ops. Instruments
+// (attributes in brackets; never ids):
+//   - gcpmarketplace.servicecontrol.calls {call} [method]: services.check
+//     and services.report calls;
+//   - gcpmarketplace.servicecontrol.errors {call} [method, status]: calls
+//     that failed, by canonical status (CANCELLED, DEADLINE_EXCEEDED or
+//     UNKNOWN when no response came back);
+//   - gcpmarketplace.servicecontrol.duration s [method];
+//   - gcpmarketplace.usage.check_errors {error} [code]: CheckErrors
+//     services.check answered, by code (BILLING_DISABLED, ...);
+//   - gcpmarketplace.usage.windows {window} [state]: gauge of the windows
+//     not reported (pending, unknown, expired) and rejected, in the ledger
+//     (saturating at 10000 per query);
+//   - gcpmarketplace.usage.oldest_unreported_age s: gauge, how long ago the
+//     oldest pending, unknown or expired window ended (0 if none);
+//   - gcpmarketplace.usage.consumers.blocked {consumer}: gauge of the
+//     consumers blocked by a stop-serving check error.
+//
+// The gauges read the ledger at each collection (within 5 s) for as long
+// as the MeterProvider lives: create one Reporter per MeterProvider.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) { c.meterProvider = mp }
+}
+
+type metrics struct {
+	calls, errors, checkErrors metric.Int64Counter
+	duration                   metric.Float64Histogram
+}
+
+func newMetrics(mp metric.MeterProvider) (metrics, error) {
+	if mp == nil {
+		mp = noop.NewMeterProvider()
+	}
+	m := mp.Meter(meterName)
+	var (
+		out  metrics
+		errs []error
+		err  error
+	)
+	out.calls, err = m.Int64Counter("gcpmarketplace.servicecontrol.calls",
+		metric.WithDescription("Service Control calls, by method."), metric.WithUnit("{call}"))
+	errs = append(errs, err)
+	out.errors, err = m.Int64Counter("gcpmarketplace.servicecontrol.errors",
+		metric.WithDescription("Failed Service Control calls, by method and canonical status."), metric.WithUnit("{call}"))
+	errs = append(errs, err)
+	out.duration, err = m.Float64Histogram("gcpmarketplace.servicecontrol.duration",
+		metric.WithDescription("Time per Service Control call, by method."), metric.WithUnit("s"))
+	errs = append(errs, err)
+	out.checkErrors, err = m.Int64Counter("gcpmarketplace.usage.check_errors",
+		metric.WithDescription("Check errors answered by services.check, by code."), metric.WithUnit("{error}"))
+	errs = append(errs, err)
+	return out, errors.Join(errs...)
+}
+
+// call records one Service Control call that started at start.
+func (m *metrics) call(ctx context.Context, method string, start time.Time, err error) {
+	attrs := metric.WithAttributes(attribute.String("method", method))
+	m.calls.Add(ctx, 1, attrs)
+	m.duration.Record(ctx, time.Since(start).Seconds(), attrs)
+	if err != nil {
+		m.errors.Add(ctx, 1, metric.WithAttributes(attribute.String("method", method), attribute.String("status", statusOf(err))))
+	}
+}
+
+func (m *metrics) checkError(ctx context.Context, code string) {
+	m.checkErrors.Add(ctx, 1, metric.WithAttributes(attribute.String("code", code)))
+}
+
+// registerGauges observes the ledger's backlog and blocked consumers at
+// each collection.
+func (r *Reporter) registerGauges(mp metric.MeterProvider) error {
+	m := mp.Meter(meterName)
+	windows, err := m.Int64ObservableGauge("gcpmarketplace.usage.windows",
+		metric.WithDescription("Usage windows not reported (pending, unknown, expired) or rejected, by state."), metric.WithUnit("{window}"))
+	if err != nil {
+		return err
+	}
+	oldest, err := m.Float64ObservableGauge("gcpmarketplace.usage.oldest_unreported_age",
+		metric.WithDescription("Time since the end of the oldest usage window not yet reported."), metric.WithUnit("s"))
+	if err != nil {
+		return err
+	}
+	blocked, err := m.Int64ObservableGauge("gcpmarketplace.usage.consumers.blocked",
+		metric.WithDescription("Consumers blocked by a stop-serving check error."), metric.WithUnit("{consumer}"))
+	if err != nil {
+		return err
+	}
+	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		ctx, cancel := context.WithTimeout(ctx, gaugeTimeout)
+		defer cancel()
+		open, err := r.ledger.ListWindows(ctx, WindowQuery{
+			States: []WindowState{StatePending, StateUnknown, StateExpired}, Limit: gaugeWindowLimit})
+		if err != nil {
+			return fmt.Errorf("usage: reading the ledger for metrics: %w", err)
+		}
+		rejected, err := r.ledger.ListWindows(ctx, WindowQuery{States: []WindowState{StateRejected}, Limit: gaugeWindowLimit})
+		if err != nil {
+			return fmt.Errorf("usage: reading the ledger for metrics: %w", err)
+		}
+		consumers, err := r.ledger.ListConsumers(ctx, ConsumerQuery{BlockedOnly: true})
+		if err != nil {
+			return fmt.Errorf("usage: reading the ledger for metrics: %w", err)
+		}
+		byState := map[WindowState]int64{StatePending: 0, StateUnknown: 0, StateExpired: 0, StateRejected: int64(len(rejected))}
+		age := 0.0
+		now := r.cfg.now()
+		for i, w := range open {
+			byState[w.State]++
+			if i == 0 { // ordered by Start: the oldest
+				age = max(now.Sub(w.End), 0).Seconds()
+			}
+		}
+		for s, n := range byState {
+			o.ObserveInt64(windows, n, metric.WithAttributes(attribute.String("state", string(s))))
+		}
+		o.ObserveFloat64(oldest, age)
+		o.ObserveInt64(blocked, int64(len(consumers)))
+		return nil
+	}, windows, oldest, blocked)
+	return err
+}
+
+// statusOf is the canonical status of a failed call: a closed set, fit for
+// a metric attribute.
+func statusOf(err error) string {
+	var gerr *googleapi.Error
+	switch {
+	case errors.As(err, &gerr):
+		var body struct {
+			Error struct {
+				Status string `json:"status"`
+			} `json:"error"`
+		}
+		if json.Unmarshal([]byte(gerr.Body), &body) == nil && validStatus[body.Error.Status] {
+			return body.Error.Status
+		}
+		if s, ok := statusOfHTTP[gerr.Code]; ok {
+			return s
+		}
+	case errors.Is(err, context.Canceled):
+		return "CANCELLED"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "DEADLINE_EXCEEDED"
+	}
+	return "UNKNOWN"
+}
+
+// statusOfHTTP is Google's mapping of HTTP status codes to canonical ones.
+var statusOfHTTP = map[int]string{
+	http.StatusBadRequest:          "INVALID_ARGUMENT",
+	http.StatusUnauthorized:        "UNAUTHENTICATED",
+	http.StatusForbidden:           "PERMISSION_DENIED",
+	http.StatusNotFound:            "NOT_FOUND",
+	http.StatusConflict:            "ABORTED",
+	http.StatusTooManyRequests:     "RESOURCE_EXHAUSTED",
+	499:                            "CANCELLED",
+	http.StatusInternalServerError: "INTERNAL",
+	http.StatusNotImplemented:      "UNIMPLEMENTED",
+	http.StatusBadGateway:          "UNAVAILABLE",
+	http.StatusServiceUnavailable:  "UNAVAILABLE",
+	http.StatusGatewayTimeout:      "DEADLINE_EXCEEDED",
+}
+
+// validStatus keeps a server's status string out of the attribute unless it
+// is one of the canonical codes.
+var validStatus = map[string]bool{
+	"CANCELLED": true, "UNKNOWN": true, "INVALID_ARGUMENT": true, "DEADLINE_EXCEEDED": true,
+	"NOT_FOUND": true, "ALREADY_EXISTS": true, "PERMISSION_DENIED": true, "RESOURCE_EXHAUSTED": true,
+	"FAILED_PRECONDITION": true, "ABORTED": true, "OUT_OF_RANGE": true, "UNIMPLEMENTED": true,
+	"INTERNAL": true, "UNAVAILABLE": true, "DATA_LOSS": true, "UNAUTHENTICATED": true,
+}
