@@ -749,9 +749,18 @@ func (p *Processor) setMessage(ctx context.Context, cur *procurement.Entitlement
 }
 
 func (p *Processor) registerUsage(ctx context.Context, prev *Entitlement, after *procurement.Entitlement) error {
+	// Only an entitlement that is or was usable is registered: one still
+	// waiting for approval (parked, queued, scheduled) was never
+	// provisioned, so no usage may be billed for it, and one that ends
+	// without ever being usable must not get hourly zero reports either.
+	wasUsable := prev != nil && (provisioned(procurement.EntitlementState(prev.State)) ||
+		procurement.EntitlementState(prev.State) == procurement.EntitlementCancelled)
 	var c usageConsumer
 	switch {
 	case after != nil && after.UsageReportingID != "":
+		if !provisioned(after.State) && !(after.State == procurement.EntitlementCancelled && wasUsable) {
+			return nil
+		}
 		c = usageConsumer{EntitlementID: after.ID, UsageReportingID: after.UsageReportingID, Start: after.CreateTime}
 		switch after.State {
 		case procurement.EntitlementPendingCancellation:
@@ -762,7 +771,7 @@ func (p *Processor) registerUsage(ctx context.Context, prev *Entitlement, after 
 				c.End = prev.CancelTime
 			}
 		}
-	case after == nil && prev != nil && prev.UsageReportingID != "":
+	case after == nil && prev != nil && prev.UsageReportingID != "" && wasUsable:
 		c = usageConsumer{EntitlementID: prev.ID, UsageReportingID: prev.UsageReportingID, End: prev.CancelTime}
 		if c.End.IsZero() {
 			c.End = p.cfg.now()

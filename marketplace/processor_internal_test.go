@@ -149,9 +149,17 @@ func TestRegisterUsage(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, p.registerUsage(ctx, nil, ent(procurement.EntitlementActive)))
 	require.NoError(t, p.registerUsage(ctx, nil, ent(procurement.EntitlementPendingCancellation)))
-	require.NoError(t, p.registerUsage(ctx, nil, ent(procurement.EntitlementCancelled)))
-	require.NoError(t, p.registerUsage(ctx, &Entitlement{ID: "e", UsageReportingID: "project_number:1", CancelTime: cancelled}, nil))
+	wasActive := &Entitlement{ID: "e", UsageReportingID: "project_number:1", State: string(procurement.EntitlementActive)}
+	require.NoError(t, p.registerUsage(ctx, wasActive, ent(procurement.EntitlementCancelled)))
+	require.NoError(t, p.registerUsage(ctx, &Entitlement{ID: "e", UsageReportingID: "project_number:1",
+		State: string(procurement.EntitlementCancelled), CancelTime: cancelled}, nil))
 	require.NoError(t, p.registerUsage(ctx, nil, &procurement.Entitlement{ID: "flat", State: procurement.EntitlementActive}))
+	// Never usable: waiting for approval, or ended before it ever was.
+	require.NoError(t, p.registerUsage(ctx, nil, ent(procurement.EntitlementActivationRequested)))
+	require.NoError(t, p.registerUsage(ctx, nil, ent(procurement.EntitlementCancelled)))
+	waiting := &Entitlement{ID: "e", UsageReportingID: "project_number:1", State: string(procurement.EntitlementActivationRequested)}
+	require.NoError(t, p.registerUsage(ctx, waiting, ent(procurement.EntitlementCancelled)))
+	require.NoError(t, p.registerUsage(ctx, waiting, nil))
 	assert.Equal(t, []usageConsumer{
 		{EntitlementID: "e", UsageReportingID: "project_number:1", Start: created},
 		{EntitlementID: "e", UsageReportingID: "project_number:1", Start: created, End: termEnd},
