@@ -1,0 +1,110 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sort"
+	"sync"
+
+	"github.com/gcpmarketplace/gcpmarketplace/events"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+)
+
+// recorder is the application: it counts every callback by "TYPE id" (and
+// the plan reached, for OnEntitlementPlanChanged) and notices callbacks
+// for the same resource running at the same time.
+type recorder struct {
+	mu      sync.Mutex
+	counts  map[string]int
+	running map[string]bool
+	overlap []string
+	total   int
+}
+
+func newRecorder() *recorder {
+	return &recorder{counts: map[string]int{}, running: map[string]bool{}}
+}
+
+func (r *recorder) handler() events.Handler {
+	return events.HandlerFunc(func(ctx context.Context, ev events.Event) error {
+		res := ev.Resource()
+		k := key(ev.Type(), res.ID)
+		if ev.Type() == events.TypeEntitlementPlanChanged {
+			ent, _ := marketplace.EntitlementFrom(ctx)
+			k = planKey(res.ID, ent.Plan)
+		}
+		resource := res.Kind.String() + ":" + res.ID
+		r.mu.Lock()
+		if r.running[resource] {
+			r.overlap = append(r.overlap, fmt.Sprintf("%s while another callback for %s ran", k, resource))
+		}
+		r.running[resource] = true
+		r.mu.Unlock()
+
+		runtime.Gosched() // the application's work: let another callback in, if the SDK would
+
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		delete(r.running, resource)
+		r.counts[k]++
+		r.total++
+		return nil
+	})
+}
+
+func key(t events.Type, id string) string { return string(t) + " " + id }
+
+func planKey(id, plan string) string {
+	return string(events.TypeEntitlementPlanChanged) + " " + id + " " + plan
+}
+
+// expectations holds, per callback key, how many times the scenario's
+// changes make it fire. A range, not a number, only where the SDK's
+// documented behaviour depends on what it observed: an entitlement approved
+// at Google whose processing then failed (retries exhausted, or a restart
+// cut the call) is next seen already ACTIVE, so its
+// OnEntitlementCreationRequested or OnEntitlementPlanChangeRequested never
+// fires ("callbacks follow changes, not messages").
+type expectations map[string]*span
+
+type span struct{ min, max int }
+
+func (x expectations) add(k string, min, max int) {
+	s := x[k]
+	if s == nil {
+		s = &span{}
+		x[k] = s
+	}
+	s.min += min
+	s.max += max
+}
+
+func (x expectations) once(t events.Type, id string) { x.add(key(t, id), 1, 1) }
+
+func (x expectations) maybe(t events.Type, id string) { x.add(key(t, id), 0, 1) }
+
+// compare lists every key whose count is outside its span, and every
+// callback nobody expected.
+func (x expectations) compare(counts map[string]int) []string {
+	var out []string
+	for k, s := range x {
+		if n := counts[k]; n < s.min || n > s.max {
+			out = append(out, fmt.Sprintf("callback %s fired %d times, want %s", k, n, s))
+		}
+	}
+	for k, n := range counts {
+		if x[k] == nil {
+			out = append(out, fmt.Sprintf("callback %s fired %d times, want 0", k, n))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (s *span) String() string {
+	if s.min == s.max {
+		return fmt.Sprint(s.min)
+	}
+	return fmt.Sprintf("%d to %d", s.min, s.max)
+}
