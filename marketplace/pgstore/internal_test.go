@@ -155,7 +155,7 @@ func TestLoadMigrations(t *testing.T) {
 	ms, err := loadMigrations(migrationFiles)
 	require.NoError(t, err)
 	require.Equal(t, SchemaVersion(), len(ms))
-	assert.Equal(t, "0001_initial.sql", ms[0].name)
+	assert.Equal(t, "0001_initial.sql", ms[0].Name)
 
 	_, err = loadMigrations(fstest.MapFS{
 		"migrations/0001_a.sql": {Data: []byte("SELECT 1")},

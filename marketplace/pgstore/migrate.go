@@ -3,15 +3,13 @@ package pgstore
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"path"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/gcpmarketplace/gcpmarketplace/internal/migrationfiles"
 )
 
 // Migrations are files migrations/NNNN_name.sql, applied in order inside one
@@ -22,11 +20,7 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
+type migration = migrationfiles.Migration
 
 // migrations is the embedded list, checked to be numbered 1..n.
 var migrations = mustLoadMigrations()
@@ -40,26 +34,9 @@ func mustLoadMigrations() []migration {
 }
 
 func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
+	ms, err := migrationfiles.Load(fsys)
 	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for i, name := range names { // fs.Glob returns names sorted
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v != i+1 {
-			return nil, fmt.Errorf("pgstore: migration %s: want a name starting %04d_", name, i+1)
-		}
-		body, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(body)})
-	}
-	if len(ms) == 0 {
-		return nil, errors.New("pgstore: no migrations embedded")
+		return nil, fmt.Errorf("pgstore: %w", err)
 	}
 	return ms, nil
 }
@@ -168,13 +145,13 @@ func (s *Store) migrateLocked(ctx context.Context, tx pgx.Tx) error {
 		return fail("set search_path", err)
 	}
 	for _, m := range migrations[v:] {
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return fail("migration "+m.name, err)
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return fail("migration "+m.Name, err)
 		}
-		if _, err := tx.Exec(ctx, "INSERT INTO "+s.q.migrationsTable+" (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
-			return fail("record migration "+m.name, err)
+		if _, err := tx.Exec(ctx, "INSERT INTO "+s.q.migrationsTable+" (version, name) VALUES ($1, $2)", m.Version, m.Name); err != nil {
+			return fail("record migration "+m.Name, err)
 		}
-		s.log.InfoContext(ctx, "applied schema migration", slog.String("migration", m.name))
+		s.log.InfoContext(ctx, "applied schema migration", slog.String("migration", m.Name))
 	}
 	return nil
 }

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"path"
-	"strconv"
 	"strings"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/gcpmarketplace/gcpmarketplace/internal/migrationfiles"
 )
 
 // Migrations are files migrations/NNNN_name.sql, applied in order; the
@@ -27,11 +27,7 @@ var migrationFiles embed.FS
 // database.
 const applicationID = 0x67636d70
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
+type migration = migrationfiles.Migration
 
 // migrations is the embedded list, checked to be numbered 1..n.
 var migrations = mustLoadMigrations()
@@ -45,26 +41,9 @@ func mustLoadMigrations() []migration {
 }
 
 func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
+	ms, err := migrationfiles.Load(fsys)
 	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for i, name := range names { // fs.Glob returns names sorted
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v != i+1 {
-			return nil, fmt.Errorf("sqlitestore: migration %s: want a name starting %04d_", name, i+1)
-		}
-		body, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(body)})
-	}
-	if len(ms) == 0 {
-		return nil, errors.New("sqlitestore: no migrations embedded")
+		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
 	return ms, nil
 }
@@ -167,10 +146,10 @@ func (s *Store) migrateLocked(ctx context.Context) error {
 		return err
 	}
 	for _, m := range migrations[h.version:] {
-		if _, err := s.conn.ExecContext(ctx, m.sql); err != nil {
-			return fmt.Errorf("sqlitestore: open %q: migration %s: %w", s.path, m.name, err)
+		if _, err := s.conn.ExecContext(ctx, m.SQL); err != nil {
+			return fmt.Errorf("sqlitestore: open %q: migration %s: %w", s.path, m.Name, err)
 		}
-		s.log.InfoContext(ctx, "applied schema migration", slog.String("migration", m.name))
+		s.log.InfoContext(ctx, "applied schema migration", slog.String("migration", m.Name))
 	}
 	// PRAGMA takes no bound parameters; both values are integers we own.
 	set := fmt.Sprintf("PRAGMA application_id = %d; PRAGMA user_version = %d", applicationID, SchemaVersion())

@@ -18,8 +18,8 @@ func TestLoadMigrations(t *testing.T) {
 	ms, err := loadMigrations(migrationFiles)
 	require.NoError(t, err)
 	require.Equal(t, len(migrations), len(ms))
-	assert.Equal(t, 1, ms[0].version)
-	assert.Equal(t, "0001_initial.sql", ms[0].name)
+	assert.Equal(t, 1, ms[0].Version)
+	assert.Equal(t, "0001_initial.sql", ms[0].Name)
 
 	for name, fsys := range map[string]fstest.MapFS{
 		"gap":       {"migrations/0001_a.sql": {}, "migrations/0003_c.sql": {}},
@@ -35,7 +35,7 @@ func TestLoadMigrations(t *testing.T) {
 		"migrations/0001_a.sql": {Data: []byte("A")},
 	})
 	require.NoError(t, err)
-	assert.Equal(t, []migration{{1, "0001_a.sql", "A"}, {2, "0002_b.sql", "B"}}, ms)
+	assert.Equal(t, []migration{{Version: 1, Name: "0001_a.sql", SQL: "A"}, {Version: 2, Name: "0002_b.sql", SQL: "B"}}, ms)
 }
 
 // TestMigrateUpgrade adds a migration, as the usage ledger will, and opens a
@@ -54,9 +54,9 @@ func TestMigrateUpgrade(t *testing.T) {
 	saved := migrations
 	t.Cleanup(func() { migrations = saved })
 	migrations = append(saved[:len(saved):len(saved)], migration{
-		version: len(saved) + 1,
-		name:    "0002_usage_ledger.sql",
-		sql:     "CREATE TABLE usage_ledger (id TEXT NOT NULL PRIMARY KEY, quantity INTEGER NOT NULL) STRICT;",
+		Version: len(saved) + 1,
+		Name:    "0002_usage_ledger.sql",
+		SQL:     "CREATE TABLE usage_ledger (id TEXT NOT NULL PRIMARY KEY, quantity INTEGER NOT NULL) STRICT;",
 	})
 
 	s, err = Open(ctx, path)
@@ -94,8 +94,8 @@ func TestMigrateFailureLeavesVersion(t *testing.T) {
 	saved := migrations
 	t.Cleanup(func() { migrations = saved })
 	migrations = append(saved[:len(saved):len(saved)],
-		migration{version: len(saved) + 1, name: "0002_ok.sql", sql: "CREATE TABLE extra (x INTEGER) STRICT;"},
-		migration{version: len(saved) + 2, name: "0003_bad.sql", sql: "CREATE TABLE broken ("},
+		migration{Version: len(saved) + 1, Name: "0002_ok.sql", SQL: "CREATE TABLE extra (x INTEGER) STRICT;"},
+		migration{Version: len(saved) + 2, Name: "0003_bad.sql", SQL: "CREATE TABLE broken ("},
 	)
 	_, err = Open(ctx, path)
 	require.ErrorContains(t, err, "migration 0003_bad.sql")
