@@ -95,30 +95,44 @@ func (c *Client) ListAccountsPage(ctx context.Context, params *ListAccountsParam
 // fetching pages as needed. Iteration stops at the first error, which is
 // yielded with a zero Account. params may be nil.
 func (c *Client) ListAccounts(ctx context.Context, params *ListAccountsParams) iter.Seq2[Account, error] {
-	return func(yield func(Account, error) bool) {
-		var p ListAccountsParams
-		if params != nil {
-			p = *params
-		}
-		for {
-			page, err := c.ListAccountsPage(ctx, &p)
+	var p ListAccountsParams
+	if params != nil {
+		p = *params
+	}
+	return pages(MethodListAccounts, c.parent, p.PageToken, func(token string) ([]Account, string, error) {
+		q := p // each page its own copy: ranges may run concurrently
+		q.PageToken = token
+		page, err := c.ListAccountsPage(ctx, &q)
+		return page.Accounts, page.NextPageToken, err
+	})
+}
+
+// pages iterates over the items of every page fetch returns, starting at
+// token and following next-page tokens. Iteration stops at the first error,
+// yielded with a zero item, and at a token the server repeats (it would
+// loop forever). Each range over the result starts again from token.
+func pages[T any](method Method, parent, token string, fetch func(token string) ([]T, string, error)) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		for current := token; ; {
+			items, next, err := fetch(current)
 			if err != nil {
-				yield(Account{}, err)
+				yield(zero, err)
 				return
 			}
-			for _, a := range page.Accounts {
-				if !yield(a, nil) {
+			for _, item := range items {
+				if !yield(item, nil) {
 					return
 				}
 			}
-			if page.NextPageToken == "" {
+			if next == "" {
 				return
 			}
-			if page.NextPageToken == p.PageToken {
-				yield(Account{}, repeatedTokenError(MethodListAccounts, c.parent))
+			if next == current {
+				yield(zero, repeatedTokenError(method, parent))
 				return
 			}
-			p.PageToken = page.NextPageToken
+			current = next
 		}
 	}
 }

@@ -101,32 +101,16 @@ func (c *Client) ListEntitlementsPage(ctx context.Context, params *ListEntitleme
 //		// ...
 //	}
 func (c *Client) ListEntitlements(ctx context.Context, params *ListEntitlementsParams) iter.Seq2[Entitlement, error] {
-	return func(yield func(Entitlement, error) bool) {
-		var p ListEntitlementsParams
-		if params != nil {
-			p = *params
-		}
-		for {
-			page, err := c.ListEntitlementsPage(ctx, &p)
-			if err != nil {
-				yield(Entitlement{}, err)
-				return
-			}
-			for _, e := range page.Entitlements {
-				if !yield(e, nil) {
-					return
-				}
-			}
-			if page.NextPageToken == "" {
-				return
-			}
-			if page.NextPageToken == p.PageToken {
-				yield(Entitlement{}, repeatedTokenError(MethodListEntitlements, c.parent))
-				return
-			}
-			p.PageToken = page.NextPageToken
-		}
+	var p ListEntitlementsParams
+	if params != nil {
+		p = *params
 	}
+	return pages(MethodListEntitlements, c.parent, p.PageToken, func(token string) ([]Entitlement, string, error) {
+		q := p // each page its own copy: ranges may run concurrently
+		q.PageToken = token
+		page, err := c.ListEntitlementsPage(ctx, &q)
+		return page.Entitlements, page.NextPageToken, err
+	})
 }
 
 func repeatedTokenError(method Method, resource string) error {
