@@ -118,6 +118,7 @@ func (s *Server) Purchase(ctx context.Context, p PurchaseParams) (string, error)
 		n := 100000000000 + s.rng.Int64N(900000000000)
 		e.usageReportingID = "project_number:" + strconv.FormatInt(n, 10)
 		e.consumerProject = "projects/" + strconv.FormatInt(n, 10)
+		s.state.consumers[e.usageReportingID] = true
 	}
 	s.state.entitlements[e.id] = e
 

@@ -91,18 +91,18 @@ type entitlement struct {
 
 // state is the emulated Procurement data. Guarded by Server.mu.
 type state struct {
-	accounts         map[string]*account
-	entitlements     map[string]*entitlement
-	seq              int64
-	lastStamp        time.Time
-	planChangeAtEnd  bool
-	deletedConsumers map[string]bool // usageReportingIds of deleted entitlements (still billable)
+	accounts        map[string]*account
+	entitlements    map[string]*entitlement
+	seq             int64
+	lastStamp       time.Time
+	planChangeAtEnd bool
+	consumers       map[string]bool // every usageReportingId issued; a deleted entitlement's stays billable
 }
 
 func (st *state) init() {
 	st.accounts = map[string]*account{}
 	st.entitlements = map[string]*entitlement{}
-	st.deletedConsumers = map[string]bool{}
+	st.consumers = map[string]bool{}
 }
 
 // stampLocked returns the time for a change: the clock's time, but
@@ -264,12 +264,10 @@ func (s *Server) cancelLocked(e *entitlement, reason string) {
 }
 
 // deleteEntitlementLocked removes a cancelled entitlement and publishes
-// ENTITLEMENT_DELETED. Its usageReportingId stays a known consumer, since
-// usage generated before the cancellation may still be reported.
+// ENTITLEMENT_DELETED. Its usageReportingId stays a known consumer (see
+// state.consumers), since usage generated before the cancellation may still
+// be reported.
 func (s *Server) deleteEntitlementLocked(e *entitlement) {
-	if e.usageReportingID != "" {
-		s.state.deletedConsumers[e.usageReportingID] = true
-	}
 	delete(s.state.entitlements, e.id)
 	e.updateTime = s.stampLocked()
 	s.publishEntitlementLocked("ENTITLEMENT_DELETED", e, nil)
@@ -327,15 +325,7 @@ func sortBySeq[T any](xs []T, seq func(T) int64) {
 // knownConsumerLocked reports whether consumerID is the usageReportingId of
 // an entitlement, live or deleted.
 func (s *Server) knownConsumerLocked(consumerID string) bool {
-	if s.state.deletedConsumers[consumerID] {
-		return true
-	}
-	for _, e := range s.state.entitlements {
-		if e.usageReportingID == consumerID {
-			return true
-		}
-	}
-	return false
+	return s.state.consumers[consumerID]
 }
 
 // truncateReason applies the documented 256-byte limit without splitting a
