@@ -123,7 +123,21 @@ func checkout(t *testing.T, b *backend) string {
 	require.Equal(t, http.StatusOK, status, body)
 	m := tokenField.FindStringSubmatch(body)
 	require.NotNil(t, m, body)
+	waitParked(t, b)
 	return html.UnescapeString(m[1])
+}
+
+// waitParked waits until the backend has handled the purchase's
+// ENTITLEMENT_CREATION_REQUESTED and parked the entitlement. Without it the
+// sign-up races the message: whichever reaches the entitlement first
+// approves it (both are correct), and the page's data-action would depend on
+// which one won.
+func waitParked(t *testing.T, b *backend) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		status, body := get(t, b.url+"/metrics")
+		return status == http.StatusOK && strings.Contains(body, "gcpmarketplace_entitlements_parked 1\n")
+	}, 10*time.Second, 20*time.Millisecond, "the purchase's entitlement is parked until sign-up")
 }
 
 // signUp goes through the sign-up page as a browser would: the POST from
@@ -342,6 +356,7 @@ func TestSignupInHeadlessChromium(t *testing.T) {
 	m := tokenField.FindStringSubmatch(dom)
 	require.NotNil(t, m, "the sign-up form carries the token\n%s", dom)
 	token := html.UnescapeString(m[1])
+	waitParked(t, b)
 
 	// 2. The user submits the form (filled in here, submitted by the browser).
 	submit := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
