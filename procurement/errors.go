@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"google.golang.org/api/googleapi"
+
+	"github.com/gcpmarketplace/gcpmarketplace/internal/apistatus"
 )
 
 // Sentinel errors, one per canonical status the Procurement API returns.
@@ -230,37 +232,6 @@ func statusSentinel(status string) error {
 	return nil
 }
 
-// statusForCode is the canonical status for an HTTP code when the body
-// carries none (https://cloud.google.com/apis/design/errors#handling_errors).
-func statusForCode(code int) string {
-	switch code {
-	case http.StatusBadRequest:
-		return "INVALID_ARGUMENT"
-	case http.StatusUnauthorized:
-		return "UNAUTHENTICATED"
-	case http.StatusForbidden:
-		return "PERMISSION_DENIED"
-	case http.StatusNotFound:
-		return "NOT_FOUND"
-	case http.StatusConflict:
-		return "ABORTED"
-	case http.StatusTooManyRequests:
-		return "RESOURCE_EXHAUSTED"
-	case 499:
-		return "CANCELLED"
-	case http.StatusNotImplemented:
-		return "UNIMPLEMENTED"
-	case http.StatusBadGateway, http.StatusServiceUnavailable:
-		return "UNAVAILABLE"
-	case http.StatusGatewayTimeout:
-		return "DEADLINE_EXCEEDED"
-	}
-	if code >= 500 {
-		return "INTERNAL"
-	}
-	return "UNKNOWN"
-}
-
 // maxMessage bounds the server message kept in an APIError: messages can
 // echo request data, and errors end up in logs.
 const maxMessage = 200
@@ -280,7 +251,7 @@ func newAPIError(method Method, resource string, err error, now func() time.Time
 	}
 	e.Status = bodyStatus(gerr.Body)
 	if e.Status == "" {
-		e.Status = statusForCode(gerr.Code)
+		e.Status = apistatus.FromHTTP(gerr.Code)
 		// Google's 400 for a wrong state reads "Precondition check failed."
 		// even where a proxy dropped the status field.
 		if gerr.Code == http.StatusBadRequest && strings.Contains(gerr.Message, "Precondition check failed") {

@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 	"google.golang.org/api/googleapi"
+
+	"github.com/gcpmarketplace/gcpmarketplace/internal/apistatus"
 )
 
 const meterName = "github.com/gcpmarketplace/gcpmarketplace/usage"
@@ -163,41 +164,14 @@ func statusOf(err error) string {
 				Status string `json:"status"`
 			} `json:"error"`
 		}
-		if json.Unmarshal([]byte(gerr.Body), &body) == nil && validStatus[body.Error.Status] {
+		if json.Unmarshal([]byte(gerr.Body), &body) == nil && apistatus.Valid(body.Error.Status) {
 			return body.Error.Status
 		}
-		if s, ok := statusOfHTTP[gerr.Code]; ok {
-			return s
-		}
+		return apistatus.FromHTTP(gerr.Code)
 	case errors.Is(err, context.Canceled):
 		return "CANCELLED"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "DEADLINE_EXCEEDED"
 	}
 	return "UNKNOWN"
-}
-
-// statusOfHTTP is Google's mapping of HTTP status codes to canonical ones.
-var statusOfHTTP = map[int]string{
-	http.StatusBadRequest:          "INVALID_ARGUMENT",
-	http.StatusUnauthorized:        "UNAUTHENTICATED",
-	http.StatusForbidden:           "PERMISSION_DENIED",
-	http.StatusNotFound:            "NOT_FOUND",
-	http.StatusConflict:            "ABORTED",
-	http.StatusTooManyRequests:     "RESOURCE_EXHAUSTED",
-	499:                            "CANCELLED",
-	http.StatusInternalServerError: "INTERNAL",
-	http.StatusNotImplemented:      "UNIMPLEMENTED",
-	http.StatusBadGateway:          "UNAVAILABLE",
-	http.StatusServiceUnavailable:  "UNAVAILABLE",
-	http.StatusGatewayTimeout:      "DEADLINE_EXCEEDED",
-}
-
-// validStatus keeps a server's status string out of the attribute unless it
-// is one of the canonical codes.
-var validStatus = map[string]bool{
-	"CANCELLED": true, "UNKNOWN": true, "INVALID_ARGUMENT": true, "DEADLINE_EXCEEDED": true,
-	"NOT_FOUND": true, "ALREADY_EXISTS": true, "PERMISSION_DENIED": true, "RESOURCE_EXHAUSTED": true,
-	"FAILED_PRECONDITION": true, "ABORTED": true, "OUT_OF_RANGE": true, "UNIMPLEMENTED": true,
-	"INTERNAL": true, "UNAVAILABLE": true, "DATA_LOSS": true, "UNAUTHENTICATED": true,
 }
