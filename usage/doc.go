@@ -70,9 +70,12 @@
 // usage is billed up to one window later than it happened. After a
 // cancellation there is no later window: a record for the final window
 // arriving after it was sealed is refused with ErrWindowSealed (Google must
-// never receive usage timestamped after the end). The final window is sealed
-// at the next window boundary plus the grace, which leaves late records that
-// long to arrive and still reports within the hour.
+// never receive usage timestamped after the end). The final window [start,
+// End) is sealed by the first flush after End plus the grace, not at the next
+// window boundary: its deadline is an hour after End, so waiting for the
+// boundary could leave a cancellation at 10:00:30 no time to retry a failed
+// send. Usage from before End must therefore be recorded within the grace
+// of the cancellation.
 //
 // Operation ids. Each operation id is the UUIDv5 (OperationNamespace) of
 // the entitlement id, the window start, the sorted metric names and the
@@ -92,8 +95,8 @@
 // the crash (or the network) swallowed. No client can do better: a lost
 // response is indistinguishable from a failed call.
 //
-// Sealing. A window is sealed when a flush picks it up after its end plus
-// the grace: its rows are turned into windows and deleted in the same
+// Sealing. A window is sealed when a flush picks it up after its end (or,
+// for the final window, the consumer's End) plus the grace: its rows are turned into windows and deleted in the same
 // transaction that advances the consumer's frontier, so a concurrent Record
 // either lands in the window before the seal reads it or sees the new
 // frontier and goes to the next window.

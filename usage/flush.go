@@ -53,12 +53,13 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
 	now := r.cfg.now().UTC()
-	before := r.windowStart(now.Add(-r.cfg.grace))
-	seal := r.sealFunc(before, now)
+	ended := now.Add(-r.cfg.grace)
+	before := r.windowStart(ended)
+	seal := r.sealFunc(before, ended, now)
 	for {
-		n, err := r.ledger.Seal(ctx, SealParams{Before: before, Limit: sealBatch}, seal)
+		n, err := r.ledger.Seal(ctx, SealParams{Before: before, Ended: ended, Limit: sealBatch}, seal)
 		if err != nil {
-			return fmt.Errorf("usage: flush: seal windows before %v: %w", before, err)
+			return fmt.Errorf("usage: flush: seal windows before %v and consumers ended by %v: %w", before, ended, err)
 		}
 		if n < sealBatch {
 			break
@@ -110,9 +111,12 @@ func (r *Reporter) prune(ctx context.Context, now time.Time) error {
 // frontier up to before (or its End) gets one operation per set of user
 // labels that has usage, or one zero operation over every declared metric
 // when it has none, so that each consumer's reported windows are contiguous.
-// Rows of windows at or after End (recorded before the cancellation was
-// registered) become one Rejected window each: Google must never bill them.
-func (r *Reporter) sealFunc(before, now time.Time) SealFunc {
+// A consumer whose End is not after ended is sealed through End even when
+// before is earlier: its final window can take no more usage, and its
+// deadline runs from End, not from the next window boundary. Rows of
+// windows at or after End (recorded before the cancellation was registered)
+// become one Rejected window each: Google must never bill them.
+func (r *Reporter) sealFunc(before, ended, now time.Time) SealFunc {
 	allMetrics := make([]string, 0, len(r.cfg.metrics))
 	for m := range r.cfg.metrics {
 		allMetrics = append(allMetrics, m)
@@ -141,7 +145,7 @@ func (r *Reporter) sealFunc(before, now time.Time) SealFunc {
 			groups[k] = append(groups[k], row)
 		}
 		limit := before
-		if !c.End.IsZero() && c.End.Before(limit) {
+		if !c.End.IsZero() && (c.End.Before(limit) || !c.End.After(ended)) {
 			limit = c.End
 		}
 		var out Sealed

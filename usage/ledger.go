@@ -60,16 +60,24 @@ type Ledger interface {
 	AddUsage(ctx context.Context, u Usage) (window time.Time, err error)
 
 	// Seal turns closed usage into windows, in one transaction for up to
-	// p.Limit consumers (p.Limit <= 0: no limit). It selects the consumers
-	// whose frontier is before both p.Before and their End (End zero:
-	// no end), and the consumers that have usage rows whose window is
-	// before p.Before. For each it calls fn with the consumer and exactly
-	// those rows (ordered by window, metric, labels), inserts the windows fn
-	// returns (an OperationID already present is left as it is), deletes
-	// the rows it passed to fn, and sets the frontier to the returned one.
-	// fn is pure computation: no I/O, no calls to the Ledger. If fn returns
-	// an error, Seal rolls back and returns it. Seal returns how many
-	// consumers it sealed; fewer than p.Limit means none is left.
+	// p.Limit consumers (p.Limit <= 0: no limit). A consumer is ended when
+	// its End is non-zero and not after a non-zero p.Ended; every other
+	// consumer is live. Seal selects:
+	//   - the consumers whose frontier is before both p.Before and their End
+	//     (End zero: no end);
+	//   - the consumers that have usage rows whose window is before p.Before;
+	//   - the ended consumers whose frontier is before their End or that
+	//     have any usage row.
+	// For each it calls fn with the consumer and its rows (ordered by
+	// window, metric, labels): every row of an ended consumer, whatever its
+	// window, and only the rows whose window is before p.Before of a live
+	// one. It then inserts the windows fn returns (an OperationID already
+	// present is left as it is), deletes the rows it passed to fn, and sets
+	// the frontier to the returned one. Consumers are taken in (frontier,
+	// EntitlementID) order. fn is pure computation: no I/O, no calls to the
+	// Ledger. If fn returns an error, Seal rolls back and returns it. Seal
+	// returns how many consumers it sealed; fewer than p.Limit means none is
+	// left.
 	Seal(ctx context.Context, p SealParams, fn SealFunc) (int, error)
 
 	// ClaimWindows leases up to p.Limit (<= 0: no limit) windows in state
@@ -187,14 +195,23 @@ type UsageRow struct {
 
 // SealParams selects what Ledger.Seal seals.
 type SealParams struct {
-	Before time.Time // seal windows that start before this
-	Limit  int       // consumers per call; <= 0 = all
+	// Before: seal the windows that start before this.
+	Before time.Time
+	// Ended: also seal, through their End, the consumers whose non-zero End
+	// is not after this (zero: none). The Reporter passes now minus the seal
+	// grace: a cancelled consumer's final window [start, End) takes no usage
+	// after End, so waiting for the next window boundary would only bring
+	// it closer to (or past) its deadline, End plus one hour.
+	Ended time.Time
+	// Limit: consumers per call; <= 0 = all.
+	Limit int
 }
 
 // SealFunc computes a consumer's sealed windows from its unsealed usage:
 // every row passed must end up in one returned window (possibly a Rejected
-// one), and Frontier must not be before min(Before, End) unless the consumer
-// has nothing left to seal.
+// one). Frontier must not be before End for an ended consumer (see
+// Ledger.Seal), nor before min(Before, End) for a live one, unless the
+// consumer has nothing left to seal; otherwise Seal would select it again.
 type SealFunc func(c ConsumerState, rows []UsageRow) (Sealed, error)
 
 // Sealed is what a SealFunc returns.

@@ -87,10 +87,10 @@ func (e *env) logStats(took time.Duration) {
 	reports = len(e.srv.Reports())
 	e.t.Logf("%v: %d customers, %d rounds, %d actions (%d SDK retries); %d events published, %d deliveries "+
 		"(%d duplicates, %d deferred, %d stale, %d slipped a wave, %d nacked, %d acks lost), %d waves, %d restarts (%d reconciled); "+
-		"%d callbacks; %d API calls with faults; %d usage records, %d operations accepted (%d flush errors under faults, %d windows expired and settled by the operator)",
+		"%d callbacks; %d API calls with faults; %d usage records, %d operations accepted (%d flush errors under faults)",
 		took.Round(time.Millisecond), e.cfg.customers, e.cfg.rounds, s.actions, s.actionRetries, s.published, s.deliveries,
 		s.duplicates, s.deferred, s.stale, s.heldBack, s.nacks, s.ackLost, s.waves, s.restarts, s.reconciles,
-		callbacks, calls, s.records, reports, s.flushErrors.Load(), s.expired)
+		callbacks, calls, s.records, reports, s.flushErrors.Load())
 }
 
 // small is the size of the runs that prove the checker has teeth.

@@ -102,7 +102,7 @@ type env struct {
 type stats struct {
 	published, deliveries, duplicates, deferred, stale, heldBack int
 	nacks, ackLost, restarts, reconciles, waves                  int
-	actions, actionRetries, records, expired                     int
+	actions, actionRetries, records                              int
 	flushErrors                                                  atomic.Int64
 }
 

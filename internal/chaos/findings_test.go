@@ -14,8 +14,7 @@ import (
 
 // Findings: SDK defects the fault suite ran into, each reduced to a short
 // deterministic scenario (no faults but the one named, no randomness).
-// Each failed until the SDK was fixed; one is still open and skipped, with
-// the reason.
+// Each failed until the SDK was fixed and now guards against a regression.
 
 // quiet is an env with nothing random: faults off, no restarts.
 func quiet(t *testing.T) *env {
@@ -45,22 +44,18 @@ func TestFindingUsageAcceptedBeforeActivation(t *testing.T) {
 		"usage of an entitlement that was never approved must be refused (it is not usable)")
 }
 
-// A cancelled consumer's final window [start of the hour, End) is sealed at
-// the next window boundary plus the grace (usage package documentation),
-// but its reporting deadline is End + 1 h (usage.Deadline). For a
-// cancellation early in an hour the window is first sent after its own
-// deadline; if that one call's outcome is unknown (a 500, a timeout, a lost
-// response), the next flush marks it Expired and it is never resent on its
-// own: the usage is not billed unless an operator steps in. With a
-// cancellation at 09:00:30, the window [09:00, 09:00:30) has its deadline at
-// 10:00:30 and is sealed and sent at 10:01.
+// A cancelled consumer's final window [start of the hour, End) was sealed
+// at the next window boundary plus the grace, but its reporting deadline is
+// End + 1 h (usage.Deadline). For a cancellation early in an hour the window
+// was first sent after its own deadline; if that one call's outcome was
+// unknown (a 500, a timeout, a lost response), the next flush marked it
+// Expired and it was never resent on its own: the usage was not billed
+// unless an operator stepped in. With a cancellation at 09:00:30, the window
+// [09:00, 09:00:30) has its deadline at 10:00:30 and was sealed and sent at
+// 10:01. It is now sealed once End plus the grace has passed (issue 8), so
+// a failed first call is resent well within the deadline.
 func TestFindingFinalWindowSealedAfterItsDeadline(t *testing.T) {
 	t.Parallel()
-	// Known open defect (issue 8): fixing it needs the ledger's Seal to take
-	// ended consumers whose End+grace has passed, in memstore, sqlitestore
-	// and pgstore. Until then TestChaos resolves such windows the way an
-	// operator would (Settle/Retry) and logs how many it had to.
-	t.Skip("known defect: a cancelled consumer's final window is sealed at the next hour boundary plus the grace, after its deadline when the cancellation falls in the first minutes of an hour; see issue 8")
 	e := quiet(t)
 	id, err := e.srv.Purchase(e.ctx, mt.PurchaseParams{UsageBased: true, OfferDuration: "P1M"})
 	require.NoError(t, err)
@@ -76,17 +71,16 @@ func TestFindingFinalWindowSealedAfterItsDeadline(t *testing.T) {
 	require.NoError(t, e.srv.Cancel(e.ctx, id, true))
 	e.drain(2, true)
 
-	// Run's cadence: a flush every minute, for 90 minutes. One report call
-	// fails with a 500 just as the final window is first sent.
-	faulted := false
+	// Run's cadence: a flush every minute, for 90 minutes. The first report
+	// call, the one that first sends the final window whenever it is
+	// sealed, fails with a 500.
+	require.Zero(t, e.srv.Calls(mt.MethodServicesReport), "nothing reported before the final window")
+	e.srv.InjectFault(mt.Fault{Method: mt.MethodServicesReport, Kind: mt.FaultStatus, Status: 500})
 	for range 90 {
 		e.clock.Advance(time.Minute)
-		if !faulted && e.clock.Now().After(time.Date(2026, 1, 5, 10, 0, 30, 0, time.UTC)) {
-			e.srv.InjectFault(mt.Fault{Method: mt.MethodServicesReport, Kind: mt.FaultStatus, Status: 500})
-			faulted = true
-		}
 		require.NoError(t, e.rep.Flush(e.ctx))
 	}
+	assert.GreaterOrEqual(t, e.srv.Calls(mt.MethodServicesReport), 2, "the failed call and its resend")
 	billed := e.srv.BilledTotal(x.UsageReportingID, e.srv.ServiceName()+"/"+metricRequests)
 	backlog, err := e.rep.Backlog(e.ctx)
 	require.NoError(t, err)
@@ -95,4 +89,11 @@ func TestFindingFinalWindowSealedAfterItsDeadline(t *testing.T) {
 	}
 	assert.Equal(t, int64(5), billed, "5 units recorded before the cancellation: billed %d", billed)
 	assert.Len(t, backlog, 0, "a single failed call must not leave usage to an operator")
+	ws, err := e.db.ListWindows(e.ctx, usage.WindowQuery{EntitlementID: id})
+	require.NoError(t, err)
+	require.Len(t, ws, 1, "one final window")
+	w := ws[0]
+	assert.Equal(t, usage.StateReported, w.State)
+	assert.True(t, w.ReportedAt.Before(w.Deadline), "reported at %v, deadline %v", w.ReportedAt, w.Deadline)
+	assert.LessOrEqual(t, w.SealedAt.Sub(w.End), 2*time.Minute, "sealed at %v, End %v", w.SealedAt, w.End)
 }

@@ -167,14 +167,15 @@ func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc)
 	}
 	var picks []pick
 	for _, c := range s.ledger.consumers {
+		ended := !p.Ended.IsZero() && !c.End.IsZero() && !c.End.After(p.Ended)
 		var keys []rowKey
 		for k, r := range s.ledger.rows[c.EntitlementID] {
-			if r.Window.Before(p.Before) {
+			if ended || r.Window.Before(p.Before) {
 				keys = append(keys, k)
 			}
 		}
 		open := c.Frontier.Before(p.Before) && (c.End.IsZero() || c.Frontier.Before(c.End))
-		if open || len(keys) > 0 {
+		if open || (ended && c.Frontier.Before(c.End)) || len(keys) > 0 {
 			picks = append(picks, pick{c, keys})
 		}
 	}

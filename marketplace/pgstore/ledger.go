@@ -76,13 +76,18 @@ func newLedgerQueries(schema string) ledgerQueries {
 			" ON CONFLICT (entitlement_id, window_start, metric, labels) DO UPDATE SET" +
 			" int_value = r.int_value + excluded.int_value, double_value = r.double_value + excluded.double_value" +
 			" RETURNING window_start"),
+		// $2 is SealParams.Ended; the zero time selects no ended consumer,
+		// since only a zero end_time is not after it.
 		sealPick: r.Replace("SELECT entitlement_id FROM {s}.usage_consumers c" +
 			" WHERE (c.frontier < $1 AND (c.end_time = {zero} OR c.frontier < c.end_time))" +
 			" OR EXISTS (SELECT 1 FROM {s}.usage_rows u WHERE u.entitlement_id = c.entitlement_id AND u.window_start < $1)" +
+			" OR (c.end_time <> {zero} AND c.end_time <= $2 AND (c.frontier < c.end_time" +
+			" OR EXISTS (SELECT 1 FROM {s}.usage_rows u WHERE u.entitlement_id = c.entitlement_id)))" +
 			" ORDER BY c.frontier, c.entitlement_id"),
+		// $3 is true for an ended consumer: all its rows are sealed.
 		sealRows: r.Replace("SELECT window_start, metric, labels, kind, int_value, double_value FROM {s}.usage_rows" +
-			" WHERE entitlement_id = $1 AND window_start < $2 ORDER BY window_start, metric, labels"),
-		sealDelete:  r.Replace("DELETE FROM {s}.usage_rows WHERE entitlement_id = $1 AND window_start < $2"),
+			" WHERE entitlement_id = $1 AND ($3::boolean OR window_start < $2) ORDER BY window_start, metric, labels"),
+		sealDelete:  r.Replace("DELETE FROM {s}.usage_rows WHERE entitlement_id = $1 AND ($3::boolean OR window_start < $2)"),
 		setFrontier: r.Replace("UPDATE {s}.usage_consumers SET frontier = $2 WHERE entitlement_id = $1"),
 		insertWindow: r.Replace("INSERT INTO {s}.usage_windows (" + windowColumns + ")" +
 			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (operation_id) DO NOTHING"),
@@ -345,13 +350,13 @@ func scanWindow(row pgx.Row) (usage.Window, error) {
 // sealing is skipped (it does not count towards the result). Seal waits
 // for AddUsage transactions in flight on the consumers it seals.
 func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc) (int, error) {
-	if err := badTime(p.Before); err != nil {
+	if err := badTime(p.Before, p.Ended); err != nil {
 		return 0, fmt.Errorf("pgstore: seal: %w", invalid(usage.ErrInvalid, err))
 	}
 	n := 0
 	err := s.ledgerTx(ctx, "seal", func(ctx context.Context, tx pgx.Tx) error {
 		n = 0
-		ids, err := collect(ctx, tx, s.lq.sealPick, []any{p.Before}, func(r pgx.Row) (string, error) {
+		ids, err := collect(ctx, tx, s.lq.sealPick, []any{p.Before, p.Ended}, func(r pgx.Row) (string, error) {
 			var id string
 			return id, r.Scan(&id)
 		})
@@ -362,7 +367,7 @@ func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc)
 			if p.Limit > 0 && n >= p.Limit {
 				break
 			}
-			sealed, err := s.sealOne(ctx, tx, id, p.Before, fn)
+			sealed, err := s.sealOne(ctx, tx, id, p, fn)
 			if err != nil {
 				return err
 			}
@@ -380,7 +385,7 @@ func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc)
 
 // sealOne seals consumer id unless another replica holds it or, once it is
 // locked, it turns out to have nothing left to seal.
-func (s *Store) sealOne(ctx context.Context, tx pgx.Tx, id string, before time.Time, fn usage.SealFunc) (bool, error) {
+func (s *Store) sealOne(ctx context.Context, tx pgx.Tx, id string, p usage.SealParams, fn usage.SealFunc) (bool, error) {
 	var mine bool
 	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", s.lockID(nsSeal, id)).Scan(&mine); err != nil {
 		return false, fmt.Errorf("pgstore: seal %q: %w", id, interpretError(err))
@@ -395,7 +400,8 @@ func (s *Store) sealOne(ctx context.Context, tx pgx.Tx, id string, before time.T
 	if err != nil {
 		return false, fmt.Errorf("pgstore: seal %q: %w", id, interpretError(err))
 	}
-	rows, err := collect(ctx, tx, s.lq.sealRows, []any{id, before}, func(r pgx.Row) (usage.UsageRow, error) {
+	ended := !p.Ended.IsZero() && !c.End.IsZero() && !c.End.After(p.Ended)
+	rows, err := collect(ctx, tx, s.lq.sealRows, []any{id, p.Before, ended}, func(r pgx.Row) (usage.UsageRow, error) {
 		var u usage.UsageRow
 		var kind int16
 		err := r.Scan(&u.Window, &u.Metric, &u.Labels, &kind, &u.Int64, &u.Double)
@@ -408,8 +414,8 @@ func (s *Store) sealOne(ctx context.Context, tx pgx.Tx, id string, before time.T
 	// The pick ran before the lock: another replica may have sealed the
 	// consumer since. Never hand fn a consumer with nothing to seal, which
 	// could move its frontier back.
-	open := c.Frontier.Before(before) && (c.End.IsZero() || c.Frontier.Before(c.End))
-	if !open && len(rows) == 0 {
+	open := c.Frontier.Before(p.Before) && (c.End.IsZero() || c.Frontier.Before(c.End))
+	if !open && !(ended && c.Frontier.Before(c.End)) && len(rows) == 0 {
 		return false, nil
 	}
 	res, err := fn(c, rows)
@@ -428,7 +434,7 @@ func (s *Store) sealOne(ctx context.Context, tx pgx.Tx, id string, before time.T
 		batch.Queue(s.lq.insertWindow, args...)
 	}
 	if len(rows) > 0 {
-		batch.Queue(s.lq.sealDelete, id, before)
+		batch.Queue(s.lq.sealDelete, id, p.Before, ended)
 	}
 	batch.Queue(s.lq.setFrontier, id, res.Frontier)
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {

@@ -47,13 +47,18 @@ const (
 		" ON CONFLICT (entitlement_id, window_start, metric, labels) DO UPDATE SET" +
 		" int_value = int_value + excluded.int_value, double_value = double_value + excluded.double_value" +
 		" RETURNING window_start"
-	sqlSealPick = "SELECT entitlement_id FROM usage_consumers" +
+	// ?3 is SealParams.Ended; the zero time selects no ended consumer,
+	// since only a zero end_time is not after it.
+	sqlSealPick = "SELECT entitlement_id FROM usage_consumers c" +
 		" WHERE (frontier < ?1 AND (end_time = '" + zeroTime + "' OR frontier < end_time))" +
 		" OR entitlement_id IN (SELECT entitlement_id FROM usage_rows WHERE window_start < ?1)" +
+		" OR (end_time <> '" + zeroTime + "' AND end_time <= ?3 AND (frontier < end_time" +
+		" OR EXISTS (SELECT 1 FROM usage_rows u WHERE u.entitlement_id = c.entitlement_id)))" +
 		" ORDER BY frontier, entitlement_id LIMIT ?2"
+	// ?3 is true for an ended consumer: all its rows are sealed.
 	sqlSealRows = "SELECT window_start, metric, labels, kind, int_value, double_value FROM usage_rows" +
-		" WHERE entitlement_id = ? AND window_start < ? ORDER BY window_start, metric, labels"
-	sqlSealDelete   = "DELETE FROM usage_rows WHERE entitlement_id = ? AND window_start < ?"
+		" WHERE entitlement_id = ?1 AND (?3 OR window_start < ?2) ORDER BY window_start, metric, labels"
+	sqlSealDelete   = "DELETE FROM usage_rows WHERE entitlement_id = ?1 AND (?3 OR window_start < ?2)"
 	sqlSetFrontier  = "UPDATE usage_consumers SET frontier = ? WHERE entitlement_id = ?"
 	sqlInsertWindow = "INSERT INTO usage_windows (" + windowColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" +
 		" ON CONFLICT (operation_id) DO NOTHING"
@@ -429,17 +434,18 @@ func scanWindow(row scanner) (usage.Window, error) {
 
 // Seal implements usage.Ledger.
 func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc) (int, error) {
-	before, err := encodeTime(p.Before)
+	ts, err := encodeTimes(p.Before, p.Ended)
 	if err != nil {
 		return 0, fmt.Errorf("sqlitestore: seal: %w", err)
 	}
+	before, ended := ts[0], ts[1]
 	limit := int64(p.Limit)
 	if limit <= 0 {
 		limit = -1
 	}
 	n := 0
 	err = s.ledgerTx(ctx, "seal", func(t *tx) error {
-		rows, err := t.ledgerQuery(sqlSealPick, before, limit)
+		rows, err := t.ledgerQuery(sqlSealPick, before, limit, ended)
 		if err != nil {
 			return fmt.Errorf("sqlitestore: seal: %w", interpretError(err))
 		}
@@ -451,7 +457,7 @@ func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc)
 			return fmt.Errorf("sqlitestore: seal: %w", interpretError(err))
 		}
 		for _, id := range ids {
-			if err := t.sealOne(id, before, fn); err != nil {
+			if err := t.sealOne(id, before, p.Ended, fn); err != nil {
 				return err
 			}
 		}
@@ -461,12 +467,13 @@ func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc)
 	return n, err
 }
 
-func (t *tx) sealOne(id, before string, fn usage.SealFunc) error {
+func (t *tx) sealOne(id, before string, endedBy time.Time, fn usage.SealFunc) error {
 	c, err := t.getConsumer(id)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: seal %q: %w", id, interpretError(err))
 	}
-	rows, err := t.ledgerQuery(sqlSealRows, id, before)
+	ended := !endedBy.IsZero() && !c.End.IsZero() && !c.End.After(endedBy)
+	rows, err := t.ledgerQuery(sqlSealRows, id, before, ended)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: seal %q: %w", id, interpretError(err))
 	}
@@ -499,7 +506,7 @@ func (t *tx) sealOne(id, before string, fn usage.SealFunc) error {
 		}
 	}
 	if len(urows) > 0 {
-		if _, err := t.ledgerExec(sqlSealDelete, id, before); err != nil {
+		if _, err := t.ledgerExec(sqlSealDelete, id, before, ended); err != nil {
 			return fmt.Errorf("sqlitestore: seal %q: %w", id, interpretError(err))
 		}
 	}

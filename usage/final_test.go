@@ -1,0 +1,150 @@
+package usage_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	mt "github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+	"github.com/gcpmarketplace/gcpmarketplace/usage"
+)
+
+// finalLedgers are the stores the final-window tests run on: Seal's
+// selection of ended consumers is the store's, not the Reporter's.
+var finalLedgers = map[string]func(t *testing.T) usage.Ledger{
+	"memstore":    func(*testing.T) usage.Ledger { return memLedger() },
+	"sqlitestore": func(t *testing.T) usage.Ledger { return sqliteLedger(t, "") },
+}
+
+// cancel registers c's cancellation at end.
+func (e *env) cancel(c *usage.Consumer, end time.Time) {
+	e.t.Helper()
+	c.End = end
+	require.NoError(e.t, e.rep.Register(context.Background(), *c))
+}
+
+// reportsOf is what the emulator accepted for consumerID, in order.
+func reportsOf(srv *mt.Server, consumerID string) []mt.ReportedOperation {
+	var out []mt.ReportedOperation
+	for _, op := range srv.Reports() {
+		if op.ConsumerID == consumerID {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
+// TestFinalWindowSealedWithinGraceOfEnd: a consumer cancelled at 10:00:30
+// has its final window [10:00, 10:00:30) sealed and reported by the first
+// flush after End plus the grace, long before its deadline (End plus one
+// hour), with or without usage in it; a live consumer's open window waits
+// for its end.
+func TestFinalWindowSealedWithinGraceOfEnd(t *testing.T) {
+	t.Parallel()
+	for name, ledger := range finalLedgers {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, ledger(t))
+			t0 := e.clock.Now()
+			require.True(t, t0.Equal(t0.Truncate(time.Hour)), "the emulator starts on the hour")
+			busy := e.consumer(time.Time{}, time.Time{})
+			idle := e.consumer(time.Time{}, time.Time{})
+			live := e.consumer(time.Time{}, time.Time{})
+			e.record(busy, "requests", 7, t0.Add(10*time.Minute), nil)
+			e.record(live, "requests", 1, t0.Add(20*time.Minute), nil)
+			e.record(busy, "requests", 5, t0.Add(time.Hour+10*time.Second), nil)
+			e.record(live, "requests", 3, t0.Add(time.Hour+10*time.Second), nil)
+			end := t0.Add(time.Hour + 30*time.Second)
+			require.NoError(t, e.clock.Set(end))
+			e.cancel(&busy, end)
+			e.cancel(&idle, end)
+
+			// Run's cadence, finer: End plus the grace is 10:01:30.
+			for e.clock.Now().Before(end.Add(usage.DefaultSealGrace)) {
+				e.clock.Advance(30 * time.Second)
+				e.flush()
+			}
+			for _, c := range []usage.Consumer{busy, idle} {
+				ops := reportsOf(e.srv, c.UsageReportingID)
+				require.Len(t, ops, 2, "the first hour and the final window")
+				final := ops[1]
+				assert.True(t, final.Start.Equal(t0.Add(time.Hour)) && final.End.Equal(end), "final window [%v, %v)", final.Start, final.End)
+				assert.False(t, final.ReportedAt.After(end.Add(usage.DefaultSealGrace)), "reported at %v", final.ReportedAt)
+				ws, err := e.ledger.ListWindows(context.Background(), usage.WindowQuery{EntitlementID: c.EntitlementID})
+				require.NoError(t, err)
+				require.Len(t, ws, 2)
+				assert.Equal(t, usage.StateReported, ws[1].State)
+				assert.True(t, ws[1].Deadline.Equal(end.Add(time.Hour)), "deadline %v", ws[1].Deadline)
+			}
+			assert.Equal(t, int64(12), e.srv.BilledTotal(busy.UsageReportingID, metricRequests))
+			assert.Equal(t, int64(0), e.srv.BilledTotal(idle.UsageReportingID, metricRequests), "zero operations")
+			require.Len(t, reportsOf(e.srv, live.UsageReportingID), 1, "the live consumer's open window is not sealed")
+
+			// Nothing after End; the live consumer goes on, hour by hour.
+			for e.clock.Now().Before(t0.Add(3*time.Hour + 2*time.Minute)) {
+				e.clock.Advance(time.Minute)
+				e.flush()
+			}
+			requireContiguous(t, e.srv, busy.UsageReportingID, t0, end)
+			requireContiguous(t, e.srv, idle.UsageReportingID, t0, end)
+			requireContiguous(t, e.srv, live.UsageReportingID, t0, t0.Add(3*time.Hour))
+			assert.Equal(t, int64(4), e.srv.BilledTotal(live.UsageReportingID, metricRequests))
+			assert.Empty(t, e.srv.Violations())
+			assert.Empty(t, e.open())
+		})
+	}
+}
+
+// TestFinalWindowRetriedBeforeItsDeadline: when the first report of a
+// final window fails with an unknown outcome, the resend a minute later
+// still lands well before its deadline, so the window is Reported, not
+// Expired, and no deadline alert fires.
+func TestFinalWindowRetriedBeforeItsDeadline(t *testing.T) {
+	t.Parallel()
+	for name, ledger := range finalLedgers {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			var alerts []usage.DeadlineAlert
+			e := newEnv(t, ledger(t), usage.WithDeadlineAlert(10*time.Minute, func(_ context.Context, a usage.DeadlineAlert) {
+				mu.Lock()
+				defer mu.Unlock()
+				alerts = append(alerts, a)
+			}))
+			t0 := e.clock.Now()
+			c := e.consumer(time.Time{}, time.Time{})
+			e.record(c, "requests", 5, t0.Add(10*time.Second), nil)
+			end := t0.Add(30 * time.Second)
+			require.NoError(t, e.clock.Set(end))
+			e.cancel(&c, end)
+
+			// The first report call (the final window's) fails with a 500:
+			// the outcome is unknown.
+			e.srv.InjectFault(mt.Fault{Method: mt.MethodServicesReport, Kind: mt.FaultStatus, Status: 500})
+			for range 90 {
+				e.clock.Advance(time.Minute)
+				e.flush()
+			}
+			ws, err := e.ledger.ListWindows(context.Background(), usage.WindowQuery{EntitlementID: c.EntitlementID})
+			require.NoError(t, err)
+			require.Len(t, ws, 1, "one final window")
+			w := ws[0]
+			assert.True(t, w.Start.Equal(t0) && w.End.Equal(end), "final window [%v, %v)", w.Start, w.End)
+			assert.Equal(t, usage.StateReported, w.State, w.Reason)
+			assert.Equal(t, 2, w.Attempts, "sent, failed, resent")
+			assert.True(t, w.Deadline.Equal(end.Add(time.Hour)), "deadline %v", w.Deadline)
+			assert.True(t, w.ReportedAt.Before(end.Add(usage.DefaultSealGrace+3*time.Minute)), "reported at %v, deadline %v", w.ReportedAt, w.Deadline)
+			assert.Equal(t, int64(5), e.srv.BilledTotal(c.UsageReportingID, metricRequests))
+			backlog, err := e.rep.Backlog(context.Background())
+			require.NoError(t, err)
+			assert.Empty(t, backlog)
+			mu.Lock()
+			assert.Empty(t, alerts, "no deadline alert")
+			mu.Unlock()
+		})
+	}
+}
