@@ -26,18 +26,19 @@ const benchWorkers = 32
 // about each is a change (stored, OnEntitlementActive), a quarter are
 // ENTITLEMENT_RENEWED (a callback and a commit), the rest reveal nothing
 // new (stale: no write).
-func benchSetup(b *testing.B) (*procEnv, []marketplace.Message) {
+// opts configure the processor further.
+func benchSetup(b *testing.B, opts ...marketplace.Option) (*procEnv, []marketplace.Message) {
 	b.Helper()
 	store, err := sqlitestore.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = store.Close() })
-	return benchSetupStore(b, store)
+	return benchSetupStore(b, store, opts...)
 }
 
-func benchSetupStore(b *testing.B, store marketplace.Store) (*procEnv, []marketplace.Message) {
+func benchSetupStore(b *testing.B, store marketplace.Store, opts ...marketplace.Option) (*procEnv, []marketplace.Message) {
 	b.Helper()
 	ctx := context.Background()
-	env := newProcEnv(b, withStore(store))
+	env := newProcEnv(b, withStore(store), withProc(opts...))
 	var ids []string
 	for range 200 {
 		acct, err := env.srv.CreateAccount(ctx)
