@@ -31,8 +31,11 @@
 //  5. Compare with the stored state: nothing newer (updateTime) means no
 //     effects.
 //  6. Apply the Marketplace rule (below), through the idempotent
-//     procurement helpers.
-//  7. Run the app's callbacks for the changes observed.
+//     procurement helpers. Before it approves or rejects anything at
+//     Google, the callbacks for the changes observed so far run and the
+//     re-read state is committed, without the eventId.
+//  7. Run the app's callbacks for the changes observed (or, after an
+//     approval or rejection, for the changes it caused).
 //  8. Commit, in one Store transaction: the eventId, the new local state,
 //     the parking and approval-queue changes. No transaction is held across
 //     a network call.
@@ -114,6 +117,15 @@
 // OnEntitlementCancelled covers it). OnAccountMessage and
 // OnAccountCreationRequested are not called: account creation is reported
 // as OnAccountActive whichever message revealed it.
+//
+// This holds when the process dies between its own approval or rejection
+// and the commit that follows, whatever triggered it (a message,
+// CompleteSignup, Approve, Reject, Reconcile): the request was committed
+// before Google's change (step 6), so whatever settles the entitlement next
+// (the redelivery, Google's notification of the change, Reconcile) fires
+// only what followed it, such as OnEntitlementActive, and
+// OnEntitlementCreationRequested or OnEntitlementPlanChangeRequested is
+// neither lost nor repeated.
 //
 // The event a callback receives is the message's own when the message is
 // of the callback's type; otherwise it is built from the re-read resource

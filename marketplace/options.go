@@ -76,6 +76,10 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // flow control: the Subscriber's MaxOutstandingMessages). Messages about the
 // same account or entitlement are always processed one at a time, whatever
 // n. The default is 16; n < 1 is ignored.
+//
+// New sizes its check of a pooled store's connections (ConnPool) by n: with
+// PushHandler, which Receive's flow control does not bound, set n to the
+// number of push requests your server handles at once.
 func WithConcurrency(n int) Option {
 	return func(c *config) {
 		if n >= 1 {
@@ -162,18 +166,4 @@ type usageConsumer struct {
 	EntitlementID    string
 	UsageReportingID string
 	Start, End       time.Time
-}
-
-// KeyLocker is implemented by stores shared by several processes (pgstore).
-// The processor holds the lock for a resource key ("entitlement:<id>" or
-// "account:<id>") from before its deduplication check until after its
-// commit, so that duplicate deliveries handled by two replicas never run
-// callbacks concurrently or twice. The processor also serialises keys
-// within the process, so a KeyLocker only has to exclude other processes,
-// though excluding goroutines too is harmless.
-//
-// LockKey blocks until the lock is held or ctx is done (then it returns an
-// error). unlock releases it and must be safe to call once.
-type KeyLocker interface {
-	LockKey(ctx context.Context, key string) (unlock func(), err error)
 }

@@ -49,7 +49,9 @@ type Processor struct {
 // concurrency, clock, retention and usage reporter.
 //
 // If store implements KeyLocker (stores shared by several processes do),
-// the processor also takes its lock for every resource it works on. If it
+// the processor also takes its lock for every resource it works on; if it
+// also implements ConnPool, New fails with an error wrapping ErrInvalid
+// when the pool is too small for the concurrency (see ConnPool). If it
 // implements Viewer (sqlitestore does), the processor reads local state in
 // read-only transactions, which do not queue behind commits.
 func New(store Store, client *procurement.Client, handler events.Handler, opts ...Option) (*Processor, error) {
@@ -77,6 +79,9 @@ func New(store Store, client *procurement.Client, handler events.Handler, opts .
 	}
 	if l, ok := store.(KeyLocker); ok {
 		p.locker = l
+		if err := checkPool(store, cfg.concurrency); err != nil {
+			return nil, err
+		}
 	}
 	if v, ok := store.(Viewer); ok {
 		p.viewer = v
@@ -95,6 +100,31 @@ func New(store Store, client *procurement.Client, handler events.Handler, opts .
 		}
 	}
 	return p, nil
+}
+
+// connsHeadroom is the connections a KeyLocker store's pool needs beyond
+// two per message in flight: one more caller (CompleteSignup, Approve,
+// Reject, Reconcile) and the usage reporter (see ConnPool).
+const connsHeadroom = 2
+
+// checkPool refuses a pool that processing concurrency messages at once
+// can exhaust for good (see ConnPool), with the numbers that fix it.
+func checkPool(store Store, concurrency int) error {
+	cp, ok := store.(ConnPool)
+	if !ok {
+		return nil
+	}
+	have, need := cp.MaxConns(), 2*concurrency+connsHeadroom
+	if have >= need {
+		return nil
+	}
+	fix := fmt.Sprintf("raise the pool size (pgstore: pool_max_conns in the connection string, or pgxpool.Config.MaxConns) to at least %d", need)
+	if n := (have - connsHeadroom) / 2; n >= 1 {
+		fix += fmt.Sprintf(", or lower WithConcurrency to at most %d", n)
+	}
+	return fmt.Errorf("marketplace: New: the store's connection pool holds %d connections, too few for concurrency %d "+
+		"(each message in flight holds a key lock and a transaction, and %d more are needed for sign-ups, operator calls "+
+		"and the usage reporter): %s: %w", have, concurrency, connsHeadroom, fix, ErrInvalid)
 }
 
 // PanicError is the error a panicking callback or policy is turned into.
@@ -347,7 +377,10 @@ type entResult struct {
 
 // settleEntitlement is the pipeline for one entitlement: lock, local state
 // and deduplication, re-read, updateTime guard, Marketplace rule,
-// callbacks for the transitions observed, commit.
+// callbacks for the transitions observed, commit. When the rule approves or
+// rejects at Google, what was observed is committed first
+// (commitObserved), then the change is made (carryOut), then its callbacks
+// run and the final commit records the event id.
 func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrigger, log *slog.Logger) (entResult, error) {
 	log = log.With(slog.String("entitlement_id", id))
 	unlock, err := p.lock(ctx, entitlementKey(id))
@@ -442,6 +475,20 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 			return res, err
 		}
 	}
+	info := cbInfo{prev: prev, link: link, acct: rule.account, trigger: tr.ev}
+	// base is the stored state the remaining callbacks and the commit start
+	// from: prev, or the re-read state once committed below.
+	base := prev
+	if rule.pending != nil {
+		// Commit before acting at Google (see commitObserved).
+		if base, err = p.commitObserved(ctx, id, prev, cur, newer, queued, info, tr, log); err != nil {
+			return res, err
+		}
+		newer, info.prev = false, base
+		if rule, err = p.carryOut(ctx, cur, rule); err != nil {
+			return res, err
+		}
+	}
 	res.action = rule.action
 	after := rule.after
 
@@ -450,35 +497,26 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 	// state our own approval produced.
 	var steps []step
 	if newer {
-		steps = transitions(localView(prev), remoteView(cur), cur)
+		steps = transitions(localView(base), remoteView(cur), cur)
 	}
 	if rule.acted {
 		steps = append(steps, transitions(remoteView(cur), remoteView(after), after)...)
 	}
 	steps = append(steps, p.informational(tr.ev, after)...)
 
-	staleQueue := (queued[ApprovalEntitlement] != nil && (after == nil || !awaitingApproval(after))) ||
-		(queued[ApprovalPlanChange] != nil && (after == nil || after.State != procurement.EntitlementPendingPlanChangeApproval))
-	changed := newer || rule.acted || rule.action != "" || staleQueue ||
-		(prev != nil && after != nil && prev.Parked != rule.park)
+	stale := staleApprovals(queued, after)
+	changed := newer || rule.acted || rule.action != "" || len(stale) > 0 ||
+		(base != nil && after != nil && base.Parked != rule.park)
 	// Usage is registered before the callbacks, so that OnEntitlementActive
 	// can already record usage. Register is an idempotent upsert: if a
 	// callback then fails, the redelivery registers again harmlessly.
 	if p.cfg.usage != nil && changed {
-		if err := p.registerUsage(ctx, prev, after); err != nil {
+		if err := p.registerUsage(ctx, base, after); err != nil {
 			return res, err
 		}
 	}
-
-	info := &cbInfo{prev: prev, link: link, acct: rule.account, trigger: tr.ev}
-	for _, s := range steps {
-		info.ent = s.ent
-		ev := p.entitlementEvent(s.kind, tr.ev, id, s.ent, prev)
-		log.LogAttrs(ctx, slog.LevelDebug, "marketplace: entitlement callback",
-			slog.String("callback", string(s.kind)), slog.String("source", tr.source))
-		if err := p.dispatch(withInfo(ctx, info), ev, log); err != nil {
-			return res, fmt.Errorf("marketplace: %s callback for entitlement %s: %w", s.kind, id, err)
-		}
+	if err := p.runCallbacks(ctx, id, steps, info, tr, log); err != nil {
+		return res, err
 	}
 
 	if !changed && len(steps) == 0 {
@@ -489,6 +527,11 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 
 	// Commit: the event id, the new local state and the queue, together.
 	now := p.cfg.now()
+	var local *Entitlement
+	if after != nil {
+		l := toLocal(after, base, rule.park, now)
+		local = &l
+	}
 	cctx, cancel := p.commitContext(ctx)
 	defer cancel()
 	err = p.store.InTx(cctx, func(ctx context.Context, tx Tx) error {
@@ -504,45 +547,7 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 		if !changed {
 			return nil
 		}
-		if after == nil {
-			for _, k := range [...]ApprovalKind{ApprovalEntitlement, ApprovalPlanChange} {
-				if queued[k] != nil {
-					if err := tx.DeleteApproval(ctx, id, k); err != nil {
-						return err
-					}
-				}
-			}
-			if prev == nil {
-				return nil
-			}
-			return tx.DeleteEntitlement(ctx, id)
-		}
-		local := toLocal(after, prev, rule.park, now)
-		var err error
-		if prev == nil || after.UpdateTime.After(prev.UpdateTime) {
-			_, err = tx.AdvanceEntitlement(ctx, local)
-		} else if !sameLocal(local, *prev) {
-			err = tx.PutEntitlement(ctx, local)
-		}
-		if err != nil {
-			return err
-		}
-		if rule.hold != nil {
-			if _, err := tx.EnqueueApproval(ctx, *rule.hold); err != nil {
-				return err
-			}
-		}
-		if queued[ApprovalEntitlement] != nil && !awaitingApproval(after) {
-			if err := tx.DeleteApproval(ctx, id, ApprovalEntitlement); err != nil {
-				return err
-			}
-		}
-		if queued[ApprovalPlanChange] != nil && after.State != procurement.EntitlementPendingPlanChangeApproval {
-			if err := tx.DeleteApproval(ctx, id, ApprovalPlanChange); err != nil {
-				return err
-			}
-		}
-		return nil
+		return writeEntitlement(ctx, tx, id, base, local, rule.hold, stale)
 	})
 	if err != nil {
 		return res, fmt.Errorf("marketplace: committing entitlement %s: %w", id, err)
@@ -556,6 +561,114 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 		log.LogAttrs(ctx, slog.LevelInfo, "marketplace: entitlement "+string(rule.action), slog.String("source", tr.source))
 	}
 	return res, nil
+}
+
+// commitObserved is the first of the two commits of a settlement that
+// approves or rejects something at Google. It runs the callbacks of the
+// transitions observed so far (stored → re-read) and commits the re-read
+// state, without the triggering eventId. If the process dies after
+// Google's change and before the final commit, the redelivery then starts
+// from the re-read state and fires only the callbacks of what followed;
+// without this commit it would start from the older stored state, which
+// Google's change has made unobservable (OnEntitlementCreationRequested or
+// OnEntitlementPlanChangeRequested would never fire). It returns the local
+// state the rest of the settlement starts from, and removes from queued
+// the requests it dequeued.
+func (p *Processor) commitObserved(ctx context.Context, id string, prev *Entitlement, cur *procurement.Entitlement, newer bool,
+	queued map[ApprovalKind]*ApprovalRequest, info cbInfo, tr entTrigger, log *slog.Logger) (*Entitlement, error) {
+	var steps []step
+	if newer {
+		steps = transitions(localView(prev), remoteView(cur), cur)
+	}
+	// Until Google approves it, an entitlement released from parking still
+	// waits: should the process die first, sign-up and Reconcile still find
+	// it parked.
+	local := toLocal(cur, prev, prev != nil && prev.Parked, p.cfg.now())
+	stale := staleApprovals(queued, cur)
+	if len(steps) == 0 && len(stale) == 0 && prev != nil && sameLocal(local, *prev) {
+		return prev, nil // nothing observed that is not stored already
+	}
+	// Only these callbacks need the registration now; the final commit's
+	// registration covers the state after Google's change.
+	if p.cfg.usage != nil && len(steps) > 0 {
+		if err := p.registerUsage(ctx, prev, cur); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.runCallbacks(ctx, id, steps, info, tr, log); err != nil {
+		return nil, err
+	}
+	cctx, cancel := p.commitContext(ctx)
+	defer cancel()
+	err := p.store.InTx(cctx, func(ctx context.Context, tx Tx) error {
+		return writeEntitlement(ctx, tx, id, prev, &local, nil, stale)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("marketplace: committing entitlement %s before changing it at Google: %w", id, err)
+	}
+	for _, k := range stale {
+		delete(queued, k)
+	}
+	return &local, nil
+}
+
+// runCallbacks runs the callbacks of steps, in order.
+func (p *Processor) runCallbacks(ctx context.Context, id string, steps []step, info cbInfo, tr entTrigger, log *slog.Logger) error {
+	for _, s := range steps {
+		info.ent = s.ent
+		ev := p.entitlementEvent(s.kind, tr.ev, id, s.ent, info.prev)
+		log.LogAttrs(ctx, slog.LevelDebug, "marketplace: entitlement callback",
+			slog.String("callback", string(s.kind)), slog.String("source", tr.source))
+		if err := p.dispatch(withInfo(ctx, &info), ev, log); err != nil {
+			return fmt.Errorf("marketplace: %s callback for entitlement %s: %w", s.kind, id, err)
+		}
+	}
+	return nil
+}
+
+// writeEntitlement stores local, the entitlement as re-read (nil: it no
+// longer exists at Google), over prev, the stored state, under the
+// updateTime guard; it queues hold and removes the stale requests.
+func writeEntitlement(ctx context.Context, tx Tx, id string, prev, local *Entitlement, hold *ApprovalRequest, stale []ApprovalKind) error {
+	for _, k := range stale {
+		if err := tx.DeleteApproval(ctx, id, k); err != nil {
+			return err
+		}
+	}
+	if local == nil {
+		if prev == nil {
+			return nil
+		}
+		return tx.DeleteEntitlement(ctx, id)
+	}
+	var err error
+	if prev == nil || local.UpdateTime.After(prev.UpdateTime) {
+		_, err = tx.AdvanceEntitlement(ctx, *local)
+	} else if !sameLocal(*local, *prev) {
+		err = tx.PutEntitlement(ctx, *local)
+	}
+	if err != nil {
+		return err
+	}
+	if hold != nil {
+		if _, err := tx.EnqueueApproval(ctx, *hold); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// staleApprovals lists the queued requests that e (nil: deleted) no longer
+// waits for.
+func staleApprovals(queued map[ApprovalKind]*ApprovalRequest, e *procurement.Entitlement) []ApprovalKind {
+	var out []ApprovalKind
+	if queued[ApprovalEntitlement] != nil && (e == nil || !awaitingApproval(e)) {
+		out = append(out, ApprovalEntitlement)
+	}
+	if queued[ApprovalPlanChange] != nil && (e == nil || e.State != procurement.EntitlementPendingPlanChangeApproval) {
+		out = append(out, ApprovalPlanChange)
+	}
+	return out
 }
 
 // getEntitlement re-reads an entitlement; nil means it no longer exists.
@@ -605,13 +718,19 @@ type ruleOutcome struct {
 	park    bool             // the entitlement waits for sign-up
 	hold    *ApprovalRequest // queue this request
 	account *procurement.Account
+	// pending is an approval or rejection decided but not yet made at
+	// Google: carryOut makes it, once the settlement has committed what it
+	// observed (commitObserved).
+	pending *Decision
+	kind    ApprovalKind // what pending is about
 }
 
 func awaitingApproval(e *procurement.Entitlement) bool {
 	return e.State == procurement.EntitlementActivationRequested && e.NewOfferStartTime.IsZero()
 }
 
-// applyRule approves, rejects, queues or parks what waits for the vendor.
+// applyRule decides about what waits for the vendor: it parks or queues at
+// once, and leaves an approval or rejection pending for carryOut.
 // Everything else needs no call: local state simply follows the re-read
 // resource.
 func (p *Processor) applyRule(ctx context.Context, cur *procurement.Entitlement, prev *Entitlement,
@@ -680,9 +799,42 @@ func (p *Processor) decide(ctx context.Context, r PolicyRequest) (d Decision, er
 	return d, d.check()
 }
 
+// decideEntitlement applies d to a new entitlement: a hold is carried out
+// at once (it changes nothing at Google but the customer's message), an
+// approval or rejection is left pending for carryOut.
 func (p *Processor) decideEntitlement(ctx context.Context, cur *procurement.Entitlement, d Decision, out ruleOutcome, log *slog.Logger) (ruleOutcome, error) {
 	switch d.Action {
-	case ActionApprove:
+	case ActionApprove, ActionReject:
+		out.pending, out.kind = &d, ApprovalEntitlement
+	case ActionHold:
+		out.after, out.action = p.setMessage(ctx, cur, d.MessageToUser, log), RuleQueued
+		out.acted = out.after != cur
+		out.hold = &ApprovalRequest{EntitlementID: cur.ID, Kind: ApprovalEntitlement, AccountID: cur.AccountID,
+			Plan: cur.Plan, RequestedAt: p.cfg.now()}
+	}
+	return out, nil
+}
+
+// decidePlanChange is decideEntitlement for a plan change.
+func (p *Processor) decidePlanChange(ctx context.Context, cur *procurement.Entitlement, d Decision, out ruleOutcome, log *slog.Logger) (ruleOutcome, error) {
+	switch d.Action {
+	case ActionApprove, ActionReject:
+		out.pending, out.kind = &d, ApprovalPlanChange
+	case ActionHold:
+		out.after, out.action = p.setMessage(ctx, cur, d.MessageToUser, log), RuleQueued
+		out.acted = out.after != cur
+		out.hold = &ApprovalRequest{EntitlementID: cur.ID, Kind: ApprovalPlanChange, AccountID: cur.AccountID,
+			Plan: cur.NewPendingPlan, RequestedAt: p.cfg.now()}
+	}
+	return out, nil
+}
+
+// carryOut makes the approval or rejection the rule left pending.
+func (p *Processor) carryOut(ctx context.Context, cur *procurement.Entitlement, out ruleOutcome) (ruleOutcome, error) {
+	d := *out.pending
+	out.pending = nil
+	switch {
+	case out.kind == ApprovalEntitlement && d.Action == ActionApprove:
 		r, err := p.client.ApproveEntitlement(ctx, cur.ID, nil)
 		if errors.Is(err, procurement.ErrSignupNotApproved) {
 			// Sign-up was withdrawn since we looked: wait for it again.
@@ -693,7 +845,7 @@ func (p *Processor) decideEntitlement(ctx context.Context, cur *procurement.Enti
 			return out, fmt.Errorf("marketplace: approving entitlement %s: %w", cur.ID, err)
 		}
 		out.after, out.acted, out.action = &r.Entitlement, true, RuleApproved
-	case ActionReject:
+	case out.kind == ApprovalEntitlement:
 		if _, err := p.client.RejectEntitlement(ctx, cur.ID, &procurement.RejectEntitlementParams{Reason: d.Reason}); err != nil {
 			return out, fmt.Errorf("marketplace: rejecting entitlement %s: %w", cur.ID, err)
 		}
@@ -702,34 +854,18 @@ func (p *Processor) decideEntitlement(ctx context.Context, cur *procurement.Enti
 			return out, err
 		}
 		out.after, out.acted, out.action = after, true, RuleRejected
-	case ActionHold:
-		out.after, out.action = p.setMessage(ctx, cur, d.MessageToUser, log), RuleQueued
-		out.acted = out.after != cur
-		out.hold = &ApprovalRequest{EntitlementID: cur.ID, Kind: ApprovalEntitlement, AccountID: cur.AccountID,
-			Plan: cur.Plan, RequestedAt: p.cfg.now()}
-	}
-	return out, nil
-}
-
-func (p *Processor) decidePlanChange(ctx context.Context, cur *procurement.Entitlement, d Decision, out ruleOutcome, log *slog.Logger) (ruleOutcome, error) {
-	switch d.Action {
-	case ActionApprove:
+	case d.Action == ActionApprove:
 		r, err := p.client.ApprovePlanChange(ctx, cur.ID, &procurement.ApprovePlanChangeParams{ExpectedPlan: cur.NewPendingPlan})
 		if err != nil {
 			return out, fmt.Errorf("marketplace: approving plan change of entitlement %s to %q: %w", cur.ID, cur.NewPendingPlan, err)
 		}
 		out.after, out.acted, out.action = &r.Entitlement, true, RuleApproved
-	case ActionReject:
+	default:
 		r, err := p.client.RejectPlanChange(ctx, cur.ID, &procurement.RejectPlanChangeParams{ExpectedPlan: cur.NewPendingPlan, Reason: d.Reason})
 		if err != nil {
 			return out, fmt.Errorf("marketplace: rejecting plan change of entitlement %s to %q: %w", cur.ID, cur.NewPendingPlan, err)
 		}
 		out.after, out.acted, out.action = &r.Entitlement, true, RuleRejected
-	case ActionHold:
-		out.after, out.action = p.setMessage(ctx, cur, d.MessageToUser, log), RuleQueued
-		out.acted = out.after != cur
-		out.hold = &ApprovalRequest{EntitlementID: cur.ID, Kind: ApprovalPlanChange, AccountID: cur.AccountID,
-			Plan: cur.NewPendingPlan, RequestedAt: p.cfg.now()}
 	}
 	return out, nil
 }

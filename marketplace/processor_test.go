@@ -566,10 +566,12 @@ func TestHandlerPanicNacks(t *testing.T) {
 	assert.Equal(t, "nil map in app code", pe.Value)
 	assert.NotEmpty(t, pe.Stack)
 	assert.Empty(t, env.poison(), "a panic is not poison: redelivered")
+	assert.Equal(t, 0, env.srv.Calls(marketplacetest.MethodEntitlementsApprove),
+		"OnEntitlementCreationRequested runs (and must succeed) before the approval")
 	panicking = false
 	require.NoError(t, env.proc.HandleMessage(env.ctx, msgs[0]))
 	env.drain()
-	assert.Equal(t, []events.Type{tActive}, env.rec.types(ent), "the approval went through before the panic; the callbacks follow the state on redelivery")
+	assert.Equal(t, []events.Type{tCreationRequested, tActive}, env.rec.types(ent))
 }
 
 func TestWithPoisonAfter(t *testing.T) {

@@ -68,6 +68,36 @@ type Viewer interface {
 	View(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
 }
 
+// KeyLocker is implemented by stores shared by several processes (pgstore).
+// The processor holds the lock for a resource key ("entitlement:<id>" or
+// "account:<id>") from before its deduplication check until after its
+// commit, so that duplicate deliveries handled by two replicas never run
+// callbacks concurrently or twice. The processor also serialises keys
+// within the process, so a KeyLocker only has to exclude other processes,
+// though excluding goroutines too is harmless.
+//
+// LockKey blocks until the lock is held or ctx is done (then it returns an
+// error). unlock releases it and must be safe to call once.
+type KeyLocker interface {
+	LockKey(ctx context.Context, key string) (unlock func(), err error)
+}
+
+// ConnPool is implemented by stores that serve transactions and key locks
+// from a bounded pool of connections (pgstore). With a KeyLocker store, the
+// processor holds a key lock for every message in flight and, meanwhile, a
+// transaction, each on a connection of its own (CompleteSignup and an
+// account's purge hold an entitlement's lock under the account's). If the
+// pool has fewer connections than that, they can all end up held by key
+// locks whose holders wait for a connection for their transaction, and
+// processing stalls until their contexts end, then stalls again. So New
+// refuses a KeyLocker store whose MaxConns is below twice the concurrency
+// (WithConcurrency) plus 2, the 2 for a CompleteSignup, Approve, Reject or
+// Reconcile call and the usage reporter running meanwhile.
+type ConnPool interface {
+	// MaxConns reports how many connections the store holds at most.
+	MaxConns() int
+}
+
 // ErrReadOnly is wrapped by the error of a write method called on the Tx of
 // a read-only transaction (Viewer.View).
 var ErrReadOnly = errors.New("marketplace: write in a read-only transaction")

@@ -60,12 +60,10 @@ func planKey(id, plan string) string {
 }
 
 // expectations holds, per callback key, how many times the scenario's
-// changes make it fire. A range, not a number, only where the SDK's
-// documented behaviour depends on what it observed: an entitlement approved
-// at Google whose processing then failed (retries exhausted, or a restart
-// cut the call) is next seen already ACTIVE, so its
-// OnEntitlementCreationRequested or OnEntitlementPlanChangeRequested never
-// fires ("callbacks follow changes, not messages").
+// changes make it fire: a span, so that a key expected by two changes adds
+// up. Every span is exact today; the request callbacks of entitlements the
+// processor approves used to be "at most once", until the processor began
+// committing what it observed before acting at Google.
 type expectations map[string]*span
 
 type span struct{ min, max int }
@@ -81,8 +79,6 @@ func (x expectations) add(k string, min, max int) {
 }
 
 func (x expectations) once(t events.Type, id string) { x.add(key(t, id), 1, 1) }
-
-func (x expectations) maybe(t events.Type, id string) { x.add(key(t, id), 0, 1) }
 
 // compare lists every key whose count is outside its span, and every
 // callback nobody expected.

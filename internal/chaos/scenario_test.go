@@ -232,7 +232,7 @@ func (e *env) purchase(c *customer, p mt.PurchaseParams, signedUp bool) {
 		case !signedUp, p.Plan == planManual: // parked, or held for an operator
 			w.once(events.TypeEntitlementCreationRequested, id)
 		default: // approved by the processor
-			w.maybe(events.TypeEntitlementCreationRequested, id)
+			w.once(events.TypeEntitlementCreationRequested, id)
 			w.once(events.TypeEntitlementActive, id)
 		}
 	})
@@ -352,10 +352,10 @@ func (e *env) planSignedUp(c *customer, truth map[string]mt.Entitlement) func() 
 				case target == planEnterprise: // held
 					w.once(events.TypeEntitlementPlanChangeRequested, en.id)
 				case target == planForbidden: // rejected by the policy
-					w.maybe(events.TypeEntitlementPlanChangeRequested, en.id)
-					w.maybe(events.TypeEntitlementPlanChangeCancelled, en.id)
+					w.once(events.TypeEntitlementPlanChangeRequested, en.id)
+					w.once(events.TypeEntitlementPlanChangeCancelled, en.id)
 				default: // approved by the policy
-					w.maybe(events.TypeEntitlementPlanChangeRequested, en.id)
+					w.once(events.TypeEntitlementPlanChangeRequested, en.id)
 					w.add(planKey(en.id, target), 1, 1)
 				}
 			})
