@@ -51,8 +51,12 @@
 // until it is unlocked. A processor that holds a key lock while it runs a
 // transaction needs two connections per message in flight: size the pool
 // (pool_max_conns in the connection string) to at least twice the
-// processor's concurrency, or callers wait for connections until their
-// contexts expire.
+// processor's concurrency plus 2, or every connection can end up held by a
+// key lock whose holder waits for another, for good. marketplace.New
+// refuses a smaller pool (Store reports its size through MaxConns, the
+// marketplace.ConnPool capability), saying what to change. pgxpool's
+// default, the larger of 4 and the number of CPUs, is too small for the
+// processor's default concurrency of 16, which needs 34.
 //
 // # Schema
 //
@@ -178,6 +182,7 @@ type Store struct {
 var (
 	_ marketplace.Store     = (*Store)(nil)
 	_ marketplace.KeyLocker = (*Store)(nil)
+	_ marketplace.ConnPool  = (*Store)(nil)
 	_ marketplace.Tx        = (*tx)(nil)
 )
 
@@ -241,6 +246,12 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, opts []Option)
 
 // Schema returns the name of the PostgreSQL schema holding the store.
 func (s *Store) Schema() string { return s.schema }
+
+// MaxConns implements marketplace.ConnPool: it reports the pool's maximum
+// size (pool_max_conns, pgxpool.Config.MaxConns), which marketplace.New
+// checks against the processor's concurrency, since the key locks and
+// transactions of the messages in flight share the pool.
+func (s *Store) MaxConns() int { return s.maxConns }
 
 // enter registers an operation that Close must wait for.
 func (s *Store) enter() error {

@@ -1,0 +1,41 @@
+package pgstore_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gcpmarketplace/gcpmarketplace/events"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+	"github.com/gcpmarketplace/gcpmarketplace/procurement"
+)
+
+// A pool too small for the processor's key locks and transactions would
+// stall it for good under load: marketplace.New refuses it and says what
+// to change.
+func TestProcessorRefusesTooSmallPool(t *testing.T) {
+	t.Parallel()
+	schema := freshSchema(t)
+	srv := marketplacetest.New(t)
+	client, err := procurement.NewClient(context.Background(), srv.ProviderID(), procurement.WithClientOptions(srv.ClientOptions()...))
+	require.NoError(t, err)
+	h := events.HandlerDefaults{}
+
+	small := newStore(t, replicaPool(t, "pgstore-test-pool-small", 10), schema)
+	require.Equal(t, 10, small.MaxConns())
+	_, err = marketplace.New(small, client, h) // concurrency 16 by default
+	require.ErrorIs(t, err, marketplace.ErrInvalid)
+	for _, s := range []string{"holds 10 connections", "concurrency 16", "pool_max_conns", "MaxConns", "at least 34", "WithConcurrency to at most 4"} {
+		require.ErrorContains(t, err, s)
+	}
+	_, err = marketplace.New(small, client, h, marketplace.WithConcurrency(5))
+	require.ErrorContains(t, err, "at least 12")
+	_, err = marketplace.New(small, client, h, marketplace.WithConcurrency(4))
+	require.NoError(t, err)
+
+	adequate := newStore(t, replicaPool(t, "pgstore-test-pool-adequate", 34), schema)
+	_, err = marketplace.New(adequate, client, h)
+	require.NoError(t, err)
+}
