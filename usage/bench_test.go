@@ -73,10 +73,9 @@ func BenchmarkRecordSQLiteBaseline(b *testing.B) {
 }
 
 // benchConsumers is the number of entitlements of the flush benchmarks:
-// USAGE_BENCH_CONSUMERS, default 2000. The acceptance figure uses 10000;
-// the emulator's Purchase is quadratic in the number of entitlements (its
-// scheduler insertion-sorts them on every call), so setting up 10000 takes
-// minutes, once per process.
+// USAGE_BENCH_CONSUMERS, default 2000, which keeps a plain -bench run
+// short. The acceptance figure uses 10000 (about 10 s of set-up, once per
+// process).
 func benchConsumers() int {
 	if n, err := strconv.Atoi(os.Getenv("USAGE_BENCH_CONSUMERS")); err == nil && n > 0 {
 		return n
