@@ -55,9 +55,10 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	now := r.cfg.now().UTC()
 	ended := now.Add(-r.cfg.grace)
 	before := r.windowStart(ended)
-	seal := r.sealFunc(before, ended, now)
+	p := SealParams{Before: before, Ended: ended, Limit: sealBatch}
+	seal := r.sealFunc(p, now)
 	for {
-		n, err := r.ledger.Seal(ctx, SealParams{Before: before, Ended: ended, Limit: sealBatch}, seal)
+		n, err := r.ledger.Seal(ctx, p, seal)
 		if err != nil {
 			return fmt.Errorf("usage: flush: seal windows before %v and consumers ended by %v: %w", before, ended, err)
 		}
@@ -108,15 +109,16 @@ func (r *Reporter) prune(ctx context.Context, now time.Time) error {
 }
 
 // sealFunc builds the windows of one consumer: every window from its
-// frontier up to before (or its End) gets one operation per set of user
+// frontier up to p.Before (or its End) gets one operation per set of user
 // labels that has usage, or one zero operation over every declared metric
 // when it has none, so that each consumer's reported windows are contiguous.
-// A consumer whose End is not after ended is sealed through End even when
-// before is earlier: its final window can take no more usage, and its
+// A consumer ended by p (SealParams.EndedBy) is sealed through End even
+// when p.Before is earlier: its final window can take no more usage, and its
 // deadline runs from End, not from the next window boundary. Rows of
 // windows at or after End (recorded before the cancellation was registered)
 // become one Rejected window each: Google must never bill them.
-func (r *Reporter) sealFunc(before, ended, now time.Time) SealFunc {
+func (r *Reporter) sealFunc(p SealParams, now time.Time) SealFunc {
+	before := p.Before
 	allMetrics := make([]string, 0, len(r.cfg.metrics))
 	for m := range r.cfg.metrics {
 		allMetrics = append(allMetrics, m)
@@ -145,7 +147,7 @@ func (r *Reporter) sealFunc(before, ended, now time.Time) SealFunc {
 			groups[k] = append(groups[k], row)
 		}
 		limit := before
-		if !c.End.IsZero() && (c.End.Before(limit) || !c.End.After(ended)) {
+		if !c.End.IsZero() && (c.End.Before(limit) || p.EndedBy(c.Consumer)) {
 			limit = c.End
 		}
 		var out Sealed

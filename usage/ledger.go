@@ -207,6 +207,14 @@ type SealParams struct {
 	Limit int
 }
 
+// EndedBy reports whether Seal treats c as ended under p: its End is
+// non-zero and not after a non-zero p.Ended. Every Ledger and the Reporter's
+// SealFunc use it, so that they agree on which consumers are sealed through
+// End.
+func (p SealParams) EndedBy(c Consumer) bool {
+	return !p.Ended.IsZero() && !c.End.IsZero() && !c.End.After(p.Ended)
+}
+
 // SealFunc computes a consumer's sealed windows from its unsealed usage:
 // every row passed must end up in one returned window (possibly a Rejected
 // one). Frontier must not be before End for an ended consumer (see

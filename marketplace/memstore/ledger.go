@@ -167,7 +167,7 @@ func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc)
 	}
 	var picks []pick
 	for _, c := range s.ledger.consumers {
-		ended := !p.Ended.IsZero() && !c.End.IsZero() && !c.End.After(p.Ended)
+		ended := p.EndedBy(c.Consumer)
 		var keys []rowKey
 		for k, r := range s.ledger.rows[c.EntitlementID] {
 			if ended || r.Window.Before(p.Before) {

@@ -400,7 +400,7 @@ func (s *Store) sealOne(ctx context.Context, tx pgx.Tx, id string, p usage.SealP
 	if err != nil {
 		return false, fmt.Errorf("pgstore: seal %q: %w", id, interpretError(err))
 	}
-	ended := !p.Ended.IsZero() && !c.End.IsZero() && !c.End.After(p.Ended)
+	ended := p.EndedBy(c.Consumer)
 	rows, err := collect(ctx, tx, s.lq.sealRows, []any{id, p.Before, ended}, func(r pgx.Row) (usage.UsageRow, error) {
 		var u usage.UsageRow
 		var kind int16

@@ -470,7 +470,7 @@ func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc)
 			return fmt.Errorf("sqlitestore: seal: %w", interpretError(err))
 		}
 		for _, id := range ids {
-			if err := t.sealOne(id, before, p.Ended, fn); err != nil {
+			if err := t.sealOne(id, before, p, fn); err != nil {
 				return err
 			}
 		}
@@ -480,12 +480,12 @@ func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc)
 	return n, err
 }
 
-func (t *tx) sealOne(id, before string, endedBy time.Time, fn usage.SealFunc) error {
+func (t *tx) sealOne(id, before string, p usage.SealParams, fn usage.SealFunc) error {
 	c, err := t.getConsumer(id)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: seal %q: %w", id, interpretError(err))
 	}
-	ended := !endedBy.IsZero() && !c.End.IsZero() && !c.End.After(endedBy)
+	ended := p.EndedBy(c.Consumer)
 	rows, err := t.ledgerQuery(sqlSealRows, id, before, ended)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: seal %q: %w", id, interpretError(err))

@@ -74,7 +74,7 @@ func sealWith(t *testing.T, l usage.Ledger, p usage.SealParams) map[string][]usa
 			})
 		}
 		out.Frontier = before
-		if !c.End.IsZero() && (c.End.Before(before) || !c.End.After(p.Ended)) {
+		if !c.End.IsZero() && (c.End.Before(before) || p.EndedBy(c.Consumer)) {
 			out.Frontier = c.End
 		}
 		if c.Frontier.After(out.Frontier) {
