@@ -38,6 +38,9 @@ func benchSetup(b *testing.B, opts ...marketplace.Option) (*procEnv, []marketpla
 func benchSetupStore(b *testing.B, store marketplace.Store, opts ...marketplace.Option) (*procEnv, []marketplace.Message) {
 	b.Helper()
 	ctx := context.Background()
+	// As many messages in flight as feed hands out (HandleMessage waits
+	// beyond WithConcurrency).
+	opts = append([]marketplace.Option{marketplace.WithConcurrency(benchWorkers)}, opts...)
 	env := newProcEnv(b, withStore(store), withProc(opts...))
 	var ids []string
 	for range 200 {

@@ -168,7 +168,8 @@
 // PushHandler serves a push subscription: it verifies the Google-signed
 // OIDC token before reading the body and answers 2xx only after the commit.
 // Both acknowledge nothing unprocessed. Any other transport can call
-// HandleMessage.
+// HandleMessage. Whatever the transport, at most WithConcurrency messages
+// are processed at once; HandleMessage waits for room beyond that.
 //
 // # Usage-based products
 //

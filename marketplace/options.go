@@ -72,14 +72,14 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(c *config) { c.meterProvider = mp }
 }
 
-// WithConcurrency bounds how many messages Receive processes at once (its
-// flow control: the Subscriber's MaxOutstandingMessages). Messages about the
-// same account or entitlement are always processed one at a time, whatever
-// n. The default is 16; n < 1 is ignored.
+// WithConcurrency bounds how many messages the processor handles at once,
+// whatever the transport: Receive sets its flow control (the Subscriber's
+// MaxOutstandingMessages) to n, and HandleMessage, which PushHandler and
+// your own transports call, waits while n messages are in flight. Messages
+// about the same account or entitlement are always processed one at a
+// time, whatever n. The default is 16; n < 1 is ignored.
 //
-// New sizes its check of a pooled store's connections (ConnPool) by n: with
-// PushHandler, which Receive's flow control does not bound, set n to the
-// number of push requests your server handles at once.
+// New sizes its check of a pooled store's connections (ConnPool) by n.
 func WithConcurrency(n int) Option {
 	return func(c *config) {
 		if n >= 1 {

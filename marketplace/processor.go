@@ -41,6 +41,10 @@ type Processor struct {
 	locker  KeyLocker
 	viewer  Viewer // the store's read-only transactions, if it has them
 	metrics metrics
+	// slots bounds the messages in flight (WithConcurrency) whatever the
+	// transport, so that ConnPool's sizing holds for PushHandler and
+	// custom transports as it does for Receive.
+	slots chan struct{}
 }
 
 // New returns a Processor that keeps its state in store, calls the
@@ -73,7 +77,8 @@ func New(store Store, client *procurement.Client, handler events.Handler, opts .
 	if cfg.now == nil {
 		cfg.now = time.Now
 	}
-	p := &Processor{store: store, client: client, handler: handler, cfg: cfg, logger: cfg.logger}
+	p := &Processor{store: store, client: client, handler: handler, cfg: cfg, logger: cfg.logger,
+		slots: make(chan struct{}, cfg.concurrency)}
 	if p.logger == nil {
 		p.logger = slog.New(slog.DiscardHandler)
 	}
@@ -172,7 +177,18 @@ const typeUndecodable = "UNDECODABLE"
 // (a callback error marked with events.Permanent, an invalid id, or any
 // failure on the WithPoisonAfter-th attempt) is recorded with the reason in
 // the Store (ListPoison) and acknowledged, so it never loops.
+//
+// At most WithConcurrency calls process a message at once; further calls
+// wait for one of them to return, or for ctx to end, in which case they
+// return ctx's error without processing the message.
 func (p *Processor) HandleMessage(ctx context.Context, m Message) error {
+	if err := p.acquireSlot(ctx); err != nil {
+		err = fmt.Errorf("marketplace: message %s not processed: waiting for one of %d messages in flight: %w", m.ID, cap(p.slots), err)
+		p.logger.LogAttrs(ctx, slog.LevelWarn, "marketplace: message not processed; it will be redelivered",
+			slog.String("message_id", m.ID), slog.String("error", err.Error()))
+		return err
+	}
+	defer func() { <-p.slots }()
 	start := time.Now()
 	ev, err := events.Decode(m.Data)
 	if err != nil {
@@ -222,6 +238,21 @@ func (p *Processor) HandleMessage(ctx context.Context, m Message) error {
 	p.metrics.finish(ctx, typ, out, start)
 	p.metrics.acked(ctx, typ, m.PublishTime, p.cfg.now())
 	return nil
+}
+
+// acquireSlot waits for room among the messages in flight.
+func (p *Processor) acquireSlot(ctx context.Context) error {
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // permanent reports whether retrying cannot fix err.

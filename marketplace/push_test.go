@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -105,4 +107,72 @@ func TestPushHandlerNilVerifierPanics(t *testing.T) {
 	t.Parallel()
 	env := newProcEnv(t)
 	assert.Panics(t, func() { env.proc.PushHandler(nil) })
+}
+
+// PushHandler is bounded by WithConcurrency, as Receive is by its flow
+// control: the pool check in New (ConnPool) relies on it.
+func TestPushHandlerBoundedByConcurrency(t *testing.T) {
+	t.Parallel()
+	const limit, requests = 2, 5
+	env := newProcEnv(t, withProc(marketplace.WithConcurrency(limit)))
+	url := pushEndpoint(t, env)
+	ctx := env.ctx
+
+	var (
+		mu            sync.Mutex
+		inFlight, top int
+	)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the push endpoint closes, even on failure
+	env.rec.setFail(func(context.Context, events.Event) error {
+		mu.Lock()
+		inFlight++
+		top = max(top, inFlight)
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		return nil
+	})
+	var accounts []string
+	for range requests {
+		acct, err := env.srv.CreateAccount(ctx)
+		require.NoError(t, err)
+		accounts = append(accounts, acct)
+	}
+	codes := make(chan int, requests)
+	for _, p := range env.srv.Published() {
+		go func() {
+			r, err := env.srv.PushWith(ctx, url, marketplacetest.PushParams{Data: p.Data, Audience: url})
+			if err != nil {
+				codes <- 0
+				return
+			}
+			_ = r.Body.Close()
+			codes <- r.StatusCode
+		}()
+	}
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return inFlight == limit },
+		5*time.Second, time.Millisecond)
+
+	// A message that cannot get room before its context ends is left
+	// unprocessed, for Pub/Sub to redeliver.
+	waitCtx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	err := env.proc.HandleMessage(waitCtx, marketplace.Message{ID: "late", Data: env.srv.Published()[0].Data})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+
+	unblock()
+	for range requests {
+		assert.Equal(t, http.StatusNoContent, <-codes)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, limit, top, "callbacks running at once")
+	for _, acct := range accounts {
+		assert.Equal(t, []events.Type{tAccountActive}, env.rec.types(acct))
+	}
 }
