@@ -32,10 +32,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -337,7 +335,7 @@ const credentialsHint = "\n(credentials are Application Default Credentials: on 
 func openStore(ctx context.Context, cfg config, log *slog.Logger) (stateStore, error) {
 	url := cfg.DatabaseURL
 	if storeKind(url) == "postgres" {
-		s, err := pgstore.Open(ctx, withPoolSize(url), pgstore.WithLogger(log), pgstore.WithSchema(cfg.PGSchema))
+		s, err := pgstore.Open(ctx, url, pgstore.WithLogger(log), pgstore.WithSchema(cfg.PGSchema))
 		if err != nil {
 			return nil, fmt.Errorf("open PostgreSQL store (-database or $%s): %w", envDatabase, err)
 		}
@@ -349,23 +347,6 @@ func openStore(ctx context.Context, cfg config, log *slog.Logger) (stateStore, e
 		return nil, fmt.Errorf("open SQLite store %q (-database or $%s): %w", path, envDatabase, err)
 	}
 	return s, nil
-}
-
-// poolConns is the PostgreSQL pool size used when the URL sets no
-// pool_max_conns: marketplace.New refuses fewer than twice the processor's
-// concurrency (16 by default) plus 2, and pgxpool's own default (4 on a
-// small machine) is far below.
-const poolConns = 34
-
-func withPoolSize(connString string) string {
-	u, err := url.Parse(connString)
-	if err != nil || u.Query().Has("pool_max_conns") {
-		return connString // pgstore.Open reports a bad URL
-	}
-	q := u.Query()
-	q.Set("pool_max_conns", strconv.Itoa(poolConns))
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 func storeKind(url string) string {

@@ -17,10 +17,10 @@ import (
 // owns its pool. Every replica of the backend opens the same database.
 func ExampleOpen() {
 	ctx := context.Background()
-	// pool_max_conns: at least twice the processor's concurrency plus 2,
-	// 34 for the default concurrency of 16 (see the package documentation;
-	// marketplace.New refuses less).
-	store, err := pgstore.Open(ctx, "postgres://app@db.internal:5432/app?pool_max_conns=34",
+	// The pool holds DefaultMaxConns connections at most, enough for the
+	// processor's default concurrency; with a higher WithConcurrency, set
+	// pool_max_conns to twice it plus 2 (marketplace.New refuses less).
+	store, err := pgstore.Open(ctx, "postgres://app@db.internal:5432/app",
 		pgstore.WithSchema("gcpmarketplace"))
 	if err != nil {
 		log.Fatal(err)

@@ -49,14 +49,17 @@
 //
 // Each InTx holds one connection while fn runs, and each LockKey holds one
 // until it is unlocked. A processor that holds a key lock while it runs a
-// transaction needs two connections per message in flight: size the pool
-// (pool_max_conns in the connection string) to at least twice the
-// processor's concurrency plus 2, or every connection can end up held by a
-// key lock whose holder waits for another, for good. marketplace.New
+// transaction needs two connections per message in flight: at least twice
+// the processor's concurrency plus 2, or every connection can end up held
+// by a key lock whose holder waits for another, for good. marketplace.New
 // refuses a smaller pool (Store reports its size through MaxConns, the
-// marketplace.ConnPool capability), saying what to change. pgxpool's
-// default, the larger of 4 and the number of CPUs, is too small for the
-// processor's default concurrency of 16, which needs 34.
+// marketplace.ConnPool capability), saying what to change.
+//
+// Open sizes the pool it creates at DefaultMaxConns (34, enough for the
+// processor's default concurrency of 16) unless the connection string sets
+// pool_max_conns. pgxpool's own default, the larger of 4 and the number of
+// CPUs, is too small; so with New, size the pool you pass yourself. The
+// pool opens connections only as they are needed.
 //
 // # Schema
 //
@@ -199,15 +202,24 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 	return newStore(ctx, pool, false, opts)
 }
 
+// DefaultMaxConns is the size of the pool Open creates when the connection
+// string sets no pool_max_conns: twice the processor's default concurrency
+// (16) plus 2 (see marketplace.ConnPool).
+const DefaultMaxConns = 34
+
 // Open connects to the database at connString (a URL or keyword/value
 // string, see pgxpool.ParseConfig; pool settings such as pool_max_conns
-// included) and returns a store that owns the pool: Close closes it.
-// Otherwise it is New.
+// included) and returns a store that owns the pool: Close closes it. The
+// pool holds pool_max_conns connections at most, DefaultMaxConns if the
+// string does not say. Otherwise it is New.
 func Open(ctx context.Context, connString string, opts ...Option) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(connString)
 	if err != nil {
 		// The parse error redacts passwords; connString itself is not repeated.
 		return nil, fmt.Errorf("pgstore: open: %w: %w", marketplace.ErrInvalid, err)
+	}
+	if !setsMaxConns(connString) {
+		cfg.MaxConns = DefaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -219,6 +231,19 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 		return nil, err
 	}
 	return s, nil
+}
+
+// setsMaxConns reports whether connString sets pool_max_conns. pgxpool's
+// Config does not say whether its MaxConns is a default, but the
+// connection parser keeps every parameter it does not know, pgxpool's
+// among them, as a runtime parameter.
+func setsMaxConns(connString string) bool {
+	cc, err := pgconn.ParseConfig(connString)
+	if err != nil {
+		return false // unreachable: pgxpool.ParseConfig accepted it
+	}
+	_, ok := cc.RuntimeParams["pool_max_conns"]
+	return ok
 }
 
 func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, opts []Option) (*Store, error) {

@@ -9,6 +9,7 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/pgstore"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
 
@@ -38,4 +39,27 @@ func TestProcessorRefusesTooSmallPool(t *testing.T) {
 	adequate := newStore(t, replicaPool(t, "pgstore-test-pool-adequate", 34), schema)
 	_, err = marketplace.New(adequate, client, h)
 	require.NoError(t, err)
+}
+
+// Open sizes its pool for the processor's default concurrency unless the
+// connection string says otherwise.
+func TestOpenPoolSize(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	schema := freshSchema(t)
+	srv := marketplacetest.New(t)
+	client, err := procurement.NewClient(ctx, srv.ProviderID(), procurement.WithClientOptions(srv.ClientOptions()...))
+	require.NoError(t, err)
+
+	s, err := pgstore.Open(ctx, testURL(t), pgstore.WithSchema(schema))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	require.Equal(t, pgstore.DefaultMaxConns, s.MaxConns())
+	_, err = marketplace.New(s, client, events.HandlerDefaults{}) // concurrency 16 by default
+	require.NoError(t, err)
+
+	set, err := pgstore.Open(ctx, withParams(t, testURL(t), map[string]string{"pool_max_conns": "7"}), pgstore.WithSchema(schema))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, set.Close()) })
+	require.Equal(t, 7, set.MaxConns())
 }
