@@ -97,6 +97,18 @@ func BenchmarkProcessor(b *testing.B) {
 	feed(b, msgs, env.proc.HandleMessage)
 }
 
+// BenchmarkProcessorSyncNormal is the pipeline on sqlitestore with
+// WithSynchronous(SyncNormal): commits survive a process crash but not a
+// power loss, the trade-off the option offers.
+func BenchmarkProcessorSyncNormal(b *testing.B) {
+	store, err := sqlitestore.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"),
+		sqlitestore.WithSynchronous(sqlitestore.SyncNormal))
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = store.Close() })
+	env, msgs := benchSetupStore(b, store)
+	feed(b, msgs, env.proc.HandleMessage)
+}
+
 // BenchmarkProcessorMemstore is the pipeline with the in-memory store: the
 // processor's own overhead, without SQLite's.
 func BenchmarkProcessorMemstore(b *testing.B) {
