@@ -183,7 +183,7 @@ const typeUndecodable = "UNDECODABLE"
 // return ctx's error without processing the message.
 func (p *Processor) HandleMessage(ctx context.Context, m Message) error {
 	if err := p.acquireSlot(ctx); err != nil {
-		err = fmt.Errorf("marketplace: message %s not processed: waiting for one of %d messages in flight: %w", m.ID, cap(p.slots), err)
+		err = fmt.Errorf("marketplace: message %s not processed: no room among the %d messages in flight: %w", m.ID, cap(p.slots), err)
 		p.logger.LogAttrs(ctx, slog.LevelWarn, "marketplace: message not processed; it will be redelivered",
 			slog.String("message_id", m.ID), slog.String("error", err.Error()))
 		return err
