@@ -137,29 +137,41 @@ func bareLoop(env *procEnv) func(context.Context, marketplace.Message) error {
 	}
 }
 
-// apiLatency is an assumed round trip to the Procurement API for the
-// *APILatency benchmarks (not a measurement of Google's): on a real
-// deployment the GET, not the CPU, is what each message waits for.
-const apiLatency = 20 * time.Millisecond
+// apiLatencies are the assumed round trips to the Procurement API of
+// BenchmarkAPILatency (not measurements of Google's). 0 is the loopback
+// emulator alone, where the comparison is CPU-bound.
+var apiLatencies = []time.Duration{0, time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond}
 
-// slowGets makes every later entitlements.get wait apiLatency (real time).
-func slowGets(env *procEnv) {
+// slowGets makes every later entitlements.get wait d (real time; no CPU).
+func slowGets(env *procEnv, d time.Duration) {
+	if d <= 0 {
+		return
+	}
 	env.srv.InjectFault(marketplacetest.Fault{Method: marketplacetest.MethodEntitlementsGet,
-		Kind: marketplacetest.FaultLatency, Latency: apiLatency, Times: -1})
+		Kind: marketplacetest.FaultLatency, Latency: d, Times: -1})
 }
 
-// BenchmarkProcessorAPILatency is BenchmarkProcessor with every GET taking
-// apiLatency: the pipeline on sqlitestore when Google's latency, not the
-// CPU, bounds it.
-func BenchmarkProcessorAPILatency(b *testing.B) {
-	env, msgs := benchSetup(b)
-	slowGets(env)
-	feed(b, msgs, env.proc.HandleMessage)
-}
-
-// BenchmarkBareLoopAPILatency is BenchmarkBareLoop with the same latency.
-func BenchmarkBareLoopAPILatency(b *testing.B) {
-	env, msgs := benchSetup(b)
-	slowGets(env)
-	feed(b, msgs, bareLoop(env))
+// BenchmarkAPILatency compares the pipeline on sqlitestore with the bare
+// loop, side by side in the same run, for each round trip in apiLatencies:
+// on a real deployment each message waits for its GET to Google, and the
+// ratio depends on how long that wait is against the CPU each message
+// costs. It locates the round trip above which the processor keeps up with
+// the bare loop on this machine.
+//
+//	go test -run '^$' -bench APILatency -benchtime 4000x ./marketplace
+func BenchmarkAPILatency(b *testing.B) {
+	for _, d := range apiLatencies {
+		b.Run("rtt="+d.String(), func(b *testing.B) {
+			b.Run("processor", func(b *testing.B) {
+				env, msgs := benchSetup(b)
+				slowGets(env, d)
+				feed(b, msgs, env.proc.HandleMessage)
+			})
+			b.Run("bare", func(b *testing.B) {
+				env, msgs := benchSetup(b)
+				slowGets(env, d)
+				feed(b, msgs, bareLoop(env))
+			})
+		})
+	}
 }
