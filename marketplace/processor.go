@@ -479,12 +479,21 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 		return res, nil
 	}
 
-	// The message is a hint: act on the resource as it is now.
+	// The message is a hint: act on the resource as it is now. So is a
+	// listed snapshot (Reconcile): a message settled since its page was
+	// fetched may have stored a newer state, which it must not undo.
 	cur := tr.listed
-	if cur == nil {
+	if cur == nil || (prev != nil && cur.UpdateTime.Before(prev.UpdateTime)) {
 		if cur, err = p.getEntitlement(ctx, id); err != nil {
 			return res, err
 		}
+	}
+	if cur != nil && prev != nil && cur.UpdateTime.Before(prev.UpdateTime) {
+		// Still older than what is stored: nothing in it is new, and
+		// acting on it would repeat or undo what is done.
+		log.LogAttrs(ctx, slog.LevelDebug, "marketplace: entitlement read is older than the stored state; ignored",
+			slog.Time("read_update_time", cur.UpdateTime), slog.Time("stored_update_time", prev.UpdateTime))
+		return entResult{outcome: outcomeStale, wasQueued: res.wasQueued, final: cur}, nil
 	}
 	if cur != nil {
 		log = log.With(slog.String("account_id", cur.AccountID))
@@ -696,7 +705,9 @@ func staleApprovals(queued map[ApprovalKind]*ApprovalRequest, e *procurement.Ent
 	if queued[ApprovalEntitlement] != nil && (e == nil || !awaitingApproval(e)) {
 		out = append(out, ApprovalEntitlement)
 	}
-	if queued[ApprovalPlanChange] != nil && (e == nil || e.State != procurement.EntitlementPendingPlanChangeApproval) {
+	// A plan-change request is for one plan: if the customer has since
+	// asked for another, it is not that request that waits any more.
+	if q := queued[ApprovalPlanChange]; q != nil && (e == nil || e.State != procurement.EntitlementPendingPlanChangeApproval || e.NewPendingPlan != q.Plan) {
 		out = append(out, ApprovalPlanChange)
 	}
 	return out
@@ -1230,8 +1241,12 @@ func (p *Processor) settleAccount(ctx context.Context, id string, tr accTrigger,
 		return accResult{outcome: outcomeDuplicate}, nil
 	}
 
+	// A listed snapshot (Reconcile) older than what is stored, or that
+	// would take back a sign-up stored as approved, may predate a message
+	// settled since its page was fetched: read the account again.
 	cur := tr.listed
-	if cur == nil {
+	if cur == nil || (prev != nil && (cur.UpdateTime.Before(prev.UpdateTime) || (prev.SignupApproved && !cur.SignupApproved()))) {
+		cur = nil
 		a, err := p.client.GetAccount(ctx, id, &procurement.GetAccountParams{View: procurement.AccountViewBasic})
 		switch {
 		case err == nil:

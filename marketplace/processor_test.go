@@ -430,6 +430,49 @@ func TestApproveWhenNoLongerPending(t *testing.T) {
 	assert.Equal(t, []events.Type{tCreationRequested, tCancelled}, env.rec.types(ent))
 }
 
+// A queued plan-change request is for one plan. When the customer has
+// since withdrawn it and asked for another, the operator's Approve says
+// ErrNoLongerPending and the stale request leaves the queue, as promised;
+// the new request is decided when its message arrives.
+func TestApproveAfterCustomerAskedForAnotherPlan(t *testing.T) {
+	t.Parallel()
+	env := newProcEnv(t, withProc(marketplace.WithPolicy(marketplace.PolicyFunc(
+		func(_ context.Context, r marketplace.PolicyRequest) (marketplace.Decision, error) {
+			if r.Kind == marketplace.ApprovalPlanChange {
+				return marketplace.Decision{Action: marketplace.ActionHold}, nil
+			}
+			return marketplace.Decision{Action: marketplace.ActionApprove}, nil
+		}))))
+	acct, ent := env.purchase(marketplacetest.PurchaseParams{Plan: "p"})
+	env.drain()
+	env.signup(acct)
+	env.drain()
+	require.NoError(t, env.srv.RequestPlanChange(env.ctx, ent, "q"))
+	env.drain()
+	queue, err := env.proc.PendingApprovals(env.ctx)
+	require.NoError(t, err)
+	require.Len(t, queue, 1)
+	require.Equal(t, "q", queue[0].Plan)
+
+	// The customer withdraws q and asks for r; no message delivered yet.
+	require.NoError(t, env.srv.CancelPlanChange(env.ctx, ent))
+	require.NoError(t, env.srv.RequestPlanChange(env.ctx, ent, "r"))
+	require.ErrorIs(t, env.proc.Approve(env.ctx, ent), marketplace.ErrNoLongerPending)
+	queue, err = env.proc.PendingApprovals(env.ctx)
+	require.NoError(t, err)
+	require.Empty(t, queue)
+
+	env.drain()
+	queue, err = env.proc.PendingApprovals(env.ctx)
+	require.NoError(t, err)
+	require.Len(t, queue, 1)
+	require.Equal(t, "r", queue[0].Plan)
+	require.NoError(t, env.proc.Approve(env.ctx, ent))
+	got, err := env.client.GetEntitlement(env.ctx, ent)
+	require.NoError(t, err)
+	require.Equal(t, "r", got.Plan)
+}
+
 func TestPolicyErrorsNack(t *testing.T) {
 	t.Parallel()
 	fail := true

@@ -1,6 +1,8 @@
 package marketplace_test
 
 import (
+	"context"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -76,4 +78,76 @@ func TestReconcileWithManualPolicyQueues(t *testing.T) {
 	q, err := env.proc.PendingApprovals(env.ctx)
 	require.NoError(t, err)
 	require.Len(t, q, 1)
+}
+
+// A message settled while Reconcile walks its listing makes the listed
+// snapshot older than the stored state: Reconcile re-reads instead of
+// acting on it, so the callbacks do not fire twice and the stored state
+// does not go back.
+func TestReconcileIgnoresSnapshotOlderThanStored(t *testing.T) {
+	t.Parallel()
+	env := newProcEnv(t)
+	acct, first := env.purchase(marketplacetest.PurchaseParams{})
+	second, err := env.srv.Purchase(env.ctx, marketplacetest.PurchaseParams{AccountID: acct})
+	require.NoError(t, err)
+	// Signed up at Google; this processor has not been told.
+	_, err = env.client.ApproveAccountSignup(env.ctx, acct)
+	require.NoError(t, err)
+	var msg marketplace.Message
+	for _, p := range env.srv.Published() {
+		if p.EntitlementID == second && p.EventType == string(events.TypeEntitlementCreationRequested) {
+			msg = marketplace.Message{ID: "second", Data: p.Data}
+		}
+	}
+	require.NotNil(t, msg.Data)
+	var once sync.Once
+	env.rec.setFail(func(_ context.Context, ev events.Event) error {
+		if ev.Type() == events.TypeEntitlementActive && ev.Resource().ID == first {
+			// Receive, running beside Reconcile, settles the second
+			// entitlement after Reconcile listed it.
+			once.Do(func() { require.NoError(t, env.proc.HandleMessage(context.Background(), msg)) })
+		}
+		return nil
+	})
+	rep, err := env.proc.Reconcile(env.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []events.Type{events.TypeEntitlementCreationRequested, events.TypeEntitlementActive}, env.rec.types(second))
+	assert.NotContains(t, rep.Approved, second, "approved by the message, not by Reconcile")
+	env.requireInSync()
+}
+
+// The same for accounts: a sign-up completed while Reconcile walks its
+// listing is not taken back by the listed snapshot from before it.
+func TestReconcileKeepsSignupCompletedMeanwhile(t *testing.T) {
+	t.Parallel()
+	env := newProcEnv(t)
+	first, err := env.srv.CreateAccount(env.ctx) // listed first, new here
+	require.NoError(t, err)
+	second, ent := env.purchase(marketplacetest.PurchaseParams{})
+	// Only the second account's messages are delivered: it is known here,
+	// its entitlement parked until sign-up.
+	for _, p := range env.srv.Published() {
+		if p.AccountID == second {
+			require.NoError(t, env.proc.HandleMessage(env.ctx, marketplace.Message{ID: p.EventID, Data: p.Data}))
+		}
+	}
+	local, ok := env.localEntitlement(ent)
+	require.True(t, ok)
+	require.True(t, local.Parked)
+	var once sync.Once
+	env.rec.setFail(func(_ context.Context, ev events.Event) error {
+		if ev.Type() == events.TypeAccountActive && ev.Resource().ID == first {
+			// The customer completes sign-up after Reconcile listed the
+			// accounts.
+			once.Do(func() { env.signup(second) })
+		}
+		return nil
+	})
+	_, err = env.proc.Reconcile(env.ctx)
+	require.NoError(t, err)
+	acct, ok := env.localAccount(second)
+	require.True(t, ok)
+	assert.True(t, acct.SignupApproved, "the sign-up stored meanwhile stays")
+	assert.Equal(t, "tenant-"+second[:8], acct.VendorUserID)
+	env.requireInSync()
 }
