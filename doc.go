@@ -20,16 +20,20 @@
 //   - procurement: a Partner Procurement API client with typed resources,
 //     errors usable with errors.Is, retries, and idempotent approval helpers
 //     that re-read state before acting.
-//   - marketplace: the durable state (Store) that makes processing
-//     exactly-once, with memstore (tests), sqlitestore (embedded default) and
-//     storetest (the contract every Store passes).
+//   - usage: reports metered usage to Service Control, persisted before it
+//     is sent and sent with deterministic operation ids, so that none is lost
+//     and none is billed twice.
+//   - marketplace: the Processor (exactly-once callbacks, approval policies,
+//     parking until sign-up, pull and push transports, sign-up verification,
+//     Reconcile) and the Store it keeps its state in, with memstore (tests),
+//     sqlitestore (embedded default), pgstore (PostgreSQL, several replicas)
+//     and storetest (the contract every Store passes).
 //   - marketplace/marketplacetest: an offline Marketplace (Procurement,
 //     Service Control, Pub/Sub through pstest, sign-up and push tokens,
 //     faults, a manual clock) that the real Google clients talk to. Run it
 //     standalone with "go run ./examples/emulator".
 //
-// The event processor, the usage reporter and the PostgreSQL store are being
-// built next; README.md has the status table.
+// README.md has the status table.
 //
 // # A short example
 //

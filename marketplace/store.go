@@ -13,8 +13,8 @@ import (
 // the other effects of the same event.
 //
 // Implementations in this module: memstore (tests and demos), sqlitestore
-// (the embedded default). Third-party implementations should pass
-// storetest.Run.
+// (the embedded default), pgstore (PostgreSQL, shared by several replicas).
+// Third-party implementations should pass storetest.Run.
 //
 // A Store is safe for concurrent use by multiple goroutines.
 type Store interface {
