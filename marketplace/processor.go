@@ -483,12 +483,12 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 	// listed snapshot (Reconcile): a message settled since its page was
 	// fetched may have stored a newer state, which it must not undo.
 	cur := tr.listed
-	if cur == nil || (prev != nil && cur.UpdateTime.Before(prev.UpdateTime)) {
+	if cur == nil || (prev != nil && olderThanStored(cur.UpdateTime, prev.UpdateTime)) {
 		if cur, err = p.getEntitlement(ctx, id); err != nil {
 			return res, err
 		}
 	}
-	if cur != nil && prev != nil && cur.UpdateTime.Before(prev.UpdateTime) {
+	if cur != nil && prev != nil && olderThanStored(cur.UpdateTime, prev.UpdateTime) {
 		// Still older than what is stored: nothing in it is new, and
 		// acting on it would repeat or undo what is done.
 		log.LogAttrs(ctx, slog.LevelDebug, "marketplace: entitlement read is older than the stored state; ignored",
@@ -711,6 +711,15 @@ func staleApprovals(queued map[ApprovalKind]*ApprovalRequest, e *procurement.Ent
 		out = append(out, ApprovalPlanChange)
 	}
 	return out
+}
+
+// olderThanStored reports whether an updateTime read from Google is older
+// than the stored one. A store may keep times to the microsecond, and
+// PostgreSQL rounds (not truncates) a time sent as text, so the stored copy
+// of the very same updateTime can be up to half a microsecond later: only a
+// difference beyond a microsecond counts.
+func olderThanStored(read, stored time.Time) bool {
+	return read.Before(stored.Add(-time.Microsecond))
 }
 
 // getEntitlement re-reads an entitlement; nil means it no longer exists.
@@ -1245,7 +1254,7 @@ func (p *Processor) settleAccount(ctx context.Context, id string, tr accTrigger,
 	// would take back a sign-up stored as approved, may predate a message
 	// settled since its page was fetched: read the account again.
 	cur := tr.listed
-	if cur == nil || (prev != nil && (cur.UpdateTime.Before(prev.UpdateTime) || (prev.SignupApproved && !cur.SignupApproved()))) {
+	if cur == nil || (prev != nil && (olderThanStored(cur.UpdateTime, prev.UpdateTime) || (prev.SignupApproved && !cur.SignupApproved()))) {
 		cur = nil
 		a, err := p.client.GetAccount(ctx, id, &procurement.GetAccountParams{View: procurement.AccountViewBasic})
 		switch {

@@ -167,3 +167,19 @@ func TestRegisterUsage(t *testing.T) {
 		{EntitlementID: "e", UsageReportingID: "project_number:1", End: cancelled},
 	}, f.regs)
 }
+
+// The stored copy of an updateTime may be rounded to the microsecond; only
+// a read older by more than that is older than the stored state.
+func TestOlderThanStored(t *testing.T) {
+	read := time.Date(2026, 1, 5, 9, 0, 0, 999_999_600, time.UTC)
+	roundedUp := read.Round(time.Microsecond) // as PostgreSQL stores it from text
+	if olderThanStored(read, roundedUp) {
+		t.Errorf("the same updateTime, stored rounded up to %v, counts as older", roundedUp)
+	}
+	if olderThanStored(read, read) || olderThanStored(read.Add(time.Second), read) {
+		t.Error("an equal or newer read counts as older")
+	}
+	if !olderThanStored(read.Add(-2*time.Microsecond), read) {
+		t.Error("a read 2µs older does not count as older")
+	}
+}
