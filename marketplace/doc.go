@@ -91,10 +91,11 @@
 //	none / ACTIVATION_REQUESTED   ACTIVATION_REQUESTED, approved,    OnEntitlementOfferAccepted ("provision at
 //	                              waiting for newOfferStartTime        EntitlementFrom(ctx).NewOfferStartTime")
 //	none / ACTIVATION_REQUESTED   ACTIVE or another usable state     OnEntitlementActive ("provision")
-//	usable, plan p                usable, plan q                     OnEntitlementPlanChanged ("change plan")
+//	usable, plan p                usable, plan q (or same plan,      OnEntitlementPlanChanged ("change plan")
+//	                              another offer)
 //	usable                        PENDING_PLAN_CHANGE_APPROVAL       OnEntitlementPlanChangeRequested (informational;
 //	                                                                   the Policy decides)
-//	PENDING_PLAN_CHANGE(_APPROVAL) usable, same plan, no change       OnEntitlementPlanChangeCancelled (rejected or withdrawn)
+//	PENDING_PLAN_CHANGE(_APPROVAL) usable, same plan and offer        OnEntitlementPlanChangeCancelled (rejected or withdrawn)
 //	usable                        PENDING_CANCELLATION               OnEntitlementPendingCancellation ("stop at term end")
 //	PENDING_CANCELLATION          ACTIVE (or another usable state)   OnEntitlementCancellationReverted
 //	any but CANCELLED             CANCELLED                          OnEntitlementCancelled ("turn off")

@@ -980,7 +980,7 @@ func toLocal(e *procurement.Entitlement, prev *Entitlement, park bool, now time.
 	}
 	out := Entitlement{
 		ID: e.ID, AccountID: e.AccountID, Product: product, Plan: e.Plan, PendingPlan: e.NewPendingPlan,
-		State: string(e.State), UsageReportingID: e.UsageReportingID, UpdateTime: e.UpdateTime,
+		Offer: e.Offer, State: string(e.State), UsageReportingID: e.UsageReportingID, UpdateTime: e.UpdateTime,
 	}
 	if park && e.State == procurement.EntitlementActivationRequested {
 		out.Parked, out.ParkedAt = true, now
@@ -999,7 +999,7 @@ func toLocal(e *procurement.Entitlement, prev *Entitlement, park bool, now time.
 
 func sameLocal(a, b Entitlement) bool {
 	return a.ID == b.ID && a.AccountID == b.AccountID && a.Product == b.Product && a.Plan == b.Plan &&
-		a.PendingPlan == b.PendingPlan && a.State == b.State && a.UsageReportingID == b.UsageReportingID &&
+		a.PendingPlan == b.PendingPlan && a.Offer == b.Offer && a.State == b.State && a.UsageReportingID == b.UsageReportingID &&
 		a.UpdateTime.Equal(b.UpdateTime) && a.Parked == b.Parked && a.ParkedAt.Equal(b.ParkedAt) &&
 		a.CancelTime.Equal(b.CancelTime)
 }
@@ -1013,21 +1013,22 @@ type view struct {
 	state       procurement.EntitlementState
 	plan        string
 	pendingPlan string
-	scheduled   bool // approved, waiting for newOfferStartTime (not known for stored state)
+	offer       string // "" when unknown (stored by an older version)
+	scheduled   bool   // approved, waiting for newOfferStartTime (not known for stored state)
 }
 
 func localView(e *Entitlement) view {
 	if e == nil {
 		return view{}
 	}
-	return view{exists: true, state: procurement.EntitlementState(e.State), plan: e.Plan, pendingPlan: e.PendingPlan}
+	return view{exists: true, state: procurement.EntitlementState(e.State), plan: e.Plan, pendingPlan: e.PendingPlan, offer: e.Offer}
 }
 
 func remoteView(e *procurement.Entitlement) view {
 	if e == nil {
 		return view{}
 	}
-	return view{exists: true, state: e.State, plan: e.Plan, pendingPlan: e.NewPendingPlan,
+	return view{exists: true, state: e.State, plan: e.Plan, pendingPlan: e.NewPendingPlan, offer: e.Offer,
 		scheduled: e.State == procurement.EntitlementActivationRequested && !e.NewOfferStartTime.IsZero()}
 }
 
@@ -1080,13 +1081,16 @@ func transitions(a, b view, ent *procurement.Entitlement) []step {
 		if !wasOn {
 			add(events.TypeEntitlementActive)
 		}
-		if wasOn && a.plan != b.plan {
+		// A replacement offer may keep the plan: the change is then seen
+		// in the offer (when both sides know theirs).
+		changed := a.plan != b.plan || (a.offer != "" && b.offer != "" && a.offer != b.offer)
+		if wasOn && changed {
 			add(events.TypeEntitlementPlanChanged)
 		}
 		changePending := func(s procurement.EntitlementState) bool {
 			return s == procurement.EntitlementPendingPlanChangeApproval || s == procurement.EntitlementPendingPlanChange
 		}
-		if wasOn && changePending(a.state) && !changePending(b.state) && a.plan == b.plan {
+		if wasOn && changePending(a.state) && !changePending(b.state) && !changed {
 			add(events.TypeEntitlementPlanChangeCancelled)
 		}
 		if wasOn && a.state == procurement.EntitlementPendingCancellation && b.state != procurement.EntitlementPendingCancellation {

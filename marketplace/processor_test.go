@@ -153,6 +153,56 @@ func TestPlanChangeApproved(t *testing.T) {
 	env.requireInSync()
 }
 
+// A private offer that replaces the active one may keep the plan: once
+// approved it is a change (OnEntitlementPlanChanged, with the new offer),
+// not a change the customer withdrew.
+func TestOfferReplacedOnTheSamePlan(t *testing.T) {
+	t.Parallel()
+	const first = "projects/123/services/svc/privateOffers/first"
+	const second = "projects/123/services/svc/privateOffers/second"
+	env := newProcEnv(t)
+	_, ent := activeEntitlement(t, env, marketplacetest.PurchaseParams{Plan: "standard", Offer: first})
+	local, _ := env.localEntitlement(ent)
+	require.Equal(t, first, local.Offer)
+
+	var newOffer string
+	env.rec.setFail(func(ctx context.Context, ev events.Event) error {
+		if ev.Type() == tPlanChanged {
+			cur, _ := marketplace.EntitlementFrom(ctx)
+			newOffer = cur.Offer
+		}
+		return nil
+	})
+	require.NoError(t, env.srv.RequestOfferChange(env.ctx, ent, "standard", second))
+	env.drain()
+	assert.Equal(t, []events.Type{tCreationRequested, tActive, tPlanChangeRequested, tPlanChanged}, env.rec.types(ent))
+	assert.Equal(t, second, newOffer, "EntitlementFrom in OnEntitlementPlanChanged")
+	local, _ = env.localEntitlement(ent)
+	assert.Equal(t, second, local.Offer)
+	env.requireInSync()
+}
+
+// The same replacement withdrawn by the customer is a cancelled change.
+func TestOfferReplacementWithdrawn(t *testing.T) {
+	t.Parallel()
+	env := newProcEnv(t, withProc(marketplace.WithPolicy(marketplace.ManualApproval(""))))
+	acct, err := env.srv.CreateAccount(env.ctx)
+	require.NoError(t, err)
+	env.signup(acct)
+	ent, err := env.srv.Purchase(env.ctx, marketplacetest.PurchaseParams{AccountID: acct, Plan: "standard",
+		Offer: "projects/123/services/svc/privateOffers/first"})
+	require.NoError(t, err)
+	env.drain()
+	require.NoError(t, env.proc.Approve(env.ctx, ent))
+	env.drain()
+	require.NoError(t, env.srv.RequestOfferChange(env.ctx, ent, "standard", "projects/123/services/svc/privateOffers/second"))
+	env.drain()
+	require.NoError(t, env.srv.CancelPlanChange(env.ctx, ent))
+	env.drain()
+	assert.Equal(t, []events.Type{tCreationRequested, tActive, tPlanChangeRequested, tPlanChangeCancelled}, env.rec.types(ent))
+	env.requireInSync()
+}
+
 func TestPlanChangeRejected(t *testing.T) {
 	t.Parallel()
 	policy := marketplace.PolicyFunc(func(_ context.Context, r marketplace.PolicyRequest) (marketplace.Decision, error) {

@@ -201,6 +201,7 @@ type Entitlement struct {
 	Product          string    // product (service) name
 	Plan             string    // current plan
 	PendingPlan      string    // plan requested by a pending plan change ("" if none)
+	Offer            string    // offer resource name, as Procurement's offer field ("" if none, or if stored by an older version)
 	State            string    // Google's enum value, e.g. "ENTITLEMENT_ACTIVE"
 	UsageReportingID string    // consumer id for Service Control usage reports
 	UpdateTime       time.Time // Procurement updateTime last applied

@@ -22,7 +22,7 @@ import (
 //	POST /control/accounts/{id}:delete
 //	POST /control/purchase {accountId?, product?, plan?, offer?, offerDuration?,
 //	     offerEndTime?, startTime?, usageBased?, autoApprove?} → {"entitlementId", "accountId"}
-//	POST /control/entitlements/{id}:requestPlanChange {plan}
+//	POST /control/entitlements/{id}:requestPlanChange {plan, offer (optional)}
 //	POST /control/entitlements/{id}:cancelPlanChange
 //	POST /control/entitlements/{id}:cancel {immediate?}
 //	POST /control/entitlements/{id}:revertCancellation
@@ -211,6 +211,7 @@ func (s *Server) controlEntitlementAction(w http.ResponseWriter, r *http.Request
 	}
 	var req struct {
 		Plan      string `json:"plan"`
+		Offer     string `json:"offer"`
 		Immediate bool   `json:"immediate"`
 	}
 	if err := decodeControlBody(w, r, &req); err != nil {
@@ -222,6 +223,10 @@ func (s *Server) controlEntitlementAction(w http.ResponseWriter, r *http.Request
 	case "requestPlanChange":
 		if req.Plan == "" {
 			err = badControlRequest("requestPlanChange needs a plan")
+			break
+		}
+		if req.Offer != "" {
+			err = s.RequestOfferChange(ctx, id, req.Plan, req.Offer)
 			break
 		}
 		err = s.RequestPlanChange(ctx, id, req.Plan)

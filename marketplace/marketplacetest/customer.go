@@ -160,6 +160,22 @@ func (s *Server) Purchase(ctx context.Context, p PurchaseParams) (string, error)
 // For an auto-approved entitlement ENTITLEMENT_OFFER_ACCEPTED is published
 // instead and the plan changes at once (ENTITLEMENT_PLAN_CHANGED).
 func (s *Server) RequestPlanChange(ctx context.Context, entitlementID, newPlan string) error {
+	return s.requestChange(ctx, entitlementID, newPlan, "")
+}
+
+// RequestOfferChange makes the customer accept a private offer that
+// replaces the entitlement's active one ("Replace an active offer"). It is
+// RequestPlanChange with newPendingOffer set to offer (an offer resource
+// name); newPlan may be the current plan. Once the change is approved (or
+// at once, if auto-approved) the entitlement's offer is the new one.
+func (s *Server) RequestOfferChange(ctx context.Context, entitlementID, newPlan, offer string) error {
+	if offer == "" {
+		return fmt.Errorf("%w: empty offer", ErrInvalidParams)
+	}
+	return s.requestChange(ctx, entitlementID, newPlan, offer)
+}
+
+func (s *Server) requestChange(ctx context.Context, entitlementID, newPlan, newOffer string) error {
 	if newPlan == "" {
 		return fmt.Errorf("%w: empty plan", ErrInvalidParams)
 	}
@@ -167,11 +183,14 @@ func (s *Server) RequestPlanChange(ctx context.Context, entitlementID, newPlan s
 		if e.state != StateActive {
 			return &wrongStateError{"request plan change for", e.id, e.state}
 		}
-		e.newPendingPlan = newPlan
+		e.newPendingPlan, e.newPendingOffer = newPlan, newOffer
 		if e.autoApprove {
 			s.touchLocked(e)
 			s.publishEntitlementLocked("ENTITLEMENT_OFFER_ACCEPTED", e, func(w *wireEventEntitlement) {
 				w.NewPlan = newPlan
+				if newOffer != "" {
+					w.NewOffer = newOffer
+				}
 				w.NewOfferStartTime = strPtr(formatTimestamp(s.clock.Now()))
 				w.OrderID = e.id
 			})
@@ -181,6 +200,9 @@ func (s *Server) RequestPlanChange(ctx context.Context, entitlementID, newPlan s
 		s.setStateLocked(e, StatePendingPlanChangeApproval)
 		s.publishEntitlementLocked("ENTITLEMENT_PLAN_CHANGE_REQUESTED", e, func(w *wireEventEntitlement) {
 			w.NewPlan = newPlan
+			if newOffer != "" {
+				w.NewOffer = newOffer
+			}
 		})
 		return nil
 	})

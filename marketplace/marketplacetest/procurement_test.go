@@ -170,6 +170,49 @@ func TestEntitlementRejectRemoves(t *testing.T) {
 	assert.Equal(t, []string{"ENTITLEMENT_CREATION_REQUESTED", "ENTITLEMENT_CANCELLED", "ENTITLEMENT_DELETED"}, eventTypesFor(s, entID))
 }
 
+// A replacement offer on the same plan is a plan change whose
+// newPendingOffer becomes the offer once approved; withdrawn, the offer
+// stays.
+func TestOfferReplacement(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := New(t)
+	svc := procurementClient(t, s)
+	acct := approvedAccount(t, s, svc)
+	const first, second, third = "projects/1/services/s/privateOffers/first", "projects/1/services/s/privateOffers/second", "projects/1/services/s/privateOffers/third"
+	entID, err := s.Purchase(ctx, PurchaseParams{AccountID: acct, Plan: "basic", Offer: first})
+	require.NoError(t, err)
+	name := s.entitlementName(entID)
+	_, err = svc.Providers.Entitlements.Approve(name, &ccp.ApproveEntitlementRequest{}).Context(ctx).Do()
+	require.NoError(t, err)
+
+	require.ErrorIs(t, s.RequestOfferChange(ctx, entID, "basic", ""), ErrInvalidParams)
+	require.NoError(t, s.RequestOfferChange(ctx, entID, "basic", second))
+	e, err := svc.Providers.Entitlements.Get(name).Context(ctx).Do()
+	require.NoError(t, err)
+	assert.Equal(t, "ENTITLEMENT_PENDING_PLAN_CHANGE_APPROVAL", e.State)
+	assert.Equal(t, "basic", e.NewPendingPlan)
+	assert.Equal(t, second, e.NewPendingOffer)
+	assert.Equal(t, first, e.Offer)
+	_, err = svc.Providers.Entitlements.ApprovePlanChange(name, &ccp.ApproveEntitlementPlanChangeRequest{PendingPlanName: "basic"}).Context(ctx).Do()
+	require.NoError(t, err)
+	e, err = svc.Providers.Entitlements.Get(name).Context(ctx).Do()
+	require.NoError(t, err)
+	assert.Equal(t, "ENTITLEMENT_ACTIVE", e.State)
+	assert.Equal(t, second, e.Offer)
+	assert.Empty(t, e.NewPendingOffer)
+
+	require.NoError(t, s.RequestOfferChange(ctx, entID, "basic", third))
+	require.NoError(t, s.CancelPlanChange(ctx, entID))
+	e, err = svc.Providers.Entitlements.Get(name).Context(ctx).Do()
+	require.NoError(t, err)
+	assert.Equal(t, "ENTITLEMENT_ACTIVE", e.State)
+	assert.Equal(t, second, e.Offer)
+	assert.Empty(t, e.NewPendingOffer)
+	assert.Equal(t, []string{"ENTITLEMENT_CREATION_REQUESTED", "ENTITLEMENT_ACTIVE", "ENTITLEMENT_PLAN_CHANGE_REQUESTED",
+		"ENTITLEMENT_PLAN_CHANGED", "ENTITLEMENT_PLAN_CHANGE_REQUESTED", "ENTITLEMENT_PLAN_CHANGE_CANCELLED"}, eventTypesFor(s, entID))
+}
+
 func TestPlanChangeApproveReject(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -18,10 +18,11 @@
 //	entID, _ := s.Purchase(ctx, marketplacetest.PurchaseParams{}) // publishes ENTITLEMENT_CREATION_REQUESTED
 //
 // The customer and Google are methods on the Server (CreateAccount, Purchase,
-// RequestPlanChange, Cancel, EndTerm, DeleteAccount, ...). Every change
-// advances the resource's updateTime and publishes the message Google would
-// publish to projects/cloudcommerceproc-prod/topics/<providerID>. Inspection
-// methods (Entitlements, Reports, Violations, Published, Calls) return
+// RequestPlanChange, RequestOfferChange, Cancel, EndTerm, DeleteAccount,
+// ...). Every change advances the resource's updateTime and publishes the
+// message Google would publish to
+// projects/cloudcommerceproc-prod/topics/<providerID>. Inspection methods
+// (Entitlements, Reports, Violations, Published, Calls) return
 // snapshots taken under the server's lock. InjectFault makes the HTTP APIs
 // fail in the ways real networks and Google do.
 //

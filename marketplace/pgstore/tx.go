@@ -16,7 +16,7 @@ import (
 
 const (
 	accountColumns     = "id, signup_approved, vendor_user_id, user_identity, update_time, created_at"
-	entitlementColumns = "id, account_id, product, plan, pending_plan, state, usage_reporting_id, update_time, parked, parked_at, cancel_time"
+	entitlementColumns = "id, account_id, product, plan, pending_plan, state, usage_reporting_id, update_time, parked, parked_at, cancel_time, offer"
 	approvalColumns    = "entitlement_id, kind, account_id, plan, requested_at, seq"
 )
 
@@ -36,10 +36,11 @@ type queries struct {
 
 func newQueries(schema string) queries {
 	r := strings.NewReplacer("{s}", schema)
-	upsertEntitlement := "INSERT INTO {s}.entitlements AS e (" + entitlementColumns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)" +
+	upsertEntitlement := "INSERT INTO {s}.entitlements AS e (" + entitlementColumns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)" +
 		" ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id, product = excluded.product, plan = excluded.plan," +
 		" pending_plan = excluded.pending_plan, state = excluded.state, usage_reporting_id = excluded.usage_reporting_id," +
-		" update_time = excluded.update_time, parked = excluded.parked, parked_at = excluded.parked_at, cancel_time = excluded.cancel_time"
+		" update_time = excluded.update_time, parked = excluded.parked, parked_at = excluded.parked_at, cancel_time = excluded.cancel_time," +
+		" offer = excluded.offer"
 	return queries{
 		schema:          schema,
 		migrationsTable: r.Replace("{s}.schema_migrations"),
@@ -297,20 +298,20 @@ func (t *tx) ListAccounts(ctx context.Context) ([]marketplace.Account, error) {
 func scanEntitlement(row pgx.Row) (marketplace.Entitlement, error) {
 	var e marketplace.Entitlement
 	err := row.Scan(&e.ID, &e.AccountID, &e.Product, &e.Plan, &e.PendingPlan, &e.State, &e.UsageReportingID,
-		&e.UpdateTime, &e.Parked, &e.ParkedAt, &e.CancelTime)
+		&e.UpdateTime, &e.Parked, &e.ParkedAt, &e.CancelTime, &e.Offer)
 	e.UpdateTime, e.ParkedAt, e.CancelTime = e.UpdateTime.UTC(), e.ParkedAt.UTC(), e.CancelTime.UTC()
 	return e, err
 }
 
 func entitlementArgs(e marketplace.Entitlement) ([]any, error) {
 	if err := errors.Join(
-		checkText(e.AccountID, e.Product, e.Plan, e.PendingPlan, e.State, e.UsageReportingID),
+		checkText(e.AccountID, e.Product, e.Plan, e.PendingPlan, e.State, e.UsageReportingID, e.Offer),
 		checkTime(e.UpdateTime, e.ParkedAt, e.CancelTime),
 	); err != nil {
 		return nil, err
 	}
 	return []any{e.ID, e.AccountID, e.Product, e.Plan, e.PendingPlan, e.State, e.UsageReportingID,
-		e.UpdateTime, e.Parked, e.ParkedAt, e.CancelTime}, nil
+		e.UpdateTime, e.Parked, e.ParkedAt, e.CancelTime, e.Offer}, nil
 }
 
 func (t *tx) GetEntitlement(ctx context.Context, id string) (marketplace.Entitlement, error) {

@@ -111,3 +111,47 @@ func TestMigrateFailureLeavesVersion(t *testing.T) {
 	}))
 	require.NoError(t, s.Close())
 }
+
+// TestMigrateAddsOffer opens a database written at version 2, before
+// entitlements kept their offer: its rows read as no offer, and new ones
+// keep theirs. Not parallel: it swaps the package's migration list.
+func TestMigrateAddsOffer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	ctx := context.Background()
+	saved := migrations
+	migrations = saved[:2]
+	// The statements of this version need the offer column, so Open fails
+	// once the schema is at version 2: that is the file to upgrade.
+	if s, err := Open(ctx, path); err == nil {
+		_ = s.Close()
+	}
+	migrations = saved
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	var version int
+	require.NoError(t, db.QueryRow("PRAGMA user_version").Scan(&version))
+	require.Equal(t, 2, version)
+	_, err = db.Exec(`INSERT INTO entitlements (id, account_id, product, plan, pending_plan, state, usage_reporting_id, update_time, parked, parked_at, cancel_time)
+		VALUES ('ent-old', 'acct-1', 'svc', 'basic', '', 'ENTITLEMENT_ACTIVE', 'project_number:1', ?, 0, ?, ?)`,
+		"2026-01-05T09:00:00.000000000Z", "0001-01-01T00:00:00.000000000Z", "0001-01-01T00:00:00.000000000Z")
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	s, err := Open(ctx, path)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	require.NoError(t, s.InTx(ctx, func(ctx context.Context, tx marketplace.Tx) error {
+		old, err := tx.GetEntitlement(ctx, "ent-old")
+		require.NoError(t, err)
+		assert.Equal(t, "basic", old.Plan)
+		assert.Empty(t, old.Offer)
+		old.Offer = "projects/1/services/svc/privateOffers/o"
+		return tx.PutEntitlement(ctx, old)
+	}))
+	require.NoError(t, s.InTx(ctx, func(ctx context.Context, tx marketplace.Tx) error {
+		got, err := tx.GetEntitlement(ctx, "ent-old")
+		require.NoError(t, err)
+		assert.Equal(t, "projects/1/services/svc/privateOffers/o", got.Offer)
+		return nil
+	}))
+}

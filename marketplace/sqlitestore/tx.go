@@ -108,12 +108,13 @@ func (st *statements) query(query string, args ...any) (*sql.Rows, error) {
 
 const (
 	accountColumns     = "id, signup_approved, vendor_user_id, user_identity, update_time, created_at"
-	entitlementColumns = "id, account_id, product, plan, pending_plan, state, usage_reporting_id, update_time, parked, parked_at, cancel_time"
+	entitlementColumns = "id, account_id, product, plan, pending_plan, state, usage_reporting_id, update_time, parked, parked_at, cancel_time, offer"
 	approvalColumns    = "entitlement_id, kind, account_id, plan, requested_at, seq"
-	upsertEntitlement  = "INSERT INTO entitlements (" + entitlementColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" +
+	upsertEntitlement  = "INSERT INTO entitlements (" + entitlementColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" +
 		" ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id, product = excluded.product, plan = excluded.plan," +
 		" pending_plan = excluded.pending_plan, state = excluded.state, usage_reporting_id = excluded.usage_reporting_id," +
-		" update_time = excluded.update_time, parked = excluded.parked, parked_at = excluded.parked_at, cancel_time = excluded.cancel_time"
+		" update_time = excluded.update_time, parked = excluded.parked, parked_at = excluded.parked_at, cancel_time = excluded.cancel_time," +
+		" offer = excluded.offer"
 )
 
 func prepareStatements(ctx context.Context, conn *sql.Conn) (*statements, error) {
@@ -386,7 +387,7 @@ func scanEntitlement(row scanner) (marketplace.Entitlement, error) {
 	var e marketplace.Entitlement
 	var updateTime, parkedAt, cancelTime string
 	if err := row.Scan(&e.ID, &e.AccountID, &e.Product, &e.Plan, &e.PendingPlan, &e.State, &e.UsageReportingID,
-		&updateTime, &e.Parked, &parkedAt, &cancelTime); err != nil {
+		&updateTime, &e.Parked, &parkedAt, &cancelTime, &e.Offer); err != nil {
 		return e, err
 	}
 	var err error
@@ -406,7 +407,7 @@ func entitlementArgs(e marketplace.Entitlement) ([]any, error) {
 		return nil, err
 	}
 	return []any{e.ID, e.AccountID, e.Product, e.Plan, e.PendingPlan, e.State, e.UsageReportingID,
-		ts[0], e.Parked, ts[1], ts[2]}, nil
+		ts[0], e.Parked, ts[1], ts[2], e.Offer}, nil
 }
 
 func (t *tx) GetEntitlement(ctx context.Context, id string) (marketplace.Entitlement, error) {

@@ -55,6 +55,7 @@ func fullEntitlement() marketplace.Entitlement {
 		Product:          "example-saas.endpoints.example-project.cloud.goog",
 		Plan:             "basic",
 		PendingPlan:      "premium",
+		Offer:            "projects/123/services/example-saas.endpoints.example-project.cloud.goog/privateOffers/offer-1",
 		State:            "ENTITLEMENT_PENDING_PLAN_CHANGE_APPROVAL",
 		UsageReportingID: "project_number:123456789",
 		UpdateTime:       at(3 * time.Second).In(time.FixedZone("CET", 3600)),
