@@ -191,3 +191,40 @@ func TestOpenOwnsItsPool(t *testing.T) {
 	require.NoError(t, s2.Close())
 	require.NoError(t, pool.Ping(context.Background()))
 }
+
+// A schema at version 2, from before entitlements kept their offer, is
+// upgraded by New: its rows read as no offer, and new writes keep theirs.
+func TestMigrationAddsOffer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := sharedPool(t)
+	schema := freshSchema(t)
+	s := newStore(t, pool, schema)
+	require.Equal(t, 3, pgstore.SchemaVersion())
+	q := pgx.Identifier{schema}.Sanitize()
+	// Back to version 2, as an older release left it, with one row.
+	_, err := pool.Exec(ctx, "ALTER TABLE "+q+".entitlements DROP COLUMN offer; DELETE FROM "+q+".schema_migrations WHERE version = 3")
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "INSERT INTO "+q+`.entitlements (id, account_id, product, plan, pending_plan, state, usage_reporting_id,
+		update_time, parked, parked_at, cancel_time) VALUES ('ent-old', 'acct-1', 'svc', 'basic', '', 'ENTITLEMENT_ACTIVE', 'project_number:1',
+		now(), false, '0001-01-01 00:00:00+00', '0001-01-01 00:00:00+00')`)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	s = newStore(t, pool, schema)
+	assert.Equal(t, 3, queryInt(t, pool, "SELECT max(version) FROM "+q+".schema_migrations"))
+	require.NoError(t, s.InTx(ctx, func(ctx context.Context, tx marketplace.Tx) error {
+		old, err := tx.GetEntitlement(ctx, "ent-old")
+		require.NoError(t, err)
+		assert.Equal(t, "basic", old.Plan)
+		assert.Empty(t, old.Offer)
+		old.Offer = "projects/1/services/svc/privateOffers/o"
+		return tx.PutEntitlement(ctx, old)
+	}))
+	require.NoError(t, s.InTx(ctx, func(ctx context.Context, tx marketplace.Tx) error {
+		got, err := tx.GetEntitlement(ctx, "ent-old")
+		require.NoError(t, err)
+		assert.Equal(t, "projects/1/services/svc/privateOffers/o", got.Offer)
+		return nil
+	}))
+}
