@@ -36,14 +36,19 @@
 //     not name it).
 //   - Rejected: Google refused it permanently (a reportError such as
 //     INVALID_ARGUMENT), with the reason; Retry puts it back.
-//   - Expired: still Unknown at its deadline; no longer resent on its own,
-//     surfaced through Backlog and DeadlineAlert for an operator to
-//     reconcile with the billing export and Settle or Retry.
+//   - Expired: still Unknown past its deadline after at least 3 sends (so
+//     a window sealed after its deadline, in catch-up, is sent 3 times);
+//     no longer resent on its own, surfaced through Backlog and
+//     DeadlineAlert for an operator to reconcile with the billing export
+//     and Settle or Retry.
 //
 // Per-operation reportErrors are handled one by one: UNAVAILABLE, INTERNAL,
-// ABORTED and RESOURCE_EXHAUSTED leave the window Pending; FAILED_PRECONDITION
-// leaves it Pending and re-checks the consumer (it is usually blocked); any
-// other code rejects it. A whole-request 400 is split to isolate the bad
+// ABORTED and RESOURCE_EXHAUSTED leave the window Pending, and so do
+// NOT_FOUND, PERMISSION_DENIED and UNAUTHENTICATED (as the same answers to
+// the whole call do; IAM changes take a minute to apply); FAILED_PRECONDITION
+// leaves it Pending and re-checks the consumer (it is usually blocked);
+// DEADLINE_EXCEEDED, UNKNOWN and an error without a status leave it Unknown;
+// any other code rejects it. A whole-request 400 is split to isolate the bad
 // operation. 429, 401, 403 and 404 answers mean nothing was applied
 // (Pending); other failures are Unknown. Retries back off from 5 s to 5 min.
 //

@@ -148,3 +148,32 @@ func TestFinalWindowRetriedBeforeItsDeadline(t *testing.T) {
 		})
 	}
 }
+
+// A cancellation announced for the term end (End = that end) and reported
+// done a little later keeps the earlier End: usage between the two is
+// refused, never billed. A reverted cancellation clears End, after which a
+// later one can be set.
+func TestLaterEndDoesNotReopenUsage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	t0 := e.clock.Now()
+	c := e.consumer(time.Time{}, time.Time{})
+	termEnd := t0.Add(20 * time.Minute)
+	e.cancel(&c, termEnd)                // ENTITLEMENT_PENDING_CANCELLATION
+	e.cancel(&c, t0.Add(25*time.Minute)) // ENTITLEMENT_CANCELLED, processed later
+	require.NoError(t, e.clock.Set(t0.Add(30*time.Minute)))
+	err := e.rep.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 100, Time: t0.Add(22 * time.Minute)})
+	require.ErrorIs(t, err, usage.ErrAfterEnd)
+	st, err := e.ledger.GetConsumer(ctx, c.EntitlementID)
+	require.NoError(t, err)
+	assert.True(t, st.End.Equal(termEnd), "End %v", st.End)
+
+	// Reverted, then cancelled again at a later term end.
+	e.cancel(&c, time.Time{})
+	later := t0.Add(90 * time.Minute)
+	e.cancel(&c, later)
+	st, err = e.ledger.GetConsumer(ctx, c.EntitlementID)
+	require.NoError(t, err)
+	assert.True(t, st.End.Equal(later), "End %v", st.End)
+}

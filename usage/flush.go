@@ -259,7 +259,7 @@ func (f *flush) process(ctx context.Context, ws []Window) error {
 	byConsumer := map[string][]Window{}
 	var consumers []string
 	for _, w := range ws {
-		if w.State == StateUnknown && f.now.After(w.Deadline) {
+		if w.State == StateUnknown && f.now.After(w.Deadline) && w.Attempts >= minAttemptsBeforeExpiry {
 			w.State, w.LeaseUntil = StateExpired, time.Time{}
 			w.Reason = "outcome unknown and the reporting deadline passed: not resent automatically; reconcile, then Settle or Retry (last: " + w.Reason + ")"
 			updates = append(updates, updateOf(w))
@@ -281,8 +281,17 @@ func (f *flush) process(ctx context.Context, ws []Window) error {
 	for _, cid := range consumers {
 		group := byConsumer[cid]
 		res := results[cid]
-		if err := f.setServing(ctx, group[0], res); err != nil {
-			return err
+		// The answer is about the consumer (a project), which several
+		// entitlements can share: each of them is served, or not.
+		served := map[string]bool{}
+		for _, w := range group {
+			if served[w.EntitlementID] {
+				continue
+			}
+			served[w.EntitlementID] = true
+			if err := f.setServing(ctx, w, res); err != nil {
+				return err
+			}
 		}
 		if res.ok {
 			send = append(send, group...)
@@ -325,6 +334,12 @@ func (f *flush) update(ctx context.Context, updates []WindowUpdate) error {
 	}
 	return nil
 }
+
+// minAttemptsBeforeExpiry is how many times an Unknown window is sent before
+// its deadline can expire it. A window sealed after its deadline (catch-up
+// after downtime) would otherwise expire after one ambiguous failure,
+// without the resends a window sealed in time gets.
+const minAttemptsBeforeExpiry = 3
 
 // backoff is the delay before a window that failed attempts times is tried
 // again: 5 s doubling to at most 5 minutes.
@@ -630,9 +645,12 @@ func (f *flush) send(ctx context.Context, ws []Window, ops []*servicecontrol.Ope
 var retryableCodes = map[int64]bool{8: true, 10: true, 13: true, 14: true}
 
 // outcomeOfReportError handles one reportError: transient → Pending (resent
-// later with the same id); DEADLINE_EXCEEDED and UNKNOWN → Unknown;
-// FAILED_PRECONDITION → Pending and the consumer is checked again (it is
-// usually blocked); anything else → Rejected, permanently, with the reason.
+// later with the same id); NOT_FOUND, PERMISSION_DENIED and UNAUTHENTICATED
+// → Pending, as the same refusals of the whole call (404, 403, 401) are: an
+// IAM change takes about a minute to apply; DEADLINE_EXCEEDED, UNKNOWN and
+// an error without a status → Unknown; FAILED_PRECONDITION → Pending and the
+// consumer is checked again (it is usually blocked); anything else →
+// Rejected, permanently, with the reason.
 func (f *flush) outcomeOfReportError(w Window, st *servicecontrol.Status) Window {
 	var code int64
 	msg := ""
@@ -641,9 +659,9 @@ func (f *flush) outcomeOfReportError(w Window, st *servicecontrol.Status) Window
 	}
 	reason := fmt.Sprintf("reportError code %d: %s", code, msg)
 	switch {
-	case retryableCodes[code]:
+	case retryableCodes[code], code == 5, code == 7, code == 16:
 		w.State, w.LeaseUntil = StatePending, f.now.Add(backoff(w.Attempts))
-	case code == 4 || code == 2:
+	case code == 4 || code == 2 || code == 0:
 		w.State, w.LeaseUntil = StateUnknown, f.now.Add(backoff(w.Attempts))
 	case code == 9:
 		w.State, w.LeaseUntil = StatePending, f.now.Add(backoff(w.Attempts))

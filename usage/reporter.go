@@ -302,6 +302,11 @@ func (r *Reporter) windowStart(t time.Time) time.Time { return t.UTC().Truncate(
 // returns and idempotent. The first registration starts the consumer's
 // windows at the current window (or at Start if that is later); usage
 // between Start and then is accepted and reported in the first window.
+//
+// An End later than the one registered is not taken: an entitlement whose
+// cancellation was announced for its term end (End = that end) and then
+// reported cancelled a little later must not have the usage in between
+// billed. Clear End (a reverted cancellation) to move it on.
 func (r *Reporter) Register(ctx context.Context, c Consumer) error {
 	switch {
 	case c.EntitlementID == "":
@@ -312,6 +317,15 @@ func (r *Reporter) Register(ctx context.Context, c Consumer) error {
 		return fmt.Errorf("usage: register %s: end %v before start %v: %w", c.EntitlementID, c.End, c.Start, ErrInvalid)
 	}
 	c.Start, c.End = c.Start.UTC(), c.End.UTC()
+	if !c.End.IsZero() {
+		old, err := r.ledger.GetConsumer(ctx, c.EntitlementID)
+		switch {
+		case err == nil && !old.End.IsZero() && old.End.Before(c.End):
+			c.End = old.End
+		case err != nil && !errors.Is(err, ErrUnknownConsumer):
+			return fmt.Errorf("usage: register %s: %w", c.EntitlementID, err)
+		}
+	}
 	frontier := r.windowStart(r.cfg.now())
 	if c.Start.After(frontier) {
 		frontier = c.Start

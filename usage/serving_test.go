@@ -217,3 +217,90 @@ func TestUnknownWindowExpiresAtDeadline(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, usage.StateRejected, ws[0].State)
 }
+
+// A check answers for a consumer (a project), which several entitlements
+// can share: a stop-serving code stops every one of them, and each is
+// served again when it clears.
+func TestStopServingAppliesToEveryEntitlementOfTheConsumer(t *testing.T) {
+	t.Parallel()
+	var log servingLog
+	e := newEnv(t, nil, usage.WithServingChanged(log.add))
+	ctx := context.Background()
+	first := e.consumer(time.Time{}, time.Time{})
+	id, err := e.srv.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true})
+	require.NoError(t, err)
+	second := usage.Consumer{EntitlementID: id, UsageReportingID: first.UsageReportingID}
+	require.NoError(t, e.rep.Register(ctx, second))
+	e.srv.SetCheckError(first.UsageReportingID, "BILLING_DISABLED")
+	e.clock.Advance(time.Hour + time.Minute)
+	e.flush()
+	for _, c := range []usage.Consumer{first, second} {
+		st, err := e.rep.Serving(ctx, c.EntitlementID)
+		require.NoError(t, err)
+		assert.False(t, st.Serving, c.EntitlementID)
+		assert.Equal(t, "BILLING_DISABLED", st.Block.Code, c.EntitlementID)
+	}
+	require.Len(t, log.list(), 2)
+
+	e.srv.ClearCheckError(first.UsageReportingID)
+	e.clock.Advance(usage.DefaultCheckCacheTTL)
+	e.flush()
+	for _, c := range []usage.Consumer{first, second} {
+		st, err := e.rep.Serving(ctx, c.EntitlementID)
+		require.NoError(t, err)
+		assert.True(t, st.Serving, c.EntitlementID)
+	}
+	require.Len(t, log.list(), 4)
+}
+
+// A reportError that refuses an operation before any work for want of
+// permission is retried, as the same refusal of the whole call is: it is
+// not rejected for good while IAM catches up. One without a status is an
+// unknown outcome, resent with the same id.
+func TestReportErrorPermissionIsRetried(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	var cs []usage.Consumer
+	for range 2 {
+		c := e.consumer(time.Time{}, time.Time{})
+		cs = append(cs, c)
+		e.record(c, "requests", 4, e.clock.Now().Add(time.Minute), nil)
+	}
+	e.clock.Advance(time.Hour)
+	ws := sealedWindows(t, e)
+	require.Len(t, ws, 2)
+	e.srv.InjectReportError(ws[0].OperationID, 7, "Permission 'servicemanagement.services.report' denied")
+	e.srv.InjectReportError(ws[1].OperationID, 16, "Request had invalid authentication credentials")
+	e.flush()
+	for _, w := range ws {
+		got, err := e.ledger.ListWindows(ctx, usage.WindowQuery{OperationID: w.OperationID})
+		require.NoError(t, err)
+		assert.Equal(t, usage.StatePending, got[0].State, got[0].Reason)
+	}
+	e.clock.Advance(time.Minute)
+	e.flush()
+	for _, c := range cs {
+		assert.Equal(t, int64(4), e.srv.BilledTotal(c.UsageReportingID, metricRequests))
+	}
+	assert.Empty(t, e.srv.Violations())
+}
+
+// After downtime the windows sealed in catch-up are past their deadline
+// already; one ambiguous failure does not expire them: they are resent
+// with the same ids.
+func TestCatchUpWindowSurvivesOneFailure(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	t0 := e.clock.Now()
+	c := e.consumer(time.Time{}, time.Time{})
+	e.record(c, "requests", 11, t0.Add(10*time.Minute), nil)
+	e.clock.Advance(3*time.Hour + 2*time.Minute) // the reporter was down
+	e.srv.InjectFault(marketplacetest.Fault{Method: marketplacetest.MethodServicesReport, Kind: marketplacetest.FaultStatus, Status: 503})
+	e.flush()
+	e.clock.Advance(time.Minute)
+	e.flush()
+	assert.Equal(t, int64(11), e.srv.BilledTotal(c.UsageReportingID, metricRequests))
+	assert.Empty(t, e.open())
+	assert.Empty(t, e.srv.Violations())
+}
