@@ -260,42 +260,39 @@ func (c *keyCache) key(ctx context.Context, kid string) (*rsa.PublicKey, error) 
 			}
 		}
 
-		// This caller fetches; others wait for it.
-		prevAttempt := c.lastAttempt
+		// This caller starts a fetch, which every caller (this one too)
+		// then waits for. The fetch does not end with the caller's context
+		// (keyFetchTimeout bounds it) and always counts against the rate
+		// limit: otherwise a client that sends a made-up kid and hangs up
+		// would abort it and reset the limit, and could make the verifier
+		// fetch once per connection.
 		c.lastAttempt = now
 		done := make(chan struct{})
 		c.inflight = done
 		c.mu.Unlock()
+		go c.refresh(context.WithoutCancel(ctx), done)
+	}
+}
 
-		keys, ttl, err := c.fetch(ctx)
-
-		c.mu.Lock()
-		switch {
-		case err == nil:
-			c.keys, c.expires, c.lastErr = keys, c.now().Add(ttl), nil
-		case ctx.Err() != nil:
-			// The caller gave up: that says nothing about the endpoint, so
-			// it does not count against the rate limit.
-			c.lastAttempt = prevAttempt
-		default:
-			c.lastErr = err
-		}
-		c.inflight = nil
-		close(done)
-		c.mu.Unlock()
-
-		if err == nil {
-			c.logger.LogAttrs(ctx, slog.LevelDebug, "marketplace: fetched signing keys",
-				slog.String("url", c.url), slog.Int("keys", len(keys)), slog.Duration("ttl", ttl))
-			continue // look kid up in the new set
-		}
-		if ctx.Err() != nil {
-			return nil, c.tokenErr(ErrKeysUnavailable, err)
-		}
+// refresh fetches the key set, records the outcome and closes done.
+func (c *keyCache) refresh(ctx context.Context, done chan struct{}) {
+	keys, ttl, err := c.fetch(ctx)
+	c.mu.Lock()
+	if err == nil {
+		c.keys, c.expires, c.lastErr = keys, c.now().Add(ttl), nil
+	} else {
+		c.lastErr = err
+	}
+	c.inflight = nil
+	close(done)
+	c.mu.Unlock()
+	if err != nil {
 		c.logger.LogAttrs(ctx, slog.LevelWarn, "marketplace: fetching signing keys failed",
 			slog.String("url", c.url), slog.String("error", err.Error()))
-		return nil, c.tokenErr(ErrKeysUnavailable, err)
+		return
 	}
+	c.logger.LogAttrs(ctx, slog.LevelDebug, "marketplace: fetched signing keys",
+		slog.String("url", c.url), slog.Int("keys", len(keys)), slog.Duration("ttl", ttl))
 }
 
 // fetch downloads and parses the key set, returning how long to cache it.

@@ -389,7 +389,11 @@ func TestKeyCacheEndpointDown(t *testing.T) {
 	})
 }
 
-func TestKeyCacheCallerCancelDoesNotChargeRateLimit(t *testing.T) {
+// A caller that gives up (a client that sends a made-up kid and hangs up)
+// neither aborts the fetch it started nor resets the rate limit: the fetch
+// completes for the callers after it, and a flood of such callers costs
+// one fetch per interval.
+func TestKeyCacheCallerCancelKeepsFetchAndRateLimit(t *testing.T) {
 	t.Parallel()
 	k1 := keyTestRSA1()
 	ks := newKeyServer(t, map[string]string{"k1": keyTestCertPEM(t, &k1.PublicKey, k1)})
@@ -400,7 +404,7 @@ func TestKeyCacheCallerCancelDoesNotChargeRateLimit(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.key(ctx, "k1")
+		_, err := c.key(ctx, "made-up")
 		done <- err
 	}()
 	require.Eventually(t, func() bool { return ks.requests.Load() == 1 }, 5*time.Second, time.Millisecond)
@@ -412,8 +416,15 @@ func TestKeyCacheCallerCancelDoesNotChargeRateLimit(t *testing.T) {
 	ks.setGate(nil)
 	close(gate)
 	_, err = c.key(context.Background(), "k1")
-	require.NoError(t, err, "the cancelled fetch must not block the next one for the interval")
-	assert.EqualValues(t, 2, ks.requests.Load())
+	require.NoError(t, err, "the fetch the first caller started completes for the next")
+	for range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, _ = c.key(ctx, "made-up")
+		_, err = c.key(context.Background(), "made-up")
+		requireTokenReason(t, err, ErrTokenUnknownKey)
+	}
+	assert.EqualValues(t, 1, ks.requests.Load(), "one fetch in the interval, whoever hung up")
 }
 
 func TestCacheTTL(t *testing.T) {

@@ -107,8 +107,28 @@ func TestCompleteSignupRefusesAnotherVendorUser(t *testing.T) {
 	env.signup(acct)
 	_, err = env.proc.CompleteSignup(env.ctx, marketplace.SignupParams{AccountID: acct, VendorUserID: "someone-else"})
 	require.ErrorIs(t, err, marketplace.ErrAccountLinked)
+	linked := "tenant-" + acct[:8]
+	assert.NotContains(t, err.Error(), linked, "the linked customer's id is not for the other user's eyes")
+	local, ok := env.localAccount(acct)
+	require.True(t, ok)
+	assert.Equal(t, linked, local.VendorUserID)
 	_, err = env.proc.CompleteSignup(env.ctx, marketplace.SignupParams{AccountID: acct})
 	require.ErrorIs(t, err, marketplace.ErrInvalid)
+}
+
+// Another Google user of the same account signing up again for the same
+// customer does not replace the google.user_identity stored first.
+func TestCompleteSignupKeepsTheFirstUserIdentity(t *testing.T) {
+	t.Parallel()
+	env := newProcEnv(t)
+	acct, err := env.srv.CreateAccount(env.ctx)
+	require.NoError(t, err)
+	env.signup(acct) // UserIdentity "uid"
+	_, err = env.proc.CompleteSignup(env.ctx, marketplace.SignupParams{AccountID: acct, VendorUserID: "tenant-" + acct[:8], UserIdentity: "other-google-user"})
+	require.NoError(t, err)
+	local, ok := env.localAccount(acct)
+	require.True(t, ok)
+	assert.Equal(t, "uid", local.UserIdentity)
 }
 
 func TestEntitlementAfterSignupApprovedAtOnce(t *testing.T) {

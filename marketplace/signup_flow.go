@@ -19,6 +19,8 @@ type SignupParams struct {
 	// organisation) that the account is linked to.
 	VendorUserID string
 	// UserIdentity is the token's google.user_identity, kept for reference.
+	// The first one stored stays: a later sign-up of the same account by
+	// another Google user does not replace it.
 	UserIdentity string
 }
 
@@ -86,8 +88,12 @@ func (p *Processor) CompleteSignup(ctx context.Context, params SignupParams) (Si
 		return SignupResult{}, fmt.Errorf("marketplace: complete sign-up of account %s: reading local account: %w", id, err)
 	}
 	if prev != nil && prev.VendorUserID != "" && prev.VendorUserID != params.VendorUserID {
-		return SignupResult{}, fmt.Errorf("marketplace: complete sign-up of account %s for vendor user %q: %w (%q)",
-			id, params.VendorUserID, ErrAccountLinked, prev.VendorUserID)
+		// The other customer's id goes to the log, not into the error an
+		// application may show the user.
+		log.LogAttrs(ctx, slog.LevelWarn, "marketplace: sign-up refused: account already linked to another vendor user",
+			slog.String("vendor_user_id", params.VendorUserID), slog.String("linked_vendor_user_id", prev.VendorUserID))
+		return SignupResult{}, fmt.Errorf("marketplace: complete sign-up of account %s for vendor user %q: %w",
+			id, params.VendorUserID, ErrAccountLinked)
 	}
 
 	approved, err := p.client.ApproveAccountSignup(ctx, id)
@@ -99,6 +105,9 @@ func (p *Processor) CompleteSignup(ctx context.Context, params SignupParams) (Si
 
 	linked := mergeAccount(prev, &acct, p.cfg.now())
 	linked.VendorUserID, linked.UserIdentity = params.VendorUserID, params.UserIdentity
+	if prev != nil && prev.UserIdentity != "" {
+		linked.UserIdentity = prev.UserIdentity
+	}
 	if prev == nil {
 		if err := p.accountActive(ctx, &acct, &linked, nil, log); err != nil {
 			return res, err
