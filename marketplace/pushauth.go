@@ -46,12 +46,13 @@ type PushClaims struct {
 // with Google's keys (JWKS, cached per Cache-Control and refreshed on an
 // unknown kid at most once every 30 seconds); aud equal to the configured
 // audience; exp and iat with a clock skew allowance (30 s by default); a
-// non-empty sub; and, with WithPushServiceAccount, the service account's
-// email with email_verified true.
+// non-empty sub; and the service account's email (WithPushServiceAccount)
+// with email_verified true.
 //
-// Without WithPushServiceAccount any Google-signed token minted for the
-// audience is accepted, including one a third party requests for their own
-// service account: set it in production.
+// The service account is required: anyone can have Google sign a token for
+// your endpoint's audience with their own service account, so the audience
+// alone proves nothing. WithAnyPushServiceAccount lifts the requirement,
+// knowingly.
 //
 // Failures are *TokenError values matching the ErrToken* reasons with
 // errors.Is. A PushVerifier is safe for concurrent use.
@@ -66,6 +67,7 @@ type PushOption func(*pushConfig)
 type pushConfig struct {
 	jwksURL string
 	email   string
+	any     bool // WithAnyPushServiceAccount
 	client  *http.Client
 	now     func() time.Time
 	leeway  time.Duration
@@ -87,6 +89,19 @@ func WithPushJWKSURL(url string) PushOption {
 // email_verified to be true.
 func WithPushServiceAccount(email string) PushOption {
 	return func(c *pushConfig) { c.email = email }
+}
+
+// WithAnyPushServiceAccount accepts a Google-signed token for the audience
+// whatever service account it was issued to, instead of the one
+// WithPushServiceAccount names. Anyone with a Google Cloud project can then
+// push messages to your endpoint. The processor re-reads every resource, so
+// such a message cannot approve or change anything, but it can fire the
+// informational callbacks of an active entitlement (OnEntitlementRenewed,
+// OnEntitlementOfferEnded, OnEntitlementCancelling) with fields of its
+// choosing, and spend your concurrency and API quota. For tests and for a
+// network path no one else can reach.
+func WithAnyPushServiceAccount() PushOption {
+	return func(c *pushConfig) { c.any = true }
 }
 
 // WithPushHTTPClient sets the client that fetches the keys. The default is
@@ -129,8 +144,12 @@ func NewPushVerifier(audience string, opts ...PushOption) (*PushVerifier, error)
 	if err := checkLeeway(cfg.leeway); err != nil {
 		return nil, fmt.Errorf("marketplace: NewPushVerifier: %w", err)
 	}
-	if cfg.email != "" && !strings.Contains(cfg.email, "@") {
+	switch {
+	case cfg.email != "" && !strings.Contains(cfg.email, "@"):
 		return nil, fmt.Errorf("marketplace: NewPushVerifier: service account %q is not an email address", cfg.email)
+	case cfg.email == "" && !cfg.any:
+		return nil, errors.New("marketplace: NewPushVerifier: no service account: set WithPushServiceAccount to the one " +
+			"your push subscription's OIDC token is issued for (WithAnyPushServiceAccount accepts any, which lets anyone push to you)")
 	}
 	if cfg.client == nil {
 		cfg.client = newKeyHTTPClient()

@@ -150,10 +150,10 @@ func TestVerifyPushRequestAuthorizationHeader(t *testing.T) {
 func TestVerifyPushRequestWithoutServiceAccount(t *testing.T) {
 	t.Parallel()
 	s := marketplacetest.New(t)
-	v, err := marketplace.NewPushVerifier(pushTestAudience,
+	v, err := marketplace.NewPushVerifier(pushTestAudience, marketplace.WithAnyPushServiceAccount(),
 		marketplace.WithPushJWKSURL(s.PushJWKSURL()), marketplace.WithPushClock(s.Clock().Now))
 	require.NoError(t, err)
-	// Without WithPushServiceAccount any Google-signed token for the
+	// With WithAnyPushServiceAccount any Google-signed token for the
 	// audience passes, whatever its email.
 	tok, err := s.BadPushToken(marketplacetest.BadTokenWrongEmail, pushTestAudience)
 	require.NoError(t, err)
@@ -191,9 +191,18 @@ func TestNewPushVerifierRefusesBadConfig(t *testing.T) {
 	assert.Error(t, err)
 	_, err = marketplace.NewPushVerifier("a", marketplace.WithPushServiceAccount("not-an-email"))
 	assert.Error(t, err)
-	_, err = marketplace.NewPushVerifier("a", marketplace.WithPushLeeway(time.Hour))
+	_, err = marketplace.NewPushVerifier("a", marketplace.WithPushServiceAccount("sa@p.iam.gserviceaccount.com"), marketplace.WithPushLeeway(time.Hour))
 	assert.Error(t, err)
-	v, err := marketplace.NewPushVerifier("a")
+	// The audience alone proves nothing: a service account, or the
+	// explicit choice of any, is required.
+	_, err = marketplace.NewPushVerifier("a")
+	assert.ErrorContains(t, err, "no service account")
+	_, err = marketplace.NewPushVerifier("a", marketplace.WithPushServiceAccount(""))
+	assert.ErrorContains(t, err, "no service account")
+	v, err := marketplace.NewPushVerifier("a", marketplace.WithPushServiceAccount("sa@p.iam.gserviceaccount.com"))
+	require.NoError(t, err)
+	assert.NotNil(t, v)
+	v, err = marketplace.NewPushVerifier("a", marketplace.WithAnyPushServiceAccount())
 	require.NoError(t, err)
 	assert.NotNil(t, v)
 }
