@@ -177,3 +177,32 @@ func TestLaterEndDoesNotReopenUsage(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, st.End.Equal(later), "End %v", st.End)
 }
+
+// A window of usage recorded after End is rejected under an id of its own:
+// when the cancellation is then reverted, the window sealed for the same
+// hour, metrics and labels is billed, not taken for the rejected one.
+func TestRejectedAfterEndWindowDoesNotShadowALaterOne(t *testing.T) {
+	t.Parallel()
+	for name, ledger := range finalLedgers {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, ledger(t))
+			t0 := e.clock.Now()
+			c := e.consumer(time.Time{}, time.Time{})
+			e.record(c, "requests", 7, t0.Add(20*time.Minute), nil)
+			require.NoError(t, e.clock.Set(t0.Add(30*time.Minute)))
+			e.cancel(&c, t0.Add(-10*time.Second)) // registered late, End before the usage's window
+			e.flush()
+			e.cancel(&c, time.Time{}) // reverted
+			e.record(c, "requests", 9, t0.Add(40*time.Minute), nil)
+			require.NoError(t, e.clock.Set(t0.Add(62*time.Minute)))
+			e.flush()
+			assert.Equal(t, int64(9), billedOnce(e.srv, c.UsageReportingID, metricRequests))
+			ws, err := e.ledger.ListWindows(context.Background(), usage.WindowQuery{EntitlementID: c.EntitlementID, States: []usage.WindowState{usage.StateRejected}})
+			require.NoError(t, err)
+			require.Len(t, ws, 1)
+			assert.Equal(t, int64(7), ws[0].Values[0].Int64)
+			requireNoDoubleBilling(t, e.srv)
+		})
+	}
+}

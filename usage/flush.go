@@ -205,6 +205,11 @@ func (r *Reporter) sealFunc(p SealParams, now time.Time) SealFunc {
 		for _, k := range afterEndKeys {
 			start := time.Unix(0, k.start).UTC()
 			w := newWindow(start, r.windowStart(start).Add(r.cfg.window), k.labels, sumRows(afterEnd[k]))
+			names := make([]string, len(w.Values))
+			for i, v := range w.Values {
+				names[i] = v.Metric
+			}
+			w.OperationID = afterEndOperationID(c.EntitlementID, start, names, k.labels, now)
 			w.State = StateRejected
 			w.Reason = fmt.Sprintf("usage recorded at or after the entitlement's end %s (registered after the usage); never reported", c.End.Format(time.RFC3339))
 			out.Windows = append(out.Windows, w)

@@ -30,3 +30,18 @@ func OperationID(entitlementID string, start time.Time, metrics []string, labels
 	name := strings.Join([]string{"usage/v1", entitlementID, start.UTC().Format(time.RFC3339Nano), strings.Join(ms, ","), labels}, "\x00")
 	return uuid.NewSHA1(OperationNamespace, []byte(name)).String()
 }
+
+// afterEndOperationID is the ledger id of a window of usage recorded at or
+// after its consumer's End: such a window is Rejected and never sent, so
+// its id need not be stable, but it must never be the id a billable window
+// gets. If End is later cleared (a reverted cancellation), a window with
+// the same start, metrics and labels is sealed and sent under
+// OperationID; sharing that id, it would be taken for the rejected one and
+// its usage lost. The seal time keeps two such windows apart too.
+func afterEndOperationID(entitlementID string, start time.Time, metrics []string, labels string, sealedAt time.Time) string {
+	ms := append([]string(nil), metrics...)
+	sort.Strings(ms)
+	name := strings.Join([]string{"usage/v1/after-end", entitlementID, start.UTC().Format(time.RFC3339Nano),
+		strings.Join(ms, ","), labels, sealedAt.UTC().Format(time.RFC3339Nano)}, "\x00")
+	return uuid.NewSHA1(OperationNamespace, []byte(name)).String()
+}
