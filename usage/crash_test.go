@@ -148,6 +148,12 @@ func (s *crashSetup) runChild(t *testing.T, mode string, now time.Time, stop fun
 		if stop(line, len(lines)) {
 			require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 			killed = true
+			// What the child wrote before it died may still be in the
+			// pipe: read it to the end, or a record it acknowledged would
+			// count as unacknowledged.
+			for sc.Scan() {
+				lines = append(lines, sc.Text())
+			}
 			break
 		}
 	}

@@ -82,6 +82,13 @@
 // send. Usage from before End must therefore be recorded within the grace
 // of the cancellation.
 //
+// Cancellations learned late. Google reports a cancellation after the fact
+// (End is the entitlement's updateTime, in the past when the message
+// arrives), so usage may have been recorded after End before it was known.
+// The ledger keeps usage in one-minute buckets until it is sealed; at seal,
+// buckets that start at or after End become a Rejected window, never sent,
+// and only the usage of the minute that contains End can be billed past it.
+//
 // Operation ids. Each operation id is the UUIDv5 (OperationNamespace) of
 // the entitlement id, the window start, the sorted metric names and the
 // canonical user labels (see OperationID). services.check and

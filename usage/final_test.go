@@ -206,3 +206,33 @@ func TestRejectedAfterEndWindowDoesNotShadowALaterOne(t *testing.T) {
 		})
 	}
 }
+
+// A cancellation is often learned after the fact: ENTITLEMENT_CANCELLED
+// arrives after its updateTime, the consumer's End. Usage recorded in
+// between, in the same hour, is refused at seal (a Rejected window), not
+// billed in the final window.
+func TestUsageRecordedBeforeALateCancellationIsNotBilledAfterEnd(t *testing.T) {
+	t.Parallel()
+	for name, ledger := range finalLedgers {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, ledger(t))
+			t0 := e.clock.Now()
+			c := e.consumer(time.Time{}, time.Time{})
+			e.record(c, "requests", 5, t0.Add(10*time.Minute), nil)   // before the cancellation
+			e.record(c, "requests", 100, t0.Add(25*time.Minute), nil) // after it, before the SDK knew
+			require.NoError(t, e.clock.Set(t0.Add(30*time.Minute)))
+			e.cancel(&c, t0.Add(20*time.Minute)) // ENTITLEMENT_CANCELLED (updateTime 20 past) processed now
+			e.flush()
+			assert.Equal(t, int64(5), billedOnce(e.srv, c.UsageReportingID, metricRequests))
+			for _, op := range reportsOf(e.srv, c.UsageReportingID) {
+				assert.False(t, op.End.After(c.End), "operation [%v, %v) beyond End %v", op.Start, op.End, c.End)
+			}
+			rejected, err := e.ledger.ListWindows(context.Background(), usage.WindowQuery{EntitlementID: c.EntitlementID, States: []usage.WindowState{usage.StateRejected}})
+			require.NoError(t, err)
+			require.Len(t, rejected, 1)
+			assert.Equal(t, int64(100), rejected[0].Values[0].Int64)
+			requireNoDoubleBilling(t, e.srv)
+		})
+	}
+}

@@ -133,7 +133,9 @@ func (r *Reporter) sealFunc(p SealParams, now time.Time) SealFunc {
 		afterEnd := map[key][]UsageRow{}
 		var afterEndKeys []key
 		for _, row := range rows {
-			k := key{row.Window.UnixNano(), row.Labels}
+			// Rows are buckets of a window (bucketStart); a bucket that
+			// starts at or after End is usage the consumer's end refuses.
+			k := key{r.windowStart(row.Window).UnixNano(), row.Labels}
 			if !c.End.IsZero() && !row.Window.Before(c.End) {
 				if _, ok := afterEnd[k]; !ok {
 					afterEndKeys = append(afterEndKeys, k)
@@ -141,8 +143,8 @@ func (r *Reporter) sealFunc(p SealParams, now time.Time) SealFunc {
 				afterEnd[k] = append(afterEnd[k], row)
 				continue
 			}
-			if row.Window.Before(c.Frontier) {
-				k.start = c.Frontier.UnixNano() // cannot happen; keep the usage anyway
+			if k.start < c.Frontier.UnixNano() {
+				k.start = c.Frontier.UnixNano() // the frontier's window, begun mid-window (Start or End)
 			}
 			groups[k] = append(groups[k], row)
 		}

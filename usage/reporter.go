@@ -297,6 +297,17 @@ func New(ctx context.Context, serviceName string, ledger Ledger, opts ...Option)
 // windowStart is the start of the window containing t.
 func (r *Reporter) windowStart(t time.Time) time.Time { return t.UTC().Truncate(r.cfg.window) }
 
+// usageBucket is how finely usage is kept in the ledger before it is
+// sealed: the window groups its buckets, and a cancellation learned after
+// the fact (End in the past) refuses the buckets that start at or after
+// End, so that at most one bucket's usage past End can be billed.
+const usageBucket = time.Minute
+
+// bucketStart is the start of the ledger bucket containing t.
+func (r *Reporter) bucketStart(t time.Time) time.Time {
+	return t.UTC().Truncate(min(usageBucket, r.cfg.window))
+}
+
 // Register makes an entitlement's usage reportable, or updates it (a
 // cancellation sets End; a reverted one clears it). It is durable when it
 // returns and idempotent. The first registration starts the consumer's
@@ -419,7 +430,7 @@ func (r *Reporter) usageOf(rec Record) (Usage, error) {
 	return Usage{
 		EntitlementID: rec.EntitlementID,
 		At:            at.UTC(),
-		Window:        r.windowStart(at),
+		Window:        r.bucketStart(at),
 		Metric:        metric,
 		Kind:          kind,
 		Labels:        encodeLabels(rec.Labels),
