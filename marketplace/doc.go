@@ -91,8 +91,8 @@
 //	none / ACTIVATION_REQUESTED   ACTIVATION_REQUESTED, approved,    OnEntitlementOfferAccepted ("provision at
 //	                              waiting for newOfferStartTime        EntitlementFrom(ctx).NewOfferStartTime")
 //	none / ACTIVATION_REQUESTED   ACTIVE or another usable state     OnEntitlementActive ("provision")
-//	usable, plan p                usable, plan q (or same plan,      OnEntitlementPlanChanged ("change plan")
-//	                              another offer)
+//	usable, plan p                usable, plan q (or, ending a       OnEntitlementPlanChanged ("change plan")
+//	                              pending change, another offer)
 //	usable                        PENDING_PLAN_CHANGE_APPROVAL       OnEntitlementPlanChangeRequested (informational;
 //	                                                                   the Policy decides)
 //	PENDING_PLAN_CHANGE(_APPROVAL) usable, same plan and offer        OnEntitlementPlanChangeCancelled (rejected or withdrawn)

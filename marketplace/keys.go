@@ -274,9 +274,23 @@ func (c *keyCache) key(ctx context.Context, kid string) (*rsa.PublicKey, error) 
 	}
 }
 
-// refresh fetches the key set, records the outcome and closes done.
+// refresh fetches the key set, records the outcome and closes done. It runs
+// in a goroutine of its own: a panic in the fetch (a custom HTTP client's
+// transport) becomes its error, so that the waiting callers are released.
 func (c *keyCache) refresh(ctx context.Context, done chan struct{}) {
-	keys, ttl, err := c.fetch(ctx)
+	var (
+		keys map[string]*rsa.PublicKey
+		ttl  time.Duration
+		err  error
+	)
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				err = fmt.Errorf("fetch keys: panic: %v", v)
+			}
+		}()
+		keys, ttl, err = c.fetch(ctx)
+	}()
 	c.mu.Lock()
 	if err == nil {
 		c.keys, c.expires, c.lastErr = keys, c.now().Add(ttl), nil

@@ -480,3 +480,20 @@ func TestTokenErrorMessageAndMatching(t *testing.T) {
 }
 
 func keyTestLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+type panickingTransport struct{}
+
+func (panickingTransport) RoundTrip(*http.Request) (*http.Response, error) { panic("transport bug") }
+
+// The fetch runs in a goroutine of its own: a panic in a custom client's
+// transport is the fetch's error, not a crash, and its waiters are released.
+func TestKeyCacheFetchPanicIsAnError(t *testing.T) {
+	t.Parallel()
+	c := newKeyCache("test", "http://127.0.0.1:1/certs", formatX509, &http.Client{Transport: panickingTransport{}},
+		newKeyTestClock().Now, keyTestLogger())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := c.key(ctx, "k1")
+	requireTokenReason(t, err, ErrKeysUnavailable)
+	assert.ErrorContains(t, err, "transport bug")
+}

@@ -1081,14 +1081,17 @@ func transitions(a, b view, ent *procurement.Entitlement) []step {
 		if !wasOn {
 			add(events.TypeEntitlementActive)
 		}
-		// A replacement offer may keep the plan: the change is then seen
-		// in the offer (when both sides know theirs).
-		changed := a.plan != b.plan || (a.offer != "" && b.offer != "" && a.offer != b.offer)
-		if wasOn && changed {
-			add(events.TypeEntitlementPlanChanged)
-		}
 		changePending := func(s procurement.EntitlementState) bool {
 			return s == procurement.EntitlementPendingPlanChangeApproval || s == procurement.EntitlementPendingPlanChange
+		}
+		// A replacement offer may keep the plan: the change is then seen
+		// in the offer, when both sides know theirs and a change was
+		// pending (an offer may also end, and the entitlement go on at
+		// list price under another offer name: that is no plan change).
+		changed := a.plan != b.plan ||
+			(changePending(a.state) && a.offer != "" && b.offer != "" && a.offer != b.offer)
+		if wasOn && changed {
+			add(events.TypeEntitlementPlanChanged)
 		}
 		if wasOn && changePending(a.state) && !changePending(b.state) && !changed {
 			add(events.TypeEntitlementPlanChangeCancelled)

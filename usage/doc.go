@@ -85,7 +85,8 @@
 // Cancellations learned late. Google reports a cancellation after the fact
 // (End is the entitlement's updateTime, in the past when the message
 // arrives), so usage may have been recorded after End before it was known.
-// The ledger keeps usage in one-minute buckets until it is sealed; at seal,
+// The ledger keeps usage in one-minute buckets (shorter if the window is not
+// a whole number of minutes) until it is sealed; at seal,
 // buckets that start at or after End become a Rejected window, never sent,
 // and only the usage of the minute that contains End can be billed past it.
 //

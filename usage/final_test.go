@@ -149,35 +149,6 @@ func TestFinalWindowRetriedBeforeItsDeadline(t *testing.T) {
 	}
 }
 
-// A cancellation announced for the term end (End = that end) and reported
-// done a little later keeps the earlier End: usage between the two is
-// refused, never billed. A reverted cancellation clears End, after which a
-// later one can be set.
-func TestLaterEndDoesNotReopenUsage(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, nil)
-	ctx := context.Background()
-	t0 := e.clock.Now()
-	c := e.consumer(time.Time{}, time.Time{})
-	termEnd := t0.Add(20 * time.Minute)
-	e.cancel(&c, termEnd)                // ENTITLEMENT_PENDING_CANCELLATION
-	e.cancel(&c, t0.Add(25*time.Minute)) // ENTITLEMENT_CANCELLED, processed later
-	require.NoError(t, e.clock.Set(t0.Add(30*time.Minute)))
-	err := e.rep.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 100, Time: t0.Add(22 * time.Minute)})
-	require.ErrorIs(t, err, usage.ErrAfterEnd)
-	st, err := e.ledger.GetConsumer(ctx, c.EntitlementID)
-	require.NoError(t, err)
-	assert.True(t, st.End.Equal(termEnd), "End %v", st.End)
-
-	// Reverted, then cancelled again at a later term end.
-	e.cancel(&c, time.Time{})
-	later := t0.Add(90 * time.Minute)
-	e.cancel(&c, later)
-	st, err = e.ledger.GetConsumer(ctx, c.EntitlementID)
-	require.NoError(t, err)
-	assert.True(t, st.End.Equal(later), "End %v", st.End)
-}
-
 // A window of usage recorded after End is rejected under an id of its own:
 // when the cancellation is then reverted, the window sealed for the same
 // hour, metrics and labels is billed, not taken for the rejected one.
@@ -235,4 +206,29 @@ func TestUsageRecordedBeforeALateCancellationIsNotBilledAfterEnd(t *testing.T) {
 			requireNoDoubleBilling(t, e.srv)
 		})
 	}
+}
+
+// With a window that is not a whole number of minutes, the ledger's
+// buckets still nest in windows: usage is reported in the window that
+// contains its time.
+func TestUsageInItsWindowWhenWindowIsNotWholeMinutes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, usage.WithWindow(90*time.Second))
+	t0 := e.clock.Now()
+	c := e.consumer(time.Time{}, time.Time{})
+	at := t0.Add(100 * time.Second) // in [1m30s, 3m00s)
+	e.record(c, "requests", 4, at, nil)
+	require.NoError(t, e.clock.Set(t0.Add(10*time.Minute)))
+	e.flush()
+	var found bool
+	for _, op := range reportsOf(e.srv, c.UsageReportingID) {
+		for _, m := range op.Metrics {
+			if m.Name == metricRequests && m.Int64 == 4 {
+				found = true
+				assert.False(t, at.Before(op.Start) || !at.Before(op.End), "usage at %v reported in [%v, %v)", at, op.Start, op.End)
+			}
+		}
+	}
+	assert.True(t, found, "the usage was reported")
+	requireNoDoubleBilling(t, e.srv)
 }

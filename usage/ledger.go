@@ -175,7 +175,7 @@ type ConsumerState struct {
 type Usage struct {
 	EntitlementID string
 	At            time.Time  // when the usage happened
-	Window        time.Time  // start of the bucket containing At: a minute (or the window, if shorter) that the reporter groups into its window at seal, so that usage can be split at a consumer's End
+	Window        time.Time  // start of the bucket containing At: a minute (or less, dividing the window) that the reporter groups into its window at seal, so that usage can be split at a consumer's End
 	Metric        string     // full metric name, "<service>/<metric>"
 	Kind          MetricKind // stored when the row is created
 	Labels        string     // canonical user labels (a JSON object with sorted keys, "{}" for none)

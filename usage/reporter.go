@@ -298,14 +298,20 @@ func New(ctx context.Context, serviceName string, ledger Ledger, opts ...Option)
 func (r *Reporter) windowStart(t time.Time) time.Time { return t.UTC().Truncate(r.cfg.window) }
 
 // usageBucket is how finely usage is kept in the ledger before it is
-// sealed: the window groups its buckets, and a cancellation learned after
+// sealed (at most; see bucketStart): the window groups its buckets, and a cancellation learned after
 // the fact (End in the past) refuses the buckets that start at or after
 // End, so that at most one bucket's usage past End can be billed.
 const usageBucket = time.Minute
 
-// bucketStart is the start of the ledger bucket containing t.
+// bucketStart is the start of the ledger bucket containing t: a minute, or
+// the largest length that divides both a minute and the window (a 90 s
+// window has 30 s buckets), so that no bucket straddles two windows.
 func (r *Reporter) bucketStart(t time.Time) time.Time {
-	return t.UTC().Truncate(min(usageBucket, r.cfg.window))
+	a, b := usageBucket, r.cfg.window
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return t.UTC().Truncate(a)
 }
 
 // Register makes an entitlement's usage reportable, or updates it (a
@@ -313,11 +319,6 @@ func (r *Reporter) bucketStart(t time.Time) time.Time {
 // returns and idempotent. The first registration starts the consumer's
 // windows at the current window (or at Start if that is later); usage
 // between Start and then is accepted and reported in the first window.
-//
-// An End later than the one registered is not taken: an entitlement whose
-// cancellation was announced for its term end (End = that end) and then
-// reported cancelled a little later must not have the usage in between
-// billed. Clear End (a reverted cancellation) to move it on.
 func (r *Reporter) Register(ctx context.Context, c Consumer) error {
 	switch {
 	case c.EntitlementID == "":
@@ -328,15 +329,6 @@ func (r *Reporter) Register(ctx context.Context, c Consumer) error {
 		return fmt.Errorf("usage: register %s: end %v before start %v: %w", c.EntitlementID, c.End, c.Start, ErrInvalid)
 	}
 	c.Start, c.End = c.Start.UTC(), c.End.UTC()
-	if !c.End.IsZero() {
-		old, err := r.ledger.GetConsumer(ctx, c.EntitlementID)
-		switch {
-		case err == nil && !old.End.IsZero() && old.End.Before(c.End):
-			c.End = old.End
-		case err != nil && !errors.Is(err, ErrUnknownConsumer):
-			return fmt.Errorf("usage: register %s: %w", c.EntitlementID, err)
-		}
-	}
 	frontier := r.windowStart(r.cfg.now())
 	if c.Start.After(frontier) {
 		frontier = c.Start

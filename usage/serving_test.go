@@ -255,8 +255,7 @@ func TestStopServingAppliesToEveryEntitlementOfTheConsumer(t *testing.T) {
 
 // A reportError that refuses an operation before any work for want of
 // permission is retried, as the same refusal of the whole call is: it is
-// not rejected for good while IAM catches up. One without a status is an
-// unknown outcome, resent with the same id.
+// not rejected for good while IAM catches up.
 func TestReportErrorPermissionIsRetried(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
