@@ -67,7 +67,8 @@ type Ledger interface {
 	//     (End zero: no end);
 	//   - the consumers that have usage rows whose window is before p.Before;
 	//   - the ended consumers whose frontier is before their End or that
-	//     have any usage row.
+	//     have any usage row;
+	// except the consumers in p.Held, which it leaves untouched.
 	// For each it calls fn with the consumer and its rows (ordered by
 	// window, metric, labels): every row of an ended consumer, whatever its
 	// window, and only the rows whose window is before p.Before of a live
@@ -205,6 +206,12 @@ type SealParams struct {
 	Ended time.Time
 	// Limit: consumers per call; <= 0 = all.
 	Limit int
+	// Held: entitlement ids Seal must leave alone in this call, whatever
+	// they have to seal: their rows, windows and frontier stay as they are,
+	// and they do not count against Limit. The Reporter holds a consumer
+	// whose sealing must wait (its end is not confirmed yet, or its usage
+	// source failed); a later call seals it.
+	Held map[string]bool
 }
 
 // EndedBy reports whether Seal treats c as ended under p: its End is

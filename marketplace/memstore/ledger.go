@@ -167,6 +167,9 @@ func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc)
 	}
 	var picks []pick
 	for _, c := range s.ledger.consumers {
+		if p.Held[c.EntitlementID] {
+			continue
+		}
 		ended := p.EndedBy(c.Consumer)
 		var keys []rowKey
 		for k, r := range s.ledger.rows[c.EntitlementID] {

@@ -367,6 +367,9 @@ func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc)
 			if p.Limit > 0 && n >= p.Limit {
 				break
 			}
+			if p.Held[id] {
+				continue
+			}
 			sealed, err := s.sealOne(ctx, tx, id, p, fn)
 			if err != nil {
 				return err

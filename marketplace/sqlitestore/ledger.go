@@ -453,8 +453,8 @@ func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc)
 	}
 	before, ended := ts[0], ts[1]
 	limit := int64(p.Limit)
-	if limit <= 0 {
-		limit = -1
+	if limit <= 0 || len(p.Held) > 0 {
+		limit = -1 // held consumers are skipped below, then p.Limit applies
 	}
 	n := 0
 	err = s.ledgerTx(ctx, "seal", func(t *tx) error {
@@ -469,12 +469,19 @@ func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc)
 		if err != nil {
 			return fmt.Errorf("sqlitestore: seal: %w", interpretError(err))
 		}
+		n = 0
 		for _, id := range ids {
+			if p.Held[id] {
+				continue
+			}
+			if p.Limit > 0 && n >= p.Limit {
+				break
+			}
 			if err := t.sealOne(id, before, p, fn); err != nil {
 				return err
 			}
+			n++
 		}
-		n = len(ids)
 		return nil
 	})
 	return n, err

@@ -23,6 +23,7 @@ var ledgerCases = []testCase{
 	{"SealEndedThroughEnd", testLedgerSealEnded},
 	{"SealEndedTakesEveryRow", testLedgerSealEndedEveryRow},
 	{"SealEndedLimit", testLedgerSealEndedLimit},
+	{"SealSkipsHeld", testLedgerSealHeld},
 	{"ClaimLeaseUpdate", testLedgerClaim},
 	{"ListAndPrune", testLedgerListPrune},
 	{"ConcurrentAddAndSealLoseNothing", testLedgerConcurrent},
@@ -545,4 +546,39 @@ func testLedgerReopen(t *testing.T, h Harness) {
 	rows := sealAll(t, r, hour(2))["ent-1"]
 	equal(t, len(rows), 1, "unsealed rows kept")
 	equal(t, rows[0].Int64, int64(4), "row value")
+}
+
+// testLedgerSealHeld: consumers in SealParams.Held are left untouched (rows,
+// frontier, no window) and do not count against Limit; a later call without
+// them seals them.
+func testLedgerSealHeld(t *testing.T, h Harness) {
+	l := newLedger(t, h)
+	ids := []string{"ent-a", "ent-b", "ent-c"}
+	for i, id := range ids {
+		noErr(t, l.PutConsumer(bg, usage.Consumer{EntitlementID: id, UsageReportingID: "c-" + id}, hour(0)), "PutConsumer")
+		addUsage(t, l, id, hour(0).Add(time.Minute), "m", "{}", int64(i+1))
+	}
+	held := map[string]bool{"ent-a": true, "ent-b": true}
+	var seen []string
+	fn := func(c usage.ConsumerState, rows []usage.UsageRow) (usage.Sealed, error) {
+		seen = append(seen, c.EntitlementID)
+		w := usage.Window{OperationID: "op-" + c.EntitlementID, EntitlementID: c.EntitlementID, Start: hour(0), End: hour(1), Labels: "{}",
+			Values: []usage.MetricValue{{Metric: "m", Int64: rows[0].Int64}}, State: usage.StatePending, SealedAt: hour(1)}
+		return usage.Sealed{Windows: []usage.Window{w}, Frontier: hour(1)}, nil
+	}
+	n, err := l.Seal(bg, usage.SealParams{Before: hour(1), Limit: 1, Held: held}, fn)
+	noErr(t, err, "Seal with held consumers")
+	equal(t, n, 1, "sealed consumers (held ones do not count)")
+	equal(t, fmt.Sprint(seen), "[ent-c]", "only the consumer not held is sealed")
+	for _, id := range []string{"ent-a", "ent-b"} {
+		c, err := l.GetConsumer(bg, id)
+		noErr(t, err, "GetConsumer")
+		equal(t, c.Frontier.Equal(hour(0)), true, id+": frontier untouched")
+	}
+	n, err = l.Seal(bg, usage.SealParams{Before: hour(1), Held: held}, mustNotSeal)
+	noErr(t, err, "Seal with only held consumers left")
+	equal(t, n, 0, "nothing to seal but held consumers")
+	got := sealAll(t, l, hour(1))
+	equal(t, len(got["ent-a"]), 1, "ent-a's row kept while held, sealed once released")
+	equal(t, got["ent-b"][0].Int64, int64(2), "ent-b's usage kept while held")
 }
