@@ -58,7 +58,7 @@ type PushClaims struct {
 // errors.Is. A PushVerifier is safe for concurrent use.
 type PushVerifier struct {
 	check jwtCheck
-	email string // required email, lower case; "" = any
+	email string // required email, ASCII lower case; "" = any
 }
 
 // PushOption configures a PushVerifier.
@@ -169,7 +169,7 @@ func NewPushVerifier(audience string, opts ...PushOption) (*PushVerifier, error)
 			now:       cfg.now,
 			keys:      newKeyCache("push", cfg.jwksURL, formatJWKS, cfg.client, cfg.now, cfg.logger),
 		},
-		email: strings.ToLower(cfg.email),
+		email: asciiLower(cfg.email),
 	}, nil
 }
 
@@ -208,7 +208,10 @@ func (v *PushVerifier) VerifyPushToken(ctx context.Context, token string) (PushC
 		return PushClaims{}, err
 	}
 	if v.email != "" {
-		if !strings.EqualFold(c.Email, v.email) {
+		// Exact comparison after ASCII lower-casing only: EqualFold and
+		// ToLower fold Unicode, so "ſ" (U+017F) would match "s" and the
+		// Kelvin sign "K" (U+212A) would match "k".
+		if asciiLower(c.Email) != v.email {
 			return PushClaims{}, v.check.tokenErr(ErrTokenEmail, fmt.Errorf("email %q", truncate(c.Email, 128)))
 		}
 		if !c.EmailVerified {
@@ -229,6 +232,17 @@ func (v *PushVerifier) VerifyPushToken(ctx context.Context, token string) (PushC
 		out.ExpiresAt = c.ExpiresAt.Time
 	}
 	return out, nil
+}
+
+// asciiLower lower-cases the ASCII letters of s and nothing else.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
 }
 
 // lenientBool accepts true/false and the strings "true"/"false", which some
