@@ -44,10 +44,13 @@ type PushClaims struct {
 // subscription: RS256 only; iss https://accounts.google.com or
 // accounts.google.com (checked before any key is fetched); the signature
 // with Google's keys (JWKS, cached per Cache-Control and refreshed on an
-// unknown kid at most once every 30 seconds); aud equal to the configured
-// audience; exp and iat with a clock skew allowance (30 s by default); a
-// non-empty sub; and the service account's email (WithPushServiceAccount)
-// with email_verified true.
+// unknown kid at most once every 30 seconds, never through a redirect); aud
+// equal to the configured audience; exp and iat with a clock skew allowance
+// (30 s by default) and exp − iat at most MaxTokenLifetime; a sub of the
+// shape of an id (procurement.ValidID; Google's is numeric); the service
+// account's email (WithPushServiceAccount), compared exactly after ASCII
+// lower-casing, with email_verified true; and, as for sign-up tokens,
+// strict base64url, no crit header and numeric dates.
 //
 // The service account is required: anyone can have Google sign a token for
 // your endpoint's audience with their own service account, so the audience
@@ -105,7 +108,8 @@ func WithAnyPushServiceAccount() PushOption {
 }
 
 // WithPushHTTPClient sets the client that fetches the keys. The default is
-// a client with a 10 second timeout.
+// a client with a 10 second timeout. The verifier fetches with a copy of
+// client that refuses redirects; client is not modified.
 func WithPushHTTPClient(client *http.Client) PushOption {
 	return func(c *pushConfig) { c.client = client }
 }

@@ -7,10 +7,12 @@ package marketplace
 // the same rules.
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
@@ -119,4 +121,47 @@ func checkLifetime(iat, exp time.Time) error {
 		return fmt.Errorf("exp − iat is %v, the allowed maximum is %v", life, MaxTokenLifetime)
 	}
 	return nil
+}
+
+// peekToken reads alg from the header and iss from the payload without
+// verifying anything, so both can be checked before any key is fetched,
+// and refuses a crit header and date claims that are not JSON numbers.
+// The header is decoded into a map and the payload into a struct, exactly
+// as the jwt package decodes them afterwards.
+func peekToken(token string) (alg, iss string, err error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return "", "", fmt.Errorf("%d segments, want 3", len(parts))
+	}
+	b64 := base64.RawURLEncoding.Strict()
+	headerJSON, err := b64.DecodeString(parts[0])
+	if err != nil {
+		return "", "", fmt.Errorf("header: %w", err)
+	}
+	var header map[string]any
+	if err := json.Unmarshal(headerJSON, &header); err != nil {
+		return "", "", fmt.Errorf("header: %w", err)
+	}
+	alg, ok := header["alg"].(string)
+	if !ok {
+		return "", "", errors.New("header: alg missing or not a string")
+	}
+	if err := checkCritical(header); err != nil {
+		return "", "", fmt.Errorf("header: %w", err)
+	}
+	payloadJSON, err := b64.DecodeString(parts[1])
+	if err != nil {
+		return "", "", fmt.Errorf("payload: %w", err)
+	}
+	var payload struct {
+		Issuer string `json:"iss"`
+		tokenDates
+	}
+	if err := json.Unmarshal(payloadJSON, &payload); err != nil {
+		return "", "", fmt.Errorf("payload: %w", err)
+	}
+	if err := payload.check(); err != nil {
+		return "", "", fmt.Errorf("payload: %w", err)
+	}
+	return alg, payload.Issuer, nil
 }
