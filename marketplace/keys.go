@@ -46,8 +46,10 @@ const (
 	// ErrTokenTooLarge: the token is longer than MaxTokenSize; it was not parsed.
 	ErrTokenTooLarge TokenReason = "token too large"
 	// ErrTokenMalformed: not a well-formed JWS compact token (segments,
-	// base64, JSON, claim types, a required claim missing, a signature of
-	// the wrong length for the key, such as one truncated in transit).
+	// base64 that is not strict base64url, JSON, claim types such as a date
+	// that is not a JSON number, a required claim missing, a crit header, a
+	// signature of the wrong length for the key, such as one truncated in
+	// transit).
 	ErrTokenMalformed TokenReason = "token malformed"
 	// ErrTokenAlgorithm: the alg header is not RS256 (for example "none",
 	// or HS256 keyed with Google's public key).
@@ -68,8 +70,11 @@ const (
 	// ErrTokenIssuedInFuture: iat (or nbf) is later than now plus the
 	// allowed clock skew.
 	ErrTokenIssuedInFuture TokenReason = "token issued in the future"
-	// ErrTokenSubject: sub is empty.
-	ErrTokenSubject TokenReason = "token subject empty"
+	// ErrTokenSubject: sub is empty or not shaped like a Procurement id
+	// (procurement.ValidID: at most 256 letters, digits, '-', '_', '.', ':').
+	ErrTokenSubject TokenReason = "token subject invalid"
+	// ErrTokenLifetime: exp − iat is not positive or exceeds MaxTokenLifetime.
+	ErrTokenLifetime TokenReason = "token lifetime not allowed"
 	// ErrTokenEmail: a push token's email is not the required service
 	// account (WithPushServiceAccount).
 	ErrTokenEmail TokenReason = "token email not the required service account"
@@ -194,7 +199,8 @@ func checkKeyURL(raw string) error {
 }
 
 // newKeyHTTPClient is the client used when no option supplies one: unlike
-// http.DefaultClient it has a timeout.
+// http.DefaultClient it has a timeout. keyHTTPClient adds the redirect
+// policy to it as to any other.
 func newKeyHTTPClient() *http.Client { return &http.Client{Timeout: keyFetchTimeout} }
 
 // keyCache holds one endpoint's RSA public keys by kid. It refetches the set
@@ -218,8 +224,10 @@ type keyCache struct {
 	inflight    chan struct{} // closed when the running fetch ends; nil if none
 }
 
+// newKeyCache fetches with a copy of client that refuses redirects (nil:
+// the default client).
 func newKeyCache(kind, rawURL string, format keySetFormat, client *http.Client, now func() time.Time, logger *slog.Logger) *keyCache {
-	return &keyCache{url: rawURL, format: format, client: client, now: now, logger: logger, kind: kind}
+	return &keyCache{url: rawURL, format: format, client: keyHTTPClient(client), now: now, logger: logger, kind: kind}
 }
 
 func (c *keyCache) tokenErr(reason TokenReason, err error) *TokenError {
@@ -258,6 +266,13 @@ func (c *keyCache) key(ctx context.Context, kid string) (*rsa.PublicKey, error) 
 			default:
 				return nil, c.tokenErr(ErrKeysUnavailable, fmt.Errorf("keys from %s expired and the next refresh is rate limited", c.url))
 			}
+		}
+
+		// A caller that has already given up starts no fetch: it could not
+		// use the result, and whether it saw one would depend on timing.
+		if err := ctx.Err(); err != nil {
+			c.mu.Unlock()
+			return nil, c.tokenErr(ErrKeysUnavailable, fmt.Errorf("keys from %s needed: %w", c.url, err))
 		}
 
 		// This caller starts a fetch, which every caller (this one too)
@@ -517,15 +532,19 @@ func (j *jwtCheck) tokenErr(reason TokenReason, err error) *TokenError {
 }
 
 // verify checks token and decodes its claims into claims (a pointer to a
-// struct embedding jwt.RegisteredClaims). The order matters: size, then alg
-// and iss from the unverified token, and only then the key by kid from the
-// pinned key URL, the signature, and the time and audience claims.
+// struct embedding jwt.RegisteredClaims). The order matters: size and
+// spelling, then alg, crit, iss and the date types from the unverified
+// token, and only then the key by kid from the pinned key URL, the
+// signature, the time and audience claims, the lifetime and sub.
 func (j *jwtCheck) verify(ctx context.Context, token string, claims jwt.Claims) error {
 	if token == "" {
 		return j.tokenErr(ErrTokenMissing, nil)
 	}
 	if len(token) > MaxTokenSize {
 		return j.tokenErr(ErrTokenTooLarge, fmt.Errorf("%d bytes, the limit is %d", len(token), MaxTokenSize))
+	}
+	if err := checkTokenAlphabet(token); err != nil {
+		return j.tokenErr(ErrTokenMalformed, err)
 	}
 	alg, iss, err := peekToken(token)
 	if err != nil {
@@ -540,6 +559,9 @@ func (j *jwtCheck) verify(ctx context.Context, token string, claims jwt.Claims) 
 
 	parser := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
+		// Unused low bits set in a segment's last character would give the
+		// same token another spelling.
+		jwt.WithStrictDecoding(),
 		jwt.WithIssuer(iss),
 		jwt.WithAudience(j.audiences...),
 		jwt.WithLeeway(j.leeway),
@@ -564,11 +586,17 @@ func (j *jwtCheck) verify(ctx context.Context, token string, claims jwt.Claims) 
 	if err != nil {
 		return j.classify(err, claims)
 	}
-	if iat, _ := claims.GetIssuedAt(); iat == nil {
-		return j.tokenErr(ErrTokenMalformed, errors.New("iat claim is required"))
+	iat, _ := claims.GetIssuedAt()
+	exp, _ := claims.GetExpirationTime()
+	if iat == nil || exp == nil {
+		return j.tokenErr(ErrTokenMalformed, errors.New("iat and exp claims are required"))
 	}
-	if sub, _ := claims.GetSubject(); sub == "" {
-		return j.tokenErr(ErrTokenSubject, nil)
+	if err := checkLifetime(iat.Time, exp.Time); err != nil {
+		return j.tokenErr(ErrTokenLifetime, err)
+	}
+	sub, _ := claims.GetSubject()
+	if err := checkSubject(sub); err != nil {
+		return j.tokenErr(ErrTokenSubject, err)
 	}
 	return nil
 }
@@ -603,38 +631,4 @@ func (j *jwtCheck) classify(err error, claims jwt.Claims) error {
 	default:
 		return j.tokenErr(ErrTokenMalformed, err)
 	}
-}
-
-// peekToken reads alg from the header and iss from the payload without
-// verifying anything, so both can be checked before any key is fetched.
-// The header is decoded into a map and the payload into a struct, exactly
-// as the jwt package decodes them afterwards.
-func peekToken(token string) (alg, iss string, err error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return "", "", fmt.Errorf("%d segments, want 3", len(parts))
-	}
-	headerJSON, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
-		return "", "", fmt.Errorf("header: %w", err)
-	}
-	var header map[string]any
-	if err := json.Unmarshal(headerJSON, &header); err != nil {
-		return "", "", fmt.Errorf("header: %w", err)
-	}
-	alg, ok := header["alg"].(string)
-	if !ok {
-		return "", "", errors.New("header: alg missing or not a string")
-	}
-	payloadJSON, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return "", "", fmt.Errorf("payload: %w", err)
-	}
-	var payload struct {
-		Issuer string `json:"iss"`
-	}
-	if err := json.Unmarshal(payloadJSON, &payload); err != nil {
-		return "", "", fmt.Errorf("payload: %w", err)
-	}
-	return alg, payload.Issuer, nil
 }

@@ -44,10 +44,13 @@ type PushClaims struct {
 // subscription: RS256 only; iss https://accounts.google.com or
 // accounts.google.com (checked before any key is fetched); the signature
 // with Google's keys (JWKS, cached per Cache-Control and refreshed on an
-// unknown kid at most once every 30 seconds); aud equal to the configured
-// audience; exp and iat with a clock skew allowance (30 s by default); a
-// non-empty sub; and the service account's email (WithPushServiceAccount)
-// with email_verified true.
+// unknown kid at most once every 30 seconds, never through a redirect); aud
+// equal to the configured audience; exp and iat with a clock skew allowance
+// (30 s by default) and exp − iat at most MaxTokenLifetime; a sub of the
+// shape of an id (procurement.ValidID; Google's is numeric); the service
+// account's email (WithPushServiceAccount), compared exactly after ASCII
+// lower-casing, with email_verified true; and, as for sign-up tokens,
+// strict base64url, no crit header and numeric dates.
 //
 // The service account is required: anyone can have Google sign a token for
 // your endpoint's audience with their own service account, so the audience
@@ -58,7 +61,7 @@ type PushClaims struct {
 // errors.Is. A PushVerifier is safe for concurrent use.
 type PushVerifier struct {
 	check jwtCheck
-	email string // required email, lower case; "" = any
+	email string // required email, ASCII lower case; "" = any
 }
 
 // PushOption configures a PushVerifier.
@@ -105,7 +108,8 @@ func WithAnyPushServiceAccount() PushOption {
 }
 
 // WithPushHTTPClient sets the client that fetches the keys. The default is
-// a client with a 10 second timeout.
+// a client with a 10 second timeout. The verifier fetches with a copy of
+// client that refuses redirects; client is not modified.
 func WithPushHTTPClient(client *http.Client) PushOption {
 	return func(c *pushConfig) { c.client = client }
 }
@@ -169,7 +173,7 @@ func NewPushVerifier(audience string, opts ...PushOption) (*PushVerifier, error)
 			now:       cfg.now,
 			keys:      newKeyCache("push", cfg.jwksURL, formatJWKS, cfg.client, cfg.now, cfg.logger),
 		},
-		email: strings.ToLower(cfg.email),
+		email: asciiLower(cfg.email),
 	}, nil
 }
 
@@ -208,7 +212,10 @@ func (v *PushVerifier) VerifyPushToken(ctx context.Context, token string) (PushC
 		return PushClaims{}, err
 	}
 	if v.email != "" {
-		if !strings.EqualFold(c.Email, v.email) {
+		// Exact comparison after ASCII lower-casing only: EqualFold and
+		// ToLower fold Unicode, so "ſ" (U+017F) would match "s" and the
+		// Kelvin sign "K" (U+212A) would match "k".
+		if asciiLower(c.Email) != v.email {
 			return PushClaims{}, v.check.tokenErr(ErrTokenEmail, fmt.Errorf("email %q", truncate(c.Email, 128)))
 		}
 		if !c.EmailVerified {
@@ -229,6 +236,17 @@ func (v *PushVerifier) VerifyPushToken(ctx context.Context, token string) (PushC
 		out.ExpiresAt = c.ExpiresAt.Time
 	}
 	return out, nil
+}
+
+// asciiLower lower-cases the ASCII letters of s and nothing else.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
 }
 
 // lenientBool accepts true/false and the strings "true"/"false", which some

@@ -100,6 +100,13 @@ var pushAttackReasons = map[marketplacetest.BadToken]marketplace.TokenReason{
 	marketplacetest.BadTokenOversize:         marketplace.ErrTokenTooLarge,
 	marketplacetest.BadTokenWrongEmail:       marketplace.ErrTokenEmail,
 	marketplacetest.BadTokenEmailNotVerified: marketplace.ErrTokenEmailUnverified,
+	marketplacetest.BadTokenCritHeader:       marketplace.ErrTokenMalformed,
+	marketplacetest.BadTokenSignatureNewline: marketplace.ErrTokenMalformed,
+	marketplacetest.BadTokenSignatureLowBits: marketplace.ErrTokenMalformed,
+	marketplacetest.BadTokenLongLifetime:     marketplace.ErrTokenLifetime,
+	marketplacetest.BadTokenStringExpiry:     marketplace.ErrTokenMalformed,
+	marketplacetest.BadTokenSubjectPath:      marketplace.ErrTokenSubject,
+	marketplacetest.BadTokenUnicodeEmail:     marketplace.ErrTokenEmail,
 }
 
 func TestVerifyPushRequestAttacks(t *testing.T) {

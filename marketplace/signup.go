@@ -54,15 +54,18 @@ type SignupClaims struct {
 // to the partner's sign-up URL when a customer finishes buying:
 //
 //   - at most MaxTokenSize bytes, checked before parsing;
-//   - alg RS256 only (so "none" and HS256 keyed with the public key fail);
+//   - strict base64url only, so a token has one spelling;
+//   - alg RS256 only (so "none" and HS256 keyed with the public key fail),
+//     and no crit header;
 //   - iss equal to SignupIssuer, checked before any key is fetched;
 //   - the signature, with the key named by kid from Google's certificate
 //     map, cached per Cache-Control and refreshed on an unknown kid at most
-//     once every 30 seconds;
+//     once every 30 seconds, never through a redirect;
 //   - aud one of the configured audiences;
 //   - exp required and not past, iat required and not in the future, both
-//     with a clock skew allowance (30 s by default);
-//   - sub not empty.
+//     JSON numbers, with a clock skew allowance (30 s by default), and
+//     exp − iat at most MaxTokenLifetime;
+//   - sub a Procurement account id (procurement.ValidID).
 //
 // Because of the refresh rate limit, a kid first seen less than 30 seconds
 // after the last fetch is refused with ErrTokenUnknownKey until the next
@@ -101,7 +104,8 @@ func WithSignupCertsURL(url string) SignupOption {
 }
 
 // WithSignupHTTPClient sets the client that fetches the signing keys.
-// The default is a client with a 10 second timeout.
+// The default is a client with a 10 second timeout. The verifier fetches
+// with a copy of client that refuses redirects; client is not modified.
 func WithSignupHTTPClient(client *http.Client) SignupOption {
 	return func(c *signupConfig) { c.client = client }
 }

@@ -187,6 +187,14 @@ func (c *Client) resourceName(idOrName, collection string) (string, error) {
 	return c.parent + "/" + collection + "/" + id, nil
 }
 
+// ValidID reports whether id has the shape of a provider, account or
+// entitlement id: 1 to 256 of the characters such ids are made of (letters,
+// digits, '-', '_', '.', ':'), and not "." or "..". Anything else would
+// change a resource name's path or query when put in it. The marketplace
+// package applies it to the account id (sub) of sign-up tokens, so that a
+// token cannot hand the app an id no Procurement call would accept.
+func ValidID(id string) bool { return validID(id) }
+
 // validID accepts the characters seen in provider, account and entitlement
 // ids (letters, digits, '-', '_', '.', ':') and nothing that would change the
 // request path or query.

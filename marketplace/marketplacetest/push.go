@@ -44,7 +44,9 @@ var PushAttackTokens = []BadToken{
 	BadTokenAlgNone, BadTokenHS256PublicKey, BadTokenWrongIssuer, BadTokenWrongAudience,
 	BadTokenExpired, BadTokenIssuedInFuture, BadTokenEmptySubject, BadTokenUnknownKeyID,
 	BadTokenForeignKey, BadTokenTamperedPayload, BadTokenTruncated, BadTokenOversize,
-	BadTokenWrongEmail, BadTokenEmailNotVerified,
+	BadTokenWrongEmail, BadTokenEmailNotVerified, BadTokenCritHeader, BadTokenSignatureNewline,
+	BadTokenSignatureLowBits, BadTokenLongLifetime, BadTokenStringExpiry, BadTokenSubjectPath,
+	BadTokenUnicodeEmail,
 }
 
 // PushTokenParams describes a push OIDC token for MintPushToken. Zero
@@ -67,6 +69,9 @@ type PushTokenParams struct {
 	EmptySubject bool
 	Extra        map[string]any // added last, override the claims above
 	Omit         []string       // claims to leave out, e.g. "exp"
+	// Header fields are added to the JOSE header (alg and kid excepted),
+	// e.g. crit.
+	Header map[string]any
 }
 
 // PushParams describes one push delivery for PushWith.
@@ -93,6 +98,9 @@ type pushIssuer struct {
 	ring    *keyRing
 	email   string
 	msgSeq  atomic.Int64
+	// redirect sends the JWKS endpoint to the attacker's copy
+	// (RedirectKeysToAttacker).
+	redirect atomic.Bool
 }
 
 func newPushIssuer(now func() time.Time) (*pushIssuer, error) {
@@ -104,9 +112,14 @@ func newPushIssuer(now func() time.Time) (*pushIssuer, error) {
 }
 
 func (i *pushIssuer) routes(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+pushJWKSPath, func(w http.ResponseWriter, r *http.Request) {
-		keys, err := i.ring.published()
-		serveJWKS(w, keys, err)
+	mux.HandleFunc("GET "+pushJWKSPath, redirecting(&i.redirect, func() string { return i.baseURL + attackerPushJWKSPath },
+		func(w http.ResponseWriter, r *http.Request) {
+			keys, err := i.ring.published()
+			serveJWKS(w, keys, err)
+		}))
+	mux.HandleFunc("GET "+attackerPushJWKSPath, func(w http.ResponseWriter, r *http.Request) {
+		k, err := i.ring.foreignKey()
+		serveJWKS(w, []*signingKey{k}, err)
 	})
 }
 
@@ -170,7 +183,7 @@ func (i *pushIssuer) mint(p PushTokenParams) (string, error) {
 	if kid == "" {
 		kid = signer.kid
 	}
-	return signJWT(p.Alg, signer, key.pubPEM, kid, claims)
+	return signJWT(p.Alg, signer, key.pubPEM, kid, p.Header, claims)
 }
 
 func (i *pushIssuer) bad(kind BadToken, audience string) (string, error) {
@@ -220,6 +233,22 @@ func (i *pushIssuer) bad(kind BadToken, audience string) (string, error) {
 	case BadTokenEmailNotVerified:
 		f := false
 		p.EmailVerified = &f
+	case BadTokenCritHeader:
+		p.Header = critHeader()
+	case BadTokenSignatureNewline, BadTokenSignatureLowBits:
+		tok, err := i.mint(p)
+		if err != nil {
+			return "", err
+		}
+		return respell(kind, tok)
+	case BadTokenLongLifetime:
+		p.ExpiresAt = longExpiry(now)
+	case BadTokenStringExpiry:
+		p.Extra = stringExpiry(now.Add(PushTokenLifetime))
+	case BadTokenSubjectPath:
+		p.Subject = AttackSubjectPath
+	case BadTokenUnicodeEmail:
+		p.Email = unicodeLookalike(i.email)
 	default:
 		return "", fmt.Errorf("marketplacetest: bad token kind %q does not apply to push tokens", kind)
 	}

@@ -58,6 +58,13 @@ func TestPushTokens(t *testing.T) {
 		BadTokenOversize:         errTooLarge,
 		BadTokenWrongEmail:       errEmail,
 		BadTokenEmailNotVerified: errEmailVerified,
+		BadTokenCritHeader:       errMalformed,
+		BadTokenSignatureNewline: errMalformed,
+		BadTokenSignatureLowBits: errMalformed,
+		BadTokenLongLifetime:     errLifetime,
+		BadTokenStringExpiry:     errMalformed,
+		BadTokenSubjectPath:      errSubject,
+		BadTokenUnicodeEmail:     errEmail,
 	}
 	require.Len(t, PushAttackTokens, len(wantReason))
 	for _, kind := range PushAttackTokens {

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -82,6 +83,9 @@ type TokenParams struct {
 	Extra map[string]any
 	// Omit lists claims to leave out entirely, e.g. "exp".
 	Omit []string
+	// Header fields are added to the JOSE header (alg and kid excepted),
+	// e.g. crit.
+	Header map[string]any
 }
 
 // BadToken names one way a token can be wrong. Each kind is rejected by a
@@ -116,7 +120,8 @@ var SignupAttackTokens = []BadToken{
 	BadTokenAlgNone, BadTokenHS256PublicKey, BadTokenWrongIssuer, BadTokenAttackerIssuer,
 	BadTokenWrongAudience, BadTokenExpired, BadTokenIssuedInFuture, BadTokenEmptySubject,
 	BadTokenUnknownKeyID, BadTokenForeignKey, BadTokenTamperedPayload, BadTokenTruncated,
-	BadTokenOversize,
+	BadTokenOversize, BadTokenCritHeader, BadTokenSignatureNewline, BadTokenSignatureLowBits,
+	BadTokenLongLifetime, BadTokenStringExpiry, BadTokenSubjectPath,
 }
 
 // signingKey is one RSA key with its key id and self-signed certificate.
@@ -229,8 +234,8 @@ func (r *keyRing) published() ([]*signingKey, error) {
 }
 
 // signJWT signs claims with key the way alg says. kid goes in the header
-// unless empty.
-func signJWT(alg TokenAlg, key *signingKey, hmacKey []byte, kid string, claims jwt.MapClaims) (string, error) {
+// unless empty, and so do the fields of header other than alg and kid.
+func signJWT(alg TokenAlg, key *signingKey, hmacKey []byte, kid string, header map[string]any, claims jwt.MapClaims) (string, error) {
 	var (
 		tok    *jwt.Token
 		secret any
@@ -244,6 +249,11 @@ func signJWT(alg TokenAlg, key *signingKey, hmacKey []byte, kid string, claims j
 		tok, secret = jwt.NewWithClaims(jwt.SigningMethodHS256, claims), hmacKey
 	default:
 		return "", fmt.Errorf("marketplacetest: unknown token algorithm %q", alg)
+	}
+	for k, v := range header {
+		if k != "alg" && k != "kid" {
+			tok.Header[k] = v
+		}
 	}
 	if kid != "" {
 		tok.Header["kid"] = kid
@@ -289,11 +299,15 @@ func tamperPayload(token string) (string, error) {
 	return strings.Join(parts, "."), nil
 }
 
-// truncateSignature cuts the signature segment in half.
+// truncateSignature cuts the signature in half, and encodes the half
+// canonically so that only its length is wrong.
 func truncateSignature(token string) string {
 	i := strings.LastIndexByte(token, '.')
-	sig := token[i+1:]
-	return token[:i+1] + sig[:len(sig)/2]
+	sig, err := base64.RawURLEncoding.DecodeString(token[i+1:])
+	if err != nil {
+		return token[:i+1]
+	}
+	return token[:i+1] + base64.RawURLEncoding.EncodeToString(sig[:len(sig)/2])
 }
 
 // signupIssuer holds the RSA keys that sign Marketplace sign-up JWTs and
@@ -302,6 +316,9 @@ type signupIssuer struct {
 	now     func() time.Time
 	baseURL string // set by NewServer once the listener is up
 	ring    *keyRing
+	// redirect sends the certificate endpoint to the attacker's copy
+	// (RedirectKeysToAttacker).
+	redirect atomic.Bool
 }
 
 func newSignupIssuer(now func() time.Time) (*signupIssuer, error) {
@@ -309,10 +326,10 @@ func newSignupIssuer(now func() time.Time) (*signupIssuer, error) {
 }
 
 func (i *signupIssuer) routes(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+signupCertPath, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+signupCertPath, redirecting(&i.redirect, i.attackerCertsURL, func(w http.ResponseWriter, r *http.Request) {
 		keys, err := i.ring.published()
 		serveCertMap(w, keys, err)
-	})
+	}))
 	mux.HandleFunc("GET "+signupJWKSPath, func(w http.ResponseWriter, r *http.Request) {
 		keys, err := i.ring.published()
 		serveJWKS(w, keys, err)
@@ -322,6 +339,8 @@ func (i *signupIssuer) routes(mux *http.ServeMux) {
 		serveCertMap(w, []*signingKey{k}, err)
 	})
 }
+
+func (i *signupIssuer) attackerCertsURL() string { return i.baseURL + attackerCertPath }
 
 // userIdentity is a stable obfuscated user id for an account, shaped like
 // Google's numeric ids.
@@ -370,7 +389,7 @@ func (i *signupIssuer) mint(p TokenParams) (string, error) {
 	if kid == "" {
 		kid = signer.kid
 	}
-	return signJWT(p.Alg, signer, key.certPEM, kid, claims)
+	return signJWT(p.Alg, signer, key.certPEM, kid, p.Header, claims)
 }
 
 func (i *signupIssuer) bad(kind BadToken, accountID, audience string) (string, error) {
@@ -418,6 +437,20 @@ func (i *signupIssuer) bad(kind BadToken, accountID, audience string) (string, e
 		return truncateSignature(tok), nil
 	case BadTokenOversize:
 		p.Extra = map[string]any{"padding": strings.Repeat("A", OversizeTokenLen)}
+	case BadTokenCritHeader:
+		p.Header = critHeader()
+	case BadTokenSignatureNewline, BadTokenSignatureLowBits:
+		tok, err := i.mint(p)
+		if err != nil {
+			return "", err
+		}
+		return respell(kind, tok)
+	case BadTokenLongLifetime:
+		p.ExpiresAt = longExpiry(now)
+	case BadTokenStringExpiry:
+		p.Extra = stringExpiry(now.Add(SignupTokenLifetime))
+	case BadTokenSubjectPath:
+		p.Subject = AttackSubjectPath
 	default:
 		return "", fmt.Errorf("marketplacetest: bad token kind %q does not apply to sign-up tokens", kind)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -30,12 +31,20 @@ var (
 	errAudience       = errors.New("aud mismatch")
 	errExpired        = errors.New("token expired")
 	errIssuedInFuture = errors.New("iat in the future")
-	errSubject        = errors.New("sub empty")
+	errSubject        = errors.New("sub empty or not an account id")
+	errLifetime       = errors.New("exp - iat out of (0, 1h]")
 	errEmail          = errors.New("email is not the push service account")
 	errEmailVerified  = errors.New("email not verified")
 )
 
 const maxTokenLen = 16 << 10
+
+// Shapes a strict verifier requires: one spelling per token, and account
+// ids that cannot change a resource name.
+var (
+	compactJWS = regexp.MustCompile(`^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$`)
+	accountID  = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,256}$`)
+)
 
 // strictVerifier is what a correct verifier does, in the safe order: size,
 // then alg and iss from the unverified token, then the key by kid from the
@@ -52,12 +61,25 @@ func (v strictVerifier) verify(t *testing.T, tok string) (jwt.MapClaims, error) 
 	if len(tok) > maxTokenLen {
 		return nil, errTooLarge
 	}
-	unverified, _, err := jwt.NewParser().ParseUnverified(tok, jwt.MapClaims{})
+	if !compactJWS.MatchString(tok) {
+		return nil, fmt.Errorf("%w: not base64url segments", errMalformed)
+	}
+	unverified, _, err := jwt.NewParser(jwt.WithStrictDecoding()).ParseUnverified(tok, jwt.MapClaims{})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
 	if unverified.Method.Alg() != "RS256" {
 		return nil, errAlg
+	}
+	if _, ok := unverified.Header["crit"]; ok {
+		return nil, fmt.Errorf("%w: crit header", errMalformed)
+	}
+	for _, date := range []string{"exp", "iat", "nbf"} {
+		if v, ok := unverified.Claims.(jwt.MapClaims)[date]; ok {
+			if _, num := v.(float64); !num {
+				return nil, fmt.Errorf("%w: %s is not a number", errMalformed, date)
+			}
+		}
 	}
 	if iss, _ := unverified.Claims.GetIssuer(); iss != v.issuer {
 		return nil, errIssuer
@@ -65,6 +87,7 @@ func (v strictVerifier) verify(t *testing.T, tok string) (jwt.MapClaims, error) 
 	keys := v.keys(t)
 	parser := jwt.NewParser(
 		jwt.WithValidMethods([]string{"RS256"}),
+		jwt.WithStrictDecoding(),
 		jwt.WithIssuer(v.issuer),
 		jwt.WithAudience(v.audience),
 		jwt.WithExpirationRequired(),
@@ -98,7 +121,15 @@ func (v strictVerifier) verify(t *testing.T, tok string) (jwt.MapClaims, error) 
 	default:
 		return nil, err
 	}
-	if sub, _ := claims.GetSubject(); sub == "" {
+	exp, _ := claims.GetExpirationTime()
+	iat, _ := claims.GetIssuedAt()
+	if exp == nil || iat == nil {
+		return nil, fmt.Errorf("%w: exp and iat are required", errMalformed)
+	}
+	if life := exp.Sub(iat.Time); life <= 0 || life > time.Hour {
+		return nil, errLifetime
+	}
+	if sub, _ := claims.GetSubject(); !accountID.MatchString(sub) || sub == "." || sub == ".." {
 		return nil, errSubject
 	}
 	if v.email != "" {
@@ -220,19 +251,25 @@ func TestSignupTokens(t *testing.T) {
 	})
 
 	wantReason := map[BadToken]error{
-		BadTokenAlgNone:         errAlg,
-		BadTokenHS256PublicKey:  errAlg,
-		BadTokenWrongIssuer:     errIssuer,
-		BadTokenAttackerIssuer:  errIssuer,
-		BadTokenWrongAudience:   errAudience,
-		BadTokenExpired:         errExpired,
-		BadTokenIssuedInFuture:  errIssuedInFuture,
-		BadTokenEmptySubject:    errSubject,
-		BadTokenUnknownKeyID:    errUnknownKid,
-		BadTokenForeignKey:      errSignature,
-		BadTokenTamperedPayload: errSignature,
-		BadTokenTruncated:       errSignature,
-		BadTokenOversize:        errTooLarge,
+		BadTokenAlgNone:          errAlg,
+		BadTokenHS256PublicKey:   errAlg,
+		BadTokenWrongIssuer:      errIssuer,
+		BadTokenAttackerIssuer:   errIssuer,
+		BadTokenWrongAudience:    errAudience,
+		BadTokenExpired:          errExpired,
+		BadTokenIssuedInFuture:   errIssuedInFuture,
+		BadTokenEmptySubject:     errSubject,
+		BadTokenUnknownKeyID:     errUnknownKid,
+		BadTokenForeignKey:       errSignature,
+		BadTokenTamperedPayload:  errSignature,
+		BadTokenTruncated:        errSignature,
+		BadTokenOversize:         errTooLarge,
+		BadTokenCritHeader:       errMalformed,
+		BadTokenSignatureNewline: errMalformed,
+		BadTokenSignatureLowBits: errMalformed,
+		BadTokenLongLifetime:     errLifetime,
+		BadTokenStringExpiry:     errMalformed,
+		BadTokenSubjectPath:      errSubject,
 	}
 	require.Len(t, SignupAttackTokens, len(wantReason))
 	for _, kind := range SignupAttackTokens {

@@ -1,0 +1,296 @@
+package marketplace_test
+
+// Regression tests for the token hardening of issue 19 (items 12-17): each
+// case here was accepted before, by the sign-up or the push verifier.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+	"github.com/gcpmarketplace/gcpmarketplace/procurement"
+)
+
+// mintSignup mints a sign-up token for the test account and audience
+// unless p says otherwise.
+func (e signupTestEnv) mintSignup(t *testing.T, p marketplacetest.TokenParams) string {
+	t.Helper()
+	if p.Subject == "" {
+		p.Subject = signupTestAccount
+	}
+	if p.Audience == "" {
+		p.Audience = signupTestAudience
+	}
+	tok, err := e.s.MintSignupToken(p)
+	require.NoError(t, err)
+	return tok
+}
+
+// tokenCase is a token and the reason it must be refused for ("" =
+// accepted).
+type tokenCase struct {
+	name  string
+	token string
+	want  marketplace.TokenReason
+}
+
+func (e signupTestEnv) requireCases(t *testing.T, cases []tokenCase) {
+	t.Helper()
+	for _, tc := range cases {
+		c, err := e.v.VerifySignupToken(context.Background(), tc.token)
+		if tc.want == "" {
+			assert.NoError(t, err, tc.name)
+			continue
+		}
+		if assert.Error(t, err, tc.name) {
+			var te *marketplace.TokenError
+			if assert.ErrorAs(t, err, &te, tc.name) {
+				assert.Equal(t, tc.want, te.Reason, "%s: %v", tc.name, err)
+			}
+			assert.Zero(t, c, tc.name)
+		}
+	}
+}
+
+// Item 12: a redirect from the key URL, to another origin or to another
+// path of the same one, is refused, also with a caller-supplied client,
+// which is left unmodified.
+func TestVerifySignupTokenRefusesKeyRedirect(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("to another origin", func(t *testing.T) {
+		t.Parallel()
+		s := marketplacetest.New(t)
+		redirector := httptest.NewServer(http.RedirectHandler(s.AttackerCertsURL(), http.StatusFound))
+		t.Cleanup(redirector.Close)
+		client := &http.Client{}
+		v, err := marketplace.NewSignupVerifier([]string{signupTestAudience},
+			marketplace.WithSignupCertsURL(redirector.URL+"/robot/v1/metadata/x509/keys"),
+			marketplace.WithSignupHTTPClient(client),
+			marketplace.WithSignupClock(s.Clock().Now))
+		require.NoError(t, err)
+		tok, err := s.MintSignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience, ForeignKey: true})
+		require.NoError(t, err)
+		_, err = v.VerifySignupToken(ctx, tok)
+		requireAuthReason(t, err, marketplace.ErrKeysUnavailable)
+		assert.ErrorContains(t, err, "redirect")
+		assert.Nil(t, client.CheckRedirect, "the caller's client was modified")
+	})
+
+	t.Run("from the emulator's key endpoint", func(t *testing.T) {
+		t.Parallel()
+		e := newSignupTestEnv(t)
+		e.s.RedirectKeysToAttacker(true)
+		attack := e.mintSignup(t, marketplacetest.TokenParams{ForeignKey: true})
+		_, err := e.v.VerifySignupToken(ctx, attack)
+		requireAuthReason(t, err, marketplace.ErrKeysUnavailable)
+		e.requireOnlyCertsFetched(t, 1)
+
+		// With the endpoint restored (and the rate limit past), genuine
+		// keys load and the foreign token is refused for its kid.
+		e.s.RedirectKeysToAttacker(false)
+		e.s.Clock().Advance(time.Minute)
+		_, err = e.v.VerifySignupToken(ctx, attack)
+		requireAuthReason(t, err, marketplace.ErrTokenUnknownKey)
+		_, err = e.v.VerifySignupToken(ctx, e.s.SignupToken(signupTestAccount, signupTestAudience))
+		require.NoError(t, err)
+	})
+}
+
+func TestVerifyPushRequestRefusesKeyRedirect(t *testing.T) {
+	t.Parallel()
+	e := newPushTestEnv(t)
+	e.s.RedirectKeysToAttacker(true)
+	tok, err := e.s.MintPushToken(marketplacetest.PushTokenParams{Audience: pushTestAudience, ForeignKey: true})
+	require.NoError(t, err)
+	_, err = e.v.VerifyPushRequest(context.Background(), pushBearerRequest(t, tok))
+	requireAuthReason(t, err, marketplace.ErrKeysUnavailable)
+	e.requireOnlyJWKSFetched(t, 1)
+}
+
+// Item 13: sub must be shaped like a Procurement id.
+func TestVerifySignupTokenSubject(t *testing.T) {
+	t.Parallel()
+	e := newSignupTestEnv(t)
+	bad := []string{"   ", " acct-1", "acct-1 ", marketplacetest.AttackSubjectPath, "providers/p/accounts/a",
+		"acct\r\nX-Injected: 1", "acct\x00", "acct\t1", ".", "..", "acct%2F1", "acct?x", "acct#x", "ａcct",
+		strings.Repeat("a", 257), strings.Repeat("a", 5000)}
+	var cases []tokenCase
+	for _, sub := range bad {
+		cases = append(cases, tokenCase{subjectCaseName(sub), e.mintSignup(t, marketplacetest.TokenParams{Subject: sub}), marketplace.ErrTokenSubject})
+	}
+	for _, sub := range []string{"acct-1", "E-1234_x.y:z", "4f165726-0a12-4b7c-ab5b-34a6ca9fa5d3", strings.Repeat("a", 256)} {
+		cases = append(cases, tokenCase{subjectCaseName(sub), e.mintSignup(t, marketplacetest.TokenParams{Subject: sub}), ""})
+	}
+	e.requireCases(t, cases)
+
+	_, err := e.v.VerifySignupToken(context.Background(), e.mintSignup(t, marketplacetest.TokenParams{Subject: "../x"}))
+	require.ErrorIs(t, err, procurement.ErrInvalidName)
+	assert.NotContains(t, err.Error(), "\n")
+}
+
+func subjectCaseName(sub string) string {
+	if len(sub) > 20 {
+		return fmt.Sprintf("sub %q… (%d bytes)", sub[:20], len(sub))
+	}
+	return fmt.Sprintf("sub %q", sub)
+}
+
+// Item 14: the push email is compared exactly after ASCII lower-casing;
+// Unicode case folding would let look-alikes match.
+func TestVerifyPushRequestEmailIsComparedASCII(t *testing.T) {
+	t.Parallel()
+	e := newPushTestEnv(t)
+	sa := e.s.PushServiceAccount()
+	for _, tc := range []struct {
+		email string
+		want  marketplace.TokenReason
+	}{
+		{sa, ""},
+		{strings.ToUpper(sa), ""},
+		{strings.Replace(sa, "s", "ſ", 1), marketplace.ErrTokenEmail},      // U+017F folds to s
+		{strings.Replace(sa, "k", "\u212a", 1), marketplace.ErrTokenEmail}, // Kelvin sign folds to k
+		{sa + " ", marketplace.ErrTokenEmail},
+	} {
+		tok, err := e.s.MintPushToken(marketplacetest.PushTokenParams{Audience: pushTestAudience, Email: tc.email})
+		require.NoError(t, err)
+		_, err = e.v.VerifyPushToken(context.Background(), tok)
+		if tc.want == "" {
+			assert.NoError(t, err, tc.email)
+			continue
+		}
+		requireAuthReason(t, err, tc.want)
+	}
+
+	// A configured address in upper case matches the token's lower case.
+	upper := newPushTestEnv(t, marketplace.WithPushServiceAccount(strings.ToUpper(sa)))
+	_, err := upper.v.VerifyPushToken(context.Background(), upper.s.PushToken(pushTestAudience))
+	require.NoError(t, err)
+}
+
+// Item 15: any crit header is refused, before a key is fetched.
+func TestVerifySignupTokenCritHeader(t *testing.T) {
+	t.Parallel()
+	e := newSignupTestEnv(t)
+	e.requireCases(t, []tokenCase{
+		{"crit unknown extension", e.mintSignup(t, marketplacetest.TokenParams{Header: map[string]any{"crit": []string{"exp-ext"}, "exp-ext": 1}}), marketplace.ErrTokenMalformed},
+		{"crit b64", e.mintSignup(t, marketplacetest.TokenParams{Header: map[string]any{"crit": []string{"b64"}, "b64": true}}), marketplace.ErrTokenMalformed},
+		{"crit empty", e.mintSignup(t, marketplacetest.TokenParams{Header: map[string]any{"crit": []string{}}}), marketplace.ErrTokenMalformed},
+		{"crit null", e.mintSignup(t, marketplacetest.TokenParams{Header: map[string]any{"crit": nil}}), marketplace.ErrTokenMalformed},
+		{"other unknown header", e.mintSignup(t, marketplacetest.TokenParams{Header: map[string]any{"x-note": "ok"}}), ""},
+	})
+}
+
+// Item 16: one token, one spelling. Each variant below decodes to the
+// genuine token's bytes with a lenient base64 decoder.
+func TestVerifySignupTokenStrictEncoding(t *testing.T) {
+	t.Parallel()
+	e := newSignupTestEnv(t)
+	good := e.s.SignupToken(signupTestAccount, signupTestAudience)
+	parts := strings.Split(good, ".")
+	h, p, sig := parts[0], parts[1], parts[2]
+	lowBits, err := e.s.BadSignupToken(marketplacetest.BadTokenSignatureLowBits, signupTestAccount, signupTestAudience)
+	require.NoError(t, err)
+	require.NotEqual(t, good, lowBits)
+	e.requireCases(t, []tokenCase{
+		{"genuine", good, ""},
+		{"LF in signature", h + "." + p + "." + sig[:100] + "\n" + sig[100:], marketplace.ErrTokenMalformed},
+		{"CR LF in signature", h + "." + p + "." + sig[:100] + "\r\n" + sig[100:], marketplace.ErrTokenMalformed},
+		{"LF in payload", h + "." + p[:10] + "\n" + p[10:] + "." + sig, marketplace.ErrTokenMalformed},
+		{"LF in header", h[:5] + "\n" + h[5:] + "." + p + "." + sig, marketplace.ErrTokenMalformed},
+		{"trailing LF", good + "\n", marketplace.ErrTokenMalformed},
+		{"padding", good + "==", marketplace.ErrTokenMalformed},
+		{"standard alphabet", strings.NewReplacer("-", "+", "_", "/").Replace(good), marketplace.ErrTokenMalformed},
+		{"unused low bits in signature", lowBits, marketplace.ErrTokenMalformed},
+	})
+}
+
+// Item 17: dates must be JSON numbers and exp − iat at most
+// MaxTokenLifetime.
+func TestVerifySignupTokenDatesAndLifetime(t *testing.T) {
+	t.Parallel()
+	e := newSignupTestEnv(t)
+	now := e.s.Clock().Now()
+	e.requireCases(t, []tokenCase{
+		{"exp numeric string", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"exp": itoa(now.Add(time.Minute).Unix())}}), marketplace.ErrTokenMalformed},
+		{"iat numeric string", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"iat": itoa(now.Unix())}}), marketplace.ErrTokenMalformed},
+		{"nbf numeric string", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"nbf": itoa(now.Unix())}}), marketplace.ErrTokenMalformed},
+		{"exp null", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"exp": nil}}), marketplace.ErrTokenMalformed},
+		{"iat true", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"iat": true}}), marketplace.ErrTokenMalformed},
+		{"fractional exp", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"exp": float64(now.Unix()) + 60.5}}), ""},
+		{"lifetime 10 years", e.mintSignup(t, marketplacetest.TokenParams{ExpiresAt: now.AddDate(10, 0, 0)}), marketplace.ErrTokenLifetime},
+		{"lifetime max+1s", e.mintSignup(t, marketplacetest.TokenParams{ExpiresAt: now.Add(marketplace.MaxTokenLifetime + time.Second)}), marketplace.ErrTokenLifetime},
+		{"lifetime exactly max", e.mintSignup(t, marketplacetest.TokenParams{ExpiresAt: now.Add(marketplace.MaxTokenLifetime)}), ""},
+		{"exp equal to iat", e.mintSignup(t, marketplacetest.TokenParams{IssuedAt: now.Add(-10 * time.Second), ExpiresAt: now.Add(-10 * time.Second)}), marketplace.ErrTokenLifetime},
+		{"exp before iat (within the skew)", e.mintSignup(t, marketplacetest.TokenParams{IssuedAt: now, ExpiresAt: now.Add(-time.Second)}), marketplace.ErrTokenLifetime},
+		{"exp far future as float", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"exp": 1e12}}), marketplace.ErrTokenLifetime},
+	})
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// requireFuzzTokenError fails unless err is a *TokenError with one of the
+// documented reasons.
+func requireFuzzTokenError(t *testing.T, err error) {
+	t.Helper()
+	var te *marketplace.TokenError
+	if !errors.As(err, &te) {
+		t.Fatalf("error is not a *TokenError: %T %v", err, err)
+	}
+	if !errors.Is(err, te.Reason) || te.Reason.Error() == "" {
+		t.Fatalf("error %v does not match its reason %q", err, te.Reason)
+	}
+}
+
+// FuzzVerifyPushToken fuzzes the push verifier from the genuine token and
+// every push attack: nothing but the genuine token verifies, and every
+// refusal is a typed error.
+func FuzzVerifyPushToken(f *testing.F) {
+	s, err := marketplacetest.NewServer()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = s.Close() })
+	good := s.PushToken(pushTestAudience)
+	f.Add(good)
+	for _, kind := range marketplacetest.PushAttackTokens {
+		if kind == marketplacetest.BadTokenOversize {
+			continue
+		}
+		tok, err := s.BadPushToken(kind, pushTestAudience)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(tok)
+	}
+	v, err := marketplace.NewPushVerifier(pushTestAudience, marketplace.WithPushJWKSURL(s.PushJWKSURL()),
+		marketplace.WithPushClock(s.Clock().Now), marketplace.WithPushServiceAccount(s.PushServiceAccount()))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, token string) {
+		c, err := v.VerifyPushToken(context.Background(), token)
+		if err == nil {
+			if token != good {
+				t.Fatalf("fuzzed token verified: %q", token)
+			}
+			if c.Email != s.PushServiceAccount() || c.ExpiresAt.Sub(c.IssuedAt) > marketplace.MaxTokenLifetime {
+				t.Fatalf("verified claims out of bounds: %+v", c)
+			}
+			return
+		}
+		requireFuzzTokenError(t, err)
+	})
+}
