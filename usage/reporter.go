@@ -82,7 +82,7 @@ type config struct {
 	meterProvider metric.MeterProvider
 	err           error
 
-	confirmer        EndConfirmer                        // confirm.go
+	confirmer        EndConfirmer                          // confirm.go
 	onBilledAfterEnd func(context.Context, BilledAfterEnd) // confirm.go
 
 	// afterReport is a test hook (export_test.go): called right after a
