@@ -28,18 +28,18 @@ type lateCancel struct {
 	mu     sync.Mutex
 }
 
-func newLateCancel(t *testing.T) *lateCancel {
+func newLateCancel(t *testing.T, opts ...usage.Option) *lateCancel {
 	env := newProcEnv(t)
 	lc := &lateCancel{procEnv: env}
 	store := env.store.(*memstore.Store)
-	rep, err := usage.New(env.ctx, env.srv.ServiceName(), store,
+	rep, err := usage.New(env.ctx, env.srv.ServiceName(), store, append(opts,
 		usage.WithMetric("requests", usage.Int64),
 		usage.WithClock(env.srv.Clock().Now), usage.WithClientOptions(env.srv.ClientOptions()...),
 		usage.WithBilledAfterEnd(func(_ context.Context, a usage.BilledAfterEnd) {
 			lc.mu.Lock()
 			defer lc.mu.Unlock()
 			lc.alerts = append(lc.alerts, a)
-		}))
+		}))...)
 	require.NoError(t, err)
 	proc, err := marketplace.New(store, env.client, env.rec.handler(),
 		marketplace.WithClock(env.srv.Clock().Now), marketplace.WithUsageReporter(rep))
@@ -157,6 +157,49 @@ func TestLateCancellationWhileProcessorStopped(t *testing.T) {
 	lc.at(63 * time.Minute)
 	lc.flush()
 
+	lc.requireBilled(10)
+	lc.requireCancelledOnce()
+}
+
+// blindConfirmer confirms every entitlement live: it stands for a
+// Procurement read that has not caught up, leaving the processor's hold as
+// the only protection.
+type blindConfirmer struct{}
+
+func (blindConfirmer) ConfirmEnds(context.Context, []string) (map[string]time.Time, error) {
+	return map[string]time.Time{}, nil
+}
+
+// While a message about an entitlement is unsettled (it failed and awaits
+// redelivery), the reporter does not seal the entitlement's window, even
+// when its confirmation says the entitlement is live.
+func TestUnsettledMessageHoldsWindow(t *testing.T) {
+	t.Parallel()
+	lc := newLateCancel(t, usage.WithEndConfirmer(blindConfirmer{}))
+	lc.at(10 * time.Minute)
+	lc.record(10)
+	lc.at(58 * time.Minute)
+	require.NoError(t, lc.srv.Cancel(lc.ctx, lc.ent, true))
+	lc.srv.InjectFault(marketplacetest.Fault{Method: marketplacetest.MethodEntitlementsGet, Kind: marketplacetest.FaultStatus, Status: 503, Times: -1})
+	msgs := lc.newMessages()
+	for _, m := range msgs {
+		require.Error(t, lc.proc.HandleMessage(lc.ctx, m))
+	}
+	lc.at(59*time.Minute + 30*time.Second)
+	lc.record(400)
+	lc.at(61*time.Minute + 30*time.Second)
+	lc.flush()
+	ws, err := lc.store.(*memstore.Store).ListWindows(lc.ctx, usage.WindowQuery{EntitlementID: lc.ent})
+	require.NoError(t, err)
+	require.Empty(t, ws, "held while the cancellation awaits redelivery")
+
+	lc.srv.ClearFaults()
+	for _, m := range msgs {
+		require.NoError(t, lc.proc.HandleMessage(lc.ctx, m))
+	}
+	lc.at(62*time.Minute + 30*time.Second)
+	lc.flush()
+	lc.flush()
 	lc.requireBilled(10)
 	lc.requireCancelledOnce()
 }
