@@ -29,8 +29,8 @@ const confirmGetConcurrency = 8
 // reads each id the listing does not name with a GET (those cancelled,
 // suspended or deleted since; a handful per flush). It returns, for each
 // ended id, when it ended:
-//   - CANCELLED: the earlier of updateTime and offerEndTime (in that state
-//     the actual end of the last offer);
+//   - CANCELLED: updateTime (offerEndTime if it has none), the end the
+//     marketplace Processor registers;
 //   - SUSPENDED: updateTime (Google documents the state as not yet
 //     supported; usage while suspended is not billed);
 //   - PENDING_CANCELLATION whose offerEndTime has passed: offerEndTime;
@@ -115,8 +115,11 @@ func (c *Client) confirmAbsent(ctx context.Context, ids []string, now time.Time,
 func endOf(e Entitlement, now time.Time) (time.Time, bool) {
 	switch e.State {
 	case EntitlementCancelled:
+		// updateTime, as the marketplace Processor registers it;
+		// offerEndTime ("the end of the last offer") can be long before
+		// the end of service for a private offer that ended earlier.
 		end := e.UpdateTime
-		if !e.OfferEndTime.IsZero() && (end.IsZero() || e.OfferEndTime.Before(end)) {
+		if end.IsZero() {
 			end = e.OfferEndTime
 		}
 		return end, true
