@@ -137,7 +137,11 @@ func WithPoisonAfter(n int) Option {
 // Registration happens before the handler's callbacks (so that
 // OnEntitlementActive may already Record usage) and before the commit, so a
 // failure leaves the message unacknowledged and it is retried; Register is
-// idempotent.
+// idempotent. The processor also makes r confirm entitlement ends with its
+// Procurement client before sealing a window (unless r has its own
+// usage.EndConfirmer), and holds the windows of an entitlement while a
+// message about it is in flight or failed and awaits redelivery (in this
+// process; replicas rely on the confirmation).
 func WithUsageReporter(r *usage.Reporter) Option {
 	return func(c *config) {
 		if r != nil {

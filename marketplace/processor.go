@@ -45,6 +45,9 @@ type Processor struct {
 	// transport, so that ConnPool's sizing holds for PushHandler and
 	// custom transports as it does for Receive.
 	slots chan struct{}
+	// unsettled holds the usage windows of entitlements with a message in
+	// flight or awaiting redelivery (usage_confirm.go).
+	unsettled *unsettled
 }
 
 // New returns a Processor that keeps its state in store, calls the
@@ -78,7 +81,7 @@ func New(store Store, client *procurement.Client, handler events.Handler, opts .
 		cfg.now = time.Now
 	}
 	p := &Processor{store: store, client: client, handler: handler, cfg: cfg, logger: cfg.logger,
-		slots: make(chan struct{}, cfg.concurrency)}
+		slots: make(chan struct{}, cfg.concurrency), unsettled: newUnsettled(cfg.now)}
 	if p.logger == nil {
 		p.logger = slog.New(slog.DiscardHandler)
 	}
@@ -104,6 +107,7 @@ func New(store Store, client *procurement.Client, handler events.Handler, opts .
 			return nil, fmt.Errorf("marketplace: New: creating metrics: %w", err)
 		}
 	}
+	p.wireUsage()
 	return p, nil
 }
 
@@ -300,7 +304,9 @@ func (p *Processor) process(ctx context.Context, ev events.Event, log *slog.Logg
 	r := ev.Resource()
 	switch r.Kind {
 	case events.ResourceEntitlement:
+		done := p.unsettled.begin(r.ID)
 		res, err := p.settleEntitlement(ctx, r.ID, entTrigger{source: sourceMessage, ev: ev}, log)
+		done(err == nil || permanent(err))
 		return res.outcome, err
 	case events.ResourceAccount:
 		res, err := p.settleAccount(ctx, r.ID, accTrigger{source: sourceMessage, ev: ev}, log)

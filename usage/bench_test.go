@@ -18,6 +18,7 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
+	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
 
@@ -93,7 +94,9 @@ var flushFixture = sync.OnceValues(func() (*marketplacetest.Server, []usage.Cons
 	}
 	cs := make([]usage.Consumer, benchConsumers())
 	for i := range cs {
-		id, err := srv.Purchase(context.Background(), marketplacetest.PurchaseParams{UsageBased: true})
+		// Active, as a usage-based entitlement is once provisioned: the
+		// flush confirms each one with Procurement before sealing.
+		id, err := srv.Purchase(context.Background(), marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true})
 		if err != nil {
 			panic(err)
 		}
@@ -137,14 +140,21 @@ func parallel(b *testing.B, cs []usage.Consumer, fn func(usage.Consumer) error) 
 }
 
 // BenchmarkFlush: one hour of every entitlement (one operation each, with
-// the two reserved labels) sealed, checked (a fresh check per consumer) and
-// reported, on sqlitestore.
+// the two reserved labels) confirmed not ended with Procurement, sealed,
+// checked (a fresh check per consumer) and reported, on sqlitestore.
+// USAGE_BENCH_NO_CONFIRM=1 leaves the confirmation out, to measure its cost.
 func BenchmarkFlush(b *testing.B) {
 	srv, cs := flushFixture()
 	ctx := context.Background()
 	ledger := sqliteLedger(b, filepath.Join(b.TempDir(), "f.db"))
-	r, err := usage.New(ctx, srv.ServiceName(), ledger, usage.WithClientOptions(srv.ClientOptions()...),
-		usage.WithClock(srv.Clock().Now), usage.WithMetric("requests", usage.Int64), usage.WithConcurrency(16))
+	opts := []usage.Option{usage.WithClientOptions(srv.ClientOptions()...),
+		usage.WithClock(srv.Clock().Now), usage.WithMetric("requests", usage.Int64), usage.WithConcurrency(16)}
+	if os.Getenv("USAGE_BENCH_NO_CONFIRM") == "" {
+		client, err := procurement.NewClient(ctx, srv.ProviderID(), procurement.WithClientOptions(srv.ClientOptions()...))
+		require.NoError(b, err)
+		opts = append(opts, usage.WithEndConfirmer(client))
+	}
+	r, err := usage.New(ctx, srv.ServiceName(), ledger, opts...)
 	require.NoError(b, err)
 	parallel(b, cs, func(c usage.Consumer) error { return r.Register(ctx, c) })
 	labels := map[string]string{usage.LabelResourceName: "instance-1", usage.LabelContainerName: "prod"}
@@ -159,6 +169,7 @@ func BenchmarkFlush(b *testing.B) {
 		})
 		require.NoError(b, srv.Clock().Set(at.Add(time.Hour)))
 		calls0, checks0, ops0 := srv.ReportCalls(), srv.CheckCalls(cs[0].UsageReportingID), len(srv.Reports())
+		procurement0 := srv.Calls(marketplacetest.MethodEntitlementsList) + srv.Calls(marketplacetest.MethodEntitlementsGet)
 		b.StartTimer()
 		require.NoError(b, r.Flush(ctx))
 		b.StopTimer()
@@ -169,6 +180,7 @@ func BenchmarkFlush(b *testing.B) {
 			bytes += len(raw)
 		}
 		b.ReportMetric(float64(srv.ReportCalls()-calls0), "report-calls/flush")
+		b.ReportMetric(float64(srv.Calls(marketplacetest.MethodEntitlementsList)+srv.Calls(marketplacetest.MethodEntitlementsGet)-procurement0), "procurement-calls/flush")
 		b.ReportMetric(float64(srv.CheckCalls(cs[0].UsageReportingID)-checks0), "checks/consumer")
 		b.ReportMetric(float64(len(ops)), "ops/flush")
 		b.ReportMetric(float64(bytes)/float64(len(ops)), "B/op-json")

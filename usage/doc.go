@@ -90,6 +90,29 @@
 // buckets that start at or after End become a Rejected window, never sent,
 // and only the usage of the minute that contains End can be billed past it.
 //
+// That protects only until the window is sealed, so a window is not sealed
+// on the reporter's word alone. Before sealing, the Reporter asks its
+// EndConfirmer (WithEndConfirmer; *procurement.Client is one, and the
+// marketplace Processor sets its own when given the Reporter) which of the
+// consumers due have ended, according to Procurement itself: one filtered
+// entitlements.list of the live entitlements per flush that has windows to
+// seal (200 per call) and a GET for each consumer the listing leaves out. An
+// end it learns is recorded as the consumer's End, so the window is sealed
+// up to it. If Procurement cannot be read, the consumers wait, unsealed,
+// for a later flush, however close their deadline: a window reported late
+// can still be settled, usage billed after a cancellation can only be
+// credited back. WithDeadlineAlert's callback is told when such a held
+// window nears and passes its deadline (its Window has no operation id
+// yet). A deleted entitlement's end is no longer readable: none of its
+// unsealed usage is billed. SealHolders (HoldSealsWith) hold consumers too:
+// the marketplace Processor holds an entitlement while a message about it
+// is in flight or failed and awaits redelivery (per process; replicas rely
+// on the confirmation). Without an EndConfirmer the Reporter seals blind,
+// as before, and logs a warning at its first seal. An End learned after
+// windows past it were sealed (Register, or the confirmation) is reported
+// to WithBilledAfterEnd's callback and logged at Error, with the operation
+// ids and values billed, so that the vendor can credit the customer.
+//
 // Operation ids. Each operation id is the UUIDv5 (OperationNamespace) of
 // the entitlement id, the window start, the sorted metric names and the
 // canonical user labels (see OperationID). services.check and

@@ -56,6 +56,11 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	ended := now.Add(-r.cfg.grace)
 	before := r.windowStart(ended)
 	p := SealParams{Before: before, Ended: ended, Limit: sealBatch}
+	held, err := r.prepareSeal(ctx, p, now)
+	if err != nil {
+		return err
+	}
+	p.Held = held
 	seal := r.sealFunc(p, now)
 	for {
 		n, err := r.ledger.Seal(ctx, p, seal)

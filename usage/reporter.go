@@ -82,6 +82,9 @@ type config struct {
 	meterProvider metric.MeterProvider
 	err           error
 
+	confirmer        EndConfirmer                          // confirm.go
+	onBilledAfterEnd func(context.Context, BilledAfterEnd) // confirm.go
+
 	// afterReport is a test hook (export_test.go): called right after a
 	// report RPC returns, before its outcome is written to the ledger.
 	afterReport func()
@@ -201,6 +204,13 @@ type Reporter struct {
 	checks    map[string]checkEntry // by consumer id
 	alerted   map[string]bool       // operation id + "/" + "near"|"missed"
 	lastPrune time.Time
+
+	// guardMu guards the seal guards (confirm.go), which the marketplace
+	// Processor may add after New.
+	guardMu         sync.Mutex
+	confirmer       EndConfirmer
+	holders         []SealHolder
+	warnUnconfirmed sync.Once
 }
 
 // New returns a Reporter for the Service Control service serviceName
@@ -285,6 +295,8 @@ func New(ctx context.Context, serviceName string, ledger Ledger, opts ...Option)
 		metrics: m,
 		checks:  map[string]checkEntry{},
 		alerted: map[string]bool{},
+
+		confirmer: cfg.confirmer,
 	}
 	if cfg.meterProvider != nil {
 		if err := r.registerGauges(cfg.meterProvider); err != nil {
@@ -333,8 +345,15 @@ func (r *Reporter) Register(ctx context.Context, c Consumer) error {
 	if c.Start.After(frontier) {
 		frontier = c.Start
 	}
+	prev, known, err := r.consumerBeforeEnd(ctx, c)
+	if err != nil {
+		return fmt.Errorf("usage: register %s: %w", c.EntitlementID, err)
+	}
 	if err := r.ledger.PutConsumer(ctx, c, frontier); err != nil {
 		return fmt.Errorf("usage: register %s: %w", c.EntitlementID, err)
+	}
+	if known {
+		return r.checkBilledAfterEnd(ctx, prev, c.End)
 	}
 	return nil
 }

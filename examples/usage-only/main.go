@@ -4,8 +4,11 @@
 // windows and reports each window to Service Control exactly once, checking
 // first (services.check) and telling you when to stop serving a customer.
 //
-// It needs only the usage package and a Ledger (the SQLite or PostgreSQL
-// store); no Pub/Sub, no Procurement API.
+// It needs only the usage package, a Ledger (the SQLite or PostgreSQL
+// store) and read access to the Procurement API, with which the reporter
+// confirms, before sealing each hour, that no entitlement was cancelled
+// before its end (a cancellation your account flow registers late is then
+// never billed); no Pub/Sub.
 //
 //	POST /ops/consumers   {entitlementId, usageReportingId, start?, end?}: your account
 //	                      flow registers an entitlement when it becomes active, and sets
@@ -39,6 +42,7 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/pgstore"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
+	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
 
@@ -63,6 +67,9 @@ type config struct {
 	Metrics                                    []string
 	Emulator                                   bool
 	ServiceControlEndpoint                     string // external emulator only
+	ProviderID                                 string // Procurement provider, for confirming ends
+	ProcurementEndpoint                        string // external emulator only
+	UnconfirmedEnds                            bool   // opt out of confirming ends
 }
 
 // ledger is where usage lives until Google confirms it: the SQLite or
@@ -102,6 +109,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	fs.StringVar(&metrics, "metrics", metrics, "usage metric ids, comma-separated ($MARKETPLACE_USAGE_METRICS)")
 	fs.StringVar(&cfg.OpsToken, "ops-token", getenv("MARKETPLACE_OPS_TOKEN"), "bearer token for /ops/ ($MARKETPLACE_OPS_TOKEN)")
 	fs.BoolVar(&cfg.Emulator, "emulator", false, "report to an in-process Marketplace emulator")
+	fs.StringVar(&cfg.ProviderID, "provider", getenv("MARKETPLACE_PROVIDER_ID"), "Procurement provider id, to confirm cancellations before billing ($MARKETPLACE_PROVIDER_ID)")
+	fs.BoolVar(&cfg.UnconfirmedEnds, "unconfirmed-ends", false, "do not confirm cancellations with Procurement: a cancellation registered late is billed")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -111,14 +120,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		}
 	}
 	cfg.ServiceControlEndpoint = getenv("MARKETPLACE_SERVICECONTROL_ENDPOINT")
+	cfg.ProcurementEndpoint = getenv("MARKETPLACE_PROCUREMENT_ENDPOINT")
 	if cfg.ServiceName == "" && !cfg.Emulator {
 		return errors.New("missing the service name: -service or $MARKETPLACE_SERVICE_NAME (Producer Portal → your product → Technical integration)")
+	}
+	if cfg.ProviderID == "" && !cfg.Emulator && !cfg.UnconfirmedEnds {
+		return errors.New("missing the provider id: -provider or $MARKETPLACE_PROVIDER_ID, to confirm cancellations with Procurement " +
+			"before billing (or -unconfirmed-ends to bill whatever your account flow has not cancelled yet)")
 	}
 	if len(cfg.Metrics) == 0 {
 		return errors.New("missing usage metrics: -metrics or $MARKETPLACE_USAGE_METRICS")
 	}
 	s := &service{cfg: cfg, log: slog.New(slog.NewTextHandler(out, nil))}
 
+	var procurementOpts []option.ClientOption
 	opts := []usage.Option{usage.WithLogger(s.log),
 		usage.WithServingChanged(func(ctx context.Context, c usage.ServingChange) {
 			// Your app: suspend or resume the customer.
@@ -126,6 +141,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		}),
 		usage.WithDeadlineAlert(15*time.Minute, func(ctx context.Context, a usage.DeadlineAlert) {
 			s.log.ErrorContext(ctx, "usage window not reported by its deadline", "operation_id", a.Window.OperationID, "missed", a.Missed)
+		}),
+		usage.WithBilledAfterEnd(func(ctx context.Context, a usage.BilledAfterEnd) {
+			// Your app: issue the customer a credit for a.Values.
+			s.log.ErrorContext(ctx, "usage billed after a cancellation", "entitlement_id", a.EntitlementID, "operation_ids", a.OperationIDs)
 		}),
 	}
 	switch {
@@ -142,8 +161,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		}
 		opts = append(opts, usage.WithClientOptions(emu.ClientOptions()...), usage.WithClock(emu.Clock().Now),
 			usage.WithFlushInterval(time.Second))
+		s.cfg.ProviderID, procurementOpts = emu.ProviderID(), emu.ClientOptions()
 	case cfg.ServiceControlEndpoint != "":
 		opts = append(opts, usage.WithClientOptions(option.WithEndpoint(cfg.ServiceControlEndpoint), option.WithoutAuthentication()))
+	}
+	if cfg.ProcurementEndpoint != "" && !cfg.Emulator {
+		procurementOpts = []option.ClientOption{option.WithEndpoint(cfg.ProcurementEndpoint), option.WithoutAuthentication()}
+	}
+	if s.cfg.ProviderID != "" && !cfg.UnconfirmedEnds {
+		client, err := procurement.NewClient(ctx, s.cfg.ProviderID, procurement.WithClientOptions(procurementOpts...))
+		if err != nil {
+			return fmt.Errorf("procurement client: %w", err)
+		}
+		opts = append(opts, usage.WithEndConfirmer(client))
 	}
 	for _, m := range cfg.Metrics {
 		opts = append(opts, usage.WithMetric(m, usage.Int64))

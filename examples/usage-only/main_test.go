@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
 
 type syncBuffer struct {
@@ -54,6 +55,75 @@ func TestMissingServiceName(t *testing.T) {
 	t.Parallel()
 	err := serve(context.Background(), nil, noEnv, &bytes.Buffer{}, nil)
 	require.ErrorContains(t, err, "MARKETPLACE_SERVICE_NAME")
+}
+
+// Against Google, the starter confirms cancellations with Procurement
+// unless told explicitly not to.
+func TestMissingProviderID(t *testing.T) {
+	t.Parallel()
+	err := serve(context.Background(), []string{"-service", "x.endpoints.y.cloud.goog"}, noEnv, &bytes.Buffer{}, nil)
+	require.ErrorContains(t, err, "MARKETPLACE_PROVIDER_ID")
+}
+
+// The account flow never registers a cancellation (or registers it late):
+// usage recorded after it is accepted, but the reporter learns the end from
+// Procurement before sealing the hour and bills only what came before.
+func TestUsageOnlyConfirmsCancellation(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	ready := make(chan *service, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, []string{"-emulator", "-listen", "127.0.0.1:0", "-ops-token", "tok",
+			"-database", filepath.Join(t.TempDir(), "usage.db")}, noEnv, out, func(s *service) { ready <- s })
+	}()
+	var s *service
+	select {
+	case s = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve: %v\n%s", err, out)
+	}
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+		if t.Failed() {
+			t.Logf("logs:\n%s", out)
+		}
+	}()
+	id, err := s.emu.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true})
+	require.NoError(t, err)
+	ent, _ := s.emu.Entitlement(id)
+	status, body := post(t, s.url+"/ops/consumers", `{"entitlementId":"`+id+`","usageReportingId":"`+ent.UsageReportingID+`"}`,
+		"Authorization", "Bearer tok")
+	require.Equal(t, http.StatusOK, status, body)
+	s.emu.Clock().Advance(time.Second)
+	work := func(n int) {
+		for range n {
+			status, body := post(t, s.url+"/api/work", "", "X-Entitlement", id)
+			require.Equal(t, http.StatusOK, status, body)
+		}
+	}
+	work(3)
+	s.emu.Clock().Advance(time.Minute)
+	require.NoError(t, s.emu.Cancel(ctx, id, true))
+	s.emu.Clock().Advance(time.Minute)
+	work(5) // accepted: nobody told the reporter yet
+
+	s.emu.Clock().Advance(2 * time.Hour)
+	metric := s.emu.ServiceName() + "/requests"
+	require.Eventually(t, func() bool {
+		ws, err := s.reporter.Backlog(ctx)
+		for _, w := range ws {
+			if w.State != usage.StateRejected { // the usage after the end is rejected, never sent
+				return false
+			}
+		}
+		return err == nil && len(ws) == 1 && len(s.emu.Reports()) > 0
+	}, 15*time.Second, 20*time.Millisecond)
+	assert.Equal(t, int64(3), s.emu.BilledTotal(ent.UsageReportingID, metric))
+	assert.Empty(t, s.emu.Violations())
 }
 
 // Register an entitlement, meter calls, let the hour end: the usage is
