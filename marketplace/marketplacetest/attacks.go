@@ -83,7 +83,8 @@ func respell(kind BadToken, token string) (string, error) {
 	}
 }
 
-// Paths of the attacker's key sets a redirected key endpoint points to.
+// attackerPushJWKSPath serves the foreign push key as a JWK Set: where a
+// redirected PushJWKSURL points.
 const attackerPushJWKSPath = "/attacker/oauth2/v3/certs"
 
 // RedirectKeysToAttacker(true) makes the key endpoints CertsURL and
