@@ -25,6 +25,7 @@ var ledgerCases = []testCase{
 	{"SealEndedLimit", testLedgerSealEndedLimit},
 	{"ClaimLeaseUpdate", testLedgerClaim},
 	{"ListAndPrune", testLedgerListPrune},
+	{"ListTimeRangeAndPages", testLedgerListRangePages},
 	{"ConcurrentAddAndSealLoseNothing", testLedgerConcurrent},
 	{"ReopenKeepsLedger", testLedgerReopen},
 }
