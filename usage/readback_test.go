@@ -200,7 +200,7 @@ func TestReadBackFilters(t *testing.T) {
 	require.Equal(t, usage.StateReported, mid[0].State)
 
 	for name, q := range map[string]usage.ReadBackQuery{
-		"unknown state": {States: []usage.WindowState{"billed"}},
+		"unknown state":  {States: []usage.WindowState{"billed"}},
 		"to before from": {From: t0.Add(time.Hour), To: t0},
 		"limit too big":  {Limit: usage.MaxReadBackLimit + 1},
 	} {
