@@ -115,7 +115,7 @@ func ParseExportFormat(s string) (ExportFormat, error) {
 	return "", fmt.Errorf("usage: export format %q: want csv or jsonl: %w", shorten(s), ErrInvalid)
 }
 
-// ExportColumns are the columns of Export, in CSV order, one line per
+// ExportColumns returns the columns of Export, in CSV order, one line per
 // metric of each window. They are stable: columns may be added at the end,
 // never renamed, removed or reordered.
 //
@@ -137,9 +137,11 @@ func ParseExportFormat(s string) (ExportFormat, error) {
 //   - attempts: how many report calls carried it.
 //   - reason: why it is not reported (last error, rejection), or an
 //     operator's settlement.
-var ExportColumns = []string{
-	"operationId", "entitlementId", "consumerId", "metric", "value", "labels",
-	"windowStart", "windowEnd", "state", "reportedAt", "attempts", "reason",
+func ExportColumns() []string {
+	return []string{
+		"operationId", "entitlementId", "consumerId", "metric", "value", "labels",
+		"windowStart", "windowEnd", "state", "reportedAt", "attempts", "reason",
+	}
 }
 
 // exportLine is one line of Export, in the order of ExportColumns.
@@ -220,7 +222,7 @@ func (r *Reporter) Export(ctx context.Context, w io.Writer, format ExportFormat,
 		cw := csv.NewWriter(w)
 		write = func(l exportLine) error { return cw.Write(l.csv()) }
 		flush = func() error { cw.Flush(); return cw.Error() }
-		if err := cw.Write(ExportColumns); err != nil {
+		if err := cw.Write(ExportColumns()); err != nil {
 			return 0, fmt.Errorf("usage: export: %w", err)
 		}
 	} else {

@@ -152,7 +152,7 @@ func TestReadBackReconcilesWithBilling(t *testing.T) {
 	records, err := csv.NewReader(&buf).ReadAll()
 	require.NoError(t, err)
 	require.Len(t, records, n+1)
-	require.Equal(t, usage.ExportColumns, records[0])
+	require.Equal(t, usage.ExportColumns(), records[0])
 	for i, l := range lines {
 		require.Equal(t, l.csv(), records[i+1], "line %d", i)
 	}

@@ -54,8 +54,8 @@ func TestOpsUsageReported(t *testing.T) {
 	for sc.Scan() {
 		var line map[string]any
 		require.NoError(t, json.Unmarshal(sc.Bytes(), &line), sc.Text())
-		require.Len(t, line, len(usage.ExportColumns), "lower camel case keys: %v", line)
-		for _, c := range usage.ExportColumns {
+		require.Len(t, line, len(usage.ExportColumns()), "lower camel case keys: %v", line)
+		for _, c := range usage.ExportColumns() {
 			require.Contains(t, line, c)
 		}
 		require.Equal(t, ents[0].ID, line["entitlementId"])
@@ -76,7 +76,7 @@ func TestOpsUsageReported(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, body)
 	records, err := csv.NewReader(strings.NewReader(body)).ReadAll()
 	require.NoError(t, err)
-	require.Equal(t, usage.ExportColumns, records[0])
+	require.Equal(t, usage.ExportColumns(), records[0])
 	seen := map[string]bool{}
 	for _, r := range records[1:] {
 		seen[r[1]] = true
