@@ -70,8 +70,11 @@ func (q ReadBackQuery) check() (WindowQuery, error) {
 // refused) per consumer, window and set of labels, with each window's
 // operation id, metric values, state, attempts and times. It returns at
 // most q.Limit windows and the key to pass as q.After for the next page,
-// zero when there is none. Paging by key stays consistent while windows
-// are sealed or pruned: a window is never listed twice.
+// zero when there is none. Paging by key never lists a window twice nor
+// skips one that existed throughout, however windows are sealed or pruned
+// meanwhile; but each page is read at its own moment (a window's state may
+// have moved on since an earlier page), and a window sealed during the
+// listing with a Start before the cursor is not in it.
 //
 // The ledger keeps Reported and Rejected windows for WithRetention
 // (DefaultRetention, 40 days, after they were sealed) and Flush then
