@@ -165,4 +165,15 @@
 // Windows still unreported near their deadline (WithDeadlineAlert's margin)
 // or after it are passed to the alert callback; Backlog lists every window
 // that is not reported, with its reason, for operators.
+//
+// # Read-back
+//
+// ReadBack lists the sealed windows, oldest first, filtered by entitlement,
+// state and window start, in pages resumed by key (WindowKey), with each
+// window's operation id, values, state, attempts and times. Export writes
+// the same as CSV or JSON Lines, one line per operation and metric, in the
+// stable ExportColumns, for reconciliation with Cloud Billing's export.
+// Reported and Rejected windows are pruned WithRetention (40 days by
+// default) after they were sealed: export them before then (daily, say) to
+// keep a longer record.
 package usage

@@ -98,7 +98,7 @@ type Ledger interface {
 	UpdateWindows(ctx context.Context, owner string, updates []WindowUpdate) (lost []string, err error)
 
 	// ListWindows returns the windows matching q ordered by (Start,
-	// OperationID).
+	// OperationID), at most q.Limit of them.
 	ListWindows(ctx context.Context, q WindowQuery) ([]Window, error)
 
 	// PruneWindows deletes windows in state Reported or Rejected sealed
@@ -304,8 +304,29 @@ type WindowQuery struct {
 	States        []WindowState // nil = any state
 	EntitlementID string        // "" = any consumer
 	OperationID   string        // "" = any window
-	Limit         int           // <= 0 = all
+	// From and To bound the windows' Start: From <= Start < To (a zero
+	// time leaves that side open).
+	From, To time.Time
+	// After resumes a listing: only windows that come after this key in
+	// ListWindows's order are returned (zero: from the first). Pass the
+	// Key of the last window of the previous page.
+	After WindowKey
+	Limit int // <= 0 = all
 }
+
+// WindowKey is a window's place in ListWindows's order, (Start,
+// OperationID): a page cursor that stays valid while windows are added or
+// pruned.
+type WindowKey struct {
+	Start       time.Time
+	OperationID string // "" = the zero key, before every window
+}
+
+// IsZero reports whether k is the zero key.
+func (k WindowKey) IsZero() bool { return k.OperationID == "" }
+
+// Key returns w's place in ListWindows's order.
+func (w Window) Key() WindowKey { return WindowKey{Start: w.Start, OperationID: w.OperationID} }
 
 // ConsumerQuery selects consumers for Ledger.ListConsumers. Its zero value
 // selects all of them.

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
 
 // ---------------------------------------------------------------------------
@@ -27,6 +28,7 @@ import (
 //	POST /ops/approvals/{entitlement}/reject  reason=... (shown to the customer)
 //	POST /ops/reconcile                      re-sync with the Procurement API
 //	GET  /ops/usage/backlog                  usage windows not reported yet
+//	GET  /ops/usage/reported                 what was reported, as CSV or JSON Lines (readback.go)
 //	GET  /ops/poison                         messages set aside
 
 func (b *backend) opsRoutes(mux *http.ServeMux) {
@@ -55,6 +57,7 @@ func (b *backend) opsRoutes(mux *http.ServeMux) {
 		ws, err := b.reporter.Backlog(r.Context())
 		writeJSON(w, map[string]any{"windows": ws}, err)
 	}))
+	mux.Handle("GET /ops/usage/reported", b.opsOnly(b.usageReported))
 	mux.Handle("GET /ops/poison", b.opsOnly(func(w http.ResponseWriter, r *http.Request) {
 		var p []marketplace.Poison
 		err := b.store.InTx(r.Context(), func(ctx context.Context, tx marketplace.Tx) error {
@@ -92,7 +95,7 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 			status = http.StatusNotFound
 		case errors.Is(err, marketplace.ErrNoLongerPending):
 			status = http.StatusConflict
-		case errors.Is(err, marketplace.ErrInvalid):
+		case errors.Is(err, marketplace.ErrInvalid), errors.Is(err, usage.ErrInvalid):
 			status = http.StatusBadRequest
 		}
 		w.WriteHeader(status)

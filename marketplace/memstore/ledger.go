@@ -290,8 +290,7 @@ func (s *Store) ListWindows(ctx context.Context, q usage.WindowQuery) ([]usage.W
 	defer s.mu.Unlock()
 	ws := []*usage.Window{}
 	for _, w := range s.ledger.windows {
-		if (q.States == nil || slices.Contains(q.States, w.State)) && (q.EntitlementID == "" || q.EntitlementID == w.EntitlementID) &&
-			(q.OperationID == "" || q.OperationID == w.OperationID) {
+		if windowMatches(w, q) {
 			ws = append(ws, w)
 		}
 	}
@@ -304,6 +303,13 @@ func (s *Store) ListWindows(ctx context.Context, q usage.WindowQuery) ([]usage.W
 		out[i] = cloneWindow(*w)
 	}
 	return out, nil
+}
+
+func windowMatches(w *usage.Window, q usage.WindowQuery) bool {
+	after := q.After.IsZero() || windowOrder(w, &usage.Window{Start: q.After.Start, OperationID: q.After.OperationID}) > 0
+	return (q.States == nil || slices.Contains(q.States, w.State)) && (q.EntitlementID == "" || q.EntitlementID == w.EntitlementID) &&
+		(q.OperationID == "" || q.OperationID == w.OperationID) &&
+		(q.From.IsZero() || !w.Start.Before(q.From)) && (q.To.IsZero() || w.Start.Before(q.To)) && after
 }
 
 // PruneWindows implements usage.Ledger.

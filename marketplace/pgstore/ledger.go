@@ -553,7 +553,19 @@ func (s *Store) ListWindows(ctx context.Context, q usage.WindowQuery) ([]usage.W
 		args = append(args, q.OperationID)
 		where = append(where, fmt.Sprintf("operation_id = $%d", len(args)))
 	}
-	if err := badText(q.EntitlementID, q.OperationID); err != nil {
+	if !q.From.IsZero() {
+		args = append(args, q.From)
+		where = append(where, fmt.Sprintf("start_time >= $%d", len(args)))
+	}
+	if !q.To.IsZero() {
+		args = append(args, q.To)
+		where = append(where, fmt.Sprintf("start_time < $%d", len(args)))
+	}
+	if !q.After.IsZero() {
+		args = append(args, q.After.Start, q.After.OperationID)
+		where = append(where, fmt.Sprintf("(start_time, operation_id) > ($%d, $%d)", len(args)-1, len(args)))
+	}
+	if err := errors.Join(badText(q.EntitlementID, q.OperationID, q.After.OperationID), badTime(q.From, q.To, q.After.Start)); err != nil {
 		return nil, fmt.Errorf("pgstore: list windows: %w", invalid(usage.ErrInvalid, err))
 	}
 	query := s.lq.listWindows

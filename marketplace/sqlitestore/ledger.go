@@ -638,6 +638,11 @@ func (s *Store) ListWindows(ctx context.Context, q usage.WindowQuery) ([]usage.W
 		where = append(where, "operation_id = ?")
 		args = append(args, q.OperationID)
 	}
+	bounds, err := windowBounds(q)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: list windows: %w", err)
+	}
+	where, args = append(where, bounds.where...), append(args, bounds.args...)
 	query := "SELECT " + windowColumns + " FROM usage_windows"
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
@@ -647,7 +652,7 @@ func (s *Store) ListWindows(ctx context.Context, q usage.WindowQuery) ([]usage.W
 		query += fmt.Sprintf(" LIMIT %d", q.Limit)
 	}
 	var out []usage.Window
-	err := s.ledgerTx(ctx, "list windows", func(t *tx) error {
+	err = s.ledgerTx(ctx, "list windows", func(t *tx) error {
 		rows, err := t.s.conn.QueryContext(stmtCtx, query, args...)
 		if err != nil {
 			return fmt.Errorf("sqlitestore: list windows: %w", interpretError(err))
@@ -658,6 +663,36 @@ func (s *Store) ListWindows(ctx context.Context, q usage.WindowQuery) ([]usage.W
 		return nil
 	})
 	return out, err
+}
+
+type sqlWhere struct {
+	where []string
+	args  []any
+}
+
+// windowBounds is the SQL of q's time range and cursor. Times are stored
+// as fixed-width text, so text order is time order.
+func windowBounds(q usage.WindowQuery) (sqlWhere, error) {
+	var b sqlWhere
+	add := func(cond string, t time.Time, more ...any) error {
+		ts, err := encodeTime(t)
+		if err != nil {
+			return fmt.Errorf("%w: %w", usage.ErrInvalid, err)
+		}
+		b.where, b.args = append(b.where, cond), append(append(b.args, ts), more...)
+		return nil
+	}
+	var errs []error
+	if !q.From.IsZero() {
+		errs = append(errs, add("start_time >= ?", q.From))
+	}
+	if !q.To.IsZero() {
+		errs = append(errs, add("start_time < ?", q.To))
+	}
+	if !q.After.IsZero() {
+		errs = append(errs, add("(start_time, operation_id) > (?, ?)", q.After.Start, q.After.OperationID))
+	}
+	return b, errors.Join(errs...)
 }
 
 // PruneWindows implements usage.Ledger.

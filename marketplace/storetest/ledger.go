@@ -26,6 +26,7 @@ var ledgerCases = []testCase{
 	{"SealSkipsHeld", testLedgerSealHeld},
 	{"ClaimLeaseUpdate", testLedgerClaim},
 	{"ListAndPrune", testLedgerListPrune},
+	{"ListTimeRangeAndPages", testLedgerListRangePages},
 	{"ConcurrentAddAndSealLoseNothing", testLedgerConcurrent},
 	{"ReopenKeepsLedger", testLedgerReopen},
 }
