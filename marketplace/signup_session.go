@@ -240,8 +240,10 @@ func NewSignupSessions(v *SignupVerifier, used UsedTokens, keys [][]byte, opts .
 	if s.now == nil || s.page == nil || s.logger == nil {
 		return nil, errors.New("marketplace: NewSignupSessions: nil clock, error page or logger")
 	}
-	if s.cookie == "" || !strings.HasPrefix(s.path, "/") {
-		return nil, fmt.Errorf("marketplace: NewSignupSessions: cookie name %q and path %q: want a name and an absolute path", s.cookie, s.path)
+	// An invalid name or path would make http.SetCookie drop the cookie
+	// silently, and every sign-up would end at "session missing".
+	if err := (&http.Cookie{Name: s.cookie, Value: "x", Path: s.path}).Valid(); err != nil || !strings.HasPrefix(s.path, "/") {
+		return nil, fmt.Errorf("marketplace: NewSignupSessions: cookie name %q and path %q: want a token and an absolute path", s.cookie, s.path)
 	}
 	return s, nil
 }
@@ -261,7 +263,7 @@ type sessionPayload struct {
 
 // seal returns the cookie value of a new session for c, started by the
 // token whose UsedTokens key is tokenKey.
-func (s *SignupSessions) seal(c SignupClaims, tokenKey string) (string, SignupSession, error) {
+func (s *SignupSessions) seal(c SignupClaims, tokenKey string) (string, error) {
 	now := s.now()
 	sess := SignupSession{AccountID: c.AccountID, UserIdentity: c.UserIdentity, Audience: c.Audience,
 		Orders: c.Orders, IssuedAt: now.Truncate(time.Second), tokenRef: tokenRef(tokenKey)}
@@ -269,14 +271,14 @@ func (s *SignupSessions) seal(c SignupClaims, tokenKey string) (string, SignupSe
 	raw, err := json.Marshal(sessionPayload{V: 1, Acc: sess.AccountID, UID: sess.UserIdentity, Aud: sess.Audience,
 		Ord: sess.Orders, Iat: sess.IssuedAt.Unix(), Exp: sess.ExpiresAt.Unix(), Tok: sess.tokenRef})
 	if err != nil {
-		return "", SignupSession{}, err
+		return "", err
 	}
 	payload := base64.RawURLEncoding.EncodeToString(raw)
 	value := payload + "." + base64.RawURLEncoding.EncodeToString(sessionMAC(s.keys[0], payload))
 	if len(value) > maxSessionCookie {
-		return "", SignupSession{}, fmt.Errorf("session cookie of %d bytes exceeds %d (%d orders)", len(value), maxSessionCookie, len(c.Orders))
+		return "", fmt.Errorf("session cookie of %d bytes exceeds %d (%d orders)", len(value), maxSessionCookie, len(c.Orders))
 	}
-	return value, sess, nil
+	return value, nil
 }
 
 // tokenRef is the part of a token's UsedTokens key a session keeps, to

@@ -64,7 +64,7 @@ func (s *SignupSessions) Begin(formURL string) http.Handler {
 			return
 		}
 		s.prune(r.Context())
-		value, _, err := s.seal(claims, key)
+		value, err := s.seal(claims, key)
 		if err != nil {
 			s.fail(w, r, http.StatusInternalServerError, err, claims.AccountID)
 			return

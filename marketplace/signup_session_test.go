@@ -264,8 +264,8 @@ func TestSignupSessionRefusals(t *testing.T) {
 	raw, err := base64.RawURLEncoding.DecodeString(payload)
 	require.NoError(t, err)
 	forged := base64.RawURLEncoding.EncodeToString(bytes.Replace(raw, []byte(signupTestAccount), []byte("acct-2"), 1))
-	flipped := []byte(mac)
-	flipped[3] ^= 'A' ^ 'B'
+	flipped := []byte(mac) // another base64url character, mid-string
+	flipped[3] = map[bool]byte{true: 'B', false: 'A'}[flipped[3] == 'A']
 	for name, tc := range map[string]struct {
 		value   string
 		account string
@@ -367,13 +367,14 @@ func TestNewSignupSessionsRefusesBadConfig(t *testing.T) {
 		keys [][]byte
 		opts []marketplace.SignupSessionOption
 	}{
-		"no key":         {},
-		"short key":      {keys: [][]byte{sessionKeyA[:31]}},
-		"short old key":  {keys: [][]byte{sessionKeyA, []byte("short")}},
-		"lifetime zero":  {keys: [][]byte{sessionKeyA}, opts: []marketplace.SignupSessionOption{marketplace.WithSignupSessionLifetime(0)}},
-		"lifetime 25h":   {keys: [][]byte{sessionKeyA}, opts: []marketplace.SignupSessionOption{marketplace.WithSignupSessionLifetime(25 * time.Hour)}},
-		"relative path":  {keys: [][]byte{sessionKeyA}, opts: []marketplace.SignupSessionOption{marketplace.WithSignupSessionCookie("s", "signup")}},
-		"nil error page": {keys: [][]byte{sessionKeyA}, opts: []marketplace.SignupSessionOption{marketplace.WithSignupErrorPage(nil)}},
+		"no key":          {},
+		"short key":       {keys: [][]byte{sessionKeyA[:31]}},
+		"short old key":   {keys: [][]byte{sessionKeyA, []byte("short")}},
+		"lifetime zero":   {keys: [][]byte{sessionKeyA}, opts: []marketplace.SignupSessionOption{marketplace.WithSignupSessionLifetime(0)}},
+		"lifetime 25h":    {keys: [][]byte{sessionKeyA}, opts: []marketplace.SignupSessionOption{marketplace.WithSignupSessionLifetime(25 * time.Hour)}},
+		"relative path":   {keys: [][]byte{sessionKeyA}, opts: []marketplace.SignupSessionOption{marketplace.WithSignupSessionCookie("s", "signup")}},
+		"bad cookie name": {keys: [][]byte{sessionKeyA}, opts: []marketplace.SignupSessionOption{marketplace.WithSignupSessionCookie("a b", "/")}},
+		"nil error page":  {keys: [][]byte{sessionKeyA}, opts: []marketplace.SignupSessionOption{marketplace.WithSignupErrorPage(nil)}},
 	} {
 		_, err := marketplace.NewSignupSessions(env.v, store, tc.keys, tc.opts...)
 		assert.Error(t, err, name)
