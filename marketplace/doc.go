@@ -13,7 +13,9 @@
 //		marketplace.WithLogger(logger))
 //	go proc.Receive(ctx, pubsubClient.Subscriber("marketplace"))  // pull
 //	mux.Handle("/pubsub", proc.PushHandler(pushVerifier))         // or push
-//	mux.Handle("/signup", marketplace.SignupHandler(signupVerifier, yourSignupPage)) // then CompleteSignup
+//	sessions, err := marketplace.NewSignupSessions(signupVerifier, store, sessionKeys)
+//	mux.Handle("POST /signup", sessions.Begin("/signup/form"))     // Google's redirect
+//	mux.Handle("/signup/form", sessions.Handler(yourSignupPage))   // then CompleteSignup
 //	report, err := proc.Reconcile(ctx)                            // at start-up
 //
 // # The pipeline
@@ -155,9 +157,12 @@
 //
 // # Sign-up
 //
-// Google sends the customer to your sign-up URL with a signed token. Verify
-// it (SignupVerifier, SignupHandler), create or find the customer in your
-// system, then call CompleteSignup with the account id and your user id: it
+// Google sends the customer to your sign-up URL with a signed token, valid
+// for about five minutes. SignupSessions verifies it there (SignupVerifier),
+// once, records it as used (a copy of it is refused), and carries the
+// verified claims to your form in a signed cookie lasting an hour. Create
+// or find the customer in your system, then call CompleteSignup with the
+// session's account id and your user id: it
 // approves the account's sign-up at Google, links the account in the Store,
 // and approves (or queues, per Policy) every entitlement waiting for the
 // sign-up, including those whose notification has not arrived yet.

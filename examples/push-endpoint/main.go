@@ -68,6 +68,7 @@ const shutdownTimeout = 20 * time.Second
 // and the usage reporter's Ledger, in the same database.
 type stateStore interface {
 	marketplace.Store
+	marketplace.UsedTokens // sign-up tokens already used
 	usage.Ledger
 }
 
@@ -200,6 +201,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	if err != nil {
 		return fmt.Errorf("sign-up verifier: %w", err)
 	}
+	sessions, err := b.signupSessions(verifier)
+	if err != nil {
+		return err
+	}
 
 	// HTTP.
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -218,7 +223,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		return fmt.Errorf("push verifier: %w", err)
 	}
 	web := &http.Server{
-		Handler:           b.routes(verifier, pushVerifier),
+		Handler:           b.routes(sessions, pushVerifier),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -345,12 +350,17 @@ func storeKind(url string) string {
 }
 
 // routes is every HTTP endpoint of the backend.
-func (b *backend) routes(verifier *marketplace.SignupVerifier, pushVerifier *marketplace.PushVerifier) http.Handler {
+func (b *backend) routes(sessions *marketplace.SignupSessions, pushVerifier *marketplace.PushVerifier) http.Handler {
 	mux := http.NewServeMux()
 	// The push subscription's endpoint.
 	mux.Handle("POST /pubsub/push", b.proc.PushHandler(pushVerifier))
 	// The sign-up URL configured in Producer Portal. Google POSTs the token.
-	mux.Handle("POST /signup", marketplace.SignupHandler(verifier, b.signupPage))
+	// The session carries the verified claims to the form, which the
+	// customer may take an hour over.
+	mux.Handle("POST /signup", sessions.Begin("/signup/form"))
+	form := sessions.Handler(b.signupPage)
+	mux.Handle("GET /signup/form", form)
+	mux.Handle("POST /signup/form", form)
 	mux.HandleFunc("GET /signup", b.signupInfo)
 	// Your product's API, metered.
 	mux.HandleFunc("POST /api/work", b.work)

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"html"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -17,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 )
 
@@ -135,20 +138,36 @@ func waitParked(t *testing.T, b *backend) {
 	}, 10*time.Second, 20*time.Millisecond, "the purchase's entitlement is parked until sign-up")
 }
 
+var accountField = regexp.MustCompile(`name="` + marketplace.SignupAccountField + `" value="([^"]+)"`)
+
 // signUp goes through the sign-up page as a browser would: the POST from
-// Google, then the form.
+// Google, the redirect to the form with the session cookie, then the form.
 func signUp(t *testing.T, b *backend, token, email string) string {
 	t.Helper()
-	status, body := postForm(t, b.url+"/signup", url.Values{"x-gcp-marketplace-token": {token}})
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	browser := &http.Client{Jar: jar}
+	status, body := send(t, browser, b.url+"/signup", url.Values{"x-gcp-marketplace-token": {token}})
 	require.Equal(t, http.StatusOK, status, body)
 	require.Contains(t, body, "Finish setting up your account")
-	m := tokenField.FindStringSubmatch(body)
-	require.NotNil(t, m, "the form carries the token along")
-	status, body = postForm(t, b.url+"/signup", url.Values{
-		"x-gcp-marketplace-token": {html.UnescapeString(m[1])}, "email": {email}, "company": {"Acme Analytics"}})
+	m := accountField.FindStringSubmatch(body)
+	require.NotNil(t, m, "the form names its account")
+	status, body = send(t, browser, b.url+"/signup/form", url.Values{
+		marketplace.SignupAccountField: {html.UnescapeString(m[1])}, "email": {email}, "company": {"Acme Analytics"}})
 	require.Equal(t, http.StatusOK, status, body)
 	require.Contains(t, body, `id="status"`)
 	return body
+}
+
+// send posts form with client, following redirects.
+func send(t *testing.T, client *http.Client, u string, form url.Values) (int, string) {
+	t.Helper()
+	resp, err := client.PostForm(u, form)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
 }
 
 var tenantAttr = regexp.MustCompile(`data-tenant="([^"]+)" data-account="([^"]+)"`)
@@ -172,21 +191,24 @@ func onlyEntitlement(t *testing.T, b *backend, accountID string) marketplacetest
 	return found[0]
 }
 
+// testSessionKey is a well-formed -session-key.
+var testSessionKey = base64.StdEncoding.EncodeToString(make([]byte, marketplace.MinSignupSessionKeySize))
+
 func TestStartupNamesWhatIsMissing(t *testing.T) {
 	t.Parallel()
 	err := serve(context.Background(), nil, noEnv, io.Discard, nil)
 	require.Error(t, err)
-	for _, want := range []string{envProvider, envPushAudience, envPushAccount, envService,
+	for _, want := range []string{envSessionKey, envProvider, envPushAudience, envPushAccount, envService,
 		"projects/cloudcommerceproc-prod/topics/<partner id>", "Producer Portal", "/pubsub/push"} {
 		assert.Contains(t, err.Error(), want)
 	}
 
-	env := map[string]string{envProvider: "acme", envPushAudience: "https://x/pubsub/push", envPushAccount: "sa@p.iam.gserviceaccount.com", envService: "svc", envApproval: "sometimes"}
+	env := map[string]string{envProvider: "acme", envPushAudience: "https://x/pubsub/push", envPushAccount: "sa@p.iam.gserviceaccount.com", envService: "svc", envApproval: "sometimes", envSessionKey: testSessionKey}
 	err = serve(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, nil)
 	require.ErrorContains(t, err, "must be auto or manual")
 	assert.NotContains(t, err.Error(), "missing configuration")
 
-	env = map[string]string{envProvider: "acme", envPushAudience: "https://x/pubsub/push", envPushAccount: "sa@p.iam.gserviceaccount.com", envService: "svc", envProcEndpoint: "http://127.0.0.1:1/"}
+	env = map[string]string{envProvider: "acme", envPushAudience: "https://x/pubsub/push", envPushAccount: "sa@p.iam.gserviceaccount.com", envService: "svc", envSessionKey: testSessionKey, envProcEndpoint: "http://127.0.0.1:1/"}
 	err = serve(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, nil)
 	require.ErrorContains(t, err, envPushJWKSURL)
 }
@@ -224,8 +246,9 @@ func TestEmulatorEndToEnd(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, status)
 	bad, err := b.emu.BadSignupToken(marketplacetest.BadTokenWrongAudience, accountID, "other.example.com")
 	require.NoError(t, err)
-	status, _ = postForm(t, b.url+"/signup", url.Values{"x-gcp-marketplace-token": {bad}})
-	assert.Equal(t, http.StatusUnauthorized, status)
+	status, body = postForm(t, b.url+"/signup", url.Values{"x-gcp-marketplace-token": {bad}})
+	assert.Equal(t, http.StatusForbidden, status)
+	assert.Contains(t, body, "Marketplace &gt; Your orders", "a page that says how to start again")
 
 	// Metered calls, reported when the hour is over.
 	require.Eventually(t, func() bool {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/mail"
@@ -10,20 +12,21 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 )
 
-// The sign-up page. Google sends the buyer's browser here with a POST whose
-// form field x-gcp-marketplace-token holds a signed JWT (valid 5 minutes);
-// marketplace.SignupHandler has verified it before signupPage runs.
+// The sign-up page. Google sends the buyer's browser to POST /signup with a
+// signed JWT (valid 5 minutes) in the form field x-gcp-marketplace-token.
+// marketplace.SignupSessions verifies it there, once, records it as used,
+// keeps the verified claims in a signed session cookie (1 hour) and
+// redirects to /signup/form, where signupPage runs with the session:
 //
-//  1. First POST (from Google): show the form, carrying the token along.
-//  2. Second POST (the form): create the tenant, link it to the Procurement
-//     account and approve the account with CompleteSignup, which also
-//     approves (or queues, with -approval manual) the entitlements waiting
-//     for the sign-up.
+//  1. GET (after the redirect): show the form.
+//  2. POST (the form): create the tenant, link it to the Procurement account
+//     and approve the account with CompleteSignup, which also approves (or
+//     queues, with -approval manual) the entitlements waiting for the
+//     sign-up.
 //
-// If your users already have accounts, put your login between the two: keep
-// the verified claims in a short-lived signed session instead of the form,
-// and call CompleteSignup with the signed-in user's id. Never link by an
-// email address typed into the form: it proves nothing.
+// If your users already have accounts, put your login between the two and
+// call CompleteSignup with the signed-in user's id. Never link by an email
+// address typed into the form: it proves nothing.
 
 var signupTemplates = template.Must(template.New("").Parse(`
 {{define "head"}}<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -36,8 +39,8 @@ button{font:inherit;margin-top:1.5rem;padding:.5rem 1.5rem}.err{color:#b00}</sty
 <h1>Finish setting up your account</h1>
 <p>Thanks for subscribing through Google Cloud Marketplace. Create your account to start.</p>
 {{if .Error}}<p class="err" id="error">{{.Error}}</p>{{end}}
-<form method="POST" action="/signup" id="signup">
-<input type="hidden" name="x-gcp-marketplace-token" value="{{.Token}}">
+<form method="POST" action="/signup/form" id="signup">
+<input type="hidden" name="{{.AccountField}}" value="{{.AccountID}}">
 <label for="email">Work email</label><input id="email" name="email" type="email" required value="{{.Email}}">
 <label for="company">Company</label><input id="company" name="company" required value="{{.Company}}">
 <button type="submit">Create account</button>
@@ -59,22 +62,43 @@ Subscription {{.EntitlementID}}: {{if eq .Action "approved"}}active{{else if eq 
 `))
 
 type signupView struct {
-	Title, Token, AccountID, Email, Company, Error string
-	Tenant                                         tenant
-	Results                                        []marketplace.EntitlementResult
+	Title, AccountField, AccountID, Email, Company, Error string
+	Tenant                                                tenant
+	Results                                               []marketplace.EntitlementResult
 }
 
-func (b *backend) signupPage(w http.ResponseWriter, r *http.Request, c marketplace.SignupClaims) {
-	w.Header().Set("Cache-Control", "no-store") // the page carries a token
-	v := signupView{Title: "Sign up", Token: r.PostFormValue("x-gcp-marketplace-token"), AccountID: c.AccountID,
+// signupSessions is the sign-up flow, its cookie signed with -session-key.
+// -emulator makes a key when none is given: its sessions end with the
+// process, like everything else the emulator holds.
+func (b *backend) signupSessions(v *marketplace.SignupVerifier) (*marketplace.SignupSessions, error) {
+	var keys [][]byte
+	if b.cfg.SessionKeys == "" && b.cfg.Emulator {
+		key := make([]byte, marketplace.MinSignupSessionKeySize)
+		_, _ = rand.Read(key) // never fails (crypto/rand)
+		keys = [][]byte{key}
+	} else {
+		var err error
+		if keys, err = marketplace.ParseSignupSessionKeys(b.cfg.SessionKeys); err != nil {
+			return nil, err
+		}
+	}
+	s, err := marketplace.NewSignupSessions(v, b.store, keys)
+	if err != nil {
+		return nil, fmt.Errorf("sign-up sessions: %w", err)
+	}
+	return s, nil
+}
+
+func (b *backend) signupPage(w http.ResponseWriter, r *http.Request, s marketplace.SignupSession) {
+	v := signupView{Title: "Sign up", AccountField: marketplace.SignupAccountField, AccountID: s.AccountID,
 		Email: strings.TrimSpace(r.PostFormValue("email")), Company: strings.TrimSpace(r.PostFormValue("company"))}
-	if t, ok := b.tenants.byAccountID(c.AccountID); ok {
+	if t, ok := b.tenants.byAccountID(s.AccountID); ok {
 		// Signed up already (a second click, a reload): finish what is left.
-		b.completeSignup(w, r, c, t)
+		b.completeSignup(w, r, s, t)
 		return
 	}
-	if v.Email == "" && v.Company == "" {
-		b.render(w, http.StatusOK, "form", v) // first visit, from Google
+	if r.Method == http.MethodGet {
+		b.render(w, http.StatusOK, "form", v) // after Google's redirect
 		return
 	}
 	if _, err := mail.ParseAddress(v.Email); err != nil || v.Company == "" {
@@ -82,11 +106,11 @@ func (b *backend) signupPage(w http.ResponseWriter, r *http.Request, c marketpla
 		b.render(w, http.StatusUnprocessableEntity, "form", v)
 		return
 	}
-	t := b.tenants.signUp(c.AccountID, v.Email, v.Company, c.UserIdentity)
-	b.completeSignup(w, r, c, t)
+	t := b.tenants.signUp(s.AccountID, v.Email, v.Company, s.UserIdentity)
+	b.completeSignup(w, r, s, t)
 }
 
-func (b *backend) completeSignup(w http.ResponseWriter, r *http.Request, c marketplace.SignupClaims, t tenant) {
+func (b *backend) completeSignup(w http.ResponseWriter, r *http.Request, c marketplace.SignupSession, t tenant) {
 	res, err := b.proc.CompleteSignup(r.Context(), marketplace.SignupParams{
 		AccountID: c.AccountID, VendorUserID: t.ID, UserIdentity: c.UserIdentity})
 	if err != nil && len(res.Entitlements) == 0 {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 )
 
 // config is everything the backend needs to know, from flags or, when a flag
@@ -22,6 +24,7 @@ type config struct {
 	Metrics      []string // usage metric ids declared for the product
 	Approval     string   // "auto" or "manual"
 	OpsToken     string   // bearer token for /ops/ endpoints; empty disables them
+	SessionKeys  string   // base64 HMAC keys of the sign-up session cookie, comma-separated, signing key first
 
 	Emulator bool // run against an in-process Marketplace emulator
 	Doctor   bool // check the configuration against Google's APIs and exit
@@ -46,6 +49,7 @@ const (
 	envMetrics        = "MARKETPLACE_USAGE_METRICS"
 	envApproval       = "MARKETPLACE_APPROVAL"
 	envOpsToken       = "MARKETPLACE_OPS_TOKEN"
+	envSessionKey     = "MARKETPLACE_SIGNUP_SESSION_KEY"
 	envProcEndpoint   = "MARKETPLACE_PROCUREMENT_ENDPOINT"
 	envSCEndpoint     = "MARKETPLACE_SERVICECONTROL_ENDPOINT"
 	envSignupCertsURL = "MARKETPLACE_SIGNUP_CERTS_URL"
@@ -88,6 +92,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.StringVar(&metrics, "metrics", metricsDefault, "usage metric ids of the product, comma-separated ($"+envMetrics+")")
 	fs.StringVar(&c.Approval, "approval", approvalDefault, "approval of new purchases and plan changes: auto or manual ($"+envApproval+")")
 	fs.StringVar(&c.OpsToken, "ops-token", getenv(envOpsToken), "bearer token required by the /ops/ endpoints; empty disables them ($"+envOpsToken+")")
+	fs.StringVar(&c.SessionKeys, "session-key", getenv(envSessionKey), "key(s) signing the sign-up session cookie: base64 of 32+ random bytes (openssl rand -base64 32), the same on every replica; comma-separated to rotate, signing key first; -emulator makes one ($"+envSessionKey+")")
 	fs.BoolVar(&c.Emulator, "emulator", false, "run end to end against an in-process Marketplace emulator (no Google account needed)")
 	fs.BoolVar(&c.Doctor, "doctor", false, "check the configuration against Google's APIs (Procurement, Pub/Sub subscription, Service Control), print what is wrong and how to fix it, and exit; non-zero on failure")
 	if err := fs.Parse(args); err != nil {
@@ -118,6 +123,7 @@ func (c *config) validate() error {
 		need(c.Project, "project: -project or $"+envProject+" (your project that holds the Pub/Sub subscription)")
 		need(c.Subscription, "subscription: -subscription or $"+envSubscription+" (a pull subscription you created on projects/cloudcommerceproc-prod/topics/<partner id>)")
 		need(c.ServiceName, "service name: -service or $"+envService+" (Producer Portal → your product → Technical integration, e.g. <product>.endpoints.<project>.cloud.goog)")
+		need(c.SessionKeys, "sign-up session key: -session-key or $"+envSessionKey+" (base64 of 32+ random bytes: openssl rand -base64 32; the same on every replica)")
 	}
 	if len(c.Metrics) == 0 {
 		missing = append(missing, "usage metrics: -metrics or $"+envMetrics+" (the metric ids of your pricing model)")
@@ -125,6 +131,11 @@ func (c *config) validate() error {
 	var errs []error
 	if len(missing) > 0 {
 		errs = append(errs, fmt.Errorf("missing configuration:\n  - %s", strings.Join(missing, "\n  - ")))
+	}
+	if c.SessionKeys != "" {
+		if _, err := marketplace.ParseSignupSessionKeys(c.SessionKeys); err != nil {
+			errs = append(errs, fmt.Errorf("-session-key (or $%s): %w", envSessionKey, err))
+		}
 	}
 	if c.Approval != "auto" && c.Approval != "manual" {
 		errs = append(errs, fmt.Errorf("-approval (or $%s) must be auto or manual, not %q", envApproval, c.Approval))

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"html"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -22,6 +24,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 )
 
@@ -140,20 +143,36 @@ func waitParked(t *testing.T, b *backend) {
 	}, 10*time.Second, 20*time.Millisecond, "the purchase's entitlement is parked until sign-up")
 }
 
+var accountField = regexp.MustCompile(`name="` + marketplace.SignupAccountField + `" value="([^"]+)"`)
+
 // signUp goes through the sign-up page as a browser would: the POST from
-// Google, then the form.
+// Google, the redirect to the form with the session cookie, then the form.
 func signUp(t *testing.T, b *backend, token, email string) string {
 	t.Helper()
-	status, body := postForm(t, b.url+"/signup", url.Values{"x-gcp-marketplace-token": {token}})
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	browser := &http.Client{Jar: jar}
+	status, body := send(t, browser, b.url+"/signup", url.Values{"x-gcp-marketplace-token": {token}})
 	require.Equal(t, http.StatusOK, status, body)
 	require.Contains(t, body, "Finish setting up your account")
-	m := tokenField.FindStringSubmatch(body)
-	require.NotNil(t, m, "the form carries the token along")
-	status, body = postForm(t, b.url+"/signup", url.Values{
-		"x-gcp-marketplace-token": {html.UnescapeString(m[1])}, "email": {email}, "company": {"Acme Analytics"}})
+	m := accountField.FindStringSubmatch(body)
+	require.NotNil(t, m, "the form names its account")
+	status, body = send(t, browser, b.url+"/signup/form", url.Values{
+		marketplace.SignupAccountField: {html.UnescapeString(m[1])}, "email": {email}, "company": {"Acme Analytics"}})
 	require.Equal(t, http.StatusOK, status, body)
 	require.Contains(t, body, `id="status"`)
 	return body
+}
+
+// send posts form with client, following redirects.
+func send(t *testing.T, client *http.Client, u string, form url.Values) (int, string) {
+	t.Helper()
+	resp, err := client.PostForm(u, form)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
 }
 
 var tenantAttr = regexp.MustCompile(`data-tenant="([^"]+)" data-account="([^"]+)"`)
@@ -177,21 +196,24 @@ func onlyEntitlement(t *testing.T, b *backend, accountID string) marketplacetest
 	return found[0]
 }
 
+// testSessionKey is a well-formed -session-key.
+var testSessionKey = base64.StdEncoding.EncodeToString(make([]byte, marketplace.MinSignupSessionKeySize))
+
 func TestStartupNamesWhatIsMissing(t *testing.T) {
 	t.Parallel()
 	err := serve(context.Background(), nil, noEnv, io.Discard, nil)
 	require.Error(t, err)
-	for _, want := range []string{envProvider, envProject, envSubscription, envService,
+	for _, want := range []string{envSessionKey, envProvider, envProject, envSubscription, envService,
 		"projects/cloudcommerceproc-prod/topics/<partner id>", "Producer Portal"} {
 		assert.Contains(t, err.Error(), want)
 	}
 
-	env := map[string]string{envProvider: "acme", envProject: "p", envSubscription: "s", envService: "svc", envApproval: "sometimes"}
+	env := map[string]string{envProvider: "acme", envProject: "p", envSubscription: "s", envService: "svc", envApproval: "sometimes", envSessionKey: testSessionKey}
 	err = serve(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, nil)
 	require.ErrorContains(t, err, "must be auto or manual")
 	assert.NotContains(t, err.Error(), "missing configuration")
 
-	env = map[string]string{envProvider: "acme", envProject: "p", envSubscription: "s", envService: "svc", envProcEndpoint: "http://127.0.0.1:1/"}
+	env = map[string]string{envProvider: "acme", envProject: "p", envSubscription: "s", envService: "svc", envSessionKey: testSessionKey, envProcEndpoint: "http://127.0.0.1:1/"}
 	err = serve(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, nil)
 	require.ErrorContains(t, err, envSignupCertsURL)
 }
@@ -229,8 +251,9 @@ func TestEmulatorEndToEnd(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, status)
 	bad, err := b.emu.BadSignupToken(marketplacetest.BadTokenWrongAudience, accountID, "other.example.com")
 	require.NoError(t, err)
-	status, _ = postForm(t, b.url+"/signup", url.Values{"x-gcp-marketplace-token": {bad}})
-	assert.Equal(t, http.StatusUnauthorized, status)
+	status, body = postForm(t, b.url+"/signup", url.Values{"x-gcp-marketplace-token": {bad}})
+	assert.Equal(t, http.StatusForbidden, status)
+	assert.Contains(t, body, "Marketplace &gt; Your orders", "a page that says how to start again")
 
 	// Metered calls, reported when the hour is over.
 	require.Eventually(t, func() bool {
@@ -319,15 +342,16 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// dumpDOM loads u in headless Chromium, lets its scripts and navigations
-// run, and returns the final DOM.
-func dumpDOM(t *testing.T, browser, u string) string {
+// dumpDOM loads u in headless Chromium with the browser profile in the
+// directory profile (cookies persist between calls that share it), lets
+// its scripts and navigations run, and returns the final DOM.
+func dumpDOM(t *testing.T, browser, profile, u string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--user-data-dir="+t.TempDir(), "--virtual-time-budget=10000", "--dump-dom", u)
+		"--disable-dev-shm-usage", "--user-data-dir="+profile, "--virtual-time-budget=10000", "--dump-dom", u)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Run(), "chromium: %s", lastLines(stderr.String(), 10))
@@ -342,38 +366,63 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// autoPost serves, until the test ends, a page that POSTs fields to action
+// as soon as it loads (how Google's redirect reaches the sign-up URL, and
+// how the test submits a form in the browser), and returns its URL.
+func autoPost(t *testing.T, action string, fields url.Values) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><html><body onload="document.forms[0].submit()"><form method="POST" action="%s">`,
+			html.EscapeString(action))
+		for name, values := range fields {
+			for _, v := range values {
+				fmt.Fprintf(w, `<input type="hidden" name="%s" value="%s">`, html.EscapeString(name), html.EscapeString(v))
+			}
+		}
+		fmt.Fprint(w, `</form></body></html>`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 // A real browser goes through the sign-up: Marketplace's redirect (a form
-// auto-submitted with x-gcp-marketplace-token) shows the sign-up form; the
-// form, submitted with the token it carries, links and approves the account.
+// auto-submitted with x-gcp-marketplace-token) starts a session and shows
+// the form; a copy of the token, in another browser, is refused; the form,
+// submitted ten minutes later (the token lived five), links and approves
+// the account.
 func TestSignupInHeadlessChromium(t *testing.T) {
 	t.Parallel()
 	browser := chromium(t)
 	b, _ := startBackend(t)
+	token := checkout(t, b)
+	profile := t.TempDir()
 
-	// 1. Google's redirect, as the emulator page plays it.
-	dom := dumpDOM(t, browser, b.url+"/emulator/checkout")
+	// 1. Google's redirect.
+	dom := dumpDOM(t, browser, profile, autoPost(t, b.url+"/signup", url.Values{"x-gcp-marketplace-token": {token}}))
 	require.Contains(t, dom, "Finish setting up your account", dom)
-	m := tokenField.FindStringSubmatch(dom)
-	require.NotNil(t, m, "the sign-up form carries the token\n%s", dom)
-	token := html.UnescapeString(m[1])
-	waitParked(t, b)
+	assert.NotContains(t, dom, token, "the form does not carry the token")
+	m := accountField.FindStringSubmatch(dom)
+	require.NotNil(t, m, "the sign-up form names its account\n%s", dom)
+	accountID := html.UnescapeString(m[1])
 
-	// 2. The user submits the form (filled in here, submitted by the browser).
-	submit := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, `<!doctype html><html><body onload="document.forms[0].submit()">
-<form method="POST" action="%s/signup">
-<input type="hidden" name="x-gcp-marketplace-token" value="%s">
-<input name="email" value="lin@example.com"><input name="company" value="Lin &amp; Co">
-</form></body></html>`, b.url, html.EscapeString(token))
-	}))
-	defer submit.Close()
-	dom = dumpDOM(t, browser, submit.URL)
+	// 2. A copy of the token, replayed from another browser while it is
+	// still valid, starts nothing.
+	dom = dumpDOM(t, browser, t.TempDir(), autoPost(t, b.url+"/signup", url.Values{"x-gcp-marketplace-token": {token}}))
+	assert.Contains(t, dom, `data-reason="used"`, dom)
+	assert.Contains(t, dom, "Marketplace &gt; Your orders")
+	assert.NotContains(t, dom, "Finish setting up your account")
+
+	// 3. The customer submits the form ten minutes after arriving.
+	b.emu.Clock().Advance(10 * time.Minute)
+	dom = dumpDOM(t, browser, profile, autoPost(t, b.url+"/signup/form", url.Values{
+		marketplace.SignupAccountField: {accountID}, "email": {"lin@example.com"}, "company": {"Lin & Co"}}))
 	require.Contains(t, dom, `id="status"`, dom)
 	assert.Contains(t, dom, "You're all set, Lin &amp; Co")
 	assert.Contains(t, dom, `data-action="approved"`)
 
-	tenantID, accountID := signedUpIDs(t, dom)
+	tenantID, linked := signedUpIDs(t, dom)
+	require.Equal(t, accountID, linked)
 	acct, ok := b.emu.Account(accountID)
 	require.True(t, ok)
 	assert.Equal(t, marketplacetest.ApprovalApproved, acct.Approvals[0].State, "account approved at Google")
@@ -382,6 +431,10 @@ func TestSignupInHeadlessChromium(t *testing.T) {
 	require.True(t, ok, "tenant linked")
 	assert.Equal(t, accountID, tn.AccountID)
 	assert.Equal(t, "lin@example.com", tn.Email)
+
+	// 4. The token, long expired, is still refused.
+	status, _ := postForm(t, b.url+"/signup", url.Values{"x-gcp-marketplace-token": {token}})
+	assert.Equal(t, http.StatusForbidden, status)
 }
 
 // PostgreSQL instead of SQLite, when a test database is configured.

@@ -35,6 +35,8 @@ type Store struct {
 	poisonSeq int64 // insertion order, to break ties between equal At
 
 	ledger ledgerState // usage.Ledger (ledger.go)
+
+	usedTokens map[string]time.Time // marketplace.UsedTokens (tokens.go): key → expiry
 }
 
 type approvalKey struct {

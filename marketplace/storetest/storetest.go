@@ -60,7 +60,8 @@ func Run(t *testing.T, h Harness) {
 		{"Approvals", approvalCases},
 		{"Poison", poisonCases},
 		{"Durability", durabilityCases},
-		{"Ledger", ledgerCases}, // usage.Ledger, for stores that implement it
+		{"Ledger", ledgerCases},        // usage.Ledger, for stores that implement it
+		{"UsedTokens", usedTokenCases}, // marketplace.UsedTokens, likewise
 		{"View", viewCases},
 	}
 	for _, area := range areas {
