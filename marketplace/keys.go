@@ -338,6 +338,12 @@ func (c *keyCache) fetch(ctx context.Context) (map[string]*rsa.PublicKey, time.D
 		return nil, 0, fmt.Errorf("fetch keys: %w", err)
 	}
 	defer resp.Body.Close()
+	// CheckRedirect protects our copy of the client, not a Transport that
+	// follows redirects itself (some proxy and instrumentation wrappers
+	// do): a response for another URL than the pinned one is refused.
+	if resp.Request != nil && resp.Request.URL.String() != req.URL.String() {
+		return nil, 0, fmt.Errorf("fetch keys: the response is for %s, not %s: refused", truncate(resp.Request.URL.Redacted(), 256), c.url)
+	}
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		return nil, 0, fmt.Errorf("fetch keys: GET %s: status %s", c.url, resp.Status)

@@ -89,6 +89,26 @@ func TestVerifySignupTokenRefusesKeyRedirect(t *testing.T) {
 		assert.Nil(t, client.CheckRedirect, "the caller's client was modified")
 	})
 
+	// A Transport that follows redirects itself is not asked by
+	// CheckRedirect: the response for another URL is refused all the same.
+	t.Run("through a transport that follows redirects", func(t *testing.T) {
+		t.Parallel()
+		s := marketplacetest.New(t)
+		redirector := httptest.NewServer(http.RedirectHandler(s.AttackerCertsURL(), http.StatusFound))
+		t.Cleanup(redirector.Close)
+		client := &http.Client{Transport: followingTransport{&http.Client{}}}
+		v, err := marketplace.NewSignupVerifier([]string{signupTestAudience},
+			marketplace.WithSignupCertsURL(redirector.URL+"/robot/v1/metadata/x509/keys"),
+			marketplace.WithSignupHTTPClient(client),
+			marketplace.WithSignupClock(s.Clock().Now))
+		require.NoError(t, err)
+		tok, err := s.MintSignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience, ForeignKey: true})
+		require.NoError(t, err)
+		_, err = v.VerifySignupToken(ctx, tok)
+		requireAuthReason(t, err, marketplace.ErrKeysUnavailable)
+		assert.ErrorContains(t, err, "refused")
+	})
+
 	t.Run("from the emulator's key endpoint", func(t *testing.T) {
 		t.Parallel()
 		e := newSignupTestEnv(t)
@@ -293,4 +313,16 @@ func FuzzVerifyPushToken(f *testing.F) {
 		}
 		requireFuzzTokenError(t, err)
 	})
+}
+
+// followingTransport follows redirects inside RoundTrip, as some proxy and
+// instrumentation wrappers do.
+type followingTransport struct{ inner *http.Client }
+
+func (f followingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r2, err := http.NewRequestWithContext(r.Context(), r.Method, r.URL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	return f.inner.Do(r2)
 }
