@@ -71,6 +71,7 @@ type config struct {
 	lease         time.Duration
 	rpcTimeout    time.Duration
 	concurrency   int
+	maxChecks     int
 	replayLimit   time.Duration
 	retention     time.Duration
 	maxBytes      int
@@ -85,6 +86,9 @@ type config struct {
 	// afterReport is a test hook (export_test.go): called right after a
 	// report RPC returns, before its outcome is written to the ledger.
 	afterReport func()
+	// beforeSend is a test hook (export_test.go): called before windows
+	// are marked sent.
+	beforeSend func()
 }
 
 // Option configures New.
@@ -144,6 +148,12 @@ func WithRPCTimeout(d time.Duration) Option { return func(c *config) { c.rpcTime
 // WithConcurrency sets how many services.check calls run at once (default 8).
 func WithConcurrency(n int) Option { return func(c *config) { c.concurrency = n } }
 
+// WithMaxChecksPerFlush bounds the services.check calls of one Flush
+// (default DefaultMaxChecksPerFlush). Every window is checked with its own
+// operation id before it is sent; windows over the bound wait for the next
+// flush, oldest first.
+func WithMaxChecksPerFlush(n int) Option { return func(c *config) { c.maxChecks = n } }
+
 // WithReplayLimit sets how long usage of a blocked consumer is kept for
 // replay (default 30 days, Google's recommended grace period); a window
 // older than that whose consumer is still blocked is rejected.
@@ -198,8 +208,9 @@ type Reporter struct {
 	flushMu sync.Mutex // one flush at a time
 
 	mu        sync.Mutex
-	checks    map[string]checkEntry // by consumer id
-	alerted   map[string]bool       // operation id + "/" + "near"|"missed"
+	checks    map[string]checkEntry    // by operation id
+	unlisted  map[string]unlistedCount // by operation id: answers with an unlisted check error code
+	alerted   map[string]bool          // operation id + "/" + "near"|"missed"
 	lastPrune time.Time
 }
 
@@ -217,6 +228,7 @@ func New(ctx context.Context, serviceName string, ledger Ledger, opts ...Option)
 		lease:       DefaultLease,
 		rpcTimeout:  DefaultRPCTimeout,
 		concurrency: DefaultConcurrency,
+		maxChecks:   DefaultMaxChecksPerFlush,
 		replayLimit: DefaultReplayLimit,
 		retention:   DefaultRetention,
 		maxBytes:    MaxRequestBytes,
@@ -245,8 +257,8 @@ func New(ctx context.Context, serviceName string, ledger Ledger, opts ...Option)
 	if cfg.maxBytes <= 0 || cfg.maxBytes > MaxRequestBytes {
 		errs = append(errs, fmt.Errorf("max request bytes %d outside (0, %d]", cfg.maxBytes, MaxRequestBytes))
 	}
-	if cfg.grace < 0 || cfg.lease <= 0 || cfg.rpcTimeout <= 0 || cfg.interval <= 0 || cfg.concurrency <= 0 {
-		errs = append(errs, errors.New("grace, lease, RPC timeout, flush interval and concurrency must be positive"))
+	if cfg.grace < 0 || cfg.lease <= 0 || cfg.rpcTimeout <= 0 || cfg.interval <= 0 || cfg.concurrency <= 0 || cfg.maxChecks <= 0 {
+		errs = append(errs, errors.New("grace, lease, RPC timeout, flush interval, concurrency and checks per flush must be positive"))
 	}
 	if cfg.owner == "" {
 		errs = append(errs, errors.New("empty owner"))
@@ -277,14 +289,15 @@ func New(ctx context.Context, serviceName string, ledger Ledger, opts ...Option)
 		return nil, fmt.Errorf("usage: new reporter: creating metrics: %w", err)
 	}
 	r := &Reporter{
-		svc:     svc,
-		service: serviceName,
-		ledger:  ledger,
-		cfg:     cfg,
-		log:     cfg.logger.With(slog.String("service", serviceName)),
-		metrics: m,
-		checks:  map[string]checkEntry{},
-		alerted: map[string]bool{},
+		svc:      svc,
+		service:  serviceName,
+		ledger:   ledger,
+		cfg:      cfg,
+		log:      cfg.logger.With(slog.String("service", serviceName)),
+		metrics:  m,
+		checks:   map[string]checkEntry{},
+		unlisted: map[string]unlistedCount{},
+		alerted:  map[string]bool{},
 	}
 	if cfg.meterProvider != nil {
 		if err := r.registerGauges(cfg.meterProvider); err != nil {
@@ -504,6 +517,6 @@ func (r *Reporter) override(ctx context.Context, op, operationID string, change 
 func updateOf(w Window) WindowUpdate {
 	return WindowUpdate{
 		OperationID: w.OperationID, State: w.State, Reason: w.Reason, Attempts: w.Attempts,
-		LastAttempt: w.LastAttempt, ReportedAt: w.ReportedAt, LeaseUntil: w.LeaseUntil,
+		LastAttempt: w.LastAttempt, ReportedAt: w.ReportedAt, LeaseUntil: w.LeaseUntil, LeaseToken: w.LeaseToken,
 	}
 }
