@@ -137,8 +137,8 @@ func parallel(b *testing.B, cs []usage.Consumer, fn func(usage.Consumer) error) 
 }
 
 // BenchmarkFlush: one hour of every entitlement (one operation each, with
-// the two reserved labels) sealed, checked (a fresh check per consumer) and
-// reported, on sqlitestore.
+// the two reserved labels) sealed, checked (a check per operation, with its
+// own id: one per consumer) and reported, on sqlitestore.
 func BenchmarkFlush(b *testing.B) {
 	srv, cs := flushFixture()
 	ctx := context.Background()
@@ -171,6 +171,7 @@ func BenchmarkFlush(b *testing.B) {
 		b.ReportMetric(float64(srv.ReportCalls()-calls0), "report-calls/flush")
 		b.ReportMetric(float64(srv.CheckCalls(cs[0].UsageReportingID)-checks0), "checks/consumer")
 		b.ReportMetric(float64(len(ops)), "ops/flush")
+		b.ReportMetric(float64(len(srv.UncheckedReports())), "unchecked-ops")
 		b.ReportMetric(float64(bytes)/float64(len(ops)), "B/op-json")
 		b.StartTimer()
 	}

@@ -45,9 +45,12 @@ func (r *Reporter) Run(ctx context.Context) error {
 }
 
 // Flush seals every closed window (catching up all the windows missed while
-// nothing flushed), then checks and reports every window not yet confirmed
+// nothing flushed), then checks (each with its own operation id, up to
+// WithMaxChecksPerFlush calls) and reports every window not yet confirmed
 // whose lease is free. It returns after one pass; windows that could not be
-// sent (blocked consumer, transient failure) wait for a later Flush.
+// sent (blocked consumer, transient failure, check budget spent) wait for a
+// later Flush. If ctx ends during the pass, Flush returns an error wrapping
+// ctx.Err().
 func (r *Reporter) Flush(ctx context.Context) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
@@ -282,8 +285,7 @@ func (f *flush) process(ctx context.Context, ws []Window) error {
 		case !checked:
 			// Over this pass's check budget (or cancelled): back to the
 			// pool for the next flush, unchanged.
-			w.LeaseUntil = f.now
-			updates = append(updates, updateOf(w))
+			updates = append(updates, f.released(w))
 		case res.ok:
 			send = append(send, w)
 		default:
@@ -307,27 +309,6 @@ func (f *flush) process(ctx context.Context, ws []Window) error {
 func (f *flush) update(ctx context.Context, updates []WindowUpdate) error {
 	_, err := f.updateLost(ctx, updates)
 	return err
-}
-
-// updateLost is update, also returning the operation ids not updated
-// because the lease was lost.
-func (f *flush) updateLost(ctx context.Context, updates []WindowUpdate) (map[string]bool, error) {
-	if len(updates) == 0 {
-		return nil, nil
-	}
-	lost, err := f.r.ledger.UpdateWindows(ctx, f.r.cfg.owner, updates)
-	if err != nil {
-		return nil, fmt.Errorf("usage: flush: update %d windows: %w", len(updates), err)
-	}
-	if len(lost) == 0 {
-		return nil, nil
-	}
-	f.r.log.WarnContext(ctx, "window leases lost to another reporter", slog.Int("windows", len(lost)), slog.String("first", lost[0]))
-	set := make(map[string]bool, len(lost))
-	for _, id := range lost {
-		set[id] = true
-	}
-	return set, nil
 }
 
 // minAttemptsBeforeExpiry is how many times an Unknown window is sent before
@@ -453,45 +434,9 @@ func operationOf(w Window) (*servicecontrol.Operation, error) {
 // with the same ids, and records each outcome after it.
 func (f *flush) send(ctx context.Context, ws []Window, ops []*servicecontrol.Operation) error {
 	r := f.r
-	if r.cfg.beforeSend != nil {
-		r.cfg.beforeSend()
-	}
-	if err := ctx.Err(); err != nil {
-		// Not sent: back to the pool for the next flush at once.
-		release := make([]WindowUpdate, len(ws))
-		for i, w := range ws {
-			w.LeaseUntil = f.now
-			release[i] = updateOf(w)
-		}
-		return errors.Join(fmt.Errorf("usage: flush interrupted before sending %d windows: %w", len(ws), err),
-			f.update(context.WithoutCancel(ctx), release))
-	}
-	// The mark is the fence: it applies only under this reporter's own,
-	// still current claim (the lease token), and renews the lease for the
-	// call, so no other replica claims the windows while they are in
-	// flight. Windows whose mark was lost belong to another reporter now:
-	// they are not sent.
-	leaseUntil := r.cfg.now().Add(r.cfg.lease)
-	sent := make([]WindowUpdate, len(ws))
-	for i := range ws {
-		ws[i].State = StateUnknown
-		ws[i].Attempts++
-		ws[i].LastAttempt = f.now
-		ws[i].Reason = "sent; awaiting the outcome"
-		if leaseUntil.After(ws[i].LeaseUntil) {
-			ws[i].LeaseUntil = leaseUntil
-		}
-		sent[i] = updateOf(ws[i])
-	}
-	lost, err := f.updateLost(ctx, sent)
-	if err != nil {
+	ws, ops, err := f.markSent(ctx, ws, ops)
+	if err != nil || len(ws) == 0 {
 		return err
-	}
-	if len(lost) > 0 {
-		ws, ops = withoutLost(ws, ops, lost)
-		if len(ws) == 0 {
-			return nil
-		}
 	}
 
 	rctx, cancel := context.WithTimeout(ctx, r.cfg.rpcTimeout)
@@ -553,18 +498,6 @@ func (f *flush) send(ctx context.Context, ws []Window, ops []*servicecontrol.Ope
 		}
 	}
 	return f.update(wctx, updates)
-}
-
-// withoutLost drops the windows (and their operations) whose ids are in
-// lost.
-func withoutLost(ws []Window, ops []*servicecontrol.Operation, lost map[string]bool) ([]Window, []*servicecontrol.Operation) {
-	keepW, keepO := ws[:0:0], ops[:0:0]
-	for i, w := range ws {
-		if !lost[w.OperationID] {
-			keepW, keepO = append(keepW, w), append(keepO, ops[i])
-		}
-	}
-	return keepW, keepO
 }
 
 // google.rpc.Code values that say an operation failed without effect and

@@ -35,9 +35,11 @@ const (
 // consumer is blocked: the three Marketplace names (SERVICE_NOT_ACTIVATED,
 // BILLING_DISABLED, PROJECT_DELETED) and three that equally mean the
 // consumer cannot be billed (PROJECT_INVALID, CONSUMER_INVALID,
-// PERMISSION_DENIED). Other codes (the *_UNAVAILABLE family, LOAD_SHEDDING,
-// INJECTED_ERROR and anything unrecognised) are treated as transient: the
-// window waits and the check is retried, without cutting anyone off.
+// PERMISSION_DENIED). The *_UNAVAILABLE family, LOAD_SHEDDING,
+// RESOURCE_EXHAUSTED and INJECTED_ERROR are transient: the window waits and
+// the check is retried, without cutting anyone off. Any other code is
+// treated the same until the window's deadline has passed, and then rejects
+// the window (see the package documentation, "Serving").
 var DefaultStopServingCodes = []string{
 	"SERVICE_NOT_ACTIVATED", "BILLING_DISABLED", "PROJECT_DELETED",
 	"PROJECT_INVALID", "CONSUMER_INVALID", "PERMISSION_DENIED",
@@ -134,8 +136,9 @@ func WithSealGrace(d time.Duration) Option { return func(c *config) { c.grace = 
 // WithFlushInterval sets how often Run flushes (default one minute).
 func WithFlushInterval(d time.Duration) Option { return func(c *config) { c.interval = d } }
 
-// WithCheckCacheTTL sets how long a services.check answer is reused per
-// consumer (default and maximum 60 s, as Service Control allows).
+// WithCheckCacheTTL sets how long a services.check answer is reused for
+// the same operation id (default and maximum 60 s, as Service Control
+// allows).
 func WithCheckCacheTTL(d time.Duration) Option { return func(c *config) { c.checkTTL = d } }
 
 // WithLease sets how long a flushing replica holds the windows it claimed
