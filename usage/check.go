@@ -66,26 +66,68 @@ func transientCheckCode(code string) bool {
 // a new check with the window's own operation id, r.cfg.concurrency at a
 // time, while f.checksLeft lasts (ws is oldest first, as claimed). A window
 // without an answer (over the budget, or ctx cancelled) is not in the map.
+//
+// A blocked consumer's backlog (up to the replay limit, hundreds of
+// windows) would cost a check per window and flush; only its latest window
+// is checked. Until that passes, its other windows get the same answer
+// (they are held, not sent, so no operation goes unchecked); once it
+// passes, each of them is checked with its own id.
 func (f *flush) checkAll(ctx context.Context, ws []Window) map[string]checkResult {
 	r := f.r
 	results := make(map[string]checkResult, len(ws))
-	var todo []Window
+	blocked := map[string]bool{} // consumer ids
+	for _, w := range ws {
+		if _, ok := f.blocked[w.EntitlementID]; ok {
+			blocked[w.ConsumerID] = true
+		}
+	}
+	probes := map[string]Window{} // consumer id → its latest window, for blocked ones
+	for _, w := range ws {
+		if p, ok := probes[w.ConsumerID]; blocked[w.ConsumerID] && (!ok || w.Start.After(p.Start)) {
+			probes[w.ConsumerID] = w
+		}
+	}
+	var first, later []Window
 	r.mu.Lock()
 	r.pruneChecks(f.now)
 	for _, w := range ws {
 		if e, ok := r.checks[w.OperationID]; ok && f.now.Sub(e.at) < r.cfg.checkTTL && !e.at.After(f.now) {
 			results[w.OperationID] = e.res
-		} else if f.checksLeft > 0 {
-			f.checksLeft--
-			todo = append(todo, w)
+		} else if p, ok := probes[w.ConsumerID]; ok && p.OperationID != w.OperationID {
+			later = append(later, w)
+		} else {
+			first = append(first, w)
 		}
 	}
 	r.mu.Unlock()
+	f.runChecks(ctx, first, results)
+	var again []Window
+	for _, w := range later {
+		p, answered := results[probes[w.ConsumerID].OperationID]
+		switch {
+		case p.ok:
+			again = append(again, w)
+		case answered:
+			// Another window's answer: never counted towards rejecting
+			// this one for an unlisted code.
+			p.unlisted = ""
+			results[w.OperationID] = p
+		}
+	}
+	f.runChecks(ctx, again, results)
+	return results
+}
 
+// runChecks checks the windows of ws, as many as f.checksLeft allows, and
+// adds the answers to results and to the cache.
+func (f *flush) runChecks(ctx context.Context, ws []Window, results map[string]checkResult) {
+	r := f.r
+	ws = ws[:min(len(ws), f.checksLeft)]
+	f.checksLeft -= len(ws)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, r.cfg.concurrency)
-	for _, w := range todo {
+	for _, w := range ws {
 		if ctx.Err() != nil {
 			break
 		}
@@ -106,7 +148,7 @@ func (f *flush) checkAll(ctx context.Context, ws []Window) map[string]checkResul
 	wg.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, w := range todo {
+	for _, w := range ws {
 		res, ok := results[w.OperationID]
 		switch {
 		case !ok:
@@ -117,7 +159,6 @@ func (f *flush) checkAll(ctx context.Context, ws []Window) map[string]checkResul
 			r.unlisted[w.OperationID] = unlistedCount{n: c.n + 1, at: f.now}
 		}
 	}
-	return results
 }
 
 // pruneChecks forgets cached answers older than the cache TTL and unlisted

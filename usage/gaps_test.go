@@ -224,3 +224,36 @@ func TestFlushCancelledBeforeSendMarksNothing(t *testing.T) {
 	assert.Equal(t, int64(4), e.srv.BilledTotal(c.UsageReportingID, metricRequests))
 	assert.Empty(t, e.srv.Resends())
 }
+
+// TestBlockedConsumerCheckedOncePerFlush: while a consumer is blocked, its
+// held windows are not each checked at every flush: only the latest is
+// (one check per flush). When it passes, every window is checked with its
+// own id before it is reported.
+func TestBlockedConsumerCheckedOncePerFlush(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	t0 := e.clock.Now()
+	c := e.consumer(time.Time{}, time.Time{})
+	e.srv.SetCheckError(c.UsageReportingID, "BILLING_DISABLED")
+	for h := range 4 {
+		e.record(c, "requests", 2, t0.Add(time.Duration(h)*time.Hour+time.Minute), nil)
+		require.NoError(t, e.clock.Set(t0.Add(time.Duration(h+1)*time.Hour+usage.DefaultSealGrace)))
+		e.flush()
+	}
+	require.Len(t, e.open(), 4, "four windows held")
+	for range 3 {
+		e.clock.Advance(usage.DefaultCheckCacheTTL)
+		before := e.srv.CheckCalls(c.UsageReportingID)
+		e.flush()
+		assert.Equal(t, 1, e.srv.CheckCalls(c.UsageReportingID)-before, "one check per flush while blocked")
+	}
+	assert.Empty(t, e.srv.Reports())
+
+	e.srv.ClearCheckError(c.UsageReportingID)
+	e.clock.Advance(usage.DefaultCheckCacheTTL)
+	e.flush()
+	require.Len(t, e.srv.Reports(), 4)
+	assert.Empty(t, e.srv.UncheckedReports(), "every operation checked with its own id")
+	assert.Equal(t, int64(8), e.srv.BilledTotal(c.UsageReportingID, metricRequests))
+	assert.Empty(t, e.open())
+}
