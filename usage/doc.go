@@ -155,7 +155,10 @@
 // WithServingChanged's callback runs, and Serving reports false until a later
 // check passes (then the callback runs again). Usage of a blocked consumer
 // keeps being collected in hourly windows and is replayed when it is served
-// again, for up to WithReplayLimit (30 days). Transient codes
+// again, for up to WithReplayLimit (30 days); while it is blocked, only its
+// latest window is checked at each flush (the others are held with the same
+// answer, not sent), and once that check passes every held window is
+// checked with its own id before it is sent. Transient codes
 // (*_UNAVAILABLE, LOAD_SHEDDING, RESOURCE_EXHAUSTED, INJECTED_ERROR) and
 // failed check calls delay reporting but never block anyone.
 //
