@@ -142,7 +142,9 @@ func WithFlushInterval(d time.Duration) Option { return func(c *config) { c.inte
 func WithCheckCacheTTL(d time.Duration) Option { return func(c *config) { c.checkTTL = d } }
 
 // WithLease sets how long a flushing replica holds the windows it claimed
-// (default five minutes); another replica takes them over after that.
+// (default five minutes); another replica takes them over after that. The
+// lease is renewed when windows are marked sent, and must be longer than
+// the RPC timeout, so that no replica claims a window in flight.
 func WithLease(d time.Duration) Option { return func(c *config) { c.lease = d } }
 
 // WithRPCTimeout bounds each check and report call (default 30 s).
@@ -262,6 +264,9 @@ func New(ctx context.Context, serviceName string, ledger Ledger, opts ...Option)
 	}
 	if cfg.grace < 0 || cfg.lease <= 0 || cfg.rpcTimeout <= 0 || cfg.interval <= 0 || cfg.concurrency <= 0 || cfg.maxChecks <= 0 {
 		errs = append(errs, errors.New("grace, lease, RPC timeout, flush interval, concurrency and checks per flush must be positive"))
+	}
+	if cfg.lease > 0 && cfg.lease <= cfg.rpcTimeout {
+		errs = append(errs, fmt.Errorf("lease %v not longer than the RPC timeout %v", cfg.lease, cfg.rpcTimeout))
 	}
 	if cfg.owner == "" {
 		errs = append(errs, errors.New("empty owner"))
