@@ -25,9 +25,8 @@
 // one minute by default, in the past), checks each window's operation with
 // services.check under its own operation id and sends every sealed window
 // that passed with services.report, many operations per call, each call at
-// most 1 MB. The ledger records each
-// window as sent (Unknown) before the call and its outcome after it. Every
-// window is in one state:
+// most 1 MB. The ledger records each window as sent (Unknown) before the
+// call and its outcome after it. Every window is in one state:
 //
 //   - Pending: sealed, not yet accepted; sent at the next flush.
 //   - Unknown: sent, outcome not known (the call failed, timed out, or the
