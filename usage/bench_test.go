@@ -141,8 +141,9 @@ func parallel(b *testing.B, cs []usage.Consumer, fn func(usage.Consumer) error) 
 
 // BenchmarkFlush: one hour of every entitlement (one operation each, with
 // the two reserved labels) confirmed not ended with Procurement, sealed,
-// checked (a fresh check per consumer) and reported, on sqlitestore.
-// USAGE_BENCH_NO_CONFIRM=1 leaves the confirmation out, to measure its cost.
+// checked (a check per operation, with its own id: one per consumer) and
+// reported, on sqlitestore. USAGE_BENCH_NO_CONFIRM=1 leaves the confirmation
+// out, to measure its cost.
 func BenchmarkFlush(b *testing.B) {
 	srv, cs := flushFixture()
 	ctx := context.Background()
@@ -183,6 +184,7 @@ func BenchmarkFlush(b *testing.B) {
 		b.ReportMetric(float64(srv.Calls(marketplacetest.MethodEntitlementsList)+srv.Calls(marketplacetest.MethodEntitlementsGet)-procurement0), "procurement-calls/flush")
 		b.ReportMetric(float64(srv.CheckCalls(cs[0].UsageReportingID)-checks0), "checks/consumer")
 		b.ReportMetric(float64(len(ops)), "ops/flush")
+		b.ReportMetric(float64(len(srv.UncheckedReports())), "unchecked-ops")
 		b.ReportMetric(float64(bytes)/float64(len(ops)), "B/op-json")
 		b.StartTimer()
 	}

@@ -22,11 +22,11 @@
 // the commit itself.
 //
 // Flush seals every closed window (one whose end is at least the seal grace,
-// one minute by default, in the past), checks each consumer with
-// services.check and sends every sealed window with services.report, many
-// operations per call, each call at most 1 MB. The ledger records each
-// window as sent (Unknown) before the call and its outcome after it. Every
-// window is in one state:
+// one minute by default, in the past), checks each window's operation with
+// services.check under its own operation id and sends every sealed window
+// that passed with services.report, many operations per call, each call at
+// most 1 MB. The ledger records each window as sent (Unknown) before the
+// call and its outcome after it. Every window is in one state:
 //
 //   - Pending: sealed, not yet accepted; sent at the next flush.
 //   - Unknown: sent, outcome not known (the call failed, timed out, or the
@@ -46,7 +46,7 @@
 // ABORTED and RESOURCE_EXHAUSTED leave the window Pending, and so do
 // NOT_FOUND, PERMISSION_DENIED and UNAUTHENTICATED (as the same answers to
 // the whole call do; IAM changes take a minute to apply); FAILED_PRECONDITION
-// leaves it Pending and re-checks the consumer (it is usually blocked);
+// leaves it Pending and checks it again (its consumer is usually blocked);
 // DEADLINE_EXCEEDED, UNKNOWN and an error without a status leave it Unknown;
 // any other code rejects it. A whole-request 400 is split to isolate the bad
 // operation. 429, 401, 403 and 404 answers mean nothing was applied
@@ -141,21 +141,57 @@
 // leases windows to one owner (WithOwner, WithLease), and a window released
 // after a failure carries a not-before time, which is how backoff works
 // across replicas. A replica that dies leaves its windows leased until the
-// lease expires; another then resends them with the same ids.
+// lease expires; another then resends them with the same ids. Every claim
+// increments the window's lease token, and the "sent" mark applies only
+// under the token of the claim it comes from (in the same transaction), and
+// renews the lease for the call: a replica that stalled past its lease
+// (a long pause, a partition) while another claimed its windows loses the
+// mark and sends nothing, and its outcome updates are ignored, even if both
+// run under one owner name.
+//
+// Cancellation. A Flush whose context ends returns an error wrapping
+// ctx.Err(), never nil. The outcome of a report call already answered is
+// still recorded (it is what keeps a confirmed window from being sent
+// again), and windows not yet checked or sent are released at once for the
+// next flush.
 //
 // Metrics. Int64 by default; a metric declared Double carries doubleValue.
 // Undeclared metrics are refused by Record.
 //
 // # Serving
 //
-// A services.check answer is cached per consumer for at most 60 s. Codes in
+// Every window is checked with services.check under its own operation id
+// (the id it is then reported under, as Google's usage guidance asks),
+// catch-up windows included. An answer is reused for the same operation id
+// for at most 60 s (WithCheckCacheTTL), so a resend after a failure within a
+// minute is not checked again. One Flush makes at most WithMaxChecksPerFlush
+// check calls (10,000 by default: one per consumer in steady state, where
+// each consumer has one window per hour); windows over the budget wait for
+// the next flush, oldest first, so a catch-up after downtime or a larger
+// fleet spreads its checks over a few flushes.
+//
+// The answer is about the consumer (a project), and Google refuses only the
+// intervals after it stopped being billable, so a consumer's serving state
+// is taken from the answer to its latest window checked. Codes in
 // DefaultStopServingCodes block the consumer: the ledger records it,
 // WithServingChanged's callback runs, and Serving reports false until a later
 // check passes (then the callback runs again). Usage of a blocked consumer
 // keeps being collected in hourly windows and is replayed when it is served
-// again, for up to WithReplayLimit (30 days). Transient codes
-// (*_UNAVAILABLE, LOAD_SHEDDING, INJECTED_ERROR) and failed check calls
-// delay reporting but never block anyone.
+// again, for up to WithReplayLimit (30 days); while it is blocked, only its
+// latest window is checked at each flush (the others are held with the same
+// answer, not sent), and once that check passes every held window is
+// checked with its own id before it is sent. Transient codes
+// (*_UNAVAILABLE, LOAD_SHEDDING, RESOURCE_EXHAUSTED, INJECTED_ERROR) and
+// failed check calls delay reporting but never block anyone.
+//
+// Any other check error code (for example API_TARGET_BLOCKED or
+// SECURITY_POLICY_VIOLATED) is treated as transient until the window's
+// deadline has passed and this process has seen at least three such
+// answers for it; the window then leaves Pending: it is Rejected with the
+// code in its Reason (listed by Backlog, logged at error level, after the
+// DeadlineAlert with Missed set), and no longer checked. If the code means
+// the consumer cannot be billed, add it with WithStopServingCodes; once
+// the cause is fixed, Retry sends the window with the same id.
 //
 // # Deadlines and catch-up
 //

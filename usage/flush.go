@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/api/googleapi"
@@ -46,9 +45,12 @@ func (r *Reporter) Run(ctx context.Context) error {
 }
 
 // Flush seals every closed window (catching up all the windows missed while
-// nothing flushed), then checks and reports every window not yet confirmed
+// nothing flushed), then checks (each with its own operation id, up to
+// WithMaxChecksPerFlush calls) and reports every window not yet confirmed
 // whose lease is free. It returns after one pass; windows that could not be
-// sent (blocked consumer, transient failure) wait for a later Flush.
+// sent (blocked consumer, transient failure, check budget spent) wait for a
+// later Flush. If ctx ends during the pass, Flush returns an error wrapping
+// ctx.Err().
 func (r *Reporter) Flush(ctx context.Context) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
@@ -75,7 +77,7 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("usage: flush: list blocked consumers: %w", err)
 	}
-	f := &flush{r: r, now: now, blocked: map[string]Block{}}
+	f := &flush{r: r, now: now, blocked: map[string]Block{}, checksLeft: r.cfg.maxChecks}
 	for _, c := range blocked {
 		f.blocked[c.EntitlementID] = c.Block
 	}
@@ -90,9 +92,14 @@ func (r *Reporter) Flush(ctx context.Context) error {
 		if err := f.process(ctx, ws); err != nil {
 			return err
 		}
-		if len(ws) < claimBatch {
+		// Once the check budget is spent, the windows released unchecked
+		// would only be claimed again: they wait for the next flush.
+		if len(ws) < claimBatch || f.checksLeft == 0 {
 			break
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("usage: flush interrupted: %w", err)
 	}
 	return r.prune(ctx, now)
 }
@@ -248,28 +255,15 @@ func sumRows(rows []UsageRow) []MetricValue {
 
 // flush is the state of one Flush pass.
 type flush struct {
-	r       *Reporter
-	now     time.Time
-	blocked map[string]Block // entitlement id → block, as the ledger has it
-}
-
-// checkResult is what services.check said about a consumer.
-type checkResult struct {
-	ok     bool
-	block  Block  // a stop-serving code
-	reason string // why not ok, for a transient failure
-}
-
-type checkEntry struct {
-	res checkResult
-	at  time.Time
+	r          *Reporter
+	now        time.Time
+	blocked    map[string]Block // entitlement id → block, as the ledger has it
+	checksLeft int              // services.check calls this pass may still make
 }
 
 func (f *flush) process(ctx context.Context, ws []Window) error {
-	r := f.r
 	var updates []WindowUpdate
-	byConsumer := map[string][]Window{}
-	var consumers []string
+	live := ws[:0:0]
 	for _, w := range ws {
 		if w.State == StateUnknown && f.now.After(w.Deadline) && w.Attempts >= minAttemptsBeforeExpiry {
 			w.State, w.LeaseUntil = StateExpired, time.Time{}
@@ -278,55 +272,39 @@ func (f *flush) process(ctx context.Context, ws []Window) error {
 			f.alert(ctx, w, true)
 			continue
 		}
-		if _, ok := byConsumer[w.ConsumerID]; !ok {
-			consumers = append(consumers, w.ConsumerID)
-		}
-		byConsumer[w.ConsumerID] = append(byConsumer[w.ConsumerID], w)
+		live = append(live, w)
 	}
 	if err := f.update(ctx, updates); err != nil {
 		return err
 	}
 
-	results := f.checkAll(ctx, consumers, byConsumer)
+	results := f.checkAll(ctx, live)
+	if err := f.applyServing(ctx, live, results); err != nil {
+		return err
+	}
 	var send []Window
 	updates = updates[:0]
-	for _, cid := range consumers {
-		group := byConsumer[cid]
-		res := results[cid]
-		// The answer is about the consumer (a project), which several
-		// entitlements can share: each of them is served, or not.
-		served := map[string]bool{}
-		for _, w := range group {
-			if served[w.EntitlementID] {
-				continue
-			}
-			served[w.EntitlementID] = true
-			if err := f.setServing(ctx, w, res); err != nil {
-				return err
-			}
-		}
-		if res.ok {
-			send = append(send, group...)
-			continue
-		}
-		for _, w := range group {
-			switch {
-			case res.block.Code != "" && f.now.Sub(w.End) > r.cfg.replayLimit:
-				w.State, w.LeaseUntil = StateRejected, time.Time{}
-				w.Reason = fmt.Sprintf("consumer blocked (%s) for longer than the replay limit %v", res.block.Code, r.cfg.replayLimit)
-			case res.block.Code != "":
-				w.Reason = "consumer blocked: " + res.block.Code + ": " + res.block.Detail
-				w.LeaseUntil = f.now.Add(max(r.cfg.checkTTL, time.Second))
-			default:
-				w.Reason = "check failed: " + res.reason
-				w.LeaseUntil = f.now.Add(backoff(w.Attempts + 1))
-			}
-			updates = append(updates, updateOf(w))
-			f.alertIfLate(ctx, w)
+	for _, w := range live {
+		res, checked := results[w.OperationID]
+		switch {
+		case !checked:
+			// Over this pass's check budget (or cancelled): back to the
+			// pool for the next flush, unchanged.
+			updates = append(updates, f.released(w))
+		case res.ok:
+			send = append(send, w)
+		default:
+			updates = append(updates, updateOf(f.hold(ctx, w, res)))
 		}
 	}
-	if err := f.update(ctx, updates); err != nil {
+	// Releasing what was not checked is written even if ctx was
+	// cancelled: it frees the windows for the next flush at once instead
+	// of after the lease.
+	if err := f.update(context.WithoutCancel(ctx), updates); err != nil {
 		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("usage: flush interrupted: %w", err)
 	}
 	return f.report(ctx, send)
 }
@@ -334,17 +312,8 @@ func (f *flush) process(ctx context.Context, ws []Window) error {
 // update writes window updates; a lost lease is logged (another replica
 // took the window over after our lease expired; it resends the same id).
 func (f *flush) update(ctx context.Context, updates []WindowUpdate) error {
-	if len(updates) == 0 {
-		return nil
-	}
-	lost, err := f.r.ledger.UpdateWindows(ctx, f.r.cfg.owner, updates)
-	if err != nil {
-		return fmt.Errorf("usage: flush: update %d windows: %w", len(updates), err)
-	}
-	if len(lost) > 0 {
-		f.r.log.WarnContext(ctx, "window leases lost to another reporter", slog.Int("windows", len(lost)), slog.String("first", lost[0]))
-	}
-	return nil
+	_, err := f.updateLost(ctx, updates)
+	return err
 }
 
 // minAttemptsBeforeExpiry is how many times an Unknown window is sent before
@@ -361,115 +330,6 @@ func backoff(attempts int) time.Duration {
 		d *= 2
 	}
 	return min(d, 5*time.Minute)
-}
-
-// checkAll runs services.check for every consumer whose cached answer is
-// older than the cache TTL, r.cfg.concurrency at a time, with the id of the
-// consumer's first window to report.
-func (f *flush) checkAll(ctx context.Context, consumers []string, byConsumer map[string][]Window) map[string]checkResult {
-	r := f.r
-	results := make(map[string]checkResult, len(consumers))
-	var todo []string
-	r.mu.Lock()
-	for _, cid := range consumers {
-		if e, ok := r.checks[cid]; ok && f.now.Sub(e.at) < r.cfg.checkTTL && !e.at.After(f.now) {
-			results[cid] = e.res
-		} else {
-			todo = append(todo, cid)
-		}
-	}
-	r.mu.Unlock()
-
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, r.cfg.concurrency)
-	for _, cid := range todo {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			res := r.check(ctx, byConsumer[cid][0], f.now)
-			mu.Lock()
-			results[cid] = res
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	r.mu.Lock()
-	for _, cid := range todo {
-		if res := results[cid]; res.ok || res.block.Code != "" {
-			r.checks[cid] = checkEntry{res: res, at: f.now}
-		} else {
-			delete(r.checks, cid) // transient answers are not reused
-		}
-	}
-	r.mu.Unlock()
-	return results
-}
-
-func (r *Reporter) check(ctx context.Context, w Window, now time.Time) checkResult {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.rpcTimeout)
-	defer cancel()
-	req := &servicecontrol.CheckRequest{Operation: &servicecontrol.Operation{
-		OperationId:   w.OperationID,
-		OperationName: operationName,
-		ConsumerId:    w.ConsumerID,
-		StartTime:     w.Start.Format(time.RFC3339Nano),
-		EndTime:       w.End.Format(time.RFC3339Nano),
-	}}
-	start := time.Now()
-	resp, err := r.svc.Services.Check(r.service, req).Context(ctx).Do()
-	r.metrics.call(ctx, methodCheck, start, err)
-	if err != nil {
-		return checkResult{reason: "services.check: " + shortError(err)}
-	}
-	if len(resp.CheckErrors) == 0 {
-		return checkResult{ok: true}
-	}
-	for _, ce := range resp.CheckErrors {
-		r.metrics.checkError(ctx, ce.Code)
-	}
-	for _, ce := range resp.CheckErrors {
-		if r.cfg.stopCodes[ce.Code] {
-			return checkResult{block: Block{Code: ce.Code, Detail: shortText(ce.Detail, 200), Since: now}}
-		}
-	}
-	ce := resp.CheckErrors[0]
-	return checkResult{reason: "check error " + ce.Code + ": " + shortText(ce.Detail, 200)}
-}
-
-// setServing records a change of the consumer's serving state in the ledger
-// and tells the application.
-func (f *flush) setServing(ctx context.Context, w Window, res checkResult) error {
-	r := f.r
-	old, wasBlocked := f.blocked[w.EntitlementID]
-	var change *ServingChange
-	switch {
-	case res.block.Code != "" && (!wasBlocked || old.Code != res.block.Code):
-		if wasBlocked {
-			res.block.Since = old.Since
-		}
-		change = &ServingChange{EntitlementID: w.EntitlementID, ConsumerID: w.ConsumerID, Block: res.block}
-	case res.ok && wasBlocked:
-		change = &ServingChange{EntitlementID: w.EntitlementID, ConsumerID: w.ConsumerID, Serving: true}
-	default:
-		return nil
-	}
-	if err := r.ledger.SetBlock(ctx, w.EntitlementID, change.Block); err != nil {
-		return fmt.Errorf("usage: flush: record serving state of %s: %w", w.EntitlementID, err)
-	}
-	if change.Serving {
-		delete(f.blocked, w.EntitlementID)
-		r.log.InfoContext(ctx, "consumer serving again", slog.String("entitlement", w.EntitlementID))
-	} else {
-		f.blocked[w.EntitlementID] = change.Block
-		r.log.WarnContext(ctx, "consumer blocked: stop serving", slog.String("entitlement", w.EntitlementID), slog.String("code", change.Block.Code))
-	}
-	if r.cfg.onServing != nil {
-		r.cfg.onServing(ctx, *change)
-	}
-	return nil
 }
 
 // alertIfLate tells the application about a window still not reported near
@@ -579,15 +439,8 @@ func operationOf(w Window) (*servicecontrol.Operation, error) {
 // with the same ids, and records each outcome after it.
 func (f *flush) send(ctx context.Context, ws []Window, ops []*servicecontrol.Operation) error {
 	r := f.r
-	sent := make([]WindowUpdate, len(ws))
-	for i := range ws {
-		ws[i].State = StateUnknown
-		ws[i].Attempts++
-		ws[i].LastAttempt = f.now
-		ws[i].Reason = "sent; awaiting the outcome"
-		sent[i] = updateOf(ws[i])
-	}
-	if err := f.update(ctx, sent); err != nil {
+	ws, ops, err := f.markSent(ctx, ws, ops)
+	if err != nil || len(ws) == 0 {
 		return err
 	}
 
@@ -678,7 +531,7 @@ func (f *flush) outcomeOfReportError(w Window, st *servicecontrol.Status) Window
 	case code == 9:
 		w.State, w.LeaseUntil = StatePending, f.now.Add(backoff(w.Attempts))
 		f.r.mu.Lock()
-		delete(f.r.checks, w.ConsumerID)
+		delete(f.r.checks, w.OperationID)
 		f.r.mu.Unlock()
 	default:
 		w.State, w.LeaseUntil = StateRejected, time.Time{}

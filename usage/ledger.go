@@ -84,17 +84,23 @@ type Ledger interface {
 	// ClaimWindows leases up to p.Limit (<= 0: no limit) windows in state
 	// Pending or Unknown whose LeaseUntil is not after p.Now, ordered by
 	// (Start, OperationID): it sets LeaseOwner = p.Owner and LeaseUntil =
-	// p.LeaseUntil and returns them so updated. A lease is also a
-	// not-before time: a window released with a later LeaseUntil is not
-	// claimed again until then.
+	// p.LeaseUntil, increments LeaseToken, and returns them so updated. A
+	// lease is also a not-before time: a window released with a later
+	// LeaseUntil is not claimed again until then.
 	ClaimWindows(ctx context.Context, p ClaimParams) ([]Window, error)
 
 	// UpdateWindows applies each update to the window with its OperationID
-	// if the window's LeaseOwner is owner (or owner is "", an operator's
-	// override). It sets State, Reason, Attempts, LastAttempt, ReportedAt
-	// and LeaseUntil from the update and keeps every other field. lost
-	// lists the updates not applied (unknown id, or the lease now belongs
-	// to another owner), in the order given.
+	// if the window's LeaseOwner is owner and its LeaseToken is the
+	// update's (no claim happened since the one the update comes from),
+	// or if owner is "" (an operator's override, which also increments
+	// LeaseToken, so that the holder of a lease can no longer update the
+	// window). It sets State, Reason, Attempts, LastAttempt, ReportedAt and
+	// LeaseUntil from the update and keeps every other field. lost lists
+	// the updates not applied (unknown id, or the lease now belongs to
+	// another owner or another claim), in the order given. The check and
+	// the update are one transaction: the Reporter marks windows sent with
+	// it and sends only those it did not lose, which is what fences a
+	// reporter that stalled past its lease.
 	UpdateWindows(ctx context.Context, owner string, updates []WindowUpdate) (lost []string, err error)
 
 	// ListWindows returns the windows matching q ordered by (Start,
@@ -277,6 +283,9 @@ type Window struct {
 	ReportedAt    time.Time // when Google confirmed it; zero otherwise
 	LeaseOwner    string
 	LeaseUntil    time.Time
+	// LeaseToken counts the claims of the window (ClaimWindows increments
+	// it); an update carries the token of the claim it comes from.
+	LeaseToken int64
 }
 
 // ClaimParams are the arguments of Ledger.ClaimWindows.
@@ -296,6 +305,7 @@ type WindowUpdate struct {
 	LastAttempt time.Time
 	ReportedAt  time.Time
 	LeaseUntil  time.Time
+	LeaseToken  int64 // the Window.LeaseToken of the claim; ignored for an override
 }
 
 // WindowQuery selects windows for Ledger.ListWindows. Its zero value selects

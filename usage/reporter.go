@@ -35,9 +35,11 @@ const (
 // consumer is blocked: the three Marketplace names (SERVICE_NOT_ACTIVATED,
 // BILLING_DISABLED, PROJECT_DELETED) and three that equally mean the
 // consumer cannot be billed (PROJECT_INVALID, CONSUMER_INVALID,
-// PERMISSION_DENIED). Other codes (the *_UNAVAILABLE family, LOAD_SHEDDING,
-// INJECTED_ERROR and anything unrecognised) are treated as transient: the
-// window waits and the check is retried, without cutting anyone off.
+// PERMISSION_DENIED). The *_UNAVAILABLE family, LOAD_SHEDDING,
+// RESOURCE_EXHAUSTED and INJECTED_ERROR are transient: the window waits and
+// the check is retried, without cutting anyone off. Any other code is
+// treated the same until the window's deadline has passed, and then rejects
+// the window (see the package documentation, "Serving").
 var DefaultStopServingCodes = []string{
 	"SERVICE_NOT_ACTIVATED", "BILLING_DISABLED", "PROJECT_DELETED",
 	"PROJECT_INVALID", "CONSUMER_INVALID", "PERMISSION_DENIED",
@@ -71,6 +73,7 @@ type config struct {
 	lease         time.Duration
 	rpcTimeout    time.Duration
 	concurrency   int
+	maxChecks     int
 	replayLimit   time.Duration
 	retention     time.Duration
 	maxBytes      int
@@ -88,6 +91,9 @@ type config struct {
 	// afterReport is a test hook (export_test.go): called right after a
 	// report RPC returns, before its outcome is written to the ledger.
 	afterReport func()
+	// beforeSend is a test hook (export_test.go): called before windows
+	// are marked sent.
+	beforeSend func()
 }
 
 // Option configures New.
@@ -133,12 +139,15 @@ func WithSealGrace(d time.Duration) Option { return func(c *config) { c.grace = 
 // WithFlushInterval sets how often Run flushes (default one minute).
 func WithFlushInterval(d time.Duration) Option { return func(c *config) { c.interval = d } }
 
-// WithCheckCacheTTL sets how long a services.check answer is reused per
-// consumer (default and maximum 60 s, as Service Control allows).
+// WithCheckCacheTTL sets how long a services.check answer is reused for
+// the same operation id (default and maximum 60 s, as Service Control
+// allows).
 func WithCheckCacheTTL(d time.Duration) Option { return func(c *config) { c.checkTTL = d } }
 
 // WithLease sets how long a flushing replica holds the windows it claimed
-// (default five minutes); another replica takes them over after that.
+// (default five minutes); another replica takes them over after that. The
+// lease is renewed when windows are marked sent, and must be longer than
+// the RPC timeout, so that no replica claims a window in flight.
 func WithLease(d time.Duration) Option { return func(c *config) { c.lease = d } }
 
 // WithRPCTimeout bounds each check and report call (default 30 s).
@@ -146,6 +155,12 @@ func WithRPCTimeout(d time.Duration) Option { return func(c *config) { c.rpcTime
 
 // WithConcurrency sets how many services.check calls run at once (default 8).
 func WithConcurrency(n int) Option { return func(c *config) { c.concurrency = n } }
+
+// WithMaxChecksPerFlush bounds the services.check calls of one Flush
+// (default DefaultMaxChecksPerFlush). Every window is checked with its own
+// operation id before it is sent; windows over the bound wait for the next
+// flush, oldest first.
+func WithMaxChecksPerFlush(n int) Option { return func(c *config) { c.maxChecks = n } }
 
 // WithReplayLimit sets how long usage of a blocked consumer is kept for
 // replay (default 30 days, Google's recommended grace period); a window
@@ -201,8 +216,9 @@ type Reporter struct {
 	flushMu sync.Mutex // one flush at a time
 
 	mu        sync.Mutex
-	checks    map[string]checkEntry // by consumer id
-	alerted   map[string]bool       // operation id + "/" + "near"|"missed"
+	checks    map[string]checkEntry    // by operation id
+	unlisted  map[string]unlistedCount // by operation id: answers with an unlisted check error code
+	alerted   map[string]bool          // operation id + "/" + "near"|"missed"
 	lastPrune time.Time
 
 	// guardMu guards the seal guards (confirm.go), which the marketplace
@@ -227,6 +243,7 @@ func New(ctx context.Context, serviceName string, ledger Ledger, opts ...Option)
 		lease:       DefaultLease,
 		rpcTimeout:  DefaultRPCTimeout,
 		concurrency: DefaultConcurrency,
+		maxChecks:   DefaultMaxChecksPerFlush,
 		replayLimit: DefaultReplayLimit,
 		retention:   DefaultRetention,
 		maxBytes:    MaxRequestBytes,
@@ -255,8 +272,11 @@ func New(ctx context.Context, serviceName string, ledger Ledger, opts ...Option)
 	if cfg.maxBytes <= 0 || cfg.maxBytes > MaxRequestBytes {
 		errs = append(errs, fmt.Errorf("max request bytes %d outside (0, %d]", cfg.maxBytes, MaxRequestBytes))
 	}
-	if cfg.grace < 0 || cfg.lease <= 0 || cfg.rpcTimeout <= 0 || cfg.interval <= 0 || cfg.concurrency <= 0 {
-		errs = append(errs, errors.New("grace, lease, RPC timeout, flush interval and concurrency must be positive"))
+	if cfg.grace < 0 || cfg.lease <= 0 || cfg.rpcTimeout <= 0 || cfg.interval <= 0 || cfg.concurrency <= 0 || cfg.maxChecks <= 0 {
+		errs = append(errs, errors.New("grace, lease, RPC timeout, flush interval, concurrency and checks per flush must be positive"))
+	}
+	if cfg.lease > 0 && cfg.lease <= cfg.rpcTimeout {
+		errs = append(errs, fmt.Errorf("lease %v not longer than the RPC timeout %v", cfg.lease, cfg.rpcTimeout))
 	}
 	if cfg.owner == "" {
 		errs = append(errs, errors.New("empty owner"))
@@ -287,14 +307,15 @@ func New(ctx context.Context, serviceName string, ledger Ledger, opts ...Option)
 		return nil, fmt.Errorf("usage: new reporter: creating metrics: %w", err)
 	}
 	r := &Reporter{
-		svc:     svc,
-		service: serviceName,
-		ledger:  ledger,
-		cfg:     cfg,
-		log:     cfg.logger.With(slog.String("service", serviceName)),
-		metrics: m,
-		checks:  map[string]checkEntry{},
-		alerted: map[string]bool{},
+		svc:      svc,
+		service:  serviceName,
+		ledger:   ledger,
+		cfg:      cfg,
+		log:      cfg.logger.With(slog.String("service", serviceName)),
+		metrics:  m,
+		checks:   map[string]checkEntry{},
+		unlisted: map[string]unlistedCount{},
+		alerted:  map[string]bool{},
 
 		confirmer: cfg.confirmer,
 	}
@@ -523,6 +544,6 @@ func (r *Reporter) override(ctx context.Context, op, operationID string, change 
 func updateOf(w Window) WindowUpdate {
 	return WindowUpdate{
 		OperationID: w.OperationID, State: w.State, Reason: w.Reason, Attempts: w.Attempts,
-		LastAttempt: w.LastAttempt, ReportedAt: w.ReportedAt, LeaseUntil: w.LeaseUntil,
+		LastAttempt: w.LastAttempt, ReportedAt: w.ReportedAt, LeaseUntil: w.LeaseUntil, LeaseToken: w.LeaseToken,
 	}
 }

@@ -33,7 +33,8 @@ func TestReportOneHour(t *testing.T) {
 	reports := e.srv.Reports()
 	require.Len(t, reports, 2, "one operation per label set")
 	assert.Empty(t, e.srv.Violations())
-	assert.Equal(t, 1, e.srv.CheckCalls(c.UsageReportingID), "one check per consumer")
+	assert.Equal(t, 2, e.srv.CheckCalls(c.UsageReportingID), "one check per operation, with its id")
+	assert.Empty(t, e.srv.UncheckedReports())
 	assert.Equal(t, 1, e.srv.ReportCalls(), "both operations in one call")
 	assert.Equal(t, int64(13), e.srv.BilledTotal(c.UsageReportingID, metricRequests))
 	assert.Equal(t, int64(3), e.srv.BilledTotal(c.UsageReportingID, metricStorage))
@@ -146,7 +147,8 @@ func TestContiguousDay(t *testing.T) {
 }
 
 // TestCatchUpAfterDowntime: nothing flushes for six hours; the next flush
-// reports every missed window, none skipped.
+// reports every missed window, none skipped, each checked with its own
+// operation id.
 func TestCatchUpAfterDowntime(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, sqliteLedger(t, ""))
@@ -165,7 +167,8 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 	e.clock.Advance(usage.DefaultSealGrace)
 	e.flush()
 	assert.Len(t, e.srv.Reports(), 6)
-	assert.Equal(t, 1, e.srv.CheckCalls(c.UsageReportingID))
+	assert.Equal(t, 6, e.srv.CheckCalls(c.UsageReportingID))
+	assert.Empty(t, e.srv.UncheckedReports(), "every operation checked with its own id")
 	assert.Equal(t, want, e.srv.BilledTotal(c.UsageReportingID, metricRequests))
 	assert.Empty(t, e.srv.Violations())
 	requireContiguous(t, e.srv, c.UsageReportingID, t0, t0.Add(6*time.Hour))

@@ -58,6 +58,8 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		"bytes":    {usage.WithMaxRequestBytes(2 << 20)},
 		"kind":     {usage.WithMetric("x", usage.MetricKind(9))},
 		"no owner": {usage.WithOwner("")},
+		"checks":   {usage.WithMaxChecksPerFlush(0)},
+		"lease":    {usage.WithLease(time.Second)},
 	} {
 		_, err := usage.New(t.Context(), e.srv.ServiceName(), e.ledger, append(e.opts, opts...)...)
 		assert.ErrorIs(t, err, usage.ErrInvalid, name)

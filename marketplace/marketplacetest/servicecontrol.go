@@ -88,6 +88,8 @@ type serviceControl struct {
 	intervals    map[string][]usageInterval
 	violations   []Violation
 	checkCalls   map[string]int
+	checkedIDs   map[string]bool     // operationIds services.check answered
+	unchecked    []ReportedOperation // accepted without a check of their id
 	reportCalls  int
 }
 
@@ -97,6 +99,7 @@ func (sc *serviceControl) init() {
 	sc.acceptedIDs = map[string]string{}
 	sc.intervals = map[string][]usageInterval{}
 	sc.checkCalls = map[string]int{}
+	sc.checkedIDs = map[string]bool{}
 }
 
 // SetCheckError makes services.check for consumerID answer a CheckError
@@ -203,6 +206,17 @@ func (s *Server) CheckCalls(consumerID string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sc.checkCalls[consumerID]
+}
+
+// UncheckedReports returns the accepted operations (exact resends
+// included) whose operationId no services.check call carried before they
+// were accepted. Google's usage
+// guidance is to check each operation with the id it is then reported
+// under.
+func (s *Server) UncheckedReports() []ReportedOperation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sc.unchecked)
 }
 
 // ReportCalls is how many services.report calls the emulator answered
@@ -437,6 +451,7 @@ func (s *Server) serviceCheck(rt route, body []byte) (any, *apiError) {
 		return nil, e
 	}
 	s.sc.checkCalls[op.ConsumerID]++
+	s.sc.checkedIDs[op.OperationID] = true
 	resp := wireCheckResponse{OperationID: op.OperationID, ServiceConfigID: serviceConfigID, ServiceRolloutID: serviceConfigID}
 	subject := consumerSubject(op.ConsumerID)
 	if !s.knownConsumerLocked(op.ConsumerID) {
@@ -570,6 +585,9 @@ func (s *Server) serviceReport(rt route, body []byte) (any, *apiError) {
 // Google deduplicates is not documented (google-apis.md §4.3): this is the
 // behaviour the reference implies, and Resends lets tests see every resend.
 func (s *Server) acceptLocked(op ReportedOperation) {
+	if !s.sc.checkedIDs[op.OperationID] {
+		s.sc.unchecked = append(s.sc.unchecked, op)
+	}
 	fp := fingerprint(op)
 	if prev, ok := s.sc.acceptedIDs[op.OperationID]; ok {
 		if prev == fp {

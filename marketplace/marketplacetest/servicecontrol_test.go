@@ -232,3 +232,25 @@ func TestOverlaps(t *testing.T) {
 		assert.Equal(t, tc.want, overlaps(at(tc.a0), at(tc.a1), at(tc.b0), at(tc.b1)), "%+v", tc)
 	}
 }
+
+// TestServiceControlUncheckedReports: an operation reported under an id no
+// services.check carried is listed; one checked first is not.
+func TestServiceControlUncheckedReports(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := New(t)
+	svc := serviceControlClient(t, s)
+	consumer := usageConsumer(t, s)
+	metric := s.ServiceName() + "/requests"
+	start := s.Clock().Now().Truncate(time.Hour)
+	checked := usageOp("op-checked", consumer, start, metric, 1)
+	_, err := svc.Services.Check(s.ServiceName(), &sc.CheckRequest{Operation: checked}).Context(ctx).Do()
+	require.NoError(t, err)
+	_, err = svc.Services.Report(s.ServiceName(), &sc.ReportRequest{Operations: []*sc.Operation{
+		checked, usageOp("op-unchecked", consumer, start.Add(time.Hour), metric, 1),
+	}}).Context(ctx).Do()
+	require.NoError(t, err)
+	unchecked := s.UncheckedReports()
+	require.Len(t, unchecked, 1)
+	assert.Equal(t, "op-unchecked", unchecked[0].OperationID)
+}

@@ -253,6 +253,7 @@ func (s *Store) ClaimWindows(ctx context.Context, p usage.ClaimParams) ([]usage.
 	out := make([]usage.Window, len(ws))
 	for i, w := range ws {
 		w.LeaseOwner, w.LeaseUntil = p.Owner, utc(p.LeaseUntil)
+		w.LeaseToken++
 		out[i] = cloneWindow(*w)
 	}
 	return out, nil
@@ -272,9 +273,12 @@ func (s *Store) UpdateWindows(ctx context.Context, owner string, updates []usage
 	var lost []string
 	for _, u := range updates {
 		w, ok := s.ledger.windows[u.OperationID]
-		if !ok || (owner != "" && w.LeaseOwner != owner) {
+		if !ok || (owner != "" && (w.LeaseOwner != owner || w.LeaseToken != u.LeaseToken)) {
 			lost = append(lost, u.OperationID)
 			continue
+		}
+		if owner == "" {
+			w.LeaseToken++ // an override fences the lease holder out
 		}
 		w.State, w.Reason, w.Attempts = u.State, u.Reason, u.Attempts
 		w.LastAttempt, w.ReportedAt, w.LeaseUntil = utc(u.LastAttempt), utc(u.ReportedAt), utc(u.LeaseUntil)

@@ -40,7 +40,7 @@ const zeroTime = "'0001-01-01 00:00:00+00'::timestamptz"
 const (
 	consumerColumns = "entitlement_id, usage_reporting_id, start_time, end_time, frontier, block_code, block_detail, block_since"
 	windowColumns   = "operation_id, entitlement_id, consumer_id, start_time, end_time, labels, metric_values, state, reason," +
-		" deadline, attempts, sealed_at, last_attempt, reported_at, lease_owner, lease_until"
+		" deadline, attempts, sealed_at, last_attempt, reported_at, lease_owner, lease_until, lease_token"
 )
 
 type ledgerQueries struct {
@@ -90,15 +90,19 @@ func newLedgerQueries(schema string) ledgerQueries {
 		sealDelete:  r.Replace("DELETE FROM {s}.usage_rows WHERE entitlement_id = $1 AND ($3::boolean OR window_start < $2)"),
 		setFrontier: r.Replace("UPDATE {s}.usage_consumers SET frontier = $2 WHERE entitlement_id = $1"),
 		insertWindow: r.Replace("INSERT INTO {s}.usage_windows (" + windowColumns + ")" +
-			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (operation_id) DO NOTHING"),
+			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT (operation_id) DO NOTHING"),
 
 		claim: r.Replace("WITH picked AS (SELECT operation_id FROM {s}.usage_windows" +
 			" WHERE state IN ('pending', 'unknown') AND lease_until <= $3" +
 			" ORDER BY start_time, operation_id LIMIT $4 FOR UPDATE SKIP LOCKED)" +
-			" UPDATE {s}.usage_windows w SET lease_owner = $1, lease_until = $2 FROM picked" +
+			" UPDATE {s}.usage_windows w SET lease_owner = $1, lease_until = $2, lease_token = w.lease_token + 1 FROM picked" +
 			" WHERE w.operation_id = picked.operation_id RETURNING " + qualified),
+		// An override ($8 = '') applies unconditionally and fences the
+		// lease holder out; an owner's update applies only under its own
+		// claim.
 		updateWindow: r.Replace("UPDATE {s}.usage_windows SET state = $2, reason = $3, attempts = $4, last_attempt = $5," +
-			" reported_at = $6, lease_until = $7 WHERE operation_id = $1 AND ($8::text = '' OR lease_owner = $8::text)"),
+			" reported_at = $6, lease_until = $7, lease_token = lease_token + CASE WHEN $8::text = '' THEN 1 ELSE 0 END" +
+			" WHERE operation_id = $1 AND ($8::text = '' OR (lease_owner = $8::text AND lease_token = $9::bigint))"),
 		listWindows:  r.Replace("SELECT " + windowColumns + " FROM {s}.usage_windows"),
 		pruneWindows: r.Replace("DELETE FROM {s}.usage_windows WHERE state IN ('reported', 'rejected') AND sealed_at < $1"),
 	}
@@ -326,14 +330,14 @@ func windowArgs(w usage.Window) ([]any, error) {
 		return nil, err
 	}
 	return []any{w.OperationID, w.EntitlementID, w.ConsumerID, w.Start, w.End, w.Labels, vals, string(w.State), cleanText(w.Reason),
-		w.Deadline, w.Attempts, w.SealedAt, w.LastAttempt, w.ReportedAt, w.LeaseOwner, w.LeaseUntil}, nil
+		w.Deadline, w.Attempts, w.SealedAt, w.LastAttempt, w.ReportedAt, w.LeaseOwner, w.LeaseUntil, w.LeaseToken}, nil
 }
 
 func scanWindow(row pgx.Row) (usage.Window, error) {
 	var w usage.Window
 	var vals, state string
 	if err := row.Scan(&w.OperationID, &w.EntitlementID, &w.ConsumerID, &w.Start, &w.End, &w.Labels, &vals, &state, &w.Reason,
-		&w.Deadline, &w.Attempts, &w.SealedAt, &w.LastAttempt, &w.ReportedAt, &w.LeaseOwner, &w.LeaseUntil); err != nil {
+		&w.Deadline, &w.Attempts, &w.SealedAt, &w.LastAttempt, &w.ReportedAt, &w.LeaseOwner, &w.LeaseUntil, &w.LeaseToken); err != nil {
 		return w, err
 	}
 	w.State = usage.WindowState(state)
@@ -506,7 +510,7 @@ func (s *Store) UpdateWindows(ctx context.Context, owner string, updates []usage
 		batch := &pgx.Batch{}
 		for _, u := range updates {
 			batch.Queue(s.lq.updateWindow, u.OperationID, string(u.State), cleanText(u.Reason), u.Attempts,
-				u.LastAttempt, u.ReportedAt, u.LeaseUntil, owner)
+				u.LastAttempt, u.ReportedAt, u.LeaseUntil, owner, u.LeaseToken)
 		}
 		br := tx.SendBatch(ctx, batch)
 		for _, u := range updates {

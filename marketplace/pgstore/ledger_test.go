@@ -272,7 +272,7 @@ func TestLedgerClaimUpdatePrune(t *testing.T) {
 
 	// Update by the owner; by someone else: lost; unknown id: lost.
 	lost, err := s.UpdateWindows(ctx, "a", []usage.WindowUpdate{
-		{OperationID: got[0].OperationID, State: usage.StateReported, Attempts: 1, LastAttempt: now, ReportedAt: now},
+		{OperationID: got[0].OperationID, State: usage.StateReported, Attempts: 1, LastAttempt: now, ReportedAt: now, LeaseToken: got[0].LeaseToken},
 		{OperationID: "no-such-op", State: usage.StateReported},
 	})
 	require.NoError(t, err)
@@ -284,7 +284,7 @@ func TestLedgerClaimUpdatePrune(t *testing.T) {
 	require.ErrorIs(t, err, usage.ErrInvalid)
 
 	// A window released with a later LeaseUntil is not claimed before it.
-	lost, err = s.UpdateWindows(ctx, "a", []usage.WindowUpdate{{OperationID: got[1].OperationID, State: usage.StateUnknown, Reason: "timeout", Attempts: 1, LeaseUntil: now.Add(time.Hour)}})
+	lost, err = s.UpdateWindows(ctx, "a", []usage.WindowUpdate{{OperationID: got[1].OperationID, State: usage.StateUnknown, Reason: "timeout", Attempts: 1, LeaseUntil: now.Add(time.Hour), LeaseToken: got[1].LeaseToken}})
 	require.NoError(t, err)
 	assert.Empty(t, lost)
 	more, err := s.ClaimWindows(ctx, usage.ClaimParams{Owner: "b", Now: now.Add(2 * time.Minute), LeaseUntil: now.Add(3 * time.Minute)})
@@ -339,7 +339,7 @@ func TestLedgerReplicasLeaseTakeover(t *testing.T) {
 	assert.Empty(t, claimedB)
 
 	// A reports one window, then dies. Its lease expires; B takes over the rest.
-	lost, err := a.UpdateWindows(ctx, "replica-a", []usage.WindowUpdate{{OperationID: claimedA[0].OperationID, State: usage.StateReported, Attempts: 1, LastAttempt: now, ReportedAt: now}})
+	lost, err := a.UpdateWindows(ctx, "replica-a", []usage.WindowUpdate{{OperationID: claimedA[0].OperationID, State: usage.StateReported, Attempts: 1, LastAttempt: now, ReportedAt: now, LeaseToken: claimedA[0].LeaseToken}})
 	require.NoError(t, err)
 	require.Empty(t, lost)
 	now = now.Add(time.Microsecond) // exactly at the lease end
@@ -352,10 +352,10 @@ func TestLedgerReplicasLeaseTakeover(t *testing.T) {
 	}
 
 	// A comes back late: its updates are lost, B's are applied.
-	lost, err = a.UpdateWindows(ctx, "replica-a", []usage.WindowUpdate{{OperationID: claimedA[1].OperationID, State: usage.StateReported}})
+	lost, err = a.UpdateWindows(ctx, "replica-a", []usage.WindowUpdate{{OperationID: claimedA[1].OperationID, State: usage.StateReported, LeaseToken: claimedA[1].LeaseToken}})
 	require.NoError(t, err)
 	assert.Equal(t, []string{claimedA[1].OperationID}, lost)
-	lost, err = b.UpdateWindows(ctx, "replica-b", []usage.WindowUpdate{{OperationID: claimedB[0].OperationID, State: usage.StateReported, Attempts: 1, ReportedAt: now}})
+	lost, err = b.UpdateWindows(ctx, "replica-b", []usage.WindowUpdate{{OperationID: claimedB[0].OperationID, State: usage.StateReported, Attempts: 1, ReportedAt: now, LeaseToken: claimedB[0].LeaseToken}})
 	require.NoError(t, err)
 	assert.Empty(t, lost)
 	w, err := a.ListWindows(ctx, usage.WindowQuery{OperationID: claimedB[0].OperationID})

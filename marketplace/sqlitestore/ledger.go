@@ -27,7 +27,7 @@ var _ usage.Ledger = (*Store)(nil)
 const zeroTime = "0001-01-01T00:00:00.000000000Z"
 
 const windowColumns = "operation_id, entitlement_id, consumer_id, start_time, end_time, labels, metric_values, state, reason," +
-	" deadline, attempts, sealed_at, last_attempt, reported_at, lease_owner, lease_until"
+	" deadline, attempts, sealed_at, last_attempt, reported_at, lease_owner, lease_until, lease_token"
 
 const (
 	sqlPutConsumer = "INSERT INTO usage_consumers (entitlement_id, usage_reporting_id, start_time, end_time, frontier, block_code, block_detail, block_since)" +
@@ -61,13 +61,16 @@ const (
 		" WHERE entitlement_id = ?1 AND (?3 OR window_start < ?2) ORDER BY window_start, metric, labels"
 	sqlSealDelete   = "DELETE FROM usage_rows WHERE entitlement_id = ?1 AND (?3 OR window_start < ?2)"
 	sqlSetFrontier  = "UPDATE usage_consumers SET frontier = ? WHERE entitlement_id = ?"
-	sqlInsertWindow = "INSERT INTO usage_windows (" + windowColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" +
+	sqlInsertWindow = "INSERT INTO usage_windows (" + windowColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" +
 		" ON CONFLICT (operation_id) DO NOTHING"
-	sqlClaim = "UPDATE usage_windows SET lease_owner = ?1, lease_until = ?2 WHERE operation_id IN (" +
+	sqlClaim = "UPDATE usage_windows SET lease_owner = ?1, lease_until = ?2, lease_token = lease_token + 1 WHERE operation_id IN (" +
 		"SELECT operation_id FROM usage_windows WHERE state IN ('pending', 'unknown') AND lease_until <= ?3" +
 		" ORDER BY start_time, operation_id LIMIT ?4) RETURNING " + windowColumns
-	sqlUpdateWindow = "UPDATE usage_windows SET state = ?, reason = ?, attempts = ?, last_attempt = ?, reported_at = ?, lease_until = ?" +
-		" WHERE operation_id = ? AND (?8 = '' OR lease_owner = ?8)"
+	// An override (?8 = '') applies unconditionally and fences the lease
+	// holder out; an owner's update applies only under its own claim.
+	sqlUpdateWindow = "UPDATE usage_windows SET state = ?1, reason = ?2, attempts = ?3, last_attempt = ?4, reported_at = ?5, lease_until = ?6," +
+		" lease_token = lease_token + (?8 = '')" +
+		" WHERE operation_id = ?7 AND (?8 = '' OR (lease_owner = ?8 AND lease_token = ?9))"
 	sqlPruneWindows = "DELETE FROM usage_windows WHERE state IN ('reported', 'rejected') AND sealed_at < ?"
 )
 
@@ -420,14 +423,14 @@ func windowArgs(w usage.Window) ([]any, error) {
 		return nil, err
 	}
 	return []any{w.OperationID, w.EntitlementID, w.ConsumerID, ts[0], ts[1], w.Labels, vals, string(w.State), w.Reason,
-		ts[2], w.Attempts, ts[3], ts[4], ts[5], w.LeaseOwner, ts[6]}, nil
+		ts[2], w.Attempts, ts[3], ts[4], ts[5], w.LeaseOwner, ts[6], w.LeaseToken}, nil
 }
 
 func scanWindow(row scanner) (usage.Window, error) {
 	var w usage.Window
 	var start, end, vals, state, deadline, sealed, last, reported, lease string
 	if err := row.Scan(&w.OperationID, &w.EntitlementID, &w.ConsumerID, &start, &end, &w.Labels, &vals, &state, &w.Reason,
-		&deadline, &w.Attempts, &sealed, &last, &reported, &w.LeaseOwner, &lease); err != nil {
+		&deadline, &w.Attempts, &sealed, &last, &reported, &w.LeaseOwner, &lease, &w.LeaseToken); err != nil {
 		return w, err
 	}
 	w.State = usage.WindowState(state)
@@ -595,7 +598,7 @@ func (s *Store) UpdateWindows(ctx context.Context, owner string, updates []usage
 	err := s.ledgerTx(ctx, "update windows", func(t *tx) error {
 		lost = nil
 		for _, e := range enc {
-			res, err := t.ledgerExec(sqlUpdateWindow, string(e.u.State), e.u.Reason, e.u.Attempts, e.ts[0], e.ts[1], e.ts[2], e.u.OperationID, owner)
+			res, err := t.ledgerExec(sqlUpdateWindow, string(e.u.State), e.u.Reason, e.u.Attempts, e.ts[0], e.ts[1], e.ts[2], e.u.OperationID, owner, e.u.LeaseToken)
 			if err != nil {
 				return fmt.Errorf("sqlitestore: update window %s: %w", e.u.OperationID, interpretError(err))
 			}

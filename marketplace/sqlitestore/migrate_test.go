@@ -4,13 +4,17 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
 
 func TestLoadMigrations(t *testing.T) {
@@ -154,4 +158,48 @@ func TestMigrateAddsOffer(t *testing.T) {
 		assert.Equal(t, "projects/1/services/svc/privateOffers/o", got.Offer)
 		return nil
 	}))
+}
+
+// TestMigrateAddsLeaseToken opens a database written before windows had a
+// lease token, with an open window: the window reads as token 0, a claim
+// increments it, and only an update under the new token applies. Not
+// parallel: it swaps the package's migration list.
+func TestMigrateAddsLeaseToken(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	ctx := context.Background()
+	saved := migrations
+	n := slices.IndexFunc(saved, func(m migration) bool { return strings.HasSuffix(m.Name, "_lease_token.sql") })
+	require.Positive(t, n)
+	migrations = saved[:n]
+	if s, err := Open(ctx, path); err == nil {
+		_ = s.Close()
+	}
+	migrations = saved
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	var version int
+	require.NoError(t, db.QueryRow("PRAGMA user_version").Scan(&version))
+	require.Equal(t, n, version)
+	const zero = "0001-01-01T00:00:00.000000000Z"
+	_, err = db.Exec(`INSERT INTO usage_windows (operation_id, entitlement_id, consumer_id, start_time, end_time, labels, metric_values,
+		state, reason, deadline, attempts, sealed_at, last_attempt, reported_at, lease_owner, lease_until)
+		VALUES ('op-old', 'ent-1', 'project_number:1', '2026-01-05T09:00:00.000000000Z', '2026-01-05T10:00:00.000000000Z', '{}', '[]',
+		'pending', '', '2026-01-05T11:00:00.000000000Z', 0, '2026-01-05T10:01:00.000000000Z', ?, ?, '', ?)`, zero, zero, zero)
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	s, err := Open(ctx, path)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	now := time.Date(2026, 1, 5, 10, 2, 0, 0, time.UTC)
+	ws, err := s.ClaimWindows(ctx, usage.ClaimParams{Owner: "a", Now: now, LeaseUntil: now.Add(time.Minute)})
+	require.NoError(t, err)
+	require.Len(t, ws, 1)
+	assert.Equal(t, int64(1), ws[0].LeaseToken)
+	lost, err := s.UpdateWindows(ctx, "a", []usage.WindowUpdate{{OperationID: "op-old", State: usage.StateUnknown, LeaseToken: 0}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"op-old"}, lost, "an update without the claim's token")
+	lost, err = s.UpdateWindows(ctx, "a", []usage.WindowUpdate{{OperationID: "op-old", State: usage.StateUnknown, LeaseToken: 1}})
+	require.NoError(t, err)
+	assert.Empty(t, lost)
 }

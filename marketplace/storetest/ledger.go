@@ -25,6 +25,7 @@ var ledgerCases = []testCase{
 	{"SealEndedLimit", testLedgerSealEndedLimit},
 	{"SealSkipsHeld", testLedgerSealHeld},
 	{"ClaimLeaseUpdate", testLedgerClaim},
+	{"LeaseTokenFencesStaleClaims", testLedgerLeaseToken},
 	{"ListAndPrune", testLedgerListPrune},
 	{"ListTimeRangeAndPages", testLedgerListRangePages},
 	{"ConcurrentAddAndSealLoseNothing", testLedgerConcurrent},
@@ -396,10 +397,10 @@ func testLedgerClaim(t *testing.T, h Harness) {
 	noErr(t, err, "ClaimWindows")
 	equal(t, len(b), 1, "leased windows are not claimed twice")
 	// Only the owner updates; "" overrides.
-	lost, err := l.UpdateWindows(bg, "b", []usage.WindowUpdate{{OperationID: a[0].OperationID, State: usage.StateReported}, {OperationID: b[0].OperationID, State: usage.StateUnknown, Attempts: 1, LastAttempt: now, LeaseUntil: now.Add(time.Hour)}, {OperationID: "missing"}})
+	lost, err := l.UpdateWindows(bg, "b", []usage.WindowUpdate{{OperationID: a[0].OperationID, State: usage.StateReported}, {OperationID: b[0].OperationID, State: usage.StateUnknown, Attempts: 1, LastAttempt: now, LeaseUntil: now.Add(time.Hour), LeaseToken: b[0].LeaseToken}, {OperationID: "missing"}})
 	noErr(t, err, "UpdateWindows")
 	equal(t, fmt.Sprint(lost), "["+a[0].OperationID+" missing]", "lost updates")
-	lost, err = l.UpdateWindows(bg, "a", []usage.WindowUpdate{{OperationID: a[0].OperationID, State: usage.StateReported, Attempts: 1, LastAttempt: now, ReportedAt: now}})
+	lost, err = l.UpdateWindows(bg, "a", []usage.WindowUpdate{{OperationID: a[0].OperationID, State: usage.StateReported, Attempts: 1, LastAttempt: now, ReportedAt: now, LeaseToken: a[0].LeaseToken}})
 	noErr(t, err, "UpdateWindows")
 	equal(t, len(lost), 0, "owner update")
 	// After the lease: a[1] is claimable again, b[0] only after its
@@ -421,6 +422,53 @@ func testLedgerClaim(t *testing.T, h Harness) {
 	lost, err = l.UpdateWindows(bg, "", []usage.WindowUpdate{{OperationID: b[0].OperationID, State: usage.StateRejected, Reason: "operator"}})
 	noErr(t, err, "UpdateWindows override")
 	equal(t, len(lost), 0, "override")
+}
+
+// testLedgerLeaseToken: an update applies only under the claim it comes
+// from. A reporter that stalled past its lease must not mark a window sent
+// (or record an outcome) once the window was claimed again, even by a
+// reporter with the same owner name (a restarted replica); an operator's
+// override fences the lease holder out too.
+func testLedgerLeaseToken(t *testing.T, h Harness) {
+	l := newLedger(t, h)
+	noErr(t, l.PutConsumer(bg, usage.Consumer{EntitlementID: "ent-1", UsageReportingID: "c"}, hour(0)), "PutConsumer")
+	addUsage(t, l, "ent-1", hour(0), "m", "{}", 1)
+	addUsage(t, l, "ent-1", hour(1), "m", "{}", 2)
+	sealAll(t, l, hour(2))
+	now := hour(3)
+	first, err := l.ClaimWindows(bg, usage.ClaimParams{Owner: "a", Now: now, LeaseUntil: now.Add(time.Minute)})
+	noErr(t, err, "ClaimWindows")
+	equal(t, len(first), 2, "claimed")
+	if first[0].LeaseToken == 0 {
+		t.Fatalf("ClaimWindows returned lease token 0; want it incremented by the claim")
+	}
+	// The lease expires; the same owner (restarted) and then another claim
+	// again. Each claim increments the token.
+	later := now.Add(2 * time.Minute)
+	second, err := l.ClaimWindows(bg, usage.ClaimParams{Owner: "a", Now: later, LeaseUntil: later.Add(time.Minute)})
+	noErr(t, err, "ClaimWindows again")
+	equal(t, len(second), 2, "claimed after expiry")
+	equal(t, second[0].LeaseToken, first[0].LeaseToken+1, "token incremented by each claim")
+	sent := func(w usage.Window) usage.WindowUpdate {
+		return usage.WindowUpdate{OperationID: w.OperationID, State: usage.StateUnknown, Attempts: 1, LastAttempt: later, LeaseUntil: later.Add(time.Minute), LeaseToken: w.LeaseToken}
+	}
+	lost, err := l.UpdateWindows(bg, "a", []usage.WindowUpdate{sent(first[0]), sent(second[1])})
+	noErr(t, err, "UpdateWindows")
+	equal(t, fmt.Sprint(lost), "["+first[0].OperationID+"]", "stale claim's update lost, current one applied")
+	ws, err := l.ListWindows(bg, usage.WindowQuery{OperationID: first[0].OperationID})
+	noErr(t, err, "ListWindows")
+	equal(t, ws[0].State, usage.StatePending, "stale update not applied")
+	equal(t, ws[0].Attempts, 0, "stale update not applied")
+	// An operator's override applies and fences the current holder out.
+	lost, err = l.UpdateWindows(bg, "", []usage.WindowUpdate{{OperationID: second[0].OperationID, State: usage.StateRejected, Reason: "operator"}})
+	noErr(t, err, "UpdateWindows override")
+	equal(t, len(lost), 0, "override applied")
+	lost, err = l.UpdateWindows(bg, "a", []usage.WindowUpdate{sent(second[0])})
+	noErr(t, err, "UpdateWindows after override")
+	equal(t, len(lost), 1, "holder fenced out by the override")
+	ws, err = l.ListWindows(bg, usage.WindowQuery{OperationID: second[0].OperationID})
+	noErr(t, err, "ListWindows")
+	equal(t, ws[0].State, usage.StateRejected, "override kept")
 }
 
 func testLedgerListPrune(t *testing.T, h Harness) {

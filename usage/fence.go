@@ -1,0 +1,90 @@
+package usage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	servicecontrol "google.golang.org/api/servicecontrol/v1"
+)
+
+// markSent records ws as sent (Unknown, one more attempt) before the report
+// call, and returns the windows (and their operations) still to be sent.
+//
+// The mark is the fence against a reporter that stalled past its lease: it
+// applies only under this reporter's own, still current claim (the lease
+// token, checked by the ledger in the same transaction), and it renews the
+// lease for the call, so no other replica claims the windows while they are
+// in flight. A window whose mark was lost belongs to another claim now and
+// is not sent. If ctx has ended, nothing is marked: the windows are
+// released for the next flush and the error wraps ctx.Err().
+func (f *flush) markSent(ctx context.Context, ws []Window, ops []*servicecontrol.Operation) ([]Window, []*servicecontrol.Operation, error) {
+	r := f.r
+	if r.cfg.beforeSend != nil {
+		r.cfg.beforeSend()
+	}
+	if err := ctx.Err(); err != nil {
+		release := make([]WindowUpdate, len(ws))
+		for i, w := range ws {
+			release[i] = f.released(w)
+		}
+		return nil, nil, errors.Join(fmt.Errorf("usage: flush interrupted before sending %d windows: %w", len(ws), err),
+			f.update(context.WithoutCancel(ctx), release))
+	}
+	leaseUntil := r.cfg.now().Add(r.cfg.lease)
+	sent := make([]WindowUpdate, len(ws))
+	for i := range ws {
+		ws[i].State = StateUnknown
+		ws[i].Attempts++
+		ws[i].LastAttempt = f.now
+		ws[i].Reason = "sent; awaiting the outcome"
+		if leaseUntil.After(ws[i].LeaseUntil) {
+			ws[i].LeaseUntil = leaseUntil
+		}
+		sent[i] = updateOf(ws[i])
+	}
+	lost, err := f.updateLost(ctx, sent)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(lost) == 0 {
+		return ws, ops, nil
+	}
+	keepW, keepO := ws[:0:0], ops[:0:0]
+	for i, w := range ws {
+		if !lost[w.OperationID] {
+			keepW, keepO = append(keepW, w), append(keepO, ops[i])
+		}
+	}
+	return keepW, keepO, nil
+}
+
+// released is the update that hands a window back, unchanged, to the next
+// flush (of any replica) at once, instead of when the lease expires.
+func (f *flush) released(w Window) WindowUpdate {
+	w.LeaseUntil = f.now
+	return updateOf(w)
+}
+
+// updateLost is update, also returning the operation ids not updated
+// because the lease was lost (another claim took the window after ours
+// expired; it resends the same id).
+func (f *flush) updateLost(ctx context.Context, updates []WindowUpdate) (map[string]bool, error) {
+	if len(updates) == 0 {
+		return nil, nil
+	}
+	lost, err := f.r.ledger.UpdateWindows(ctx, f.r.cfg.owner, updates)
+	if err != nil {
+		return nil, fmt.Errorf("usage: flush: update %d windows: %w", len(updates), err)
+	}
+	if len(lost) == 0 {
+		return nil, nil
+	}
+	f.r.log.WarnContext(ctx, "window leases lost to another reporter", slog.Int("windows", len(lost)), slog.String("first", lost[0]))
+	set := make(map[string]bool, len(lost))
+	for _, id := range lost {
+		set[id] = true
+	}
+	return set, nil
+}
