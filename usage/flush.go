@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -56,15 +57,8 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	ended := now.Add(-r.cfg.grace)
 	before := r.windowStart(ended)
 	p := SealParams{Before: before, Ended: ended, Limit: sealBatch}
-	seal := r.sealFunc(p, now)
-	for {
-		n, err := r.ledger.Seal(ctx, p, seal)
-		if err != nil {
-			return fmt.Errorf("usage: flush: seal windows before %v and consumers ended by %v: %w", before, ended, err)
-		}
-		if n < sealBatch {
-			break
-		}
+	if err := r.seal(ctx, p, now); err != nil {
+		return err
 	}
 	blocked, err := r.ledger.ListConsumers(ctx, ConsumerQuery{BlockedOnly: true})
 	if err != nil {
@@ -92,6 +86,36 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	return r.prune(ctx, now)
 }
 
+// seal seals every window due under p, first reading the usage source (if
+// any) for them. A consumer that changed between that read and Seal makes
+// Seal roll back its batch (errSourceStale); the read is then repeated, a
+// few times, rather than failing the whole flush.
+func (r *Reporter) seal(ctx context.Context, p SealParams, now time.Time) error {
+	for attempt := 1; ; attempt++ {
+		q := p
+		q.Held = maps.Clone(p.Held)
+		src, err := r.readSource(ctx, &q, now)
+		if err != nil {
+			return err
+		}
+		fn := r.sealFunc(q, now, src)
+		for {
+			var n int
+			n, err = r.ledger.Seal(ctx, q, fn)
+			if err != nil || n < sealBatch {
+				break
+			}
+		}
+		if errors.Is(err, errSourceStale) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("usage: flush: seal windows before %v and consumers ended by %v: %w", p.Before, p.Ended, err)
+		}
+		return nil
+	}
+}
+
 func (r *Reporter) prune(ctx context.Context, now time.Time) error {
 	r.mu.Lock()
 	due := now.Sub(r.lastPrune) >= time.Hour
@@ -117,7 +141,11 @@ func (r *Reporter) prune(ctx context.Context, now time.Time) error {
 // deadline runs from End, not from the next window boundary. Rows of
 // windows at or after End (recorded before the cancellation was registered)
 // become one Rejected window each: Google must never bill them.
-func (r *Reporter) sealFunc(p SealParams, now time.Time) SealFunc {
+//
+// With a usage source, src holds its totals for the windows due (read by
+// readSource before Seal): they are folded in as rows of those windows, so
+// Seal persists them with the windows, atomically.
+func (r *Reporter) sealFunc(p SealParams, now time.Time, src sourceTotals) SealFunc {
 	before := p.Before
 	allMetrics := make([]string, 0, len(r.cfg.metrics))
 	for m := range r.cfg.metrics {
@@ -125,6 +153,11 @@ func (r *Reporter) sealFunc(p SealParams, now time.Time) SealFunc {
 	}
 	sort.Strings(allMetrics)
 	return func(c ConsumerState, rows []UsageRow) (Sealed, error) {
+		extra, err := src.sourceRows(r, c, p)
+		if err != nil {
+			return Sealed{}, err
+		}
+		rows = slices.Concat(rows, extra)
 		type key struct {
 			start  int64
 			labels string

@@ -54,9 +54,16 @@ type ServingChange struct {
 
 // DeadlineAlert tells the application that a window is not reported and its
 // reporting deadline is near (Missed false) or has passed (Missed true).
+//
+// A window that cannot be sealed yet (its usage source failed, see
+// WithSource) is alerted too, with Held set to why: its Window has no
+// OperationID, values or state yet, only the consumer, the interval, the
+// deadline and the error as Reason. It is sealed and reported once the
+// cause is gone, late or not.
 type DeadlineAlert struct {
 	Window Window
 	Missed bool
+	Held   error // non-nil for a window not sealed yet: why it waits
 }
 
 type config struct {
@@ -80,6 +87,9 @@ type config struct {
 	alertMargin   time.Duration
 	onAlert       func(context.Context, DeadlineAlert)
 	meterProvider metric.MeterProvider
+	source        Source          // WithSource
+	sourceMetrics []string        // as given to WithSource
+	fromSource    map[string]bool // full names of the metrics the source provides
 	err           error
 
 	// afterReport is a test hook (export_test.go): called right after a
@@ -265,6 +275,9 @@ func New(ctx context.Context, serviceName string, ledger Ledger, opts ...Option)
 		metrics[name] = kind
 	}
 	cfg.metrics = metrics
+	if err := cfg.resolveSourceMetrics(serviceName); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("usage: new reporter: %w: %w", ErrInvalid, err)
 	}
@@ -391,6 +404,9 @@ func (r *Reporter) usageOf(rec Record) (Usage, error) {
 	}
 	if !ok {
 		return bad("metric %q not declared", shorten(rec.Metric))
+	}
+	if r.cfg.fromSource[metric] {
+		return bad("metric %s is taken from the usage source (WithSource), not recorded", metric)
 	}
 	switch kind {
 	case Int64:
