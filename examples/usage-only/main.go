@@ -14,6 +14,12 @@
 //	GET  /ops/usage/backlog, /healthz
 //
 //	go run ./examples/usage-only -emulator   # offline, against the emulator
+//
+// With -source <file>, /api/work meters into your own api_calls table (a
+// SQLite file) instead of calling Record, and the reporter reads that
+// table's totals per window when it seals them (usage.WithSource; see
+// source.go): the shape for a vendor that already meters in its own
+// database or warehouse.
 package main
 
 import (
@@ -62,6 +68,7 @@ type config struct {
 	ServiceName, DatabaseURL, Listen, OpsToken string
 	Metrics                                    []string
 	Emulator                                   bool
+	SourceDB                                   string // -source: meter in an api_calls table read by usage.WithSource
 	ServiceControlEndpoint                     string // external emulator only
 }
 
@@ -77,6 +84,8 @@ type service struct {
 	log      *slog.Logger
 	reporter *usage.Reporter
 	emu      *marketplacetest.Server // nil unless -emulator
+	calls    *apiCalls               // nil unless -source
+	now      func() time.Time
 	url      string
 }
 
@@ -102,6 +111,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	fs.StringVar(&metrics, "metrics", metrics, "usage metric ids, comma-separated ($MARKETPLACE_USAGE_METRICS)")
 	fs.StringVar(&cfg.OpsToken, "ops-token", getenv("MARKETPLACE_OPS_TOKEN"), "bearer token for /ops/ ($MARKETPLACE_OPS_TOKEN)")
 	fs.BoolVar(&cfg.Emulator, "emulator", false, "report to an in-process Marketplace emulator")
+	fs.StringVar(&cfg.SourceDB, "source", "", "meter into your own api_calls table in this SQLite file, read by the reporter at seal, instead of Record")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -117,7 +127,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	if len(cfg.Metrics) == 0 {
 		return errors.New("missing usage metrics: -metrics or $MARKETPLACE_USAGE_METRICS")
 	}
-	s := &service{cfg: cfg, log: slog.New(slog.NewTextHandler(out, nil))}
+	s := &service{cfg: cfg, log: slog.New(slog.NewTextHandler(out, nil)), now: time.Now}
 
 	opts := []usage.Option{usage.WithLogger(s.log),
 		usage.WithServingChanged(func(ctx context.Context, c usage.ServingChange) {
@@ -136,7 +146,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		}
 		defer emu.Close()
 		defer followWallClock(emu.Clock())()
-		s.emu, s.cfg.ServiceName = emu, emu.ServiceName()
+		s.emu, s.cfg.ServiceName, s.now = emu, emu.ServiceName(), emu.Clock().Now
 		if s.cfg.OpsToken == "" {
 			s.cfg.OpsToken = "emulator"
 		}
@@ -149,6 +159,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		opts = append(opts, usage.WithMetric(m, usage.Int64))
 	}
 
+	if cfg.SourceDB != "" {
+		if s.calls, err = openAPICalls(ctx, cfg.SourceDB); err != nil {
+			return err
+		}
+		defer s.calls.Close()
+		opts = append(opts, usage.WithSource(s.calls)) // every metric
+	}
 	store, err := openLedger(ctx, cfg.DatabaseURL, s.log)
 	if err != nil {
 		return err
@@ -292,7 +309,11 @@ func (s *service) work(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "subscription suspended by Google Cloud: "+serving.Block.Code, http.StatusPaymentRequired)
 		return
 	}
-	err = s.reporter.Record(r.Context(), usage.Record{EntitlementID: ent, Metric: s.cfg.Metrics[0], Value: 1})
+	if s.calls != nil {
+		err = s.calls.add(r.Context(), ent, s.cfg.Metrics[0], 1, s.now())
+	} else {
+		err = s.reporter.Record(r.Context(), usage.Record{EntitlementID: ent, Metric: s.cfg.Metrics[0], Value: 1})
+	}
 	switch {
 	case errors.Is(err, usage.ErrAfterEnd), errors.Is(err, usage.ErrWindowSealed), errors.Is(err, usage.ErrBeforeStart):
 		http.Error(w, "subscription not active", http.StatusPaymentRequired)
