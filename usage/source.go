@@ -209,6 +209,12 @@ func (r *Reporter) readSource(ctx context.Context, p *SealParams, now time.Time)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("usage: flush: reading the usage source: %w", err)
 	}
+	if len(failed) > 0 {
+		// One line per flush, not per consumer: a warehouse outage would
+		// otherwise log every consumer every minute.
+		r.log.WarnContext(ctx, "usage source failed: these consumers' windows wait", slog.Int("consumers", len(failed)),
+			slog.String("first", failed[0].c.EntitlementID), slog.Any("error", failed[0].err))
+	}
 	for _, f := range failed {
 		r.holdForSource(ctx, p, f.c, f.due, f.err, now)
 	}
@@ -275,7 +281,7 @@ func (r *Reporter) rowsOfTotals(start time.Time, totals []Total) ([]UsageRow, er
 	return rows, nil
 }
 
-// holdForSource keeps c out of this flush's Seal, logs why and alerts as
+// holdForSource keeps c out of this flush's Seal and alerts as
 // the deadline of its oldest due window nears or passes.
 func (r *Reporter) holdForSource(ctx context.Context, p *SealParams, c ConsumerState, due [][2]time.Time, err error, now time.Time) {
 	if p.Held == nil {
@@ -284,7 +290,7 @@ func (r *Reporter) holdForSource(ctx context.Context, p *SealParams, c ConsumerS
 	p.Held[c.EntitlementID] = true
 	w := Window{EntitlementID: c.EntitlementID, ConsumerID: c.UsageReportingID, Start: due[0][0], End: due[0][1],
 		Deadline: Deadline(due[0][0], due[0][1]), Reason: err.Error()}
-	r.log.WarnContext(ctx, "usage source failed: the consumer's windows wait", slog.String("entitlement", c.EntitlementID),
+	r.log.DebugContext(ctx, "usage source failed: the consumer's windows wait", slog.String("entitlement", c.EntitlementID),
 		slog.Time("window_start", w.Start), slog.Time("deadline", w.Deadline), slog.Any("error", err))
 	if r.cfg.onAlert == nil {
 		return
