@@ -277,6 +277,9 @@ func (r *Reporter) rowsOfTotals(start time.Time, totals []Total) ([]UsageRow, er
 		}
 		rows[i].Int64 += t.Value
 		rows[i].Double += t.DoubleValue
+		if math.IsInf(rows[i].Double, 0) {
+			return nil, fmt.Errorf("metric %s: totals overflow float64: %w", metric, ErrBadTotal)
+		}
 	}
 	return rows, nil
 }
