@@ -80,8 +80,9 @@ func TestSourceTotalsArePersistedAtSealAndResentUnchanged(t *testing.T) {
 }
 
 // A source that fails holds its consumer's windows (others are sealed and
-// reported), alerts with Held as the deadline nears, and once it answers
-// the windows are sealed and billed in full, contiguous.
+// reported), alerts with Held as the deadline nears and when it passes,
+// and once it answers the windows are sealed and billed in full,
+// contiguous, late but not lost.
 func TestSourceErrorHoldsTheWindowWithinItsDeadline(t *testing.T) {
 	t.Parallel()
 	var got alerts
@@ -102,7 +103,7 @@ func TestSourceErrorHoldsTheWindowWithinItsDeadline(t *testing.T) {
 	e.use(good, "requests", 2, t0.Add(5*time.Minute), nil)
 	down.Store(bad.EntitlementID, true)
 
-	for e.clock.Now().Before(t0.Add(time.Hour + 50*time.Minute)) {
+	for e.clock.Now().Before(t0.Add(2*time.Hour + 5*time.Minute)) { // past the deadline, t0 + 2h
 		e.clock.Advance(time.Minute)
 		e.flush()
 	}
@@ -112,8 +113,9 @@ func TestSourceErrorHoldsTheWindowWithinItsDeadline(t *testing.T) {
 	assert.Empty(t, ws)
 	assert.Equal(t, int64(2), billedOnce(e.srv, good.UsageReportingID, metricRequests))
 	held := got.held()
-	require.Len(t, held, 1, "one alert: the deadline is near")
+	require.Len(t, held, 2, "one alert as the deadline nears, one when it passes")
 	assert.False(t, held[0].Missed)
+	assert.True(t, held[1].Missed)
 	assert.Equal(t, bad.EntitlementID, held[0].Window.EntitlementID)
 	assert.True(t, held[0].Window.Start.Equal(t0) && held[0].Window.Deadline.Equal(t0.Add(2*time.Hour)))
 	var se *usage.SourceError
@@ -124,7 +126,7 @@ func TestSourceErrorHoldsTheWindowWithinItsDeadline(t *testing.T) {
 	e.clock.Advance(time.Minute)
 	e.drain(time.Minute, 10)
 	assert.Equal(t, int64(40), billedOnce(e.srv, bad.UsageReportingID, metricRequests))
-	requireContiguous(t, e.srv, bad.UsageReportingID, t0, t0.Add(time.Hour))
+	requireContiguous(t, e.srv, bad.UsageReportingID, t0, t0.Add(2*time.Hour))
 	requireNoDoubleBilling(t, e.srv)
 }
 
