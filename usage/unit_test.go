@@ -1,6 +1,7 @@
 package usage_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,10 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		"bytes":    {usage.WithMaxRequestBytes(2 << 20)},
 		"kind":     {usage.WithMetric("x", usage.MetricKind(9))},
 		"no owner": {usage.WithOwner("")},
+		"source":   {usage.WithSource(nil)},
+		"source metric": {usage.WithSource(usage.SourceFunc(func(context.Context, usage.SourceQuery) ([]usage.Total, error) {
+			return nil, nil
+		}), "undeclared")},
 	} {
 		_, err := usage.New(t.Context(), e.srv.ServiceName(), e.ledger, append(e.opts, opts...)...)
 		assert.ErrorIs(t, err, usage.ErrInvalid, name)
