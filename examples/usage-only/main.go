@@ -135,6 +135,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 			s.log.WarnContext(ctx, "serving state changed", "entitlement_id", c.EntitlementID, "serving", c.Serving, "code", c.Block.Code)
 		}),
 		usage.WithDeadlineAlert(15*time.Minute, func(ctx context.Context, a usage.DeadlineAlert) {
+			if a.Held != nil { // -source: the window could not be sealed yet
+				s.log.ErrorContext(ctx, "usage window not sealed near its deadline", "entitlement_id", a.Window.EntitlementID,
+					"window_start", a.Window.Start, "missed", a.Missed, "error", a.Held)
+				return
+			}
 			s.log.ErrorContext(ctx, "usage window not reported by its deadline", "operation_id", a.Window.OperationID, "missed", a.Missed)
 		}),
 	}
