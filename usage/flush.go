@@ -157,7 +157,9 @@ func (r *Reporter) sealFunc(p SealParams, now time.Time, src sourceTotals) SealF
 		if err != nil {
 			return Sealed{}, err
 		}
-		rows = slices.Concat(rows, extra)
+		if len(extra) > 0 {
+			rows = slices.Concat(rows, extra) // a copy: rows belongs to the ledger
+		}
 		type key struct {
 			start  int64
 			labels string

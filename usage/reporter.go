@@ -376,8 +376,9 @@ type Record struct {
 
 // Record adds usage. When it returns nil the usage is durable in the ledger
 // and will be reported exactly once. Bad input returns an error wrapping
-// ErrInvalid, ErrUnknownConsumer, ErrBeforeStart, ErrAfterEnd or
-// ErrWindowSealed, and nothing is stored.
+// ErrInvalid (also for a metric taken from the usage source, WithSource),
+// ErrUnknownConsumer, ErrBeforeStart, ErrAfterEnd or ErrWindowSealed, and
+// nothing is stored.
 func (r *Reporter) Record(ctx context.Context, rec Record) error {
 	u, err := r.usageOf(rec)
 	if err != nil {
