@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"strings"
 	"sync"
@@ -160,6 +161,36 @@ func (r *Reporter) dueWindows(c ConsumerState, p SealParams) [][2]time.Time {
 		ws = we
 	}
 	return out
+}
+
+// seal seals every window due under p, first reading the usage source (if
+// any) for them. A consumer that changed between that read and Seal makes
+// Seal roll back its batch (errSourceStale); the read is then repeated, a
+// few times, rather than failing the whole flush.
+func (r *Reporter) seal(ctx context.Context, p SealParams, now time.Time) error {
+	for attempt := 1; ; attempt++ {
+		q := p
+		q.Held = maps.Clone(p.Held)
+		src, err := r.readSource(ctx, &q, now)
+		if err != nil {
+			return err
+		}
+		fn := r.sealFunc(q, now, src)
+		for {
+			var n int
+			n, err = r.ledger.Seal(ctx, q, fn)
+			if err != nil || n < sealBatch {
+				break
+			}
+		}
+		if errors.Is(err, errSourceStale) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("usage: flush: seal windows before %v and consumers ended by %v: %w", p.Before, p.Ended, err)
+		}
+		return nil
+	}
 }
 
 // readSource asks the source for the totals of every window due to be
