@@ -115,7 +115,6 @@ func (r *Reporter) prune(ctx context.Context, now time.Time) error {
 // readSource before Seal): they are folded in as rows of those windows, so
 // Seal persists them with the windows, atomically.
 func (r *Reporter) sealFunc(p SealParams, now time.Time, src sourceTotals) SealFunc {
-	before := p.Before
 	allMetrics := make([]string, 0, len(r.cfg.metrics))
 	for m := range r.cfg.metrics {
 		allMetrics = append(allMetrics, m)
@@ -152,10 +151,6 @@ func (r *Reporter) sealFunc(p SealParams, now time.Time, src sourceTotals) SealF
 			}
 			groups[k] = append(groups[k], row)
 		}
-		limit := before
-		if !c.End.IsZero() && (c.End.Before(limit) || p.EndedBy(c.Consumer)) {
-			limit = c.End
-		}
 		var out Sealed
 		out.Frontier = c.Frontier
 		newWindow := func(start, end time.Time, labels string, vals []MetricValue) Window {
@@ -176,11 +171,8 @@ func (r *Reporter) sealFunc(p SealParams, now time.Time, src sourceTotals) SealF
 				SealedAt:      now,
 			}
 		}
-		for ws := c.Frontier; ws.Before(limit); {
-			we := r.windowStart(ws).Add(r.cfg.window)
-			if !c.End.IsZero() && c.End.Before(we) {
-				we = c.End
-			}
+		for _, due := range r.dueWindows(c, p) {
+			ws, we := due[0], due[1]
 			var labelSets []string
 			for k := range groups {
 				if k.start == ws.UnixNano() {
@@ -200,7 +192,6 @@ func (r *Reporter) sealFunc(p SealParams, now time.Time, src sourceTotals) SealF
 				out.Windows = append(out.Windows, newWindow(ws, we, labels, sumRows(groups[k])))
 				delete(groups, k)
 			}
-			ws = we
 			out.Frontier = we
 		}
 		if len(groups) > 0 {

@@ -143,9 +143,9 @@ type sourceTotals map[string][]sourceWindow
 // totals read are not for the windows to seal; Flush reads again.
 var errSourceStale = errors.New("usage: consumer changed since its usage source was read")
 
-// dueWindows lists the windows Seal would seal for c under p: from its
+// dueWindows lists the windows sealFunc seals for c under p: from its
 // frontier to p.Before, or to its End when that is earlier or c is ended.
-// It mirrors sealFunc's loop.
+// The source is asked for exactly these.
 func (r *Reporter) dueWindows(c ConsumerState, p SealParams) [][2]time.Time {
 	limit := p.Before
 	if !c.End.IsZero() && (c.End.Before(limit) || p.EndedBy(c.Consumer)) {
