@@ -144,10 +144,18 @@ func parallel(b *testing.B, cs []usage.Consumer, fn func(usage.Consumer) error) 
 // checked (a check per operation, with its own id: one per consumer) and
 // reported, on sqlitestore. USAGE_BENCH_NO_CONFIRM=1 leaves the confirmation
 // out, to measure its cost.
-func BenchmarkFlush(b *testing.B) {
+func BenchmarkFlush(b *testing.B) { benchFlush(b, false) }
+
+// BenchmarkFlushSource: the same hour with the usage read from a Source at
+// seal (an in-memory one, so that what is measured is the reporter's cost
+// of asking it: one call per consumer and window) instead of recorded.
+func BenchmarkFlushSource(b *testing.B) { benchFlush(b, true) }
+
+func benchFlush(b *testing.B, fromSource bool) {
 	srv, cs := flushFixture()
 	ctx := context.Background()
 	ledger := sqliteLedger(b, filepath.Join(b.TempDir(), "f.db"))
+	labels := map[string]string{usage.LabelResourceName: "instance-1", usage.LabelContainerName: "prod"}
 	opts := []usage.Option{usage.WithClientOptions(srv.ClientOptions()...),
 		usage.WithClock(srv.Clock().Now), usage.WithMetric("requests", usage.Int64), usage.WithConcurrency(16)}
 	if os.Getenv("USAGE_BENCH_NO_CONFIRM") == "" {
@@ -155,19 +163,25 @@ func BenchmarkFlush(b *testing.B) {
 		require.NoError(b, err)
 		opts = append(opts, usage.WithEndConfirmer(client))
 	}
+	if fromSource {
+		opts = append(opts, usage.WithSource(usage.SourceFunc(func(context.Context, usage.SourceQuery) ([]usage.Total, error) {
+			return []usage.Total{{Metric: "requests", Value: 42, Labels: labels}}, nil
+		})))
+	}
 	r, err := usage.New(ctx, srv.ServiceName(), ledger, opts...)
 	require.NoError(b, err)
 	parallel(b, cs, func(c usage.Consumer) error { return r.Register(ctx, c) })
-	labels := map[string]string{usage.LabelResourceName: "instance-1", usage.LabelContainerName: "prod"}
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
 		// Usage in the consumers' open window, which the flush then seals.
 		at := srv.Clock().Now().Truncate(time.Hour).Add(time.Minute)
 		require.NoError(b, srv.Clock().Set(at))
-		parallel(b, cs, func(c usage.Consumer) error {
-			return r.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 42, Labels: labels, Time: at})
-		})
+		if !fromSource {
+			parallel(b, cs, func(c usage.Consumer) error {
+				return r.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 42, Labels: labels, Time: at})
+			})
+		}
 		require.NoError(b, srv.Clock().Set(at.Add(time.Hour)))
 		calls0, checks0, ops0 := srv.ReportCalls(), srv.CheckCalls(cs[0].UsageReportingID), len(srv.Reports())
 		procurement0 := srv.Calls(marketplacetest.MethodEntitlementsList) + srv.Calls(marketplacetest.MethodEntitlementsGet)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,10 +31,27 @@ const (
 	envCrashURL       = "USAGE_CRASH_URL"
 	envCrashNow       = "USAGE_CRASH_NOW"
 	envCrashConsumers = "USAGE_CRASH_CONSUMERS" // entitlement=consumer,...
+	envCrashUsage     = "USAGE_CRASH_USAGE"     // record | source (usageModes)
 )
 
-func crashReporter(t testing.TB, ledger usage.Ledger, url string, now func() time.Time, extra ...usage.Option) *usage.Reporter {
+// crashSource is the vendor's records in the crash tests' "source" mode: a
+// pure function of the consumer and the window, so that the parent and the
+// child process read the same totals.
+var crashSource = usage.SourceFunc(func(_ context.Context, q usage.SourceQuery) ([]usage.Total, error) {
+	return []usage.Total{{Metric: "requests", Value: crashTotal(q.EntitlementID, q.Start)}}, nil
+})
+
+func crashTotal(entitlementID string, start time.Time) int64 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(entitlementID + "@" + start.UTC().Format(time.RFC3339Nano)))
+	return 100 + int64(h.Sum32()%900)
+}
+
+func crashReporter(t testing.TB, mode string, ledger usage.Ledger, url string, now func() time.Time, extra ...usage.Option) *usage.Reporter {
 	t.Helper()
+	if mode == "source" {
+		extra = append(extra, usage.WithSource(crashSource, "requests"))
+	}
 	opts := append([]usage.Option{
 		usage.WithClientOptions(option.WithEndpoint(url+"/"), option.WithoutAuthentication()),
 		usage.WithClock(now),
@@ -72,7 +90,7 @@ func TestCrashChild(t *testing.T) {
 			fmt.Println("REPORT", n) // the parent kills us a few calls in
 		})
 	}
-	r := crashReporter(t, ledger, os.Getenv(envCrashURL), func() time.Time { return now }, hook)
+	r := crashReporter(t, os.Getenv(envCrashUsage), ledger, os.Getenv(envCrashURL), func() time.Time { return now }, hook)
 	switch mode {
 	case "record":
 		var ids []string
@@ -101,14 +119,15 @@ func TestCrashChild(t *testing.T) {
 type crashSetup struct {
 	srv       *marketplacetest.Server
 	db        string
+	mode      string // usageModes
 	consumers []usage.Consumer
 }
 
-func newCrashSetup(t *testing.T, n int) *crashSetup {
+func newCrashSetup(t *testing.T, mode string, n int) *crashSetup {
 	srv := marketplacetest.New(t)
-	s := &crashSetup{srv: srv, db: filepath.Join(t.TempDir(), "ledger.db")}
+	s := &crashSetup{srv: srv, db: filepath.Join(t.TempDir(), "ledger.db"), mode: mode}
 	ledger := sqliteLedger(t, s.db)
-	r := crashReporter(t, ledger, srv.URL(), srv.Clock().Now)
+	r := crashReporter(t, mode, ledger, srv.URL(), srv.Clock().Now)
 	for range n {
 		id, err := srv.Purchase(context.Background(), marketplacetest.PurchaseParams{UsageBased: true})
 		require.NoError(t, err)
@@ -131,7 +150,7 @@ func (s *crashSetup) runChild(t *testing.T, mode string, now time.Time, stop fun
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), envCrashMode+"="+mode, envCrashDB+"="+s.db, envCrashURL+"="+s.srv.URL(),
-		envCrashNow+"="+now.Format(time.RFC3339Nano), envCrashConsumers+"="+strings.Join(pairs, ","))
+		envCrashNow+"="+now.Format(time.RFC3339Nano), envCrashConsumers+"="+strings.Join(pairs, ","), envCrashUsage+"="+s.mode)
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = os.Stderr
@@ -167,7 +186,7 @@ func (s *crashSetup) finish(t *testing.T) {
 	t.Helper()
 	ledger := sqliteLedger(t, s.db)
 	clock := s.srv.Clock()
-	r := crashReporter(t, ledger, s.srv.URL(), clock.Now)
+	r := crashReporter(t, s.mode, ledger, s.srv.URL(), clock.Now)
 	clock.Advance(usage.DefaultLease) // the dead child's leases expire
 	for range 50 {
 		require.NoError(t, r.Flush(context.Background()))
@@ -185,7 +204,7 @@ func (s *crashSetup) finish(t *testing.T) {
 // reported, once.
 func TestCrashAfterRecordReturned(t *testing.T) {
 	t.Parallel()
-	s := newCrashSetup(t, 3)
+	s := newCrashSetup(t, "record", 3) // Record's own durability: no source involved
 	t0 := s.srv.Clock().Now()
 	s.srv.Clock().Advance(2 * time.Minute)
 	lines := s.runChild(t, "record", s.srv.Clock().Now(), func(_ string, n int) bool { return n >= 60 })
@@ -210,14 +229,20 @@ func TestCrashAfterRecordReturned(t *testing.T) {
 	assert.LessOrEqual(t, inflight, int64(1))
 }
 
-// recordHour fills the first hour of every consumer in the parent.
+// recordHour fills the first hour of every consumer in the parent, or, with
+// a source, lets it pass: the source's totals are what must be billed.
 func (s *crashSetup) recordHour(t *testing.T) map[string]int64 {
 	ledger := sqliteLedger(t, s.db)
 	clock := s.srv.Clock()
-	r := crashReporter(t, ledger, s.srv.URL(), clock.Now)
+	r := crashReporter(t, s.mode, ledger, s.srv.URL(), clock.Now)
+	t0 := clock.Now()
 	clock.Advance(10 * time.Minute)
 	want := map[string]int64{}
 	for i, c := range s.consumers {
+		if s.mode == "source" {
+			want[c.UsageReportingID] = crashTotal(c.EntitlementID, t0)
+			continue
+		}
 		v := int64(100 + i)
 		require.NoError(t, r.Record(context.Background(), usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: v}))
 		want[c.UsageReportingID] = v
@@ -231,7 +256,16 @@ func (s *crashSetup) recordHour(t *testing.T) map[string]int64 {
 // ledger recorded it: the window is Unknown and is resent with the same id.
 func TestCrashAfterReportBeforeLedger(t *testing.T) {
 	t.Parallel()
-	s := newCrashSetup(t, 40)
+	for _, mode := range usageModes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			testCrashAfterReportBeforeLedger(t, mode)
+		})
+	}
+}
+
+func testCrashAfterReportBeforeLedger(t *testing.T, mode string) {
+	s := newCrashSetup(t, mode, 40)
 	want := s.recordHour(t)
 	s.runChild(t, "after-report", s.srv.Clock().Now(), func(line string, _ int) bool { return line == "REPORTED" })
 	acceptedBeforeCrash := len(s.srv.Reports())
@@ -250,7 +284,16 @@ func TestCrashAfterReportBeforeLedger(t *testing.T) {
 // (c) SIGKILL in the middle of a flush with many report calls.
 func TestCrashMidFlush(t *testing.T) {
 	t.Parallel()
-	s := newCrashSetup(t, 60)
+	for _, mode := range usageModes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			testCrashMidFlush(t, mode)
+		})
+	}
+}
+
+func testCrashMidFlush(t *testing.T, mode string) {
+	s := newCrashSetup(t, mode, 60)
 	want := s.recordHour(t)
 	s.runChild(t, "mid-flush", s.srv.Clock().Now(), func(line string, _ int) bool { return line == "REPORT "+strconv.Itoa(3) })
 	s.finish(t)

@@ -158,6 +158,31 @@
 // Metrics. Int64 by default; a metric declared Double carries doubleValue.
 // Undeclared metrics are refused by Record.
 //
+// # Usage from the vendor's own records
+//
+// A vendor that already meters in its own database or warehouse can give
+// the Reporter a Source (WithSource) instead of calling Record. When a
+// consumer's window is due to be sealed, Flush asks the source for the
+// consumer's totals over the window, [start, end), never past the
+// consumer's End (a final window asks for [start, End)), one call per
+// window, outside any ledger transaction; Seal then folds the answer into
+// the sealed window, so the numbers are persisted with it, atomically, and
+// every resend carries them under the same operation id. A crash before
+// the seal only means the source is asked again. The answer is final:
+// what the vendor's records gain for a window after it was sealed is not
+// billed (WithSealGrace gives late writes time).
+//
+// A source's metrics are taken from it alone: Record refuses them, and the
+// source may return no other metric, so no unit is counted twice. Metrics
+// not given to the source are recorded as usual, and a window's operation
+// carries both. A source error, a timeout (WithRPCTimeout) or an invalid
+// total (negative, non-finite, not the source's metric, bad labels:
+// ErrBadTotal, never clamped or dropped) holds every window of that
+// consumer: none is sealed, the source is asked again at the next flush,
+// and the deadline alert fires with DeadlineAlert.Held set when the oldest
+// window's deadline nears and when it passes. A consumer whose End changed
+// while the source was read is read again.
+//
 // # Serving
 //
 // Every window is checked with services.check under its own operation id

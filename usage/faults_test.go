@@ -16,10 +16,20 @@ import (
 // windows with usage, small requests so that there are many calls) while
 // check and report fail with 503, 429, latency beyond the RPC timeout and
 // lost responses. Every unit is billed exactly once per operation id, and
-// no two operations overlap.
+// no two operations overlap. It runs with Record and with a usage source
+// that itself fails 10% of its calls.
 func TestFaultsNeverLoseOrDoubleBill(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, sqliteLedger(t, ""), usage.WithMaxRequestBytes(4000), usage.WithRPCTimeout(100*time.Millisecond))
+	for _, mode := range usageModes {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			testFaultsNeverLoseOrDoubleBill(t, mode)
+		})
+	}
+}
+
+func testFaultsNeverLoseOrDoubleBill(t *testing.T, mode string) {
+	e := newEnvMode(t, mode, 0.1, sqliteLedger(t, ""), usage.WithMaxRequestBytes(4000), usage.WithRPCTimeout(100*time.Millisecond))
 	for _, m := range []mt.Method{mt.MethodServicesCheck, mt.MethodServicesReport} {
 		e.srv.InjectFault(mt.Fault{Method: m, Kind: mt.FaultStatus, Status: 503, Times: -1, Rate: 0.08})
 		e.srv.InjectFault(mt.Fault{Method: m, Kind: mt.FaultRateLimit, Times: -1, Rate: 0.05})
@@ -36,7 +46,7 @@ func TestFaultsNeverLoseOrDoubleBill(t *testing.T) {
 		hour := e.clock.Now()
 		for _, c := range cs {
 			v := 1 + rng.Int64N(1000)
-			e.record(c, "requests", v, hour.Add(time.Duration(rng.IntN(3000))*time.Millisecond), nil)
+			e.use(c, "requests", v, hour.Add(time.Duration(rng.IntN(3000))*time.Millisecond), nil)
 			want[c.UsageReportingID] += v
 		}
 		for e.clock.Now().Before(hour.Add(time.Hour)) {

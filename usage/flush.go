@@ -63,15 +63,8 @@ func (r *Reporter) Flush(ctx context.Context) error {
 		return err
 	}
 	p.Held = held
-	seal := r.sealFunc(p, now)
-	for {
-		n, err := r.ledger.Seal(ctx, p, seal)
-		if err != nil {
-			return fmt.Errorf("usage: flush: seal windows before %v and consumers ended by %v: %w", before, ended, err)
-		}
-		if n < sealBatch {
-			break
-		}
+	if err := r.seal(ctx, p, now); err != nil {
+		return err
 	}
 	blocked, err := r.ledger.ListConsumers(ctx, ConsumerQuery{BlockedOnly: true})
 	if err != nil {
@@ -129,14 +122,24 @@ func (r *Reporter) prune(ctx context.Context, now time.Time) error {
 // deadline runs from End, not from the next window boundary. Rows of
 // windows at or after End (recorded before the cancellation was registered)
 // become one Rejected window each: Google must never bill them.
-func (r *Reporter) sealFunc(p SealParams, now time.Time) SealFunc {
-	before := p.Before
+//
+// With a usage source, src holds its totals for the windows due (read by
+// readSource before Seal): they are folded in as rows of those windows, so
+// Seal persists them with the windows, atomically.
+func (r *Reporter) sealFunc(p SealParams, now time.Time, src sourceTotals) SealFunc {
 	allMetrics := make([]string, 0, len(r.cfg.metrics))
 	for m := range r.cfg.metrics {
 		allMetrics = append(allMetrics, m)
 	}
 	sort.Strings(allMetrics)
 	return func(c ConsumerState, rows []UsageRow) (Sealed, error) {
+		extra, err := src.sourceRows(r, c, p)
+		if err != nil {
+			return Sealed{}, err
+		}
+		if len(extra) > 0 {
+			rows = slices.Concat(rows, extra) // a copy: rows belongs to the ledger
+		}
 		type key struct {
 			start  int64
 			labels string
@@ -160,10 +163,6 @@ func (r *Reporter) sealFunc(p SealParams, now time.Time) SealFunc {
 			}
 			groups[k] = append(groups[k], row)
 		}
-		limit := before
-		if !c.End.IsZero() && (c.End.Before(limit) || p.EndedBy(c.Consumer)) {
-			limit = c.End
-		}
 		var out Sealed
 		out.Frontier = c.Frontier
 		newWindow := func(start, end time.Time, labels string, vals []MetricValue) Window {
@@ -184,11 +183,8 @@ func (r *Reporter) sealFunc(p SealParams, now time.Time) SealFunc {
 				SealedAt:      now,
 			}
 		}
-		for ws := c.Frontier; ws.Before(limit); {
-			we := r.windowStart(ws).Add(r.cfg.window)
-			if !c.End.IsZero() && c.End.Before(we) {
-				we = c.End
-			}
+		for _, due := range r.dueWindows(c, p) {
+			ws, we := due[0], due[1]
 			var labelSets []string
 			for k := range groups {
 				if k.start == ws.UnixNano() {
@@ -208,7 +204,6 @@ func (r *Reporter) sealFunc(p SealParams, now time.Time) SealFunc {
 				out.Windows = append(out.Windows, newWindow(ws, we, labels, sumRows(groups[k])))
 				delete(groups, k)
 			}
-			ws = we
 			out.Frontier = we
 		}
 		if len(groups) > 0 {

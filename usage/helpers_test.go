@@ -2,10 +2,13 @@ package usage_test
 
 import (
 	"context"
+	"errors"
 	"maps"
+	"math/rand/v2"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +32,7 @@ type env struct {
 	ledger usage.Ledger
 	rep    *usage.Reporter
 	opts   []usage.Option
+	table  *vendorTable // the usage source in the "source" mode, else nil
 }
 
 func sqliteLedger(t testing.TB, path string) *sqlitestore.Store {
@@ -60,6 +64,93 @@ func newEnv(t testing.TB, ledger usage.Ledger, opts ...usage.Option) *env {
 	}, opts...)
 	e.rep = e.newReporter(ledger)
 	return e
+}
+
+// usageModes are the two ways usage reaches a Reporter; the tests that
+// prove nothing is lost or billed twice run in both.
+var usageModes = []string{"record", "source"}
+
+// newEnvMode is newEnv where usage comes, by mode, from Record or from a
+// vendorTable the reporter reads as its source (WithSource) for "requests".
+// The table fails failRate of its calls.
+func newEnvMode(t testing.TB, mode string, failRate float64, ledger usage.Ledger, opts ...usage.Option) *env {
+	t.Helper()
+	if mode == "record" {
+		return newEnv(t, ledger, opts...)
+	}
+	table := &vendorTable{failRate: failRate, rng: rand.New(rand.NewPCG(3, 3))}
+	e := newEnv(t, ledger, append(opts, usage.WithSource(table, "requests"))...)
+	e.table = table
+	return e
+}
+
+// use records usage at, or writes it to the vendor's table in the "source"
+// mode, first moving the clock to at if it is later.
+func (e *env) use(c usage.Consumer, metric string, v int64, at time.Time, labels map[string]string) {
+	e.t.Helper()
+	if e.table == nil {
+		e.record(c, metric, v, at, labels)
+		return
+	}
+	if at.After(e.clock.Now()) {
+		require.NoError(e.t, e.clock.Set(at))
+	}
+	e.table.add(c.EntitlementID, metric, v, at, labels)
+}
+
+// vendorTable is a vendor's own metering table, in memory: every call of
+// its product as a row, summed by window when the reporter asks.
+type vendorTable struct {
+	mu       sync.Mutex
+	rows     []vendorRow
+	queries  []usage.SourceQuery
+	failRate float64
+	rng      *rand.Rand
+}
+
+type vendorRow struct {
+	entitlement, metric string
+	at                  time.Time
+	value               int64
+	labels              map[string]string
+}
+
+func (v *vendorTable) add(entitlement, metric string, value int64, at time.Time, labels map[string]string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.rows = append(v.rows, vendorRow{entitlement, metric, at, value, labels})
+}
+
+// Totals is the SQL "SELECT metric, labels, SUM(value) ... GROUP BY metric,
+// labels" of the table.
+func (v *vendorTable) Totals(_ context.Context, q usage.SourceQuery) ([]usage.Total, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.queries = append(v.queries, q)
+	if v.failRate > 0 && v.rng.Float64() < v.failRate {
+		return nil, errors.New("vendor database: connection reset")
+	}
+	var out []usage.Total
+	for _, r := range v.rows {
+		if r.entitlement != q.EntitlementID || r.at.Before(q.Start) || !r.at.Before(q.End) {
+			continue
+		}
+		out = append(out, usage.Total{Metric: r.metric, Value: r.value, Labels: r.labels}) // duplicates add up
+	}
+	return out, nil
+}
+
+// total is what the table holds for entitlement and metric in [from, to).
+func (v *vendorTable) total(entitlement, metric string, from, to time.Time) int64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var n int64
+	for _, r := range v.rows {
+		if r.entitlement == entitlement && r.metric == metric && !r.at.Before(from) && r.at.Before(to) {
+			n += r.value
+		}
+	}
+	return n
 }
 
 func (e *env) newReporter(ledger usage.Ledger, extra ...usage.Option) *usage.Reporter {

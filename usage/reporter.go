@@ -56,9 +56,16 @@ type ServingChange struct {
 
 // DeadlineAlert tells the application that a window is not reported and its
 // reporting deadline is near (Missed false) or has passed (Missed true).
+//
+// A window that cannot be sealed yet (its usage source failed, see
+// WithSource) is alerted too, with Held set to why: its Window has no
+// OperationID, values or state yet, only the consumer, the interval, the
+// deadline and the error as Reason. It is sealed and reported once the
+// cause is gone, late or not.
 type DeadlineAlert struct {
 	Window Window
 	Missed bool
+	Held   error // non-nil for a window not sealed yet: why it waits
 }
 
 type config struct {
@@ -83,6 +90,9 @@ type config struct {
 	alertMargin   time.Duration
 	onAlert       func(context.Context, DeadlineAlert)
 	meterProvider metric.MeterProvider
+	source        Source          // WithSource
+	sourceMetrics []string        // as given to WithSource
+	fromSource    map[string]bool // full names of the metrics the source provides
 	err           error
 
 	confirmer        EndConfirmer                          // confirm.go
@@ -295,6 +305,9 @@ func New(ctx context.Context, serviceName string, ledger Ledger, opts ...Option)
 		metrics[name] = kind
 	}
 	cfg.metrics = metrics
+	if err := cfg.resolveSourceMetrics(serviceName); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("usage: new reporter: %w: %w", ErrInvalid, err)
 	}
@@ -403,8 +416,9 @@ type Record struct {
 
 // Record adds usage. When it returns nil the usage is durable in the ledger
 // and will be reported exactly once. Bad input returns an error wrapping
-// ErrInvalid, ErrUnknownConsumer, ErrBeforeStart, ErrAfterEnd or
-// ErrWindowSealed, and nothing is stored.
+// ErrInvalid (also for a metric taken from the usage source, WithSource),
+// ErrUnknownConsumer, ErrBeforeStart, ErrAfterEnd or ErrWindowSealed, and
+// nothing is stored.
 func (r *Reporter) Record(ctx context.Context, rec Record) error {
 	u, err := r.usageOf(rec)
 	if err != nil {
@@ -431,6 +445,9 @@ func (r *Reporter) usageOf(rec Record) (Usage, error) {
 	}
 	if !ok {
 		return bad("metric %q not declared", shorten(rec.Metric))
+	}
+	if r.cfg.fromSource[metric] {
+		return bad("metric %s is taken from the usage source (WithSource), not recorded", metric)
 	}
 	switch kind {
 	case Int64:

@@ -1,6 +1,7 @@
 package usage_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,10 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		"no owner": {usage.WithOwner("")},
 		"checks":   {usage.WithMaxChecksPerFlush(0)},
 		"lease":    {usage.WithLease(time.Second)},
+		"source":   {usage.WithSource(nil)},
+		"source metric": {usage.WithSource(usage.SourceFunc(func(context.Context, usage.SourceQuery) ([]usage.Total, error) {
+			return nil, nil
+		}), "undeclared")},
 	} {
 		_, err := usage.New(t.Context(), e.srv.ServiceName(), e.ledger, append(e.opts, opts...)...)
 		assert.ErrorIs(t, err, usage.ErrInvalid, name)

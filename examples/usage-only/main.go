@@ -17,6 +17,12 @@
 //	GET  /ops/usage/backlog, /healthz
 //
 //	go run ./examples/usage-only -emulator   # offline, against the emulator
+//
+// With -source <file>, /api/work meters into your own api_calls table (a
+// SQLite file) instead of calling Record, and the reporter reads that
+// table's totals per window when it seals them (usage.WithSource; see
+// source.go): the shape for a vendor that already meters in its own
+// database or warehouse.
 package main
 
 import (
@@ -66,6 +72,7 @@ type config struct {
 	ServiceName, DatabaseURL, Listen, OpsToken string
 	Metrics                                    []string
 	Emulator                                   bool
+	SourceDB                                   string // -source: meter in an api_calls table read by usage.WithSource
 	ServiceControlEndpoint                     string // external emulator only
 	ProviderID                                 string // Procurement provider, for confirming ends
 	ProcurementEndpoint                        string // external emulator only
@@ -84,6 +91,8 @@ type service struct {
 	log      *slog.Logger
 	reporter *usage.Reporter
 	emu      *marketplacetest.Server // nil unless -emulator
+	calls    *apiCalls               // nil unless -source
+	now      func() time.Time
 	url      string
 }
 
@@ -111,6 +120,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	fs.BoolVar(&cfg.Emulator, "emulator", false, "report to an in-process Marketplace emulator")
 	fs.StringVar(&cfg.ProviderID, "provider", getenv("MARKETPLACE_PROVIDER_ID"), "Procurement provider id, to confirm cancellations before billing ($MARKETPLACE_PROVIDER_ID)")
 	fs.BoolVar(&cfg.UnconfirmedEnds, "unconfirmed-ends", false, "do not confirm cancellations with Procurement: a cancellation registered late is billed")
+	fs.StringVar(&cfg.SourceDB, "source", "", "meter into your own api_calls table in this SQLite file, read by the reporter at seal, instead of Record")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -131,7 +141,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	if len(cfg.Metrics) == 0 {
 		return errors.New("missing usage metrics: -metrics or $MARKETPLACE_USAGE_METRICS")
 	}
-	s := &service{cfg: cfg, log: slog.New(slog.NewTextHandler(out, nil))}
+	s := &service{cfg: cfg, log: slog.New(slog.NewTextHandler(out, nil)), now: time.Now}
 
 	var procurementOpts []option.ClientOption
 	opts := []usage.Option{usage.WithLogger(s.log),
@@ -140,6 +150,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 			s.log.WarnContext(ctx, "serving state changed", "entitlement_id", c.EntitlementID, "serving", c.Serving, "code", c.Block.Code)
 		}),
 		usage.WithDeadlineAlert(15*time.Minute, func(ctx context.Context, a usage.DeadlineAlert) {
+			if a.Held != nil { // -source: the window could not be sealed yet
+				s.log.ErrorContext(ctx, "usage window not sealed near its deadline", "entitlement_id", a.Window.EntitlementID,
+					"window_start", a.Window.Start, "missed", a.Missed, "error", a.Held)
+				return
+			}
 			s.log.ErrorContext(ctx, "usage window not reported by its deadline", "operation_id", a.Window.OperationID, "missed", a.Missed)
 		}),
 		usage.WithBilledAfterEnd(func(ctx context.Context, a usage.BilledAfterEnd) {
@@ -155,7 +170,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		}
 		defer emu.Close()
 		defer followWallClock(emu.Clock())()
-		s.emu, s.cfg.ServiceName = emu, emu.ServiceName()
+		s.emu, s.cfg.ServiceName, s.now = emu, emu.ServiceName(), emu.Clock().Now
 		if s.cfg.OpsToken == "" {
 			s.cfg.OpsToken = "emulator"
 		}
@@ -179,6 +194,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		opts = append(opts, usage.WithMetric(m, usage.Int64))
 	}
 
+	if cfg.SourceDB != "" {
+		if s.calls, err = openAPICalls(ctx, cfg.SourceDB); err != nil {
+			return err
+		}
+		defer s.calls.Close()
+		opts = append(opts, usage.WithSource(s.calls)) // every metric
+	}
 	store, err := openLedger(ctx, cfg.DatabaseURL, s.log)
 	if err != nil {
 		return err
@@ -322,7 +344,11 @@ func (s *service) work(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "subscription suspended by Google Cloud: "+serving.Block.Code, http.StatusPaymentRequired)
 		return
 	}
-	err = s.reporter.Record(r.Context(), usage.Record{EntitlementID: ent, Metric: s.cfg.Metrics[0], Value: 1})
+	if s.calls != nil {
+		err = s.calls.add(r.Context(), ent, s.cfg.Metrics[0], 1, s.now())
+	} else {
+		err = s.reporter.Record(r.Context(), usage.Record{EntitlementID: ent, Metric: s.cfg.Metrics[0], Value: 1})
+	}
 	switch {
 	case errors.Is(err, usage.ErrAfterEnd), errors.Is(err, usage.ErrWindowSealed), errors.Is(err, usage.ErrBeforeStart):
 		http.Error(w, "subscription not active", http.StatusPaymentRequired)

@@ -57,6 +57,37 @@ func TestMissingServiceName(t *testing.T) {
 	require.ErrorContains(t, err, "MARKETPLACE_SERVICE_NAME")
 }
 
+// start serves the example against an in-process emulator with args added
+// and stops it when the test ends.
+func start(t *testing.T, args ...string) *service {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	ready := make(chan *service, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, append([]string{"-emulator", "-listen", "127.0.0.1:0", "-ops-token", "tok",
+			"-database", filepath.Join(t.TempDir(), "usage.db")}, args...), noEnv, out, func(s *service) { ready <- s })
+	}()
+	var s *service
+	select {
+	case s = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		assert.Contains(t, out.String(), "msg=stopped")
+		if t.Failed() {
+			t.Logf("logs:\n%s", out)
+		}
+	})
+	assert.Contains(t, out.String(), "/ops/consumers")
+	return s
+}
+
 // Against Google, the starter confirms cancellations with Procurement
 // unless told explicitly not to.
 func TestMissingProviderID(t *testing.T) {
@@ -70,28 +101,8 @@ func TestMissingProviderID(t *testing.T) {
 // Procurement before sealing the hour and bills only what came before.
 func TestUsageOnlyConfirmsCancellation(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
-	ready := make(chan *service, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, []string{"-emulator", "-listen", "127.0.0.1:0", "-ops-token", "tok",
-			"-database", filepath.Join(t.TempDir(), "usage.db")}, noEnv, out, func(s *service) { ready <- s })
-	}()
-	var s *service
-	select {
-	case s = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("serve: %v\n%s", err, out)
-	}
-	defer func() {
-		cancel()
-		require.NoError(t, <-done)
-		if t.Failed() {
-			t.Logf("logs:\n%s", out)
-		}
-	}()
+	s := start(t)
+	ctx := t.Context()
 	id, err := s.emu.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true})
 	require.NoError(t, err)
 	ent, _ := s.emu.Entitlement(id)
@@ -130,31 +141,8 @@ func TestUsageOnlyConfirmsCancellation(t *testing.T) {
 // checked and reported exactly once, and usage after the end is refused.
 func TestUsageOnlyAgainstEmulator(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
-	ready := make(chan *service, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, []string{"-emulator", "-listen", "127.0.0.1:0", "-ops-token", "tok",
-			"-database", filepath.Join(t.TempDir(), "usage.db")}, noEnv, out, func(s *service) { ready <- s })
-	}()
-	var s *service
-	select {
-	case s = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("serve: %v\n%s", err, out)
-	}
-	defer func() {
-		cancel()
-		require.NoError(t, <-done)
-		assert.Contains(t, out.String(), "msg=stopped")
-		if t.Failed() {
-			t.Logf("logs:\n%s", out)
-		}
-	}()
-	assert.Contains(t, out.String(), "/ops/consumers")
-
+	s := start(t)
+	ctx := t.Context()
 	id, err := s.emu.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true})
 	require.NoError(t, err)
 	ent, _ := s.emu.Entitlement(id)
@@ -187,4 +175,32 @@ func TestUsageOnlyAgainstEmulator(t *testing.T) {
 	s.emu.Clock().Advance(time.Second)
 	status, _ = post(t, s.url+"/api/work", "", "X-Entitlement", id)
 	assert.Equal(t, http.StatusPaymentRequired, status)
+}
+
+// -source: the calls are metered in the vendor's own api_calls table, and
+// what is billed is that table's total, read by the reporter at seal.
+func TestUsageSourceAgainstEmulator(t *testing.T) {
+	t.Parallel()
+	s := start(t, "-source", filepath.Join(t.TempDir(), "api_calls.db"))
+	ctx := t.Context()
+	id, err := s.emu.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true})
+	require.NoError(t, err)
+	ent, _ := s.emu.Entitlement(id)
+	status, body := post(t, s.url+"/ops/consumers", `{"entitlementId":"`+id+`","usageReportingId":"`+ent.UsageReportingID+`"}`,
+		"Authorization", "Bearer tok")
+	require.Equal(t, http.StatusOK, status, body)
+	s.emu.Clock().Advance(time.Second)
+	for range 9 {
+		status, body := post(t, s.url+"/api/work", "", "X-Entitlement", id)
+		require.Equal(t, http.StatusOK, status, body)
+	}
+	want, err := s.calls.total(ctx, id, "requests")
+	require.NoError(t, err)
+	require.Equal(t, int64(9), want)
+
+	s.emu.Clock().Advance(2 * time.Hour)
+	metric := s.emu.ServiceName() + "/requests"
+	require.Eventually(t, func() bool { return s.emu.BilledTotal(ent.UsageReportingID, metric) == want },
+		15*time.Second, 20*time.Millisecond)
+	assert.Empty(t, s.emu.Violations())
 }
