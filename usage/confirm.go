@@ -269,7 +269,8 @@ func (r *Reporter) checkBilledAfterEnd(ctx context.Context, prev ConsumerState, 
 // near or past its deadline. Holding is preferred to sealing blind: a
 // window reported late can still be billed (or settled by the operator),
 // but usage billed after a cancellation can only be credited back. The
-// alert's Window is the unsealed window (no operation id, state "").
+// alert's Window is the unsealed window (no operation id, state "") and
+// its Held says why.
 func (r *Reporter) alertHeld(ctx context.Context, all []ConsumerState, held map[string]bool, reasons map[string]string, now time.Time) {
 	if r.cfg.onAlert == nil || len(held) == 0 {
 		return
@@ -299,7 +300,7 @@ func (r *Reporter) alertHeld(ctx context.Context, all []ConsumerState, held map[
 		if !seen {
 			r.log.WarnContext(ctx, "usage: window held unsealed near or past its deadline",
 				slog.String("entitlement", c.EntitlementID), slog.Time("deadline", w.Deadline), slog.String("reason", w.Reason))
-			r.cfg.onAlert(ctx, DeadlineAlert{Window: w, Missed: missed})
+			r.cfg.onAlert(ctx, DeadlineAlert{Window: w, Missed: missed, Held: errors.New(reasons[c.EntitlementID])})
 		}
 	}
 }

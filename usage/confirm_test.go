@@ -54,6 +54,26 @@ func (a *alerts) options() []usage.Option {
 	}
 }
 
+// add is a WithDeadlineAlert callback.
+func (a *alerts) add(_ context.Context, d usage.DeadlineAlert) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.deadline = append(a.deadline, d)
+}
+
+// held returns the deadline alerts about windows that could not be sealed.
+func (a *alerts) held() []usage.DeadlineAlert {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []usage.DeadlineAlert
+	for _, d := range a.deadline {
+		if d.Held != nil {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 func (a *alerts) snapshot() ([]usage.DeadlineAlert, []usage.BilledAfterEnd) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -57,8 +57,10 @@ type ServingChange struct {
 // DeadlineAlert tells the application that a window is not reported and its
 // reporting deadline is near (Missed false) or has passed (Missed true).
 //
-// A window that cannot be sealed yet (its usage source failed, see
-// WithSource) is alerted too, with Held set to why: its Window has no
+// A window that cannot be sealed yet (its end is not confirmed, see
+// WithEndConfirmer; the processor has an unsettled message for its
+// entitlement; its usage source failed, see WithSource) is alerted too, with
+// Held set to why: its Window has no
 // OperationID, values or state yet, only the consumer, the interval, the
 // deadline and the error as Reason. It is sealed and reported once the
 // cause is gone, late or not.

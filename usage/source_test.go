@@ -15,30 +15,6 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
 
-// alerts collects DeadlineAlerts.
-type alerts struct {
-	mu   sync.Mutex
-	list []usage.DeadlineAlert
-}
-
-func (a *alerts) add(_ context.Context, d usage.DeadlineAlert) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.list = append(a.list, d)
-}
-
-func (a *alerts) held() []usage.DeadlineAlert {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var out []usage.DeadlineAlert
-	for _, d := range a.list {
-		if d.Held != nil {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
 // The source's totals are billed per window, with their labels, beside the
 // metrics still recorded; Record refuses the source's metric; what the
 // vendor's table gains after a window was sealed is not billed, and a
