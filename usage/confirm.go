@@ -235,7 +235,7 @@ func (r *Reporter) checkBilledAfterEnd(ctx context.Context, prev ConsumerState, 
 	a := BilledAfterEnd{EntitlementID: prev.EntitlementID, End: end}
 	sums := map[string]*MetricValue{}
 	for _, w := range ws {
-		if w.State == StateRejected || !w.End.After(end) {
+		if w.State == StateRejected || !w.End.After(end) || !billsSomething(w) {
 			continue
 		}
 		a.OperationIDs = append(a.OperationIDs, w.OperationID)
@@ -271,7 +271,7 @@ func (r *Reporter) checkBilledAfterEnd(ctx context.Context, prev ConsumerState, 
 // but usage billed after a cancellation can only be credited back. The
 // alert's Window is the unsealed window (no operation id, state "").
 func (r *Reporter) alertHeld(ctx context.Context, all []ConsumerState, held map[string]bool, reasons map[string]string, now time.Time) {
-	if r.cfg.onAlert == nil || len(held) == 0 {
+	if len(held) == 0 {
 		return
 	}
 	for _, c := range all {
@@ -299,7 +299,9 @@ func (r *Reporter) alertHeld(ctx context.Context, all []ConsumerState, held map[
 		if !seen {
 			r.log.WarnContext(ctx, "usage: window held unsealed near or past its deadline",
 				slog.String("entitlement", c.EntitlementID), slog.Time("deadline", w.Deadline), slog.String("reason", w.Reason))
-			r.cfg.onAlert(ctx, DeadlineAlert{Window: w, Missed: missed})
+			if r.cfg.onAlert != nil {
+				r.cfg.onAlert(ctx, DeadlineAlert{Window: w, Missed: missed})
+			}
 		}
 	}
 }
@@ -319,4 +321,15 @@ func (r *Reporter) consumerBeforeEnd(ctx context.Context, c Consumer) (prev Cons
 		return ConsumerState{}, false, err
 	}
 	return prev, true, nil
+}
+
+// billsSomething reports whether w carries any usage: an idle window's zero
+// operation owes nobody a credit.
+func billsSomething(w Window) bool {
+	for _, v := range w.Values {
+		if v.Int64 != 0 || v.Double != 0 {
+			return true
+		}
+	}
+	return false
 }
