@@ -183,7 +183,7 @@ func TestBilledAfterEnd(t *testing.T) {
 	e.record(c, "requests", 10, t0.Add(10*time.Minute), nil)
 	e.record(c, "requests", 400, t0.Add(30*time.Minute), nil)
 	require.NoError(t, e.clock.Set(t0.Add(62*time.Minute)))
-	e.drain(time.Minute, 5) // no confirmer: sealed blind
+	e.drain(time.Minute, 5)                 // no confirmer: sealed blind
 	e.cancel(&idle, t0.Add(20*time.Minute)) // billed nothing: owed nothing
 	require.Equal(t, int64(410), billedOnce(e.srv, c.UsageReportingID, metricRequests))
 	ws := e.windows(c)
