@@ -17,7 +17,8 @@ import (
 //
 // ConfirmEnds returns an entry for every id in entitlementIDs that has
 // ended: its end time, or the zero time when the entitlement is gone and
-// its end is unknown (the Reporter then bills none of its unsealed usage).
+// its end is unknown (the Reporter then keeps the End registered with
+// Register, and holds a consumer that has none until one is registered).
 // An id without an entry is confirmed not ended at the time of the call.
 // An error confirms nothing: the consumers wait for a later flush.
 //
@@ -190,9 +191,14 @@ func (r *Reporter) confirm(ctx context.Context, confirmer EndConfirmer, p SealPa
 			continue
 		}
 		if end.IsZero() {
-			// Gone, and when it ended is unknown: bill none of what is
-			// not sealed yet rather than guess.
-			end = c.Frontier
+			// Gone, and when it ended is no longer readable: the registered
+			// End stands; without one, wait for it (the Processor registers
+			// it when it handles the deletion) rather than guess.
+			if c.End.IsZero() {
+				held[c.EntitlementID] = true
+				reasons[c.EntitlementID] = "the entitlement was deleted and its end is not registered yet"
+			}
+			continue
 		}
 		end = end.UTC()
 		if !c.End.IsZero() && !end.Before(c.End) {
