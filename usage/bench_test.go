@@ -153,6 +153,16 @@ func BenchmarkFlush(b *testing.B) {
 		client, err := procurement.NewClient(ctx, srv.ProviderID(), procurement.WithClientOptions(srv.ClientOptions()...))
 		require.NoError(b, err)
 		opts = append(opts, usage.WithEndConfirmer(client))
+		// The confirmation's share of a flush, measured alone.
+		ids := make([]string, len(cs))
+		for i, c := range cs {
+			ids[i] = c.EntitlementID
+		}
+		start := time.Now()
+		ends, err := client.ConfirmEnds(ctx, ids)
+		require.NoError(b, err)
+		require.Empty(b, ends)
+		b.ReportMetric(time.Since(start).Seconds(), "confirm-s")
 	}
 	r, err := usage.New(ctx, srv.ServiceName(), ledger, opts...)
 	require.NoError(b, err)
