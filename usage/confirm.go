@@ -225,18 +225,23 @@ func (r *Reporter) learnEnd(ctx context.Context, prev ConsumerState, end time.Ti
 	if err := r.ledger.PutConsumer(ctx, c, prev.Frontier); err != nil {
 		return fmt.Errorf("usage: record the end of %s: %w", c.EntitlementID, err)
 	}
-	return r.checkBilledAfterEnd(ctx, prev, c.End)
+	r.checkBilledAfterEnd(ctx, prev, c.End)
+	return nil
 }
 
 // checkBilledAfterEnd raises BilledAfterEnd when end, newly learned for
-// prev, is before windows already sealed.
-func (r *Reporter) checkBilledAfterEnd(ctx context.Context, prev ConsumerState, end time.Time) error {
+// prev (already recorded), is before windows already sealed. A failure to
+// list them is logged, not returned: the end is recorded, and a retry
+// would no longer see it as new.
+func (r *Reporter) checkBilledAfterEnd(ctx context.Context, prev ConsumerState, end time.Time) {
 	if end.IsZero() || !end.Before(prev.Frontier) || (!prev.End.IsZero() && !end.Before(prev.End)) {
-		return nil
+		return
 	}
 	ws, err := r.ledger.ListWindows(ctx, WindowQuery{EntitlementID: prev.EntitlementID})
 	if err != nil {
-		return fmt.Errorf("usage: list the windows of %s sealed after its end: %w", prev.EntitlementID, err)
+		r.log.ErrorContext(ctx, "usage: entitlement end learned after usage past it may have been sealed; cannot list its windows: check them for a credit",
+			slog.String("entitlement", prev.EntitlementID), slog.Time("end", end), slog.Any("error", err))
+		return
 	}
 	a := BilledAfterEnd{EntitlementID: prev.EntitlementID, End: end}
 	sums := map[string]*MetricValue{}
@@ -256,7 +261,7 @@ func (r *Reporter) checkBilledAfterEnd(ctx context.Context, prev ConsumerState, 
 		}
 	}
 	if len(a.OperationIDs) == 0 {
-		return nil
+		return
 	}
 	for _, s := range sums {
 		a.Values = append(a.Values, *s)
@@ -268,7 +273,6 @@ func (r *Reporter) checkBilledAfterEnd(ctx context.Context, prev ConsumerState, 
 	if r.cfg.onBilledAfterEnd != nil {
 		r.cfg.onBilledAfterEnd(ctx, a)
 	}
-	return nil
 }
 
 // alertHeld raises DeadlineAlert for a held consumer whose next window is
