@@ -17,7 +17,8 @@ import (
 //
 // ConfirmEnds returns an entry for every id in entitlementIDs that has
 // ended: its end time, or the zero time when the entitlement is gone and
-// its end is unknown (the Reporter then bills none of its unsealed usage).
+// its end is unknown (the Reporter then keeps the End registered with
+// Register, and holds a consumer that has none until one is registered).
 // An id without an entry is confirmed not ended at the time of the call.
 // An error confirms nothing: the consumers wait for a later flush.
 //
@@ -190,9 +191,14 @@ func (r *Reporter) confirm(ctx context.Context, confirmer EndConfirmer, p SealPa
 			continue
 		}
 		if end.IsZero() {
-			// Gone, and when it ended is unknown: bill none of what is
-			// not sealed yet rather than guess.
-			end = c.Frontier
+			// Gone, and when it ended is no longer readable: the registered
+			// End stands; without one, wait for it (the Processor registers
+			// it when it handles the deletion) rather than guess.
+			if c.End.IsZero() {
+				held[c.EntitlementID] = true
+				reasons[c.EntitlementID] = "the entitlement was deleted and its end is not registered yet"
+			}
+			continue
 		}
 		end = end.UTC()
 		if !c.End.IsZero() && !end.Before(c.End) {
@@ -219,23 +225,28 @@ func (r *Reporter) learnEnd(ctx context.Context, prev ConsumerState, end time.Ti
 	if err := r.ledger.PutConsumer(ctx, c, prev.Frontier); err != nil {
 		return fmt.Errorf("usage: record the end of %s: %w", c.EntitlementID, err)
 	}
-	return r.checkBilledAfterEnd(ctx, prev, c.End)
+	r.checkBilledAfterEnd(ctx, prev, c.End)
+	return nil
 }
 
 // checkBilledAfterEnd raises BilledAfterEnd when end, newly learned for
-// prev, is before windows already sealed.
-func (r *Reporter) checkBilledAfterEnd(ctx context.Context, prev ConsumerState, end time.Time) error {
+// prev (already recorded), is before windows already sealed. A failure to
+// list them is logged, not returned: the end is recorded, and a retry
+// would no longer see it as new.
+func (r *Reporter) checkBilledAfterEnd(ctx context.Context, prev ConsumerState, end time.Time) {
 	if end.IsZero() || !end.Before(prev.Frontier) || (!prev.End.IsZero() && !end.Before(prev.End)) {
-		return nil
+		return
 	}
 	ws, err := r.ledger.ListWindows(ctx, WindowQuery{EntitlementID: prev.EntitlementID})
 	if err != nil {
-		return fmt.Errorf("usage: list the windows of %s sealed after its end: %w", prev.EntitlementID, err)
+		r.log.ErrorContext(ctx, "usage: entitlement end learned after usage past it may have been sealed; cannot list its windows: check them for a credit",
+			slog.String("entitlement", prev.EntitlementID), slog.Time("end", end), slog.Any("error", err))
+		return
 	}
 	a := BilledAfterEnd{EntitlementID: prev.EntitlementID, End: end}
 	sums := map[string]*MetricValue{}
 	for _, w := range ws {
-		if w.State == StateRejected || !w.End.After(end) {
+		if w.State == StateRejected || !w.End.After(end) || !billsSomething(w) {
 			continue
 		}
 		a.OperationIDs = append(a.OperationIDs, w.OperationID)
@@ -250,7 +261,7 @@ func (r *Reporter) checkBilledAfterEnd(ctx context.Context, prev ConsumerState, 
 		}
 	}
 	if len(a.OperationIDs) == 0 {
-		return nil
+		return
 	}
 	for _, s := range sums {
 		a.Values = append(a.Values, *s)
@@ -262,7 +273,6 @@ func (r *Reporter) checkBilledAfterEnd(ctx context.Context, prev ConsumerState, 
 	if r.cfg.onBilledAfterEnd != nil {
 		r.cfg.onBilledAfterEnd(ctx, a)
 	}
-	return nil
 }
 
 // alertHeld raises DeadlineAlert for a held consumer whose next window is
@@ -272,7 +282,7 @@ func (r *Reporter) checkBilledAfterEnd(ctx context.Context, prev ConsumerState, 
 // alert's Window is the unsealed window (no operation id, state "") and
 // its Held says why.
 func (r *Reporter) alertHeld(ctx context.Context, all []ConsumerState, held map[string]bool, reasons map[string]string, now time.Time) {
-	if r.cfg.onAlert == nil || len(held) == 0 {
+	if len(held) == 0 {
 		return
 	}
 	for _, c := range all {
@@ -300,7 +310,9 @@ func (r *Reporter) alertHeld(ctx context.Context, all []ConsumerState, held map[
 		if !seen {
 			r.log.WarnContext(ctx, "usage: window held unsealed near or past its deadline",
 				slog.String("entitlement", c.EntitlementID), slog.Time("deadline", w.Deadline), slog.String("reason", w.Reason))
-			r.cfg.onAlert(ctx, DeadlineAlert{Window: w, Missed: missed, Held: errors.New(reasons[c.EntitlementID])})
+			if r.cfg.onAlert != nil {
+				r.cfg.onAlert(ctx, DeadlineAlert{Window: w, Missed: missed, Held: errors.New(reasons[c.EntitlementID])})
+			}
 		}
 	}
 }
@@ -320,4 +332,15 @@ func (r *Reporter) consumerBeforeEnd(ctx context.Context, c Consumer) (prev Cons
 		return ConsumerState{}, false, err
 	}
 	return prev, true, nil
+}
+
+// billsSomething reports whether w carries any usage: an idle window's zero
+// operation owes nobody a credit.
+func billsSomething(w Window) bool {
+	for _, v := range w.Values {
+		if v.Int64 != 0 || v.Double != 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -199,11 +199,12 @@ func TestBilledAfterEnd(t *testing.T) {
 	var al alerts
 	e := newEnv(t, nil, al.options()...)
 	t0 := e.clock.Now()
-	c := e.consumer(time.Time{}, time.Time{})
+	c, idle := e.consumer(time.Time{}, time.Time{}), e.consumer(time.Time{}, time.Time{})
 	e.record(c, "requests", 10, t0.Add(10*time.Minute), nil)
 	e.record(c, "requests", 400, t0.Add(30*time.Minute), nil)
 	require.NoError(t, e.clock.Set(t0.Add(62*time.Minute)))
-	e.drain(time.Minute, 5) // no confirmer: sealed blind
+	e.drain(time.Minute, 5)                 // no confirmer: sealed blind
+	e.cancel(&idle, t0.Add(20*time.Minute)) // billed nothing: owed nothing
 	require.Equal(t, int64(410), billedOnce(e.srv, c.UsageReportingID, metricRequests))
 	ws := e.windows(c)
 	require.Len(t, ws, 1)
@@ -218,19 +219,28 @@ func TestBilledAfterEnd(t *testing.T) {
 	assert.Equal(t, []usage.MetricValue{{Metric: metricRequests, Kind: usage.Int64, Int64: 410}}, billed[0].Values)
 }
 
-// A deleted entitlement's end is no longer readable: none of its unsealed
-// usage is billed, rather than a guess.
-func TestDeletedEntitlementBillsNothingUnsealed(t *testing.T) {
+// A deleted entitlement's end is no longer readable: its window waits for
+// the end to be registered rather than guess it, then bills what came
+// before it.
+func TestDeletedEntitlementWaitsForItsEnd(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	e.confirmed()
 	t0 := e.clock.Now()
 	c := e.consumer(time.Time{}, time.Time{})
 	e.record(c, "requests", 10, t0.Add(10*time.Minute), nil)
+	require.NoError(t, e.clock.Set(t0.Add(20*time.Minute)))
 	require.NoError(t, e.srv.Cancel(context.Background(), c.EntitlementID, true))
 	require.NoError(t, e.srv.DeleteEntitlement(context.Background(), c.EntitlementID))
+	end := e.clock.Now()
+	e.record(c, "requests", 400, t0.Add(30*time.Minute), nil)
 	require.NoError(t, e.clock.Set(t0.Add(62*time.Minute)))
+	e.flush()
+	e.flush()
+	require.Empty(t, e.windows(c), "held until its end is known")
+
+	e.cancel(&c, end) // the account flow (or the Processor) learns of the deletion
 	e.drain(time.Minute, 5)
-	assert.Equal(t, int64(0), billedOnce(e.srv, c.UsageReportingID, metricRequests))
+	assert.Equal(t, int64(10), billedOnce(e.srv, c.UsageReportingID, metricRequests))
 	requireNoDoubleBilling(t, e.srv)
 }

@@ -103,8 +103,9 @@
 // can still be settled, usage billed after a cancellation can only be
 // credited back. WithDeadlineAlert's callback is told when such a held
 // window nears and passes its deadline (its Window has no operation id
-// yet). A deleted entitlement's end is no longer readable: none of its
-// unsealed usage is billed. SealHolders (HoldSealsWith) hold consumers too:
+// yet). A deleted entitlement's end is no longer readable: its registered
+// End stands, and without one the consumer waits until Register sets it.
+// SealHolders (HoldSealsWith) hold consumers too:
 // the marketplace Processor holds an entitlement while a message about it
 // is in flight or failed and awaits redelivery (per process; replicas rely
 // on the confirmation). Without an EndConfirmer the Reporter seals blind,

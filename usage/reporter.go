@@ -389,7 +389,7 @@ func (r *Reporter) Register(ctx context.Context, c Consumer) error {
 		return fmt.Errorf("usage: register %s: %w", c.EntitlementID, err)
 	}
 	if known {
-		return r.checkBilledAfterEnd(ctx, prev, c.End)
+		r.checkBilledAfterEnd(ctx, prev, c.End)
 	}
 	return nil
 }
