@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -53,6 +54,8 @@ func TestMetricsAndLogs(t *testing.T) {
 			case metricdata.Histogram[float64]:
 				for _, dp := range d.DataPoints {
 					histograms[m.Name] += int(dp.Count)
+					require.NotEmpty(t, dp.Bounds)
+					assert.Equal(t, 0.001, dp.Bounds[0], "%s: second-scale buckets", m.Name)
 				}
 			}
 		}
@@ -191,6 +194,12 @@ func TestMetricsGaugesAndAckLag(t *testing.T) {
 		if typ.AsString() == string(events.TypeEntitlementCreationRequested) {
 			assert.Equal(t, uint64(2), dp.Count)
 			assert.InDelta(t, 6.0, dp.Sum, 0.001, "3 s each")
+			// Second-scale buckets: with the SDK's default ones (0, 5, 10,
+			// ... meant for ms) 3 s fell in the first, with 0.1 s and 4 s.
+			i := slices.Index(dp.Bounds, 5.0)
+			require.Positive(t, i, "bounds %v", dp.Bounds)
+			assert.Equal(t, 2.5, dp.Bounds[i-1])
+			assert.Equal(t, uint64(2), dp.BucketCounts[i], "3 s is in (2.5, 5]")
 		}
 		n += dp.Count
 	}
