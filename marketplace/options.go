@@ -48,7 +48,8 @@ const DefaultRetention = 35 * 24 * time.Hour
 func WithPolicy(p Policy) Option { return func(c *config) { c.policy = p } }
 
 // WithLogger sets the logger. Records carry event_id, event_type,
-// account_id and entitlement_id where known. The default discards.
+// account_id and entitlement_id where known. The default is slog.Default()
+// when New runs; pass slog.New(slog.DiscardHandler) to discard.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // WithMeterProvider sets the OpenTelemetry MeterProvider the processor's

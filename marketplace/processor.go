@@ -78,8 +78,9 @@ func New(store Store, client *procurement.Client, handler events.Handler, opts .
 	p := &Processor{store: store, client: client, handler: handler, cfg: cfg, logger: cfg.logger,
 		slots: make(chan struct{}, cfg.concurrency)}
 	if p.logger == nil {
-		p.logger = slog.New(slog.DiscardHandler)
+		p.logger = slog.Default()
 	}
+	p.logger = slog.New(newUniqueKeys(p.logger.Handler()))
 	if l, ok := store.(KeyLocker); ok {
 		p.locker = l
 		if err := checkPool(store, cfg.concurrency); err != nil {

@@ -141,7 +141,8 @@ func WithSchema(name string) Option {
 }
 
 // WithLogger sets the logger for migrations and connection problems. The
-// default discards.
+// default is slog.Default() when the store is opened; pass
+// slog.New(slog.DiscardHandler) to discard.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) {
 		if l != nil {
@@ -247,7 +248,7 @@ func setsMaxConns(connString string) bool {
 }
 
 func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, opts []Option) (*Store, error) {
-	cfg := config{schema: DefaultSchema, logger: slog.New(slog.DiscardHandler)}
+	cfg := config{schema: DefaultSchema, logger: slog.Default()}
 	for _, o := range opts {
 		o(&cfg)
 	}
