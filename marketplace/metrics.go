@@ -17,8 +17,8 @@ import (
 const meterName = "github.com/gcpmarketplace/gcpmarketplace/marketplace"
 
 type metrics struct {
-	received, processed, duplicate, stale, poison, failed metric.Int64Counter
-	duration, ackLag                                      metric.Float64Histogram
+	received, processed, duplicate, stale, notFound, poison, failed metric.Int64Counter
+	duration, ackLag                                                metric.Float64Histogram
 }
 
 // gaugeTimeout bounds the Store reads of one collection of the observable
@@ -40,6 +40,8 @@ func newMetrics(mp metric.MeterProvider) (metrics, error) {
 	out.processed = counter("gcpmarketplace.events.processed", "Messages whose effects were applied and committed.")
 	out.duplicate = counter("gcpmarketplace.events.duplicate", "Messages skipped because their eventId was already processed.")
 	out.stale = counter("gcpmarketplace.events.stale", "Messages that revealed nothing newer than the stored state.")
+	out.notFound = counter("gcpmarketplace.events.not_found",
+		"Messages about a resource the Procurement API answers 404 for and unknown locally, acknowledged without effect.")
 	out.poison = counter("gcpmarketplace.events.poison", "Messages recorded as poison and acknowledged.")
 	out.failed = counter("gcpmarketplace.events.failed", "Messages not acknowledged because processing failed; Pub/Sub redelivers them.")
 	var err error
@@ -110,6 +112,8 @@ func (m *metrics) finish(ctx context.Context, eventType string, o outcome, start
 		m.count(ctx, m.duplicate, eventType)
 	case outcomeStale:
 		m.count(ctx, m.stale, eventType)
+	case outcomeNotFound:
+		m.count(ctx, m.notFound, eventType)
 	case outcomePoison:
 		m.count(ctx, m.poison, eventType)
 	default:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/gcpmarketplace/gcpmarketplace/events"
+	"github.com/gcpmarketplace/gcpmarketplace/internal/testlog"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/memstore"
@@ -204,4 +206,36 @@ func TestMetricsGaugesAndAckLag(t *testing.T) {
 		n += dp.Count
 	}
 	assert.GreaterOrEqual(t, n, uint64(len(msgs)))
+}
+
+// A pushed message about an entitlement the Procurement API answers 404
+// for, and unknown here, is acknowledged (204) without effect, but logged
+// with its ids and counted (issue 19, item 8: it was silent).
+func TestPushNotFoundLoggedAndCounted(t *testing.T) {
+	t.Parallel()
+	reader := sdkmetric.NewManualReader()
+	logs := &testlog.Buffer{}
+	env := newProcEnv(t, withProc(
+		marketplace.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))),
+		marketplace.WithLogger(slog.New(slog.NewJSONHandler(logs, nil)))))
+	url := pushEndpoint(t, env)
+	data := []byte(`{"eventId":"ev-404","eventType":"ENTITLEMENT_ACTIVE","entitlement":{"id":"no-such-entitlement"}}`)
+	resp, err := env.srv.PushWith(env.ctx, url, marketplacetest.PushParams{Data: data, Audience: url})
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+
+	out := logs.String()
+	assert.Contains(t, out, `"msg":"marketplace: entitlement not found at the Procurement API nor locally; acknowledged without effect"`)
+	assert.Contains(t, out, `"event_id":"ev-404"`)
+	assert.Contains(t, out, `"entitlement_id":"no-such-entitlement"`)
+	assert.Contains(t, out, `"level":"INFO"`)
+
+	got := collect(t, reader)
+	sum, ok := got["gcpmarketplace.events.not_found"].(metricdata.Sum[int64])
+	require.True(t, ok, "not_found counter: %T", got["gcpmarketplace.events.not_found"])
+	require.Len(t, sum.DataPoints, 1)
+	assert.Equal(t, int64(1), sum.DataPoints[0].Value)
+	typ, _ := sum.DataPoints[0].Attributes.Value("event_type")
+	assert.Equal(t, "ENTITLEMENT_ACTIVE", typ.AsString())
 }

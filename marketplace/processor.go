@@ -159,6 +159,7 @@ const (
 	outcomeProcessed outcome = "processed"
 	outcomeDuplicate outcome = "duplicate"
 	outcomeStale     outcome = "stale"
+	outcomeNotFound  outcome = "not_found"
 	outcomePoison    outcome = "poison"
 	outcomeFailed    outcome = "failed"
 )
@@ -493,6 +494,14 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 		log.LogAttrs(ctx, slog.LevelDebug, "marketplace: entitlement read is older than the stored state; ignored",
 			slog.Time("read_update_time", cur.UpdateTime), slog.Time("stored_update_time", prev.UpdateTime))
 		return entResult{outcome: outcomeStale, wasQueued: res.wasQueued, final: cur}, nil
+	}
+	if cur == nil && prev == nil {
+		// The API answers 404 and nothing is known here: an entitlement
+		// removed before this message came, another provider's, or a
+		// made-up id. Nothing to do, but a message acknowledged without
+		// effect is said and counted, never silent.
+		log.LogAttrs(ctx, slog.LevelInfo, "marketplace: entitlement not found at the Procurement API nor locally; acknowledged without effect")
+		return entResult{outcome: outcomeNotFound, wasQueued: res.wasQueued}, nil
 	}
 	if cur != nil {
 		log = log.With(slog.String("account_id", cur.AccountID))
@@ -1356,8 +1365,9 @@ func mergeAccount(prev *Account, cur *procurement.Account, now time.Time) Accoun
 func (p *Processor) purgeAccount(ctx context.Context, id string, prev *Account, ents []Entitlement, tr accTrigger, log *slog.Logger) (accResult, error) {
 	if prev == nil && len(ents) == 0 {
 		// Never linked here, or purged already: nothing of the customer's
-		// is known to this integration.
-		return accResult{outcome: outcomeStale}, nil
+		// is known to this integration. Said and counted, never silent.
+		log.LogAttrs(ctx, slog.LevelInfo, "marketplace: account not found at the Procurement API nor locally; acknowledged without effect")
+		return accResult{outcome: outcomeNotFound}, nil
 	}
 	// The entitlements first, so that the app turns the service off before
 	// it deletes the customer's data.
