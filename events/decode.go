@@ -41,7 +41,7 @@ type problems []FieldProblem
 
 func (p *problems) add(field string, bad *issue) {
 	if bad != nil {
-		*p = append(*p, FieldProblem{Field: field, Raw: bad.raw, Err: bad.err})
+		*p = append(*p, FieldProblem{Field: field, Value: bad.raw, Err: bad.err})
 	}
 }
 

@@ -49,6 +49,7 @@
 // zero and reported by the event's Problems method, and the event still
 // decodes. Unknown JSON fields are ignored.
 //
-// Errors and problems quote at most a short prefix of the payload: messages
-// contain customer identifiers.
+// Errors and problems never quote the payload, not even its start: messages
+// contain customer identifiers. They identify it by a [Fingerprint] (length
+// and SHA-256 prefix) instead.
 package events

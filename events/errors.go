@@ -1,19 +1,15 @@
 package events
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"strconv"
-	"unicode/utf8"
 )
 
 // ErrMalformed is matched (errors.Is) by every error Decode returns: the
 // message cannot be routed and retrying cannot fix it.
 var ErrMalformed = errors.New("events: malformed message")
-
-// snippetLen bounds how much of a payload an error or a problem quotes:
-// enough to recognise the message in a log, too little to carry the
-// customer identifiers that follow the first key.
-const snippetLen = 32
 
 // DecodeError is the error Decode returns for a message it cannot route:
 // not a JSON object, no eventId, neither or both of account and
@@ -26,14 +22,15 @@ type DecodeError struct {
 	Field string
 	// Reason says what is wrong, without quoting the payload.
 	Reason string
-	// Prefix is the start of the payload (at most 32 bytes), for logs.
-	Prefix string
+	// Payload identifies the payload for logs without quoting it: even its
+	// first bytes can hold customer identifiers.
+	Payload Fingerprint
 	// Err is the underlying error, if any (a *json.SyntaxError).
 	Err error
 }
 
-// Error returns a one-line message that names the field and quotes only
-// Prefix.
+// Error returns a one-line message that names the field and identifies the
+// payload by its Fingerprint, never by its content.
 func (e *DecodeError) Error() string {
 	msg := "events: malformed message: "
 	if e.Field != "" {
@@ -43,7 +40,7 @@ func (e *DecodeError) Error() string {
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()
 	}
-	return msg + " (payload starts " + strconv.Quote(e.Prefix) + ")"
+	return msg + " (payload " + e.Payload.String() + ")"
 }
 
 // Unwrap returns the underlying error.
@@ -53,32 +50,40 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 func (e *DecodeError) Is(target error) bool { return target == ErrMalformed }
 
 func newDecodeError(data []byte, field, reason string, err error) *DecodeError {
-	return &DecodeError{Field: field, Reason: reason, Prefix: snippet(data), Err: err}
+	return &DecodeError{Field: field, Reason: reason, Payload: FingerprintOf(data), Err: err}
 }
 
-// snippet returns at most snippetLen bytes of b, cut on a rune boundary.
-func snippet(b []byte) string {
-	if len(b) <= snippetLen {
-		return string(b)
-	}
-	n := snippetLen
-	for n > snippetLen-utf8.UTFMax && !utf8.RuneStart(b[n]) {
-		n--
-	}
-	return string(b[:n]) + "…"
+// Fingerprint identifies bytes (a payload, a field's raw value) in logs and
+// errors without quoting them: their length and the start of their SHA-256,
+// enough to match a log line with a message kept elsewhere (a poison record,
+// a dead-letter topic) by hashing it.
+type Fingerprint struct {
+	Len    int    // length in bytes
+	SHA256 string // the first 16 hex digits of the bytes' SHA-256
+}
+
+// FingerprintOf returns the Fingerprint of b.
+func FingerprintOf(b []byte) Fingerprint {
+	sum := sha256.Sum256(b)
+	return Fingerprint{Len: len(b), SHA256: hex.EncodeToString(sum[:8])}
+}
+
+// String returns "<n> bytes, sha256 <hex>".
+func (f Fingerprint) String() string {
+	return strconv.Itoa(f.Len) + " bytes, sha256 " + f.SHA256
 }
 
 // FieldProblem describes an optional field Decode could not read. The field
 // was left zero and the event decoded anyway.
 type FieldProblem struct {
-	Field string // JSON path of the field, e.g. "entitlement.updateTime"
-	Raw   string // the start of the raw JSON value (at most 32 bytes)
-	Err   error  // what is wrong with it; never quotes the value
+	Field string      // JSON path of the field, e.g. "entitlement.updateTime"
+	Value Fingerprint // identifies the raw JSON value without quoting it
+	Err   error       // what is wrong with it; never quotes the value
 }
 
-// String returns the problem as one line for a log.
+// String returns the problem as one line for a log, without the value.
 func (p FieldProblem) String() string {
-	return p.Field + ": " + p.Err.Error() + " (raw " + strconv.Quote(p.Raw) + ")"
+	return p.Field + ": " + p.Err.Error() + " (value " + p.Value.String() + ")"
 }
 
 // Permanent marks err as one that retrying cannot fix. A processor that gets

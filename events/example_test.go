@@ -40,8 +40,8 @@ func ExampleDecode() {
 	// Output:
 	// ENTITLEMENT_OFFER_ACCEPTED CREATE_ENTITLEMENT-0c0ad6e8 entitlement 0c0ad6e8
 	// enterprise-P2Y starts 2026-02-01
-	// problem: entitlement.newOfferEndTime: want an RFC 3339 time (raw "\"not a time\"")
-	// events: malformed message: eventId: want a string, got a number (payload starts "{\"eventId\": 42, \"entitlement\": {…")
+	// problem: entitlement.newOfferEndTime: want an RFC 3339 time (value 12 bytes, sha256 058c5d2edf99d605)
+	// events: malformed message: eventId: want a string, got a number (payload 50 bytes, sha256 744803e82bc440bf)
 }
 
 // provisioner handles the events it cares about and inherits no-op

@@ -16,7 +16,7 @@ import (
 
 // issue is what a wire value could not read.
 type issue struct {
-	raw string // snippet of the raw value
+	raw Fingerprint // of the raw value, never the value
 	err error
 }
 
@@ -26,7 +26,7 @@ var (
 	errBadArray   = errors.New("want a valid JSON array")
 )
 
-func newIssue(b []byte, err error) *issue { return &issue{raw: snippet(b), err: err} }
+func newIssue(b []byte, err error) *issue { return &issue{raw: FingerprintOf(b), err: err} }
 
 // wantError reports a value of the wrong JSON type without quoting it.
 func wantError(want string, b []byte) error {

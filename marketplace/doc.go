@@ -186,10 +186,13 @@
 //
 // # Observability
 //
-// Logs (log/slog, WithLogger) carry event_id, event_type, account_id and
-// entitlement_id. Metrics use the OpenTelemetry metric API
-// (WithMeterProvider; no-ops without one): gcpmarketplace.events.received,
-// .processed, .duplicate, .stale, .poison and .failed counters by
-// event_type, and the gcpmarketplace.events.duration histogram by
-// event_type and outcome.
+// Logs (log/slog, WithLogger; slog.Default() without it) carry event_id,
+// event_type, account_id and entitlement_id, each key once, and never a
+// payload or a token: a malformed message is identified by its length and
+// SHA-256 prefix (events.Fingerprint). Metrics use the OpenTelemetry metric
+// API (WithMeterProvider; no-ops without one):
+// gcpmarketplace.events.received, .processed, .duplicate, .stale,
+// .not_found, .poison and .failed counters by event_type, and the
+// gcpmarketplace.events.duration histogram (seconds, buckets from 1 ms to
+// 60 s) by event_type and outcome.
 package marketplace

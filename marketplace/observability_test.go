@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/gcpmarketplace/gcpmarketplace/events"
+	"github.com/gcpmarketplace/gcpmarketplace/internal/testlog"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/memstore"
@@ -53,6 +56,8 @@ func TestMetricsAndLogs(t *testing.T) {
 			case metricdata.Histogram[float64]:
 				for _, dp := range d.DataPoints {
 					histograms[m.Name] += int(dp.Count)
+					require.NotEmpty(t, dp.Bounds)
+					assert.Equal(t, 0.001, dp.Bounds[0], "%s: second-scale buckets", m.Name)
 				}
 			}
 		}
@@ -191,8 +196,46 @@ func TestMetricsGaugesAndAckLag(t *testing.T) {
 		if typ.AsString() == string(events.TypeEntitlementCreationRequested) {
 			assert.Equal(t, uint64(2), dp.Count)
 			assert.InDelta(t, 6.0, dp.Sum, 0.001, "3 s each")
+			// Second-scale buckets: with the SDK's default ones (0, 5, 10,
+			// ... meant for ms) 3 s fell in the first, with 0.1 s and 4 s.
+			i := slices.Index(dp.Bounds, 5.0)
+			require.Positive(t, i, "bounds %v", dp.Bounds)
+			assert.Equal(t, 2.5, dp.Bounds[i-1])
+			assert.Equal(t, uint64(2), dp.BucketCounts[i], "3 s is in (2.5, 5]")
 		}
 		n += dp.Count
 	}
 	assert.GreaterOrEqual(t, n, uint64(len(msgs)))
+}
+
+// A pushed message about an entitlement the Procurement API answers 404
+// for, and unknown here, is acknowledged (204) without effect, but logged
+// with its ids and counted (issue 19, item 8: it was silent).
+func TestPushNotFoundLoggedAndCounted(t *testing.T) {
+	t.Parallel()
+	reader := sdkmetric.NewManualReader()
+	logs := &testlog.Buffer{}
+	env := newProcEnv(t, withProc(
+		marketplace.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))),
+		marketplace.WithLogger(slog.New(slog.NewJSONHandler(logs, nil)))))
+	url := pushEndpoint(t, env)
+	data := []byte(`{"eventId":"ev-404","eventType":"ENTITLEMENT_ACTIVE","entitlement":{"id":"no-such-entitlement"}}`)
+	resp, err := env.srv.PushWith(env.ctx, url, marketplacetest.PushParams{Data: data, Audience: url})
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+
+	out := logs.String()
+	assert.Contains(t, out, `"msg":"marketplace: entitlement not found at the Procurement API nor locally; acknowledged without effect"`)
+	assert.Contains(t, out, `"event_id":"ev-404"`)
+	assert.Contains(t, out, `"entitlement_id":"no-such-entitlement"`)
+	assert.Contains(t, out, `"level":"INFO"`)
+
+	got := collect(t, reader)
+	sum, ok := got["gcpmarketplace.events.not_found"].(metricdata.Sum[int64])
+	require.True(t, ok, "not_found counter: %T", got["gcpmarketplace.events.not_found"])
+	require.Len(t, sum.DataPoints, 1)
+	assert.Equal(t, int64(1), sum.DataPoints[0].Value)
+	typ, _ := sum.DataPoints[0].Attributes.Value("event_type")
+	assert.Equal(t, "ENTITLEMENT_ACTIVE", typ.AsString())
 }

@@ -48,7 +48,8 @@ const DefaultRetention = 35 * 24 * time.Hour
 func WithPolicy(p Policy) Option { return func(c *config) { c.policy = p } }
 
 // WithLogger sets the logger. Records carry event_id, event_type,
-// account_id and entitlement_id where known. The default discards.
+// account_id and entitlement_id where known. The default is slog.Default()
+// when New runs; pass slog.New(slog.DiscardHandler) to discard.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // WithMeterProvider sets the OpenTelemetry MeterProvider the processor's
@@ -56,7 +57,10 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 //
 // Instruments (attributes in brackets; never ids):
 //   - gcpmarketplace.events.received, .processed, .duplicate, .stale,
-//     .poison, .failed: counters of messages {event} [event_type];
+//     .not_found, .poison, .failed: counters of messages {event}
+//     [event_type]; not_found counts messages about a resource the
+//     Procurement API answers 404 for and never seen (or already removed)
+//     here, acknowledged without effect;
 //   - gcpmarketplace.events.duration: processing time, s [event_type, outcome];
 //   - gcpmarketplace.events.ack_lag: publish time to acknowledgement, s,
 //     measured with the WithClock clock [event_type];

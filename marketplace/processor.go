@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/gcpmarketplace/gcpmarketplace/events"
@@ -83,8 +81,9 @@ func New(store Store, client *procurement.Client, handler events.Handler, opts .
 	p := &Processor{store: store, client: client, handler: handler, cfg: cfg, logger: cfg.logger,
 		slots: make(chan struct{}, cfg.concurrency), unsettled: newUnsettled(cfg.now)}
 	if p.logger == nil {
-		p.logger = slog.New(slog.DiscardHandler)
+		p.logger = slog.Default()
 	}
+	p.logger = slog.New(newUniqueKeys(p.logger.Handler()))
 	if l, ok := store.(KeyLocker); ok {
 		p.locker = l
 		if err := checkPool(store, cfg.concurrency); err != nil {
@@ -164,6 +163,7 @@ const (
 	outcomeProcessed outcome = "processed"
 	outcomeDuplicate outcome = "duplicate"
 	outcomeStale     outcome = "stale"
+	outcomeNotFound  outcome = "not_found"
 	outcomePoison    outcome = "poison"
 	outcomeFailed    outcome = "failed"
 )
@@ -500,6 +500,14 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 		log.LogAttrs(ctx, slog.LevelDebug, "marketplace: entitlement read is older than the stored state; ignored",
 			slog.Time("read_update_time", cur.UpdateTime), slog.Time("stored_update_time", prev.UpdateTime))
 		return entResult{outcome: outcomeStale, wasQueued: res.wasQueued, final: cur}, nil
+	}
+	if cur == nil && prev == nil {
+		// The API answers 404 and nothing is known here: an entitlement
+		// removed before this message came, another provider's, or a
+		// made-up id. Nothing to do, but a message acknowledged without
+		// effect is said and counted, never silent.
+		log.LogAttrs(ctx, slog.LevelInfo, "marketplace: entitlement not found at the Procurement API nor locally; acknowledged without effect")
+		return entResult{outcome: outcomeNotFound, wasQueued: res.wasQueued}, nil
 	}
 	if cur != nil {
 		log = log.With(slog.String("account_id", cur.AccountID))
@@ -1363,8 +1371,9 @@ func mergeAccount(prev *Account, cur *procurement.Account, now time.Time) Accoun
 func (p *Processor) purgeAccount(ctx context.Context, id string, prev *Account, ents []Entitlement, tr accTrigger, log *slog.Logger) (accResult, error) {
 	if prev == nil && len(ents) == 0 {
 		// Never linked here, or purged already: nothing of the customer's
-		// is known to this integration.
-		return accResult{outcome: outcomeStale}, nil
+		// is known to this integration. Said and counted, never silent.
+		log.LogAttrs(ctx, slog.LevelInfo, "marketplace: account not found at the Procurement API nor locally; acknowledged without effect")
+		return accResult{outcome: outcomeNotFound}, nil
 	}
 	// The entitlements first, so that the app turns the service off before
 	// it deletes the customer's data.
@@ -1576,122 +1585,4 @@ func (k *keyedMutex) lock(ctx context.Context, key string) (func(), error) {
 			release()
 		})
 	}, nil
-}
-
-// ---------------------------------------------------------------------------
-// Metrics
-
-const meterName = "github.com/gcpmarketplace/gcpmarketplace/marketplace"
-
-type metrics struct {
-	received, processed, duplicate, stale, poison, failed metric.Int64Counter
-	duration, ackLag                                      metric.Float64Histogram
-}
-
-// gaugeTimeout bounds the Store reads of one collection of the observable
-// gauges, so that a slow Store cannot stall the application's metrics.
-const gaugeTimeout = 5 * time.Second
-
-func newMetrics(mp metric.MeterProvider) (metrics, error) {
-	m := mp.Meter(meterName)
-	var (
-		out  metrics
-		errs []error
-	)
-	counter := func(name, desc string) metric.Int64Counter {
-		c, err := m.Int64Counter(name, metric.WithDescription(desc), metric.WithUnit("{event}"))
-		errs = append(errs, err)
-		return c
-	}
-	out.received = counter("gcpmarketplace.events.received", "Marketplace messages received, by event type.")
-	out.processed = counter("gcpmarketplace.events.processed", "Messages whose effects were applied and committed.")
-	out.duplicate = counter("gcpmarketplace.events.duplicate", "Messages skipped because their eventId was already processed.")
-	out.stale = counter("gcpmarketplace.events.stale", "Messages that revealed nothing newer than the stored state.")
-	out.poison = counter("gcpmarketplace.events.poison", "Messages recorded as poison and acknowledged.")
-	out.failed = counter("gcpmarketplace.events.failed", "Messages not acknowledged because processing failed; Pub/Sub redelivers them.")
-	var err error
-	out.duration, err = m.Float64Histogram("gcpmarketplace.events.duration",
-		metric.WithDescription("Time to process one message, from decoding to commit."), metric.WithUnit("s"))
-	errs = append(errs, err)
-	out.ackLag, err = m.Float64Histogram("gcpmarketplace.events.ack_lag",
-		metric.WithDescription("Time from a message's publication by Pub/Sub to its acknowledgement, by event type."), metric.WithUnit("s"))
-	errs = append(errs, err)
-	return out, errors.Join(errs...)
-}
-
-// registerGauges observes the Store's parked entitlements and approval
-// queue at each collection. The reads are read-only transactions (View)
-// when the Store has them, bounded by gaugeTimeout.
-func (p *Processor) registerGauges(mp metric.MeterProvider) error {
-	m := mp.Meter(meterName)
-	parked, err := m.Int64ObservableGauge("gcpmarketplace.entitlements.parked",
-		metric.WithDescription("Entitlements parked until their account completes sign-up."), metric.WithUnit("{entitlement}"))
-	if err != nil {
-		return err
-	}
-	queued, err := m.Int64ObservableGauge("gcpmarketplace.approvals.queued",
-		metric.WithDescription("Requests waiting in the manual approval queue, by kind."), metric.WithUnit("{request}"))
-	if err != nil {
-		return err
-	}
-	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
-		ctx, cancel := context.WithTimeout(ctx, gaugeTimeout)
-		defer cancel()
-		var (
-			nParked int
-			byKind  = map[ApprovalKind]int64{ApprovalEntitlement: 0, ApprovalPlanChange: 0}
-		)
-		err := p.read(ctx, func(ctx context.Context, tx Tx) error {
-			ents, err := tx.ListEntitlements(ctx, EntitlementQuery{ParkedOnly: true})
-			if err != nil {
-				return err
-			}
-			nParked = len(ents)
-			reqs, err := tx.ListApprovals(ctx)
-			for _, r := range reqs {
-				byKind[r.Kind]++
-			}
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("marketplace: reading the store for metrics: %w", err)
-		}
-		o.ObserveInt64(parked, int64(nParked))
-		for k, n := range byKind {
-			o.ObserveInt64(queued, n, metric.WithAttributes(attribute.String("kind", string(k))))
-		}
-		return nil
-	}, parked, queued)
-	return err
-}
-
-func (m *metrics) count(ctx context.Context, c metric.Int64Counter, eventType string) {
-	c.Add(ctx, 1, metric.WithAttributes(attribute.String("event_type", eventType)))
-}
-
-func (m *metrics) finish(ctx context.Context, eventType string, o outcome, start time.Time) {
-	switch o {
-	case outcomeProcessed:
-		m.count(ctx, m.processed, eventType)
-	case outcomeDuplicate:
-		m.count(ctx, m.duplicate, eventType)
-	case outcomeStale:
-		m.count(ctx, m.stale, eventType)
-	case outcomePoison:
-		m.count(ctx, m.poison, eventType)
-	default:
-		m.count(ctx, m.failed, eventType)
-	}
-	m.duration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(
-		attribute.String("event_type", eventType), attribute.String("outcome", string(o))))
-}
-
-// acked records the ack lag of a message about to be acknowledged. The
-// publish time is Pub/Sub's, so the lag is measured with the processor's
-// clock (WithClock); an unknown publish time records nothing.
-func (m *metrics) acked(ctx context.Context, eventType string, published, now time.Time) {
-	if published.IsZero() {
-		return
-	}
-	m.ackLag.Record(ctx, max(now.Sub(published), 0).Seconds(), metric.WithAttributes(attribute.String("event_type", eventType)))
 }

@@ -126,7 +126,9 @@ func WithPushLeeway(d time.Duration) PushOption {
 	return func(c *pushConfig) { c.leeway = d }
 }
 
-// WithPushLogger sets the logger for key fetches. The default discards.
+// WithPushLogger sets the logger for key fetches. The default is
+// slog.Default() when the verifier is made; pass
+// slog.New(slog.DiscardHandler) to discard.
 func WithPushLogger(l *slog.Logger) PushOption {
 	return func(c *pushConfig) { c.logger = l }
 }
@@ -162,7 +164,7 @@ func NewPushVerifier(audience string, opts ...PushOption) (*PushVerifier, error)
 		cfg.now = time.Now
 	}
 	if cfg.logger == nil {
-		cfg.logger = slog.New(slog.DiscardHandler)
+		cfg.logger = slog.Default()
 	}
 	return &PushVerifier{
 		check: jwtCheck{

@@ -124,7 +124,8 @@ func WithSignupLeeway(d time.Duration) SignupOption {
 }
 
 // WithSignupLogger sets the logger for key fetches and, in SignupHandler,
-// refused tokens. The default discards.
+// refused tokens. The default is slog.Default() when the verifier is made;
+// pass slog.New(slog.DiscardHandler) to discard.
 func WithSignupLogger(l *slog.Logger) SignupOption {
 	return func(c *signupConfig) { c.logger = l }
 }
@@ -158,7 +159,7 @@ func NewSignupVerifier(audiences []string, opts ...SignupOption) (*SignupVerifie
 		cfg.now = time.Now
 	}
 	if cfg.logger == nil {
-		cfg.logger = slog.New(slog.DiscardHandler)
+		cfg.logger = slog.Default()
 	}
 	return &SignupVerifier{
 		check: jwtCheck{

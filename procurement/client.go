@@ -81,7 +81,8 @@ func WithClientOptions(opts ...option.ClientOption) Option {
 func WithService(svc *cp.Service) Option { return func(c *config) { c.service = svc } }
 
 // WithLogger sets the logger for retries and recovered failures. The default
-// discards.
+// is slog.Default() when the client is made; pass
+// slog.New(slog.DiscardHandler) to discard.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // WithRetry sets the retry policy; its zero fields take their defaults.
@@ -131,7 +132,7 @@ func NewClient(ctx context.Context, providerID string, opts ...Option) (*Client,
 		now:      cfg.now,
 	}
 	if c.logger == nil {
-		c.logger = slog.New(slog.DiscardHandler)
+		c.logger = slog.Default()
 	}
 	if c.sleep == nil {
 		c.sleep = sleepContext

@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/gcpmarketplace/gcpmarketplace/internal/telemetry"
 )
 
 const meterName = "github.com/gcpmarketplace/gcpmarketplace/procurement"
@@ -54,7 +56,7 @@ func newMetrics(mp metric.MeterProvider) (metrics, error) {
 		metric.WithDescription("Procurement API calls retried after a retryable failure, by method."), metric.WithUnit("{retry}"))
 	errs = append(errs, err)
 	out.duration, err = m.Float64Histogram("gcpmarketplace.procurement.duration",
-		metric.WithDescription("Time per Procurement API call, by method."), metric.WithUnit("s"))
+		telemetry.Duration("Time per Procurement API call, by method.")...)
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return metrics{}, fmt.Errorf("procurement: creating metrics: %w", err)

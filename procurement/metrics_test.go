@@ -47,6 +47,10 @@ func TestMetrics(t *testing.T) {
 				assert.Equal(t, "s", m.Unit)
 				for _, dp := range d.DataPoints {
 					durations += dp.Count
+					// Second-scale buckets: with the SDK's default ones (0, 5,
+					// 10, ... meant for ms) every call fell in the first.
+					require.NotEmpty(t, dp.Bounds)
+					assert.Equal(t, []float64{0.001, 60}, []float64{dp.Bounds[0], dp.Bounds[len(dp.Bounds)-1]}, "bucket boundaries")
 				}
 			}
 		}

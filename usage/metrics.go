@@ -13,6 +13,7 @@ import (
 	"google.golang.org/api/googleapi"
 
 	"github.com/gcpmarketplace/gcpmarketplace/internal/apistatus"
+	"github.com/gcpmarketplace/gcpmarketplace/internal/telemetry"
 )
 
 const meterName = "github.com/gcpmarketplace/gcpmarketplace/usage"
@@ -77,7 +78,7 @@ func newMetrics(mp metric.MeterProvider) (metrics, error) {
 		metric.WithDescription("Failed Service Control calls, by method and canonical status."), metric.WithUnit("{call}"))
 	errs = append(errs, err)
 	out.duration, err = m.Float64Histogram("gcpmarketplace.servicecontrol.duration",
-		metric.WithDescription("Time per Service Control call, by method."), metric.WithUnit("s"))
+		telemetry.Duration("Time per Service Control call, by method.")...)
 	errs = append(errs, err)
 	out.checkErrors, err = m.Int64Counter("gcpmarketplace.usage.check_errors",
 		metric.WithDescription("Check errors answered by services.check, by code."), metric.WithUnit("{error}"))

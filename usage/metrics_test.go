@@ -46,6 +46,10 @@ func collectMetrics(t *testing.T, reader *sdkmetric.ManualReader) map[string]flo
 			case metricdata.Histogram[float64]:
 				for _, dp := range d.DataPoints {
 					add(attrs(dp.Attributes.ToSlice()), float64(dp.Count))
+					// Second-scale buckets: with the SDK's default ones (0, 5,
+					// 10, ... meant for ms) every call fell in the first.
+					require.NotEmpty(t, dp.Bounds)
+					assert.Equal(t, []float64{0.001, 60}, []float64{dp.Bounds[0], dp.Bounds[len(dp.Bounds)-1]}, "%s bucket boundaries", m.Name)
 				}
 			}
 		}

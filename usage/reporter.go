@@ -136,7 +136,8 @@ func WithMetric(name string, kind MetricKind) Option {
 // WithClock sets the clock (default time.Now). Tests pass the emulator's.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
-// WithLogger sets the logger (default: discard).
+// WithLogger sets the logger. The default is slog.Default() when the
+// reporter is made; pass slog.New(slog.DiscardHandler) to discard.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // WithWindow sets the window length (default one hour). It must divide an
@@ -247,7 +248,7 @@ type Reporter struct {
 func New(ctx context.Context, serviceName string, ledger Ledger, opts ...Option) (*Reporter, error) {
 	cfg := config{
 		now:         time.Now,
-		logger:      slog.New(slog.DiscardHandler),
+		logger:      slog.Default(),
 		window:      DefaultWindow,
 		grace:       DefaultSealGrace,
 		interval:    DefaultFlushInterval,

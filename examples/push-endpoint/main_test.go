@@ -275,15 +275,15 @@ func TestEmulatorEndToEnd(t *testing.T) {
 		status, body = get(t, b.url+"/metrics")
 		return status == http.StatusOK && received.MatchString(body)
 	}, 10*time.Second, 20*time.Millisecond, "the notification was received")
-	assert.Contains(t, body, "# TYPE gcpmarketplace_events_duration histogram")
+	assert.Contains(t, body, "# TYPE gcpmarketplace_events_duration_seconds histogram")
 	assert.Contains(t, body, `gcpmarketplace_usage_windows{state="pending"} 0`)
 	assert.Contains(t, body, `gcpmarketplace_approvals_queued{kind="entitlement"} 0`)
 	assert.Contains(t, body, "gcpmarketplace_entitlements_parked 0")
-	assert.Contains(t, body, "# TYPE gcpmarketplace_usage_oldest_unreported_age gauge")
+	assert.Contains(t, body, "# TYPE gcpmarketplace_usage_oldest_unreported_age_seconds gauge")
 	assert.Contains(t, body, "gcpmarketplace_usage_consumers_blocked 0")
 	assert.Regexp(t, `gcpmarketplace_procurement_calls_total\{method="approve entitlement"\} [1-9]`, body)
 	assert.Regexp(t, `gcpmarketplace_servicecontrol_calls_total\{method="services.check"\} [1-9]`, body)
-	assert.Contains(t, body, "# TYPE gcpmarketplace_events_ack_lag histogram")
+	assert.Contains(t, body, "# TYPE gcpmarketplace_events_ack_lag_seconds histogram")
 
 	// Cancellation, then the account leaves Google Cloud: purged.
 	require.NoError(t, b.emu.Cancel(context.Background(), ent.ID, true))

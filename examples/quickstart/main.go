@@ -41,6 +41,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/gcpmarketplace/gcpmarketplace/events"
+	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/promexport"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
@@ -73,6 +74,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.SetOutput(out)
 	verbose := fs.Bool("v", false, "also print the SDK's logs (to stderr)")
 	stepTimeout := fs.Duration("step-timeout", 10*time.Second, "how long each step may take before the run fails")
+	printMetrics := fs.Bool("metrics", false, "print the SDK's metrics (Prometheus text format) at the end")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -81,6 +83,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	began := time.Now()
+	// The SDK's metrics, as saas-backend serves them on /metrics.
+	metrics, err := promexport.New()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = metrics.Shutdown(context.Background()) }()
+	meterProvider := metrics.MeterProvider()
 
 	// --- Google, played by the emulator ------------------------------------
 	emu, err := marketplacetest.NewServer(marketplacetest.WithService(marketplacetest.DefaultServiceName, metric))
@@ -104,7 +113,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	defer store.Close()
 
 	client, err := procurement.NewClient(ctx, emu.ProviderID(),
-		procurement.WithClientOptions(emu.ClientOptions()...), procurement.WithLogger(logger))
+		procurement.WithClientOptions(emu.ClientOptions()...), procurement.WithLogger(logger),
+		procurement.WithMeterProvider(meterProvider))
 	if err != nil {
 		return fmt.Errorf("procurement client: %w", err)
 	}
@@ -113,7 +123,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		usage.WithClientOptions(emu.ClientOptions()...),
 		usage.WithClock(clock.Now),
 		usage.WithFlushInterval(10*time.Millisecond), // real time; production keeps the one-minute default
-		usage.WithLogger(logger))
+		usage.WithLogger(logger), usage.WithMeterProvider(meterProvider))
 	if err != nil {
 		return fmt.Errorf("usage reporter: %w", err)
 	}
@@ -128,7 +138,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		// production keeps the default (16), ordering per resource is kept
 		// either way.
 		marketplace.WithConcurrency(1),
-		marketplace.WithLogger(logger))
+		marketplace.WithLogger(logger), marketplace.WithMeterProvider(meterProvider))
 	if err != nil {
 		return fmt.Errorf("processor: %w", err)
 	}
@@ -192,7 +202,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := stopWorkers(); err != nil {
 		return fmt.Errorf("receive: %w", err)
 	}
-	return d.summary(time.Since(began))
+	if err := d.summary(time.Since(began)); err != nil {
+		return err
+	}
+	if *printMetrics {
+		fmt.Fprintf(out, "\n# The SDK's metrics (saas-backend serves them on /metrics):\n")
+		return metrics.WriteText(out)
+	}
+	return nil
 }
 
 // reviewPlanChanges approves new purchases at once and holds plan changes

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,9 +22,17 @@ func TestQuickstartLifecycle(t *testing.T) {
 	defer cancel()
 	var out bytes.Buffer
 	began := time.Now()
-	err := run(ctx, nil, &out)
+	err := run(ctx, []string{"-metrics"}, &out)
 	require.NoError(t, err, out.String())
 	t.Logf("quickstart took %s", time.Since(began))
+	// -metrics: durations are in seconds with second-scale buckets, so
+	// they spread over several (with the SDK's default millisecond
+	// buckets, all fell in the first).
+	for _, name := range []string{"gcpmarketplace_events_duration_seconds", "gcpmarketplace_procurement_duration_seconds"} {
+		buckets := populatedBuckets(t, out.String(), name)
+		t.Logf("%s: observations per bucket (upper bound): %v", name, buckets)
+		assert.GreaterOrEqual(t, len(buckets), 2, name)
+	}
 	got := out.String()
 	for _, want := range []string{
 		"PURCHASE", "parked until the account signs up",
@@ -71,4 +81,27 @@ func TestQuickstartBadFlag(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
 	require.Error(t, run(context.Background(), []string{"-nope"}, &out))
+}
+
+// populatedBuckets reads the histogram name in Prometheus text and returns
+// its buckets (upper bounds) that received observations, all series summed.
+func populatedBuckets(t *testing.T, text, name string) map[string]uint64 {
+	t.Helper()
+	line := regexp.MustCompile(`^` + name + `_bucket\{(.*)le="([^"]+)"\} (\d+)$`)
+	perBucket := map[string]uint64{}
+	prev := map[string]uint64{} // by series: cumulative count so far
+	for _, l := range strings.Split(text, "\n") {
+		m := line.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		n, err := strconv.ParseUint(m[3], 10, 64)
+		require.NoError(t, err)
+		if n > prev[m[1]] {
+			perBucket[m[2]] += n - prev[m[1]]
+		}
+		prev[m[1]] = n
+	}
+	require.NotEmpty(t, prev, "no %s histogram in the output", name)
+	return perBucket
 }

@@ -41,9 +41,9 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"google.golang.org/api/option"
 
+	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/promexport"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/pgstore"
@@ -90,7 +90,7 @@ type backend struct {
 	proc     *marketplace.Processor
 	reporter *usage.Reporter
 	tenants  *tenantDirectory
-	metrics  *sdkmetric.ManualReader
+	metrics  *promexport.Exporter
 	url      string // base URL, e.g. http://127.0.0.1:8080
 	ready    atomic.Bool
 	now      func() time.Time
@@ -157,9 +157,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	// Metrics: the SDK's OpenTelemetry instruments, read by /metrics. The
 	// same MeterProvider goes to the Procurement client, the usage reporter
 	// and the processor.
-	b.metrics = sdkmetric.NewManualReader()
-	meterProvider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(b.metrics))
-	defer func() { _ = meterProvider.Shutdown(context.Background()) }()
+	b.metrics, err = promexport.New()
+	if err != nil {
+		return err
+	}
+	meterProvider := b.metrics.MeterProvider()
+	defer func() { _ = b.metrics.Shutdown(context.Background()) }()
 
 	// The SDK.
 	client, err := procurement.NewClient(ctx, cfg.ProviderID,
@@ -377,7 +380,7 @@ func (b *backend) routes(sessions *marketplace.SignupSessions) http.Handler {
 	// Probes and metrics.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", b.readyz)
-	mux.HandleFunc("GET /metrics", b.serveMetrics)
+	mux.Handle("GET /metrics", b.metrics.Handler())
 	// Operators.
 	b.opsRoutes(mux)
 	if b.emu != nil {

@@ -8,12 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
-	"strconv"
 	"strings"
-
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
@@ -122,103 +117,3 @@ func (b *backend) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	_, _ = io.WriteString(w, "ready\n")
 }
-
-// ---------------------------------------------------------------------------
-// Metrics. The SDK's OpenTelemetry instruments (gcpmarketplace.events.*,
-// .entitlements.parked, .approvals.queued, .procurement.*, .servicecontrol.*,
-// .usage.*) are collected by a ManualReader and written in the Prometheus
-// text format. To export to Prometheus, Cloud Monitoring or an OTLP
-// collector instead, give sdkmetric.NewMeterProvider that exporter's reader;
-// nothing else changes.
-
-func (b *backend) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	var rm metricdata.ResourceMetrics
-	if err := b.metrics.Collect(r.Context(), &rm); err != nil {
-		http.Error(w, "collect metrics: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	writePrometheusText(w, rm)
-}
-
-// writePrometheusText writes sums, gauges and histograms in the Prometheus
-// text exposition format.
-func writePrometheusText(w io.Writer, rm metricdata.ResourceMetrics) {
-	var ms []metricdata.Metrics
-	for _, sm := range rm.ScopeMetrics {
-		ms = append(ms, sm.Metrics...)
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
-	for _, m := range ms {
-		name := promName(m.Name)
-		switch d := m.Data.(type) {
-		case metricdata.Sum[int64]:
-			writeSum(w, name, m.Description, d.IsMonotonic, d.DataPoints)
-		case metricdata.Sum[float64]:
-			writeSum(w, name, m.Description, d.IsMonotonic, d.DataPoints)
-		case metricdata.Gauge[int64]:
-			writePoints(w, name, m.Description, "gauge", d.DataPoints)
-		case metricdata.Gauge[float64]:
-			writePoints(w, name, m.Description, "gauge", d.DataPoints)
-		case metricdata.Histogram[float64]:
-			writeHistogram(w, name, m.Description, d.DataPoints)
-		case metricdata.Histogram[int64]:
-			writeHistogram(w, name, m.Description, d.DataPoints)
-		}
-	}
-}
-
-func writeSum[N int64 | float64](w io.Writer, name, help string, monotonic bool, pts []metricdata.DataPoint[N]) {
-	if monotonic {
-		writePoints(w, name+"_total", help, "counter", pts)
-		return
-	}
-	writePoints(w, name, help, "gauge", pts)
-}
-
-func writePoints[N int64 | float64](w io.Writer, name, help, kind string, pts []metricdata.DataPoint[N]) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, kind)
-	for _, p := range pts {
-		fmt.Fprintf(w, "%s%s %s\n", name, promLabels(p.Attributes, ""), promValue(float64(p.Value)))
-	}
-}
-
-func writeHistogram[N int64 | float64](w io.Writer, name, help string, pts []metricdata.HistogramDataPoint[N]) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
-	for _, p := range pts {
-		var cum uint64
-		for i, bound := range p.Bounds {
-			cum += p.BucketCounts[i]
-			fmt.Fprintf(w, "%s_bucket%s %d\n", name, promLabels(p.Attributes, promValue(bound)), cum)
-		}
-		fmt.Fprintf(w, "%s_bucket%s %d\n", name, promLabels(p.Attributes, "+Inf"), p.Count)
-		fmt.Fprintf(w, "%s_sum%s %s\n", name, promLabels(p.Attributes, ""), promValue(float64(p.Sum)))
-		fmt.Fprintf(w, "%s_count%s %d\n", name, promLabels(p.Attributes, ""), p.Count)
-	}
-}
-
-func promLabels(set attribute.Set, le string) string {
-	var parts []string
-	for it := set.Iter(); it.Next(); {
-		kv := it.Attribute()
-		parts = append(parts, fmt.Sprintf("%s=%q", promName(string(kv.Key)), kv.Value.String()))
-	}
-	if le != "" {
-		parts = append(parts, fmt.Sprintf("le=%q", le))
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return "{" + strings.Join(parts, ",") + "}"
-}
-
-func promName(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' {
-			return r
-		}
-		return '_'
-	}, s)
-}
-
-func promValue(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }

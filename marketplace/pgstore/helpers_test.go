@@ -51,7 +51,7 @@ func sharedPool(tb testing.TB) *pgxpool.Pool {
 	u := testURL(tb)
 	shared.once.Do(func() {
 		shared.pool, shared.err = pgxpool.New(context.Background(), withParams(tb, u, map[string]string{
-			"pool_max_conns":   "24",
+			"pool_max_conns":   "12",
 			"application_name": "pgstore-test-shared",
 		}))
 	})

@@ -61,6 +61,23 @@
 // CPUs, is too small; so with New, size the pool you pass yourself. The
 // pool opens connections only as they are needed.
 //
+// The pools of every replica, and every other client of the server, must
+// fit in PostgreSQL's max_connections together, less its reserved slots
+// (superuser_reserved_connections, 3 by default):
+//
+//	replicas × pool_max_conns + other clients ≤ max_connections − reserved
+//
+// With the defaults (max_connections 100, 3 reserved), three replicas at
+// DefaultMaxConns (102) do not fit: give each pool_max_conns=30 and
+// WithConcurrency(14), or raise max_connections. A pool that does not fit
+// works until load makes it grow, then fails with "too many clients". New
+// and Open therefore check the pool against the connections the server has
+// left when they run (max_connections less reserved slots less connections
+// other clients hold), and refuse a larger pool with a
+// *ConnectionBudgetError (ErrConnectionBudget). Other replicas' pools open
+// connections only as load needs them, so the check at start-up cannot see
+// what they may grow to: the rule above is yours to keep.
+//
 // # Schema
 //
 // All tables live in one PostgreSQL schema, "gcpmarketplace" unless
@@ -141,7 +158,8 @@ func WithSchema(name string) Option {
 }
 
 // WithLogger sets the logger for migrations and connection problems. The
-// default discards.
+// default is slog.Default() when the store is opened; pass
+// slog.New(slog.DiscardHandler) to discard.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) {
 		if l != nil {
@@ -194,7 +212,9 @@ var (
 //
 // New fails with an error wrapping ErrSchemaTooNew if the schema was
 // migrated by a newer version of this package, marketplace.ErrInvalid for a
-// bad schema name, and ErrUnavailable if PostgreSQL cannot be reached.
+// bad schema name, ErrUnavailable if PostgreSQL cannot be reached, and
+// ErrConnectionBudget if the pool is larger than the connections the server
+// has left (see "Pool sizing").
 func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 	if pool == nil {
 		return nil, fmt.Errorf("pgstore: new: nil pool: %w", marketplace.ErrInvalid)
@@ -247,7 +267,7 @@ func setsMaxConns(connString string) bool {
 }
 
 func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, opts []Option) (*Store, error) {
-	cfg := config{schema: DefaultSchema, logger: slog.New(slog.DiscardHandler)}
+	cfg := config{schema: DefaultSchema, logger: slog.Default()}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -262,6 +282,9 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, owns bool, opts []Option)
 		q:        newQueries(pgx.Identifier{cfg.schema}.Sanitize()),
 		lq:       newLedgerQueries(pgx.Identifier{cfg.schema}.Sanitize()),
 		maxConns: int(pool.Config().MaxConns), // Config copies: read it once
+	}
+	if err := checkBudget(ctx, pool); err != nil {
+		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err

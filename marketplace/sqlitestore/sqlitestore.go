@@ -117,7 +117,8 @@ type config struct {
 type Option func(*config)
 
 // WithLogger sets the logger for migrations and commit failures. The default
-// discards.
+// is slog.Default() when the store is opened; pass
+// slog.New(slog.DiscardHandler) to discard.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) {
 		if l != nil {
@@ -173,7 +174,7 @@ var _ marketplace.Store = (*Store)(nil)
 // with Close.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	cfg := config{
-		logger:   slog.New(slog.DiscardHandler),
+		logger:   slog.Default(),
 		maxBatch: DefaultMaxBatch,
 		sync:     SyncFull,
 	}

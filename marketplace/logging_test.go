@@ -1,0 +1,134 @@
+package marketplace_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gcpmarketplace/gcpmarketplace/internal/testlog"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+)
+
+// keyChecker is a slog.Handler that records, for every record, the keys it
+// carries (those given to WithAttrs along the way and its own) and which of
+// them repeat.
+type keyChecker struct {
+	log   *keyLog
+	group string
+	keys  []string // from WithAttrs
+}
+
+type keyLog struct {
+	mu      sync.Mutex
+	records int
+	repeats []string // "message: key"
+}
+
+func (h *keyChecker) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *keyChecker) WithAttrs(as []slog.Attr) slog.Handler {
+	keys := append([]string(nil), h.keys...)
+	for _, a := range as {
+		keys = append(keys, h.group+a.Key)
+	}
+	return &keyChecker{log: h.log, group: h.group, keys: keys}
+}
+
+func (h *keyChecker) WithGroup(name string) slog.Handler {
+	return &keyChecker{log: h.log, group: h.group + name + ".", keys: h.keys}
+}
+
+func (h *keyChecker) Handle(_ context.Context, r slog.Record) error {
+	keys := append([]string(nil), h.keys...)
+	r.Attrs(func(a slog.Attr) bool {
+		keys = append(keys, h.group+a.Key)
+		return true
+	})
+	h.log.mu.Lock()
+	defer h.log.mu.Unlock()
+	h.log.records++
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if seen[k] {
+			h.log.repeats = append(h.log.repeats, r.Message+": "+k)
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+// Every log line of the processor carries each key once, on every path
+// that adds context at two levels: a sign-up and the entitlements it
+// settles, an operator's decision, Reconcile, and purges from a message and
+// from Reconcile (issue 19, item 9: account_id and source appeared twice).
+func TestLogLinesRepeatNoKey(t *testing.T) {
+	t.Parallel()
+	log := &keyLog{}
+	env := newProcEnv(t, withProc(marketplace.WithLogger(slog.New(&keyChecker{log: log})),
+		marketplace.WithPolicy(marketplace.ManualApproval("review"))))
+
+	acctA, entA := env.purchase(marketplacetest.PurchaseParams{})
+	env.drain()                                         // parked until sign-up
+	env.signup(acctA)                                   // sign-up settles the parked entitlement: queued
+	require.NoError(t, env.proc.Approve(env.ctx, entA)) // operator
+	env.drain()
+
+	acctB, _ := env.purchase(marketplacetest.PurchaseParams{})
+	env.newMessages() // lost: Reconcile finds them
+	_, err := env.proc.Reconcile(env.ctx)
+	require.NoError(t, err)
+	env.signup(acctB)
+
+	require.NoError(t, env.srv.DeleteAccount(env.ctx, acctA))
+	env.drain() // purge from a message
+	require.NoError(t, env.srv.DeleteAccount(env.ctx, acctB))
+	env.newMessages()
+	_, err = env.proc.Reconcile(env.ctx) // purge from Reconcile
+	require.NoError(t, err)
+	require.NoError(t, env.proc.HandleMessage(env.ctx, rawMessage("bad", "{")))
+
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	assert.Greater(t, log.records, 10, "the paths above log")
+	assert.Empty(t, log.repeats, "keys repeated on a log line")
+}
+
+// Without WithLogger the processor and the sign-up verifier log to
+// slog.Default(), as the Go ecosystem does; they used to discard, so a
+// poisoned message printed nothing (issue 19, item 6). Not parallel: it
+// replaces the process's default logger.
+func TestDefaultLoggerIsSlogDefault(t *testing.T) {
+	logs := testlog.CaptureDefault(t)
+	env := newProcEnv(t)
+	require.NoError(t, env.proc.HandleMessage(env.ctx, rawMessage("bad", "{")))
+	assert.Contains(t, logs.String(), "undecodable message recorded as poison")
+}
+
+// The sign-up verifier, without WithSignupLogger, logs its refusals to
+// slog.Default() (issue 19, item 6). Not parallel, as above.
+func TestSignupDefaultLoggerIsSlogDefault(t *testing.T) {
+	logs := testlog.CaptureDefault(t)
+	srv := marketplacetest.New(t)
+	v, err := marketplace.NewSignupVerifier([]string{srv.ServiceName()},
+		marketplace.WithSignupCertsURL(srv.CertsURL()), marketplace.WithSignupClock(srv.Clock().Now))
+	require.NoError(t, err)
+	h := marketplace.SignupHandler(v, func(http.ResponseWriter, *http.Request, marketplace.SignupClaims) {
+		t.Error("a forged token reached the page")
+	})
+	req := httptest.NewRequest(http.MethodPost, "/signup", strings.NewReader(url.Values{marketplace.SignupTokenField: {"not.a.token"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	assert.True(t, rec.Code >= 400 && rec.Code < 500, "status %d", rec.Code)
+	assert.Contains(t, logs.String(), "sign-up refused")
+	assert.NotContains(t, logs.String(), "not.a.token", "tokens are never logged")
+}
