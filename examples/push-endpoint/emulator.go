@@ -7,8 +7,6 @@ import (
 	"html/template"
 	"io"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 )
@@ -44,32 +42,6 @@ func startEmulator(cfg *config) (*marketplacetest.Server, error) {
 
 // pushSubscription is the push subscription the emulator delivers to.
 const pushSubscription = "projects/vendor-project/subscriptions/marketplace-push"
-
-// followWallClock moves the emulator's manual clock along with the wall
-// clock, so that time passes as in production (tokens expire, usage windows
-// close); the control API can still make it jump. stop ends it.
-func followWallClock(c *marketplacetest.Clock) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		last := time.Now()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-tick.C:
-				c.Advance(now.Sub(last))
-				last = now
-			}
-		}
-	})
-	return func() {
-		close(done)
-		wg.Wait()
-	}
-}
 
 func (b *backend) printEmulatorHelp(out io.Writer) {
 	fmt.Fprintf(out, `

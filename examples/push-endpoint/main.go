@@ -110,7 +110,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 			return err
 		}
 		defer emu.Close()
-		defer followWallClock(emu.Clock())()
+		defer emu.Clock().Follow(nil, 0)() // time passes as in production
 		b.emu, b.now = emu, emu.Clock().Now
 		googleOpts = emu.ClientOptions()
 		signupOpts = append(signupOpts, marketplace.WithSignupCertsURL(emu.CertsURL()))

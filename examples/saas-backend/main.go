@@ -97,7 +97,14 @@ type backend struct {
 
 // serve is run with the environment and a hook that tests use: ready is
 // called (if not nil) once the backend serves.
-func serve(ctx context.Context, args []string, getenv func(string) string, out io.Writer, ready func(*backend)) (err error) {
+func serve(ctx context.Context, args []string, getenv func(string) string, out io.Writer, ready func(*backend)) error {
+	return serveWithWallClock(ctx, args, getenv, time.Now, out, ready)
+}
+
+// serveWithWallClock is serve with the wall clock that the -emulator's clock
+// follows, which tests replace with one that stalls and steps back.
+func serveWithWallClock(ctx context.Context, args []string, getenv func(string) string, wall func() time.Time,
+	out io.Writer, ready func(*backend)) (err error) {
 	cfg, err := parseConfig(args, getenv, out)
 	if err != nil {
 		return err
@@ -118,7 +125,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 			return err
 		}
 		defer emu.Close()
-		defer followWallClock(emu.Clock())()
+		defer emu.Clock().Follow(wall, 0)() // time passes as in production
 		b.emu, b.now = emu, emu.Clock().Now
 		googleOpts, pubsubOpts = emu.ClientOptions(), emu.PubSubOptions()
 		signupOpts = append(signupOpts, marketplace.WithSignupCertsURL(emu.CertsURL()))

@@ -135,7 +135,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 			return fmt.Errorf("start the emulator: %w", err)
 		}
 		defer emu.Close()
-		defer followWallClock(emu.Clock())()
+		defer emu.Clock().Follow(nil, 0)() // time passes as in production
 		s.emu, s.cfg.ServiceName = emu, emu.ServiceName()
 		if s.cfg.OpsToken == "" {
 			s.cfg.OpsToken = "emulator"
@@ -327,29 +327,4 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 		v = map[string]string{"error": err.Error()}
 	}
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// followWallClock moves the emulator's manual clock along with the wall
-// clock (see examples/saas-backend).
-func followWallClock(c *marketplacetest.Clock) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		last := time.Now()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-tick.C:
-				c.Advance(now.Sub(last))
-				last = now
-			}
-		}
-	})
-	return func() {
-		close(done)
-		wg.Wait()
-	}
 }
