@@ -7,6 +7,8 @@ import (
 	"html/template"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 )
@@ -16,7 +18,22 @@ import (
 // if you do not want the mode; nothing else depends on it.
 
 // startEmulator starts the emulator and points the configuration at it.
-func startEmulator(cfg *config) (*marketplacetest.Server, error) {
+// stop closes the emulator and deletes the temporary database.
+//
+// Unless -database is given, the state goes to a temporary database, never
+// to $DATABASE_URL or ./marketplace.db: those hold the state of another
+// Marketplace (Google's, or an emulator's that is gone), whose customers
+// this one has never heard of.
+func startEmulator(cfg *config) (emu *marketplacetest.Server, stop func(), err error) {
+	removeDB := func() {}
+	if !cfg.DatabaseGiven {
+		dir, err := os.MkdirTemp("", "push-endpoint-emulator-")
+		if err != nil {
+			return nil, nil, fmt.Errorf("temporary database for -emulator: %w", err)
+		}
+		cfg.DatabaseURL = filepath.Join(dir, "marketplace.db")
+		removeDB = func() { _ = os.RemoveAll(dir) }
+	}
 	opts := []marketplacetest.Option{}
 	if cfg.ProviderID != "" {
 		opts = append(opts, marketplacetest.WithProviderID(cfg.ProviderID))
@@ -26,9 +43,10 @@ func startEmulator(cfg *config) (*marketplacetest.Server, error) {
 		service = marketplacetest.DefaultServiceName
 	}
 	opts = append(opts, marketplacetest.WithService(service, cfg.Metrics...))
-	emu, err := marketplacetest.NewServer(opts...)
+	emu, err = marketplacetest.NewServer(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("start the emulator: %w", err)
+		removeDB()
+		return nil, nil, fmt.Errorf("start the emulator: %w", err)
 	}
 	cfg.ProviderID, cfg.ServiceName = emu.ProviderID(), emu.ServiceName()
 	cfg.PushAccount = emu.PushServiceAccount()
@@ -37,7 +55,7 @@ func startEmulator(cfg *config) (*marketplacetest.Server, error) {
 		_, _ = rand.Read(b[:])
 		cfg.OpsToken = hex.EncodeToString(b[:])
 	}
-	return emu, nil
+	return emu, func() { emu.Close(); removeDB() }, nil
 }
 
 // pushSubscription is the push subscription the emulator delivers to.

@@ -105,11 +105,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	var pushOpts []marketplace.PushOption
 	switch {
 	case cfg.Emulator:
-		emu, err := startEmulator(&b.cfg)
+		emu, stopEmulator, err := startEmulator(&b.cfg)
 		if err != nil {
 			return err
 		}
-		defer emu.Close()
+		defer stopEmulator()               // after the store's Close, deferred below
 		defer emu.Clock().Follow(nil, 0)() // time passes as in production
 		b.emu, b.now = emu, emu.Clock().Now
 		googleOpts = emu.ClientOptions()

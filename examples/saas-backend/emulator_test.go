@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -89,4 +92,42 @@ func TestEmulatorSurvivesUnsteadyWallClockUnderLoad(t *testing.T) {
 	status, body := get(t, b.url+"/readyz")
 	assert.Equal(t, http.StatusOK, status, body)
 	assert.False(t, strings.Contains(body, "panic"))
+}
+
+// -emulator without -database uses a temporary database, deleted at exit:
+// never $DATABASE_URL and never ./marketplace.db. Restarting -emulator in
+// the same directory used to reopen ./marketplace.db, and the start-up
+// Reconcile purged every customer of the earlier run.
+func TestEmulatorDatabaseIsTemporary(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	production := filepath.Join(t.TempDir(), "production.db")
+	env := map[string]string{envDatabase: production}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out := &syncBuffer{}
+	ready := make(chan *backend, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, []string{"-emulator", "-listen", "127.0.0.1:0"}, func(k string) string { return env[k] }, out,
+			func(b *backend) { ready <- b })
+	}()
+	var b *backend
+	select {
+	case b = <-ready:
+	case err := <-done:
+		t.Fatalf("serve: %v\n%s", err, out)
+	}
+	checkout(t, b)
+	used := b.cfg.DatabaseURL
+	assert.FileExists(t, used)
+	assert.NotEqual(t, production, used)
+	cancel()
+	require.NoError(t, <-done, out.String())
+
+	assert.NoFileExists(t, production, "$DATABASE_URL was not touched")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing was written in the working directory")
+	assert.NoDirExists(t, filepath.Dir(used), "the temporary database is deleted at exit")
 }

@@ -120,11 +120,11 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 	var signupOpts []marketplace.SignupOption
 	switch {
 	case cfg.Emulator:
-		emu, err := startEmulator(&b.cfg)
+		emu, stopEmulator, err := startEmulator(&b.cfg)
 		if err != nil {
 			return err
 		}
-		defer emu.Close()
+		defer stopEmulator()                // after the store's Close, deferred below
 		defer emu.Clock().Follow(wall, 0)() // time passes as in production
 		b.emu, b.now = emu, emu.Clock().Now
 		googleOpts, pubsubOpts = emu.ClientOptions(), emu.PubSubOptions()
