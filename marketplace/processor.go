@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -45,6 +46,9 @@ type Processor struct {
 	// transport, so that ConnPool's sizing holds for PushHandler and
 	// custom transports as it does for Receive.
 	slots chan struct{}
+
+	origin        Origin      // the Marketplace served, recorded in the store (origin.go)
+	originChecked atomic.Bool // the store's Origin was found to be origin
 }
 
 // New returns a Processor that keeps its state in store, calls the
@@ -78,7 +82,7 @@ func New(store Store, client *procurement.Client, handler events.Handler, opts .
 		cfg.now = time.Now
 	}
 	p := &Processor{store: store, client: client, handler: handler, cfg: cfg, logger: cfg.logger,
-		slots: make(chan struct{}, cfg.concurrency)}
+		slots: make(chan struct{}, cfg.concurrency), origin: originOf(client.ProviderID(), client.Service().BasePath)}
 	if p.logger == nil {
 		p.logger = slog.New(slog.DiscardHandler)
 	}
@@ -189,6 +193,11 @@ func (p *Processor) HandleMessage(ctx context.Context, m Message) error {
 		return err
 	}
 	defer func() { <-p.slots }()
+	if err := p.checkOrigin(ctx); err != nil {
+		p.logger.LogAttrs(ctx, slog.LevelError, "marketplace: message not processed; it will be redelivered",
+			slog.String("message_id", m.ID), slog.String("error", err.Error()))
+		return fmt.Errorf("marketplace: message %s not processed: %w", m.ID, err)
+	}
 	start := time.Now()
 	ev, err := events.Decode(m.Data)
 	if err != nil {

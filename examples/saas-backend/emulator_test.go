@@ -13,6 +13,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
 )
 
 // unsteadyWall is a wall clock as a loaded machine shows it to a goroutine
@@ -94,6 +97,30 @@ func TestEmulatorSurvivesUnsteadyWallClockUnderLoad(t *testing.T) {
 	assert.False(t, strings.Contains(body, "panic"))
 }
 
+// runServe runs serve with args and env until stop, which returns serve's
+// error. If serve fails before it is ready, runServe returns that error and
+// a nil backend.
+func runServe(t *testing.T, args []string, env map[string]string) (b *backend, stop func() error, err error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	out := &syncBuffer{}
+	ready := make(chan *backend, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, args, func(k string) string { return env[k] }, out, func(b *backend) { ready <- b })
+	}()
+	t.Cleanup(cancel)
+	select {
+	case b = <-ready:
+	case err := <-done:
+		t.Logf("backend logs:\n%s", out)
+		return nil, nil, err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("backend not ready within 30 s\n%s", out)
+	}
+	return b, func() error { cancel(); return <-done }, nil
+}
+
 // -emulator without -database uses a temporary database, deleted at exit:
 // never $DATABASE_URL and never ./marketplace.db. Restarting -emulator in
 // the same directory used to reopen ./marketplace.db, and the start-up
@@ -102,32 +129,48 @@ func TestEmulatorDatabaseIsTemporary(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
 	production := filepath.Join(t.TempDir(), "production.db")
-	env := map[string]string{envDatabase: production}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	out := &syncBuffer{}
-	ready := make(chan *backend, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, []string{"-emulator", "-listen", "127.0.0.1:0"}, func(k string) string { return env[k] }, out,
-			func(b *backend) { ready <- b })
-	}()
-	var b *backend
-	select {
-	case b = <-ready:
-	case err := <-done:
-		t.Fatalf("serve: %v\n%s", err, out)
-	}
+	b, stop, err := runServe(t, []string{"-emulator", "-listen", "127.0.0.1:0"}, map[string]string{envDatabase: production})
+	require.NoError(t, err)
 	checkout(t, b)
 	used := b.cfg.DatabaseURL
 	assert.FileExists(t, used)
 	assert.NotEqual(t, production, used)
-	cancel()
-	require.NoError(t, <-done, out.String())
+	require.NoError(t, stop())
 
 	assert.NoFileExists(t, production, "$DATABASE_URL was not touched")
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	assert.Empty(t, entries, "nothing was written in the working directory")
 	assert.NoDirExists(t, filepath.Dir(used), "the temporary database is deleted at exit")
+}
+
+// A database given with -database to one -emulator run holds the customers
+// of that emulator, which the next run's emulator has never heard of. The
+// second run is refused at start-up, and the customers stay.
+func TestEmulatorRestartOnSameDatabasePurgesNothing(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "marketplace.db")
+	args := []string{"-emulator", "-listen", "127.0.0.1:0", "-database", db}
+	b, stop, err := runServe(t, args, nil)
+	require.NoError(t, err)
+	checkout(t, b)
+	require.NoError(t, stop())
+	before := storedEntitlements(t, db)
+	require.Len(t, before, 1)
+
+	_, _, err = runServe(t, args, nil)
+	require.ErrorIs(t, err, marketplace.ErrForeignStore)
+	assert.Equal(t, before, storedEntitlements(t, db), "nothing was purged")
+}
+
+func storedEntitlements(t *testing.T, path string) []marketplace.Entitlement {
+	t.Helper()
+	s, err := sqlitestore.Open(t.Context(), path)
+	require.NoError(t, err)
+	defer s.Close()
+	var out []marketplace.Entitlement
+	require.NoError(t, s.InTx(t.Context(), func(ctx context.Context, tx marketplace.Tx) error {
+		out, err = tx.ListEntitlements(ctx, marketplace.EntitlementQuery{})
+		return err
+	}))
+	return out
 }

@@ -35,6 +35,8 @@ type Store struct {
 	poisonSeq int64 // insertion order, to break ties between equal At
 
 	ledger ledgerState // usage.Ledger (ledger.go)
+
+	origin marketplace.Origin // marketplace.OriginRecorder (origin.go); zero until recorded
 }
 
 type approvalKey struct {

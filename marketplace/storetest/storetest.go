@@ -62,6 +62,7 @@ func Run(t *testing.T, h Harness) {
 		{"Durability", durabilityCases},
 		{"Ledger", ledgerCases}, // usage.Ledger, for stores that implement it
 		{"View", viewCases},
+		{"Origin", originCases}, // marketplace.OriginRecorder, for stores that implement it
 	}
 	for _, area := range areas {
 		t.Run(area.name, func(t *testing.T) {
