@@ -149,17 +149,6 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 		return runDoctor(ctx, cfg, googleOpts, scOpts, pubsubOpts, out)
 	}
 
-	// State.
-	b.store, err = openStore(ctx, cfg, b.log)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := b.store.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close the store: %w", cerr)
-		}
-	}()
-
 	// Metrics: the SDK's OpenTelemetry instruments, read by /metrics. The
 	// same MeterProvider goes to the Procurement client, the usage reporter
 	// and the processor.
@@ -174,6 +163,24 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 	if err != nil {
 		return fmt.Errorf("procurement client: %w%s", err, credentialsHint)
 	}
+	ps, err := pubsub.NewClient(ctx, cfg.Project, pubsubOpts...)
+	if err != nil {
+		return fmt.Errorf("pubsub client for project %q: %w%s", cfg.Project, err, credentialsHint)
+	}
+	defer ps.Close()
+
+	// State, opened once the clients above have found their credentials:
+	// a start that cannot reach Google creates no database.
+	b.store, err = openStore(ctx, cfg, b.log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := b.store.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close the store: %w", cerr)
+		}
+	}()
+
 	reporterOpts := []usage.Option{
 		usage.WithClientOptions(scOpts...), usage.WithClock(b.now), usage.WithLogger(b.log),
 		usage.WithMeterProvider(meterProvider),
@@ -259,11 +266,6 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 	}
 
 	// Pull from the subscription and report usage until shutdown.
-	ps, err := pubsub.NewClient(ctx, cfg.Project, pubsubOpts...)
-	if err != nil {
-		return fmt.Errorf("pubsub client for project %q: %w%s", cfg.Project, err, credentialsHint)
-	}
-	defer ps.Close()
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
 	sub := ps.Subscriber(cfg.Subscription)
@@ -312,17 +314,13 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 var errDoctorFailed = errors.New("configuration check failed (see the report above)")
 
 // runDoctor checks the configuration with marketplace.Doctor and prints the
-// report to out.
+// report to out. Every check runs, even when a client cannot be created.
 func runDoctor(ctx context.Context, cfg config, googleOpts, scOpts, pubsubOpts []option.ClientOption, out io.Writer) error {
-	ps, err := pubsub.NewClient(ctx, cfg.Project, pubsubOpts...)
-	if err != nil {
-		return fmt.Errorf("pubsub client for project %q: %w%s", cfg.Project, err, credentialsHint)
-	}
-	defer ps.Close()
 	report := marketplace.Doctor(ctx, marketplace.DoctorParams{
 		ProviderID:            cfg.ProviderID,
 		ProcurementOptions:    googleOpts,
-		PubSubClient:          ps,
+		PubSubProject:         cfg.Project,
+		PubSubOptions:         pubsubOpts,
 		Subscription:          cfg.Subscription,
 		ServiceName:           cfg.ServiceName,
 		ServiceControlOptions: scOpts,
