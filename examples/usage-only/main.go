@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -97,7 +98,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		metrics = "requests"
 	}
 	fs.StringVar(&cfg.ServiceName, "service", getenv("MARKETPLACE_SERVICE_NAME"), "Service Control service name of the product ($MARKETPLACE_SERVICE_NAME)")
-	fs.StringVar(&cfg.DatabaseURL, "database", db, "SQLite file path or postgres:// URL ($DATABASE_URL)")
+	fs.StringVar(&cfg.DatabaseURL, "database", db, "SQLite file path or postgres:// URL ($DATABASE_URL; with -emulator only this flag counts, and the default is a temporary database deleted at exit)")
 	fs.StringVar(&cfg.Listen, "listen", listen, "HTTP listen address (default :$PORT when set)")
 	fs.StringVar(&metrics, "metrics", metrics, "usage metric ids, comma-separated ($MARKETPLACE_USAGE_METRICS)")
 	fs.StringVar(&cfg.OpsToken, "ops-token", getenv("MARKETPLACE_OPS_TOKEN"), "bearer token for /ops/ ($MARKETPLACE_OPS_TOKEN)")
@@ -105,6 +106,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	databaseGiven := false
+	fs.Visit(func(f *flag.Flag) { databaseGiven = databaseGiven || f.Name == "database" })
 	for _, m := range strings.Split(metrics, ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			cfg.Metrics = append(cfg.Metrics, m)
@@ -137,6 +140,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		defer emu.Close()
 		defer emu.Clock().Follow(nil, 0)() // time passes as in production
 		s.emu, s.cfg.ServiceName = emu, emu.ServiceName()
+		if !databaseGiven {
+			// Never $DATABASE_URL's ledger: its usage would be reported to Google.
+			dir, err := os.MkdirTemp("", "usage-only-emulator-")
+			if err != nil {
+				return fmt.Errorf("temporary database for -emulator: %w", err)
+			}
+			defer os.RemoveAll(dir) // after the store's Close, deferred below
+			cfg.DatabaseURL = filepath.Join(dir, "usage.db")
+		}
 		if s.cfg.OpsToken == "" {
 			s.cfg.OpsToken = "emulator"
 		}
