@@ -29,9 +29,13 @@ type DoctorParams struct {
 	// ProcurementOptions are the Procurement API client options
 	// (credentials, endpoint), as passed to procurement.WithClientOptions.
 	ProcurementOptions []option.ClientOption
-	// PubSubClient is the client the subscription is read with; nil skips
-	// the subscription check.
-	PubSubClient *pubsub.Client
+	// PubSubClient is the client the subscription is read with. When it is
+	// nil, Doctor creates one in PubSubProject with PubSubOptions (a client
+	// it cannot create fails the subscription check, and the other checks
+	// still run); with neither, the subscription check is skipped.
+	PubSubClient  *pubsub.Client
+	PubSubProject string
+	PubSubOptions []option.ClientOption
 	// Subscription is the subscription's id (in PubSubClient's project) or
 	// full name.
 	Subscription string
@@ -122,6 +126,10 @@ const (
 // that does not exist: any check error means the service answered), and
 // the sign-up audience looks like a domain. It changes nothing. Run it at
 // deploy time, or from a -doctor flag.
+//
+// Every check runs, whatever the others found: a client that cannot be
+// created (no credentials, say) fails the checks that need it, each saying
+// so, and the report lists every problem at once.
 func Doctor(ctx context.Context, p DoctorParams) DoctorReport {
 	var r DoctorReport
 	r.Checks = append(r.Checks, doctorProcurement(ctx, p)...)
@@ -187,13 +195,22 @@ func doctorSubscription(ctx context.Context, p DoctorParams) DoctorCheck {
 	c := DoctorCheck{Name: CheckSubscription}
 	topic := "projects/" + MarketplaceTopicProject + "/topics/" + p.ProviderID
 	switch {
-	case p.PubSubClient == nil:
+	case p.PubSubClient == nil && p.PubSubProject == "":
 		c.OK, c.Detail = true, "skipped: no Pub/Sub client given"
 		return c
 	case p.Subscription == "":
 		c.Detail = "no subscription configured"
 		c.Fix = "create a pull subscription on " + topic + " in your project and configure its id"
 		return c
+	case p.PubSubClient == nil:
+		ps, err := pubsub.NewClient(ctx, p.PubSubProject, p.PubSubOptions...)
+		if err != nil {
+			c.Detail = fmt.Sprintf("cannot create a Pub/Sub client for project %q: %v", p.PubSubProject, err)
+			c.Fix = "check the project and the credentials (Application Default Credentials, or the client options given)"
+			return c
+		}
+		defer ps.Close()
+		p.PubSubClient = ps
 	}
 	name := p.Subscription
 	if !strings.HasPrefix(name, "projects/") {

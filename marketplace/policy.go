@@ -157,6 +157,9 @@ func (p *Processor) operatorDecision(ctx context.Context, entitlementID string, 
 	if entitlementID == "" {
 		return fmt.Errorf("marketplace: %v: empty entitlement id: %w", d.Action, ErrInvalid)
 	}
+	if err := p.checkOrigin(ctx); err != nil {
+		return fmt.Errorf("marketplace: %v entitlement %s: %w", d.Action, entitlementID, err)
+	}
 	log := p.logger.With(slog.String("entitlement_id", entitlementID), slog.String("source", "operator"))
 	res, err := p.settleEntitlement(ctx, entitlementID, entTrigger{source: sourceOperator, operator: &d}, log)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/metric/noop"
@@ -46,6 +47,9 @@ type Processor struct {
 	// unsettled holds the usage windows of entitlements with a message in
 	// flight or awaiting redelivery (usage_confirm.go).
 	unsettled *unsettled
+
+	origin        Origin      // the Marketplace served, recorded in the store (origin.go)
+	originChecked atomic.Bool // the store's Origin was found to be origin
 }
 
 // New returns a Processor that keeps its state in store, calls the
@@ -79,7 +83,8 @@ func New(store Store, client *procurement.Client, handler events.Handler, opts .
 		cfg.now = time.Now
 	}
 	p := &Processor{store: store, client: client, handler: handler, cfg: cfg, logger: cfg.logger,
-		slots: make(chan struct{}, cfg.concurrency), unsettled: newUnsettled(cfg.now)}
+		slots: make(chan struct{}, cfg.concurrency), unsettled: newUnsettled(cfg.now),
+		origin: originOf(client.ProviderID(), client.Service().BasePath)}
 	if p.logger == nil {
 		p.logger = slog.Default()
 	}
@@ -193,6 +198,11 @@ func (p *Processor) HandleMessage(ctx context.Context, m Message) error {
 		return err
 	}
 	defer func() { <-p.slots }()
+	if err := p.checkOrigin(ctx); err != nil {
+		p.logger.LogAttrs(ctx, slog.LevelError, "marketplace: message not processed; it will be redelivered",
+			slog.String("message_id", m.ID), slog.String("error", err.Error()))
+		return fmt.Errorf("marketplace: message %s not processed: %w", m.ID, err)
+	}
 	start := time.Now()
 	ev, err := events.Decode(m.Data)
 	if err != nil {

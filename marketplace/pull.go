@@ -34,6 +34,9 @@ func (p *Processor) Receive(ctx context.Context, sub *pubsub.Subscriber) error {
 	if sub == nil {
 		return fmt.Errorf("marketplace: Receive: nil Subscriber: %w", ErrInvalid)
 	}
+	if err := p.checkOrigin(ctx); err != nil {
+		return fmt.Errorf("marketplace: Receive: %w", err) // before taking any message
+	}
 	sub.ReceiveSettings.MaxOutstandingMessages = p.cfg.concurrency
 	sub.ReceiveSettings.NumGoroutines = p.cfg.streams
 

@@ -40,10 +40,17 @@ func (r ReconcileReport) Changed() bool {
 // have signed up meanwhile included), and accounts and entitlements that
 // no longer exist are removed (accounts through OnAccountDeleted).
 //
+// A store that holds another Marketplace's state (see OriginRecorder) is
+// refused with an error wrapping ErrForeignStore before anything is read
+// from the API, changed or purged.
+//
 // It is safe to run at start-up and alongside the message transports: work
 // on each account and entitlement is serialised with theirs. A resource that
 // cannot be settled does not stop the others; the error joins their errors.
 func (p *Processor) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	if err := p.checkOrigin(ctx); err != nil {
+		return ReconcileReport{}, fmt.Errorf("marketplace: reconcile: %w", err)
+	}
 	log := p.logger.With(slog.String("source", sourceReconcile))
 	var (
 		rep  ReconcileReport

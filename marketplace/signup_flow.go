@@ -70,6 +70,9 @@ func (p *Processor) CompleteSignup(ctx context.Context, params SignupParams) (Si
 	if params.AccountID == "" || params.VendorUserID == "" {
 		return SignupResult{}, fmt.Errorf("marketplace: complete sign-up: AccountID and VendorUserID are required: %w", ErrInvalid)
 	}
+	if err := p.checkOrigin(ctx); err != nil {
+		return SignupResult{}, fmt.Errorf("marketplace: complete sign-up: %w", err)
+	}
 	id := params.AccountID
 	log := p.logger.With(slog.String("account_id", id), slog.String("source", sourceSignup))
 	unlock, err := p.lock(ctx, accountKey(id))

@@ -16,6 +16,12 @@ import (
 // (the embedded default), pgstore (PostgreSQL, shared by several replicas).
 // Third-party implementations should pass storetest.Run.
 //
+// A store holds the state of one Marketplace: one provider at one
+// Procurement endpoint. Stores that implement OriginRecorder (all three do)
+// record which, and the Processor refuses one that holds another's
+// (ErrForeignStore) before Reconcile can purge customers it does not know.
+// Viewer, KeyLocker and ConnPool are the other optional interfaces.
+//
 // A Store is safe for concurrent use by multiple goroutines.
 type Store interface {
 	// InTx runs fn in one transaction. It commits when fn returns nil and

@@ -29,6 +29,10 @@ type config struct {
 
 	Emulator bool // run against an in-process Marketplace emulator
 
+	// DatabaseGiven says -database was on the command line. Without it,
+	// -emulator uses a temporary database, never $DATABASE_URL's.
+	DatabaseGiven bool
+
 	// Endpoints of an external emulator (examples/emulator prints them);
 	// empty in production.
 	ProcurementEndpoint    string
@@ -87,7 +91,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.StringVar(&c.PushAccount, "push-service-account", getenv(envPushAccount), "service account email the push subscription authenticates as ($"+envPushAccount+")")
 	fs.StringVar(&c.ServiceName, "service", getenv(envService), "Service Control service name of the product ($"+envService+")")
 	fs.StringVar(&domains, "domain", getenv(envDomain), "product domain(s) the sign-up JWT is issued for, comma-separated; default the service name ($"+envDomain+")")
-	fs.StringVar(&c.DatabaseURL, "database", dbDefault, "SQLite file path, or a postgres:// URL for PostgreSQL ($"+envDatabase+")")
+	fs.StringVar(&c.DatabaseURL, "database", dbDefault, "SQLite file path, or a postgres:// URL for PostgreSQL ($"+envDatabase+"; with -emulator only this flag counts, and the default is a temporary database deleted at exit)")
 	fs.StringVar(&c.PGSchema, "pg-schema", schemaDefault, "PostgreSQL schema for the store's tables ($"+envSchema+")")
 	fs.StringVar(&c.Listen, "listen", listenDefault, "HTTP listen address (default :$"+envPort+" when set)")
 	fs.StringVar(&metrics, "metrics", metricsDefault, "usage metric ids of the product, comma-separated ($"+envMetrics+")")
@@ -98,6 +102,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	fs.Visit(func(f *flag.Flag) { c.DatabaseGiven = c.DatabaseGiven || f.Name == "database" })
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}

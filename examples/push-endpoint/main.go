@@ -106,12 +106,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	var pushOpts []marketplace.PushOption
 	switch {
 	case cfg.Emulator:
-		emu, err := startEmulator(&b.cfg)
+		emu, stopEmulator, err := startEmulator(&b.cfg)
 		if err != nil {
 			return err
 		}
-		defer emu.Close()
-		defer followWallClock(emu.Clock())()
+		defer stopEmulator()               // after the store's Close, deferred below
+		defer emu.Clock().Follow(nil, 0)() // time passes as in production
 		b.emu, b.now = emu, emu.Clock().Now
 		googleOpts = emu.ClientOptions()
 		signupOpts = append(signupOpts, marketplace.WithSignupCertsURL(emu.CertsURL()))
@@ -133,17 +133,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		scOpts = []option.ClientOption{option.WithEndpoint(cfg.ServiceControlEndpoint), option.WithoutAuthentication()}
 	}
 
-	// State.
-	b.store, err = openStore(ctx, cfg, b.log)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := b.store.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close the store: %w", cerr)
-		}
-	}()
-
 	// Metrics: the SDK's OpenTelemetry instruments, read by /metrics. The
 	// same MeterProvider goes to the Procurement client, the usage reporter
 	// and the processor.
@@ -161,6 +150,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	if err != nil {
 		return fmt.Errorf("procurement client: %w%s", err, credentialsHint)
 	}
+
+	// State, opened once the Procurement client has found its credentials:
+	// a start that cannot reach Google creates no database.
+	b.store, err = openStore(ctx, cfg, b.log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := b.store.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close the store: %w", cerr)
+		}
+	}()
+
 	reporterOpts := []usage.Option{
 		usage.WithClientOptions(scOpts...), usage.WithClock(b.now), usage.WithLogger(b.log),
 		usage.WithMeterProvider(meterProvider),

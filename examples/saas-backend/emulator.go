@@ -7,8 +7,8 @@ import (
 	"html/template"
 	"io"
 	"net/http"
-	"sync"
-	"time"
+	"os"
+	"path/filepath"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 )
@@ -18,7 +18,22 @@ import (
 // if you do not want the mode; nothing else depends on it.
 
 // startEmulator starts the emulator and points the configuration at it.
-func startEmulator(cfg *config) (*marketplacetest.Server, error) {
+// stop closes the emulator and deletes the temporary database.
+//
+// Unless -database is given, the state goes to a temporary database, never
+// to $DATABASE_URL or ./marketplace.db: those hold the state of another
+// Marketplace (Google's, or an emulator's that is gone), whose customers
+// this one has never heard of.
+func startEmulator(cfg *config) (emu *marketplacetest.Server, stop func(), err error) {
+	removeDB := func() {}
+	if !cfg.DatabaseGiven {
+		dir, err := os.MkdirTemp("", "saas-backend-emulator-")
+		if err != nil {
+			return nil, nil, fmt.Errorf("temporary database for -emulator: %w", err)
+		}
+		cfg.DatabaseURL = filepath.Join(dir, "marketplace.db")
+		removeDB = func() { _ = os.RemoveAll(dir) }
+	}
 	opts := []marketplacetest.Option{}
 	if cfg.ProviderID != "" {
 		opts = append(opts, marketplacetest.WithProviderID(cfg.ProviderID))
@@ -28,9 +43,10 @@ func startEmulator(cfg *config) (*marketplacetest.Server, error) {
 		service = marketplacetest.DefaultServiceName
 	}
 	opts = append(opts, marketplacetest.WithService(service, cfg.Metrics...))
-	emu, err := marketplacetest.NewServer(opts...)
+	emu, err = marketplacetest.NewServer(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("start the emulator: %w", err)
+		removeDB()
+		return nil, nil, fmt.Errorf("start the emulator: %w", err)
 	}
 	cfg.ProviderID, cfg.ServiceName = emu.ProviderID(), emu.ServiceName()
 	cfg.Project, cfg.Subscription = "vendor-project", emu.Subscription()
@@ -39,33 +55,7 @@ func startEmulator(cfg *config) (*marketplacetest.Server, error) {
 		_, _ = rand.Read(b[:])
 		cfg.OpsToken = hex.EncodeToString(b[:])
 	}
-	return emu, nil
-}
-
-// followWallClock moves the emulator's manual clock along with the wall
-// clock, so that time passes as in production (tokens expire, usage windows
-// close); the control API can still make it jump. stop ends it.
-func followWallClock(c *marketplacetest.Clock) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		last := time.Now()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-tick.C:
-				c.Advance(now.Sub(last))
-				last = now
-			}
-		}
-	})
-	return func() {
-		close(done)
-		wg.Wait()
-	}
+	return emu, func() { emu.Close(); removeDB() }, nil
 }
 
 func (b *backend) printEmulatorHelp(out io.Writer) {

@@ -98,7 +98,14 @@ type backend struct {
 
 // serve is run with the environment and a hook that tests use: ready is
 // called (if not nil) once the backend serves.
-func serve(ctx context.Context, args []string, getenv func(string) string, out io.Writer, ready func(*backend)) (err error) {
+func serve(ctx context.Context, args []string, getenv func(string) string, out io.Writer, ready func(*backend)) error {
+	return serveWithWallClock(ctx, args, getenv, time.Now, out, ready)
+}
+
+// serveWithWallClock is serve with the wall clock that the -emulator's clock
+// follows, which tests replace with one that stalls and steps back.
+func serveWithWallClock(ctx context.Context, args []string, getenv func(string) string, wall func() time.Time,
+	out io.Writer, ready func(*backend)) (err error) {
 	cfg, err := parseConfig(args, getenv, out)
 	if err != nil {
 		return err
@@ -114,12 +121,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	var signupOpts []marketplace.SignupOption
 	switch {
 	case cfg.Emulator:
-		emu, err := startEmulator(&b.cfg)
+		emu, stopEmulator, err := startEmulator(&b.cfg)
 		if err != nil {
 			return err
 		}
-		defer emu.Close()
-		defer followWallClock(emu.Clock())()
+		defer stopEmulator()                // after the store's Close, deferred below
+		defer emu.Clock().Follow(wall, 0)() // time passes as in production
 		b.emu, b.now = emu, emu.Clock().Now
 		googleOpts, pubsubOpts = emu.ClientOptions(), emu.PubSubOptions()
 		signupOpts = append(signupOpts, marketplace.WithSignupCertsURL(emu.CertsURL()))
@@ -143,17 +150,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		return runDoctor(ctx, cfg, googleOpts, scOpts, pubsubOpts, out)
 	}
 
-	// State.
-	b.store, err = openStore(ctx, cfg, b.log)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := b.store.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close the store: %w", cerr)
-		}
-	}()
-
 	// Metrics: the SDK's OpenTelemetry instruments, read by /metrics. The
 	// same MeterProvider goes to the Procurement client, the usage reporter
 	// and the processor.
@@ -171,6 +167,24 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	if err != nil {
 		return fmt.Errorf("procurement client: %w%s", err, credentialsHint)
 	}
+	ps, err := pubsub.NewClient(ctx, cfg.Project, pubsubOpts...)
+	if err != nil {
+		return fmt.Errorf("pubsub client for project %q: %w%s", cfg.Project, err, credentialsHint)
+	}
+	defer ps.Close()
+
+	// State, opened once the clients above have found their credentials:
+	// a start that cannot reach Google creates no database.
+	b.store, err = openStore(ctx, cfg, b.log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := b.store.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close the store: %w", cerr)
+		}
+	}()
+
 	reporterOpts := []usage.Option{
 		usage.WithClientOptions(scOpts...), usage.WithClock(b.now), usage.WithLogger(b.log),
 		usage.WithMeterProvider(meterProvider),
@@ -260,11 +274,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	}
 
 	// Pull from the subscription and report usage until shutdown.
-	ps, err := pubsub.NewClient(ctx, cfg.Project, pubsubOpts...)
-	if err != nil {
-		return fmt.Errorf("pubsub client for project %q: %w%s", cfg.Project, err, credentialsHint)
-	}
-	defer ps.Close()
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
 	sub := ps.Subscriber(cfg.Subscription)
@@ -313,17 +322,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 var errDoctorFailed = errors.New("configuration check failed (see the report above)")
 
 // runDoctor checks the configuration with marketplace.Doctor and prints the
-// report to out.
+// report to out. Every check runs, even when a client cannot be created.
 func runDoctor(ctx context.Context, cfg config, googleOpts, scOpts, pubsubOpts []option.ClientOption, out io.Writer) error {
-	ps, err := pubsub.NewClient(ctx, cfg.Project, pubsubOpts...)
-	if err != nil {
-		return fmt.Errorf("pubsub client for project %q: %w%s", cfg.Project, err, credentialsHint)
-	}
-	defer ps.Close()
 	report := marketplace.Doctor(ctx, marketplace.DoctorParams{
 		ProviderID:            cfg.ProviderID,
 		ProcurementOptions:    googleOpts,
-		PubSubClient:          ps,
+		PubSubProject:         cfg.Project,
+		PubSubOptions:         pubsubOpts,
 		Subscription:          cfg.Subscription,
 		ServiceName:           cfg.ServiceName,
 		ServiceControlOptions: scOpts,

@@ -52,13 +52,20 @@ func noEnv(string) string { return "" }
 // test ends, and checks that it then shuts down cleanly.
 func startBackend(t *testing.T, extraArgs ...string) (*backend, *syncBuffer) {
 	t.Helper()
+	return startBackendWallClock(t, time.Now, extraArgs...)
+}
+
+// startBackendWallClock is startBackend with the wall clock that the
+// emulator's clock follows.
+func startBackendWallClock(t *testing.T, wall func() time.Time, extraArgs ...string) (*backend, *syncBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
 	args := append([]string{"-emulator", "-listen", "127.0.0.1:0", "-ops-token", "ops-secret",
 		"-database", filepath.Join(t.TempDir(), "marketplace.db")}, extraArgs...)
 	ready := make(chan *backend, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, args, noEnv, out, func(b *backend) { ready <- b }) }()
+	go func() { done <- serveWithWallClock(ctx, args, noEnv, wall, out, func(b *backend) { ready <- b }) }()
 	var b *backend
 	select {
 	case b = <-ready:

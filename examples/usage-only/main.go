@@ -38,6 +38,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -113,7 +114,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		metrics = "requests"
 	}
 	fs.StringVar(&cfg.ServiceName, "service", getenv("MARKETPLACE_SERVICE_NAME"), "Service Control service name of the product ($MARKETPLACE_SERVICE_NAME)")
-	fs.StringVar(&cfg.DatabaseURL, "database", db, "SQLite file path or postgres:// URL ($DATABASE_URL)")
+	fs.StringVar(&cfg.DatabaseURL, "database", db, "SQLite file path or postgres:// URL ($DATABASE_URL; with -emulator only this flag counts, and the default is a temporary database deleted at exit)")
 	fs.StringVar(&cfg.Listen, "listen", listen, "HTTP listen address (default :$PORT when set)")
 	fs.StringVar(&metrics, "metrics", metrics, "usage metric ids, comma-separated ($MARKETPLACE_USAGE_METRICS)")
 	fs.StringVar(&cfg.OpsToken, "ops-token", getenv("MARKETPLACE_OPS_TOKEN"), "bearer token for /ops/ ($MARKETPLACE_OPS_TOKEN)")
@@ -124,6 +125,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	databaseGiven := false
+	fs.Visit(func(f *flag.Flag) { databaseGiven = databaseGiven || f.Name == "database" })
 	for _, m := range strings.Split(metrics, ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			cfg.Metrics = append(cfg.Metrics, m)
@@ -169,8 +172,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 			return fmt.Errorf("start the emulator: %w", err)
 		}
 		defer emu.Close()
-		defer followWallClock(emu.Clock())()
+		defer emu.Clock().Follow(nil, 0)() // time passes as in production
 		s.emu, s.cfg.ServiceName, s.now = emu, emu.ServiceName(), emu.Clock().Now
+		if !databaseGiven {
+			// Never $DATABASE_URL's ledger: its usage would be reported to Google.
+			dir, err := os.MkdirTemp("", "usage-only-emulator-")
+			if err != nil {
+				return fmt.Errorf("temporary database for -emulator: %w", err)
+			}
+			defer os.RemoveAll(dir) // after the store's Close, deferred below
+			cfg.DatabaseURL = filepath.Join(dir, "usage.db")
+		}
 		if s.cfg.OpsToken == "" {
 			s.cfg.OpsToken = "emulator"
 		}
@@ -383,29 +395,4 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 		v = map[string]string{"error": err.Error()}
 	}
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// followWallClock moves the emulator's manual clock along with the wall
-// clock (see examples/saas-backend).
-func followWallClock(c *marketplacetest.Clock) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		last := time.Now()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-tick.C:
-				c.Advance(now.Sub(last))
-				last = now
-			}
-		}
-	})
-	return func() {
-		close(done)
-		wg.Wait()
-	}
 }

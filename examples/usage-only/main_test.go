@@ -204,3 +204,26 @@ func TestUsageSourceAgainstEmulator(t *testing.T) {
 		15*time.Second, 20*time.Millisecond)
 	assert.Empty(t, s.emu.Violations())
 }
+
+// -emulator without -database never opens $DATABASE_URL's ledger, whose
+// usage would be reported to Google: it uses a temporary one.
+func TestEmulatorLedgerIsTemporary(t *testing.T) {
+	production := filepath.Join(t.TempDir(), "production.db")
+	ctx, cancel := context.WithCancel(t.Context())
+	ready := make(chan *service, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, []string{"-emulator", "-listen", "127.0.0.1:0"},
+			func(k string) string { return map[string]string{"DATABASE_URL": production}[k] }, &syncBuffer{},
+			func(s *service) { ready <- s })
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve: %v", err)
+	}
+	cancel()
+	require.NoError(t, <-done)
+	assert.NoFileExists(t, production)
+}

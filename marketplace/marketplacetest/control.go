@@ -329,7 +329,11 @@ func (s *Server) controlAdvanceClock(w http.ResponseWriter, r *http.Request) {
 		writeControlResult(w, nil, badControlRequest("clock:advance needs seconds or duration"))
 		return
 	}
-	now := s.clock.Advance(d)
+	now, err := s.clock.Advance(d)
+	if err != nil { // not reached: d was checked above; never a panic
+		writeControlResult(w, nil, badControlRequest("%v", err))
+		return
+	}
 	writeControlResult(w, map[string]string{"now": now.UTC().Format(time.RFC3339Nano)}, nil)
 }
 

@@ -241,6 +241,7 @@ func TestControlAPIErrors(t *testing.T) {
 		{"POST", "/control/purchase", map[string]any{"offerDuration": "P1Y", "offerEndTime": "2027-01-01T00:00:00Z"}, 400, "INVALID_ARGUMENT", ""},
 		{"POST", "/control/purchase", map[string]any{"accountId": "nope"}, 404, "NOT_FOUND", ""},
 		{"POST", "/control/clock:advance", map[string]any{"seconds": -1}, 400, "INVALID_ARGUMENT", "seconds"},
+		{"POST", "/control/clock:advance", map[string]any{"duration": "-1h"}, 400, "INVALID_ARGUMENT", "non-negative"},
 		{"POST", "/control/clock:advance", map[string]any{"seconds": 1e300}, 400, "INVALID_ARGUMENT", "seconds"},
 		{"POST", "/control/clock:advance", map[string]any{"duration": "soon"}, 400, "INVALID_ARGUMENT", "duration"},
 		{"POST", "/control/clock:advance", map[string]any{"duration": "1h", "seconds": 1}, 400, "INVALID_ARGUMENT", "not both"},

@@ -34,6 +34,8 @@
 // Clock is advanced past them (Clock.Advance and Clock.Set run the
 // server's scheduler synchronously before returning), and lazily before
 // every API call and customer action. Tick does the same on demand.
+// Clock.Follow moves the Clock along with the wall clock, for an emulator
+// that runs like production (examples/emulator, the examples' -emulator).
 // updateTime is strictly increasing per server: a change made while the
 // clock has not moved is stamped one microsecond after the previous one.
 // Timestamps are written like Google's JSON mapping of
@@ -169,7 +171,6 @@ package marketplacetest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -454,62 +455,4 @@ func (s *Server) Tick(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.runScheduledLocked()
-}
-
-// Clock is a manual clock: it moves only when told to. Emulated state and
-// tokens read it, and tests hand its Now to the code under test so both
-// agree on the time without sleeping.
-type Clock struct {
-	mu       sync.Mutex
-	now      time.Time
-	onChange func()
-}
-
-// NewClock returns a Clock set to t.
-func NewClock(t time.Time) *Clock { return &Clock{now: t} }
-
-// Now returns the clock's current time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d (negative d is refused) and, for a
-// server's clock, runs the server's scheduler before returning.
-func (c *Clock) Advance(d time.Duration) time.Time {
-	if d < 0 {
-		panic("marketplacetest: Clock.Advance with a negative duration")
-	}
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	now, hook := c.now, c.onChange
-	c.mu.Unlock()
-	if hook != nil {
-		hook()
-	}
-	return now
-}
-
-// Set moves the clock to t; t must not be before the current time. For a
-// server's clock it runs the server's scheduler before returning.
-func (c *Clock) Set(t time.Time) error {
-	c.mu.Lock()
-	if t.Before(c.now) {
-		c.mu.Unlock()
-		return errors.New("marketplacetest: clock cannot go backwards")
-	}
-	c.now = t
-	hook := c.onChange
-	c.mu.Unlock()
-	if hook != nil {
-		hook()
-	}
-	return nil
-}
-
-func (c *Clock) setOnChange(f func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.onChange = f
 }

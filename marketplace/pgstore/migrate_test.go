@@ -205,7 +205,7 @@ func TestMigrationAddsOffer(t *testing.T) {
 	// Back to version 2, as an older release left it, with one row. What
 	// later versions added goes too, so that they are applied again.
 	_, err := pool.Exec(ctx, "ALTER TABLE "+q+".entitlements DROP COLUMN offer; DROP TABLE "+q+".used_signup_tokens;"+
-		" ALTER TABLE "+q+".usage_windows DROP COLUMN lease_token;"+
+		" ALTER TABLE "+q+".usage_windows DROP COLUMN lease_token; DROP TABLE "+q+".marketplace_origin;"+
 		" DELETE FROM "+q+".schema_migrations WHERE version >= 3")
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, "INSERT INTO "+q+`.entitlements (id, account_id, product, plan, pending_plan, state, usage_reporting_id,

@@ -63,6 +63,7 @@ func Run(t *testing.T, h Harness) {
 		{"Ledger", ledgerCases},        // usage.Ledger, for stores that implement it
 		{"UsedTokens", usedTokenCases}, // marketplace.UsedTokens, likewise
 		{"View", viewCases},
+		{"Origin", originCases}, // marketplace.OriginRecorder, for stores that implement it
 	}
 	for _, area := range areas {
 		t.Run(area.name, func(t *testing.T) {
