@@ -63,6 +63,9 @@ func testFaultsNeverLoseOrDoubleBill(t *testing.T, mode string) {
 	dups := requireNoDoubleBilling(t, e.srv)
 	for _, c := range cs {
 		assert.Equal(t, want[c.UsageReportingID], billedOnce(e.srv, c.UsageReportingID, metricRequests))
+		if e.table != nil {
+			assert.Equal(t, e.table.total(c.EntitlementID, "requests"), billedOnce(e.srv, c.UsageReportingID, metricRequests), "billed = the source's totals")
+		}
 	}
 	windows, err := e.ledger.ListWindows(t.Context(), usage.WindowQuery{States: []usage.WindowState{usage.StateReported}})
 	require.NoError(t, err)
