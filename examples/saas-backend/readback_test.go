@@ -36,8 +36,9 @@ func TestOpsUsageReported(t *testing.T) {
 	}
 	b.emu.Clock().Advance(2 * time.Hour)
 	metric := b.emu.ServiceName() + "/requests"
-	require.Eventually(t, func() bool { return b.emu.BilledTotal(ents[1].UsageReportingID, metric) == 7 },
-		15*time.Second, 20*time.Millisecond, "usage billed")
+	require.Eventually(t, func() bool {
+		return b.emu.BilledTotal(ents[0].UsageReportingID, metric) == 7 && b.emu.BilledTotal(ents[1].UsageReportingID, metric) == 7
+	}, 15*time.Second, 20*time.Millisecond, "usage billed")
 	auth := []string{"Authorization", "Bearer ops-secret"}
 
 	status, _ := get(t, b.url+"/ops/usage/reported")

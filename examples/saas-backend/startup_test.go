@@ -21,7 +21,7 @@ func withoutCredentials(t *testing.T) (dir string, env map[string]string) {
 	t.Chdir(dir)
 	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", filepath.Join(t.TempDir(), "no-such-key.json"))
 	return dir, map[string]string{envProvider: "acme", envProject: "vendor-project", envSubscription: "marketplace",
-		envService: "acme.endpoints.vendor-project.cloud.goog"}
+		envService: "acme.endpoints.vendor-project.cloud.goog", envSessionKey: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
 }
 
 // A start against Google without credentials used to create and migrate
