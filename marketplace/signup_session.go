@@ -338,10 +338,17 @@ func (s *SignupSessions) unseal(value string) (SignupSession, error) {
 // session must be for that account (ErrSessionAccount otherwise). Every
 // error is a *SignupSessionError.
 func (s *SignupSessions) Open(r *http.Request, accountID string) (SignupSession, error) {
-	c, err := r.Cookie(s.cookie)
-	if err != nil {
+	cs := r.CookiesNamed(s.cookie)
+	switch {
+	case len(cs) == 0:
 		return SignupSession{}, sessionErr(ErrSessionMissing, "")
+	case len(cs) > 1:
+		// Browsers send the cookie with the longest path first, so one
+		// planted from a sibling subdomain or over plain HTTP would shadow
+		// the genuine one: refuse rather than guess.
+		return SignupSession{}, sessionErr(ErrSessionMalformed, "%d cookies named %s", len(cs), s.cookie)
 	}
+	c := cs[0]
 	sess, err := s.unseal(c.Value)
 	if err != nil {
 		return SignupSession{}, err
@@ -357,6 +364,24 @@ func (s *SignupSessions) setCookie(w http.ResponseWriter, r *http.Request, value
 	http.SetCookie(w, &http.Cookie{
 		Name: s.cookie, Value: value, Path: s.path, MaxAge: int(s.lifetime / time.Second),
 		HttpOnly: true, SameSite: http.SameSiteLaxMode,
-		Secure: s.secure || r.TLS != nil || strings.ToLower(r.Header.Get("X-Forwarded-Proto")) == "https",
+		Secure: s.secure || r.TLS != nil || forwardedHTTPS(r.Header),
 	})
+}
+
+// forwardedHTTPS reports whether the proxy in front says the client came
+// over HTTPS: the first entry of X-Forwarded-Proto or Forwarded's proto.
+// Trusting it can only add Secure to the cookie.
+func forwardedHTTPS(h http.Header) bool {
+	first, _, _ := strings.Cut(h.Get("X-Forwarded-Proto"), ",")
+	if strings.EqualFold(strings.TrimSpace(first), "https") {
+		return true
+	}
+	first, _, _ = strings.Cut(h.Get("Forwarded"), ",")
+	for _, kv := range strings.Split(first, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
+		if strings.EqualFold(k, "proto") && strings.EqualFold(strings.Trim(v, `"`), "https") {
+			return true
+		}
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package marketplace
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -48,7 +49,17 @@ func (s *SignupSessions) Begin(formURL string) http.Handler {
 			s.fail(w, r, status, err, claims.AccountID)
 			return
 		}
-		first, err := s.used.UseToken(r.Context(), key, claims.ExpiresAt.Add(s.v.check.leeway))
+		// Seal first: a session that cannot be made (a token with very many
+		// orders) must not use the token up, or every retry would be refused.
+		value, err := s.seal(claims, key)
+		if err != nil {
+			s.fail(w, r, http.StatusInternalServerError, err, claims.AccountID)
+			return
+		}
+		// Kept past the token's expiry by a whole token lifetime, so that
+		// replicas whose clocks differ (prune runs on each one's clock)
+		// cannot forget a token another one still accepts.
+		first, err := s.used.UseToken(r.Context(), key, claims.ExpiresAt.Add(s.v.check.leeway+MaxTokenLifetime))
 		if err != nil {
 			s.logger.LogAttrs(r.Context(), slog.LevelError, "marketplace: sign-up: recording the token as used",
 				slog.String("account_id", claims.AccountID), slog.String("error", err.Error()))
@@ -64,11 +75,6 @@ func (s *SignupSessions) Begin(formURL string) http.Handler {
 			return
 		}
 		s.prune(r.Context())
-		value, err := s.seal(claims, key)
-		if err != nil {
-			s.fail(w, r, http.StatusInternalServerError, err, claims.AccountID)
-			return
-		}
 		s.setCookie(w, r, value)
 		http.Redirect(w, r, formURL, http.StatusSeeOther)
 	})
@@ -230,6 +236,14 @@ func ParseSignupSessionKeys(s string) ([][]byte, error) {
 		}
 		if len(k) < MinSignupSessionKeySize {
 			return nil, fmt.Errorf("marketplace: sign-up session key %d has %d bytes, want at least %d", i, len(k), MinSignupSessionKeySize)
+		}
+		if bytes.Count(k, k[:1]) == len(k) {
+			return nil, fmt.Errorf("marketplace: sign-up session key %d is one byte repeated: generate it with openssl rand -base64 32", i)
+		}
+		for j, prev := range keys {
+			if bytes.Equal(prev, k) {
+				return nil, fmt.Errorf("marketplace: sign-up session keys %d and %d are the same", j, i)
+			}
 		}
 		keys = append(keys, k)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -24,9 +25,16 @@ import (
 )
 
 var (
-	sessionKeyA = bytes.Repeat([]byte("a"), marketplace.MinSignupSessionKeySize)
-	sessionKeyB = bytes.Repeat([]byte("b"), marketplace.MinSignupSessionKeySize)
+	sessionKeyA = sessionKey("a")
+	sessionKeyB = sessionKey("b")
 )
+
+// sessionKey is a test key of MinSignupSessionKeySize bytes, not one byte
+// repeated (ParseSignupSessionKeys refuses those).
+func sessionKey(seed string) []byte {
+	k := sha256.Sum256([]byte(seed))
+	return bytes.Repeat(k[:], marketplace.MinSignupSessionKeySize/len(k)+1)[:marketplace.MinSignupSessionKeySize]
+}
 
 // sessionEnv is the sign-up flow as a vendor mounts it: Begin at /signup,
 // Handler at /signup/form, recording the sessions the page received.
@@ -389,7 +397,9 @@ func TestParseSignupSessionKeys(t *testing.T) {
 	keys, err := marketplace.ParseSignupSessionKeys(" " + a + ", " + b + " ")
 	require.NoError(t, err)
 	assert.Equal(t, [][]byte{sessionKeyA, sessionKeyB}, keys)
-	for _, bad := range []string{"", " , ", "not base64!", base64.StdEncoding.EncodeToString(sessionKeyA[:16])} {
+	weak := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("a"), marketplace.MinSignupSessionKeySize))
+	for _, bad := range []string{"", " , ", "not base64!", base64.StdEncoding.EncodeToString(sessionKeyA[:16]),
+		weak, a + "," + a} {
 		_, err := marketplace.ParseSignupSessionKeys(bad)
 		assert.Error(t, err, "%q", bad)
 	}
@@ -448,4 +458,56 @@ func BenchmarkSignupSessionOpen(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// Review findings on the session flow, each refused now.
+func TestSignupSessionReviewFindings(t *testing.T) {
+	t.Parallel()
+	t.Run("a second cookie of the session's name is refused, not guessed", func(t *testing.T) {
+		t.Parallel()
+		env := newSessionEnv(t, [][]byte{sessionKeyA})
+		mine := env.startSession(t, "acct-victim")
+		planted := env.startSession(t, "acct-attacker")
+		req, err := http.NewRequest(http.MethodGet, env.srv.URL+"/signup/form", nil)
+		require.NoError(t, err)
+		req.AddCookie(planted)
+		req.AddCookie(mine)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	})
+	t.Run("a token whose session cannot be made is not used up", func(t *testing.T) {
+		t.Parallel()
+		env := newSessionEnv(t, [][]byte{sessionKeyA})
+		orders := make([]string, 110) // a token under MaxTokenSize, a session over the cookie limit
+		for i := range orders {
+			orders[i] = fmt.Sprintf("order-%04d-%s", i, strings.Repeat("x", 20))
+		}
+		tok, err := env.s.MintSignupToken(marketplacetest.TokenParams{Subject: "acct-orders", Audience: signupTestAudience,
+			Google: map[string]any{"roles": []string{"account_admin"}, "user_identity": "u-1", "orders": orders}})
+		require.NoError(t, err)
+		resp := env.begin(t, tok)
+		require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+		first, err := env.store.UseToken(t.Context(), "probe", time.Now().Add(time.Hour))
+		require.NoError(t, err)
+		require.True(t, first)
+		resp = env.begin(t, tok)
+		assert.Equal(t, http.StatusInternalServerError, resp.StatusCode, "the same answer again, not \"already used\"")
+	})
+	t.Run("Secure behind a proxy that lists several protocols", func(t *testing.T) {
+		t.Parallel()
+		env := newSessionEnv(t, [][]byte{sessionKeyA})
+		for _, h := range [][2]string{{"X-Forwarded-Proto", "https, http"}, {"Forwarded", "for=1.2.3.4;proto=https"}} {
+			req, err := http.NewRequest(http.MethodPost, env.srv.URL+"/signup",
+				strings.NewReader(url.Values{marketplace.SignupTokenField: {env.s.SignupToken("acct-"+h[0], signupTestAudience)}}.Encode()))
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set(h[0], h[1])
+			resp, err := http.DefaultTransport.RoundTrip(req)
+			require.NoError(t, err)
+			_ = resp.Body.Close()
+			assert.True(t, sessionCookie(t, resp).Secure, h[0])
+		}
+	})
 }

@@ -191,10 +191,12 @@ func (r *Reporter) confirm(ctx context.Context, confirmer EndConfirmer, p SealPa
 			continue
 		}
 		if end.IsZero() {
-			// Gone, and when it ended is no longer readable: the registered
-			// End stands; without one, wait for it (the Processor registers
-			// it when it handles the deletion) rather than guess.
-			if c.End.IsZero() {
+			// Gone, and when it ended is no longer readable: an End already
+			// in effect stands; otherwise (none, or a future one such as a
+			// pending cancellation's term end, which does not bound this
+			// window) wait for one (the Processor registers it when it
+			// handles the deletion) rather than guess.
+			if !p.EndedBy(c.Consumer) {
 				held[c.EntitlementID] = true
 				reasons[c.EntitlementID] = "the entitlement was deleted and its end is not registered yet"
 			}
@@ -321,9 +323,6 @@ func (r *Reporter) alertHeld(ctx context.Context, all []ConsumerState, held map[
 // Register is about to set an End on a known consumer (known false
 // otherwise), so that an End learned after sealing can be surfaced.
 func (r *Reporter) consumerBeforeEnd(ctx context.Context, c Consumer) (prev ConsumerState, known bool, err error) {
-	if c.End.IsZero() {
-		return ConsumerState{}, false, nil
-	}
 	prev, err = r.ledger.GetConsumer(ctx, c.EntitlementID)
 	if errors.Is(err, ErrUnknownConsumer) {
 		return ConsumerState{}, false, nil

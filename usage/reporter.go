@@ -386,10 +386,19 @@ func (r *Reporter) Register(ctx context.Context, c Consumer) error {
 	if err != nil {
 		return fmt.Errorf("usage: register %s: %w", c.EntitlementID, err)
 	}
+	// An End in effect is not moved later: a later End registered after it,
+	// such as the processing time of a deletion or the updateTime of the
+	// CANCELLED that follows a term's end, would reopen the usage in
+	// between. Clearing End (a reverted cancellation) is still honoured.
+	if known && !prev.End.IsZero() && !prev.End.After(r.cfg.now()) && c.End.After(prev.End) {
+		r.log.WarnContext(ctx, "usage: register keeps the end already in effect; a later end is ignored",
+			slog.String("entitlement", c.EntitlementID), slog.Time("end", prev.End), slog.Time("asked", c.End))
+		c.End = prev.End
+	}
 	if err := r.ledger.PutConsumer(ctx, c, frontier); err != nil {
 		return fmt.Errorf("usage: register %s: %w", c.EntitlementID, err)
 	}
-	if known {
+	if known && !c.End.IsZero() {
 		r.checkBilledAfterEnd(ctx, prev, c.End)
 	}
 	return nil

@@ -1,0 +1,142 @@
+package usage_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	mt "github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+	"github.com/gcpmarketplace/gcpmarketplace/procurement"
+	"github.com/gcpmarketplace/gcpmarketplace/usage"
+)
+
+// An End confirmed by Procurement (and sealed through) is moved
+// later by a subsequent Register (what the marketplace Processor does when
+// it handles a cancellation message after the entitlement was deleted:
+// End = prev.CancelTime, zero, so End = now). The reporter then accepts
+// and billed usage between the real end and the new End. An End in
+// effect is now kept.
+func TestConfirmedEndNotMovedLaterByRegister(t *testing.T) {
+	for _, mode := range usageModes {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnvMode(t, mode, 0, nil)
+			e.confirmed()
+			ctx := context.Background()
+			t0 := e.clock.Now()
+			c := e.consumer(time.Time{}, time.Time{})
+			e.use(c, "requests", 10, t0.Add(10*time.Minute), nil)
+			require.NoError(t, e.clock.Set(t0.Add(20*time.Minute)))
+			require.NoError(t, e.srv.Cancel(ctx, c.EntitlementID, true))
+			end := e.clock.Now()
+
+			// The flush at +62m learns the end from Procurement: bills 10.
+			require.NoError(t, e.clock.Set(t0.Add(62*time.Minute)))
+			e.drain(time.Minute, 5)
+			require.Equal(t, int64(10), billedOnce(e.srv, c.UsageReportingID, metricRequests))
+			st, err := e.ledger.GetConsumer(ctx, c.EntitlementID)
+			require.NoError(t, err)
+			require.WithinDuration(t, end, st.End, time.Millisecond)
+
+			// Entitlement deleted; the processor, which never saw the
+			// cancellation, registers End = now.
+			require.NoError(t, e.srv.DeleteEntitlement(ctx, c.EntitlementID))
+			require.NoError(t, e.clock.Set(t0.Add(70*time.Minute)))
+			late := c
+			late.End = e.clock.Now()
+			require.NoError(t, e.rep.Register(ctx, late))
+
+			// Usage after the real end (the vendor kept serving / its table has it).
+			if e.table != nil {
+				e.table.add(c.EntitlementID, metricRequests, 400, t0.Add(30*time.Minute), nil)
+			} else {
+				err = e.rep.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 400, Time: t0.Add(30 * time.Minute)})
+				assert.ErrorIs(t, err, usage.ErrAfterEnd, "usage after the confirmed end must be refused")
+			}
+			require.NoError(t, e.clock.Set(t0.Add(75*time.Minute)))
+			e.drain(time.Minute, 5)
+			assert.Equal(t, int64(10), billedOnce(e.srv, c.UsageReportingID, metricRequests), "billed past the confirmed cancellation")
+		})
+	}
+}
+
+// The same through a cancellation at the end of the term: the
+// reporter confirms End = offerEndTime while the entitlement is still
+// PENDING_CANCELLATION; Google flips it to CANCELLED later, and the
+// Processor registers End = updateTime (prev.CancelTime is zero for a
+// pending cancellation): End moved later and usage in between was billed.
+func TestTermEndCancellationNotMovedLater(t *testing.T) {
+	e := newEnv(t, nil)
+	e.confirmed()
+	ctx := context.Background()
+	t0 := e.clock.Now()
+	id, err := e.srv.Purchase(ctx, mt.PurchaseParams{UsageBased: true, OfferEndTime: e.clock.Now().Add(3*time.Hour + 30*time.Minute)})
+	require.NoError(t, err)
+	pc0, err := procurement.NewClient(ctx, e.srv.ProviderID(), procurement.WithClientOptions(e.srv.ClientOptions()...), procurement.WithClock(e.clock.Now))
+	require.NoError(t, err)
+	ent0, _ := e.srv.Entitlement(id)
+	_, err = pc0.ApproveAccountSignup(ctx, ent0.AccountID)
+	require.NoError(t, err)
+	_, err = pc0.ApproveEntitlement(ctx, id, nil)
+	require.NoError(t, err)
+	ent, _ := e.srv.Entitlement(id)
+	c := usage.Consumer{EntitlementID: id, UsageReportingID: ent.UsageReportingID}
+	require.NoError(t, e.rep.Register(ctx, c))
+	offerEnd := ent.OfferEndTime
+	require.False(t, offerEnd.IsZero(), "purchase has an offer end")
+	t.Logf("t0 %v offerEnd %v", t0, offerEnd)
+	require.NoError(t, e.srv.Cancel(ctx, c.EntitlementID, false))
+	// the processor registers the pending cancellation's end
+	pc := c
+	pc.End = offerEnd
+	require.NoError(t, e.rep.Register(ctx, pc))
+	e.record(c, "requests", 10, offerEnd.Add(-10*time.Minute), nil)
+	require.NoError(t, e.clock.Set(offerEnd.Add(2*time.Minute)))
+	e.drain(time.Minute, 60)
+	// Google flips it to CANCELLED 40 minutes after the term's end.
+	require.NoError(t, e.clock.Set(offerEnd.Add(40*time.Minute)))
+	require.NoError(t, e.srv.EndTerm(ctx, c.EntitlementID))
+	ent, _ = e.srv.Entitlement(c.EntitlementID)
+	cc := c
+	cc.End = ent.UpdateTime // registerUsage: CANCELLED, prev.CancelTime zero
+	require.NoError(t, e.rep.Register(ctx, cc))
+	err = e.rep.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 400, Time: offerEnd.Add(20 * time.Minute)})
+	assert.ErrorIs(t, err, usage.ErrAfterEnd)
+	require.NoError(t, e.clock.Set(offerEnd.Add(2*time.Hour)))
+	e.drain(time.Minute, 5)
+	assert.Equal(t, int64(10), billedOnce(e.srv, c.UsageReportingID, metricRequests))
+}
+
+// An entitlement with a registered future End (a pending
+// cancellation at its term end) is cancelled and deleted at once (the
+// customer closes the account: DeleteAccount). ConfirmEnds answers the zero
+// time (404), prepareSeal "keeps the registered End" although it does not
+// bound the window being sealed, and the usage after the deletion was
+// billed. The consumer is now held until an End in effect is registered.
+func TestDeletedWithFutureEndHeld(t *testing.T) {
+	e := newEnv(t, nil)
+	e.confirmed()
+	ctx := context.Background()
+	t0 := e.clock.Now()
+	c := e.consumer(time.Time{}, time.Time{})
+	c.End = t0.Add(30 * 24 * time.Hour) // pending cancellation at the term end
+	require.NoError(t, e.rep.Register(ctx, c))
+	e.record(c, "requests", 10, t0.Add(10*time.Minute), nil)
+	require.NoError(t, e.clock.Set(t0.Add(20*time.Minute)))
+	ent, _ := e.srv.Entitlement(c.EntitlementID)
+	require.NoError(t, e.srv.DeleteAccount(ctx, ent.AccountID))
+	e.record(c, "requests", 400, t0.Add(30*time.Minute), nil)
+	require.NoError(t, e.clock.Set(t0.Add(62*time.Minute)))
+	e.drain(time.Minute, 5)
+	assert.Equal(t, int64(0), billedOnce(e.srv, c.UsageReportingID, metricRequests), "held until an End in effect is registered")
+
+	// The processor handles the deletion and registers its end.
+	gone := c
+	gone.End = t0.Add(20 * time.Minute)
+	require.NoError(t, e.rep.Register(ctx, gone))
+	require.NoError(t, e.clock.Set(t0.Add(64*time.Minute)))
+	e.drain(time.Minute, 5)
+	assert.Equal(t, int64(10), billedOnce(e.srv, c.UsageReportingID, metricRequests), "only the usage before the deletion")
+}
