@@ -45,6 +45,11 @@
 //
 // # Fidelity
 //
+// Package conformance (marketplace/marketplacetest/conformance) states the
+// behaviours the SDK depends on as tests against any endpoint; they run
+// against this emulator in CI and, read-only, against Google when a sandbox
+// listing is named in GCPMARKETPLACE_CONFORMANCE_* (see that package).
+//
 // Documented behaviour the emulator follows (Procurement discovery revision
 // 20251012, Service Control v1, the Marketplace partner guides):
 //
