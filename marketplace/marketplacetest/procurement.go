@@ -116,16 +116,24 @@ type wireErrorBody struct {
 }
 
 type wireErrorStatus struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
-	Status  string `json:"status"`
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Status  string          `json:"status"`
+	Details []wireErrorInfo `json:"details,omitempty"`
 }
 
-func writeError(w http.ResponseWriter, code int, status, message string) {
-	writeJSON(w, code, wireErrorBody{Error: wireErrorStatus{Code: code, Message: message, Status: status}})
+// writeError answers an error of request r in Google's JSON error format,
+// with its ErrorInfo in details.
+func writeError(w http.ResponseWriter, r *http.Request, code int, status, message string) {
+	writeJSON(w, code, wireErrorBody{Error: wireErrorStatus{
+		Code: code, Message: message, Status: status,
+		Details: []wireErrorInfo{errorInfo(r, status)},
+	}})
 }
 
-func writeAPIError(w http.ResponseWriter, e *apiError) { writeError(w, e.code, e.status, e.message) }
+func writeAPIError(w http.ResponseWriter, r *http.Request, e *apiError) {
+	writeError(w, r, e.code, e.status, e.message)
+}
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	b, err := json.Marshal(v)
@@ -323,17 +331,17 @@ func (s *Server) wireEntitlementLocked(e *entitlement) wireEntitlement {
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	rt, ok := parseRoute(r)
 	if !ok {
-		writeError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("Method not found: %s %s", r.Method, shorten(r.URL.Path, 200)))
+		writeError(w, r, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("Method not found: %s %s", r.Method, shorten(r.URL.Path, 200)))
 		return
 	}
 	if e := checkQuery(r, rt.method); e != nil {
-		writeAPIError(w, e)
+		writeAPIError(w, r, e)
 		return
 	}
 	limit := int64(maxBodyBytes)
 	body, e := readBody(r, limit)
 	if e != nil {
-		writeAPIError(w, e)
+		writeAPIError(w, r, e)
 		return
 	}
 	var resp any
@@ -346,7 +354,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		resp, e = s.procurement(rt, r, body)
 	}
 	if e != nil {
-		writeAPIError(w, e)
+		writeAPIError(w, r, e)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)

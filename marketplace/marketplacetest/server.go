@@ -59,8 +59,13 @@
 //     query parameters are rejected with 400 INVALID_ARGUMENT, as Google's
 //     front end does; the standard system parameters (alt, prettyPrint,
 //     fields, key, quotaUser, $.xgafv, ...) are accepted and ignored.
-//   - Errors use Google's JSON shape {"error":{"code","message","status"}}
-//     so the generated clients return *googleapi.Error.
+//   - Errors use Google's JSON shape {"error":{"code","message","status",
+//     "details"}} so the generated clients return *googleapi.Error; details
+//     hold one google.rpc.ErrorInfo (AIP-193). A 403 carries reason
+//     IAM_PERMISSION_DENIED in domain iam.googleapis.com with the permission
+//     and resource in metadata; a 429 RATE_LIMIT_EXCEEDED in googleapis.com.
+//     Other reasons are undocumented for these APIs: the emulator uses the
+//     status name (NOT_FOUND, FAILED_PRECONDITION, ...) in the API's domain.
 //   - Accounts are created ACCOUNT_ACTIVE with a PENDING "signup"
 //     approval. approvalName may be omitted (only one approval exists).
 //     Reasons longer than 256 bytes are truncated, as documented.

@@ -27,6 +27,11 @@ type Target struct {
 	// account that owns it.
 	EntitlementID string
 	AccountID     string
+	// UnapprovedAccountEntitlementID is an entitlement awaiting approval
+	// whose account has not signed up, for the behaviours that call a
+	// mutating method expecting it to fail. Emulator only: FromEnv never
+	// sets it, and those behaviours skip without it.
+	UnapprovedAccountEntitlementID string
 }
 
 // Environment variables naming a sandbox listing for FromEnv.
@@ -84,6 +89,9 @@ func Behaviours() []Behaviour {
 		{"EntitlementListPages", EntitlementListPages},
 		{"EntitlementNotFound", EntitlementNotFound},
 		{"ServiceCheck", ServiceCheck},
+		{"ErrorInfoNotFound", ErrorInfoNotFound},
+		{"ErrorInfoPermissionDenied", ErrorInfoPermissionDenied},
+		{"ErrorInfoFailedPrecondition", ErrorInfoFailedPrecondition},
 	}
 }
 

@@ -8,8 +8,9 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest/conformance"
 )
 
-// emulatorTarget starts the emulator with a customer who bought twice (so
-// that paging has something to page) and points the suite at it.
+// emulatorTarget starts the emulator with an approved usage-based
+// entitlement and a second one whose account has not signed up (so that
+// paging has something to page), and points the suite at it.
 func emulatorTarget(t *testing.T) conformance.Target {
 	t.Helper()
 	ctx := context.Background()
@@ -22,7 +23,8 @@ func emulatorTarget(t *testing.T) conformance.Target {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Purchase(ctx, marketplacetest.PurchaseParams{Plan: "pro"}); err != nil {
+	pending, err := s.Purchase(ctx, marketplacetest.PurchaseParams{Plan: "pro"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return conformance.Target{
@@ -31,6 +33,8 @@ func emulatorTarget(t *testing.T) conformance.Target {
 		ServiceName:   s.ServiceName(),
 		EntitlementID: entID,
 		AccountID:     acct,
+
+		UnapprovedAccountEntitlementID: pending,
 	}
 }
 
