@@ -338,6 +338,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, r, e)
 		return
 	}
+	sel, e := parseFields(r.URL.Query().Get("fields"))
+	if e != nil {
+		writeAPIError(w, r, e)
+		return
+	}
 	limit := int64(maxBodyBytes)
 	body, e := readBody(r, limit)
 	if e != nil {
@@ -356,6 +361,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if e != nil {
 		writeAPIError(w, r, e)
 		return
+	}
+	if sel != nil {
+		// partial fails only where writeJSON fails too (answering 500).
+		if resp, err := partial(resp, sel); err == nil {
+			writeJSON(w, http.StatusOK, resp)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

@@ -58,7 +58,13 @@
 //     services.report. Unknown JSON fields in a request body and unknown
 //     query parameters are rejected with 400 INVALID_ARGUMENT, as Google's
 //     front end does; the standard system parameters (alt, prettyPrint,
-//     fields, key, quotaUser, $.xgafv, ...) are accepted and ignored.
+//     key, quotaUser, $.xgafv, ...) are accepted and ignored, except fields.
+//   - fields (partial response, Google's "Partial response" syntax:
+//     "a,b/c,d(e,f)", "*") answers only the selected fields, arrays element
+//     by element; a malformed selection is 400 INVALID_ARGUMENT. A name the
+//     response lacks selects nothing (undocumented whether Google refuses
+//     names outside the schema; the emulator cannot tell them from unset
+//     fields).
 //   - Errors use Google's JSON shape {"error":{"code","message","status",
 //     "details"}} so the generated clients return *googleapi.Error; details
 //     hold one google.rpc.ErrorInfo (AIP-193). A 403 carries reason

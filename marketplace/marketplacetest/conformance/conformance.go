@@ -92,6 +92,8 @@ func Behaviours() []Behaviour {
 		{"ErrorInfoNotFound", ErrorInfoNotFound},
 		{"ErrorInfoPermissionDenied", ErrorInfoPermissionDenied},
 		{"ErrorInfoFailedPrecondition", ErrorInfoFailedPrecondition},
+		{"PartialResponseGet", PartialResponseGet},
+		{"PartialResponseList", PartialResponseList},
 	}
 }
 
