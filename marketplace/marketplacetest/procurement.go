@@ -737,7 +737,7 @@ func (s *Server) filterAttrs(e *entitlement) func(string) []string {
 		switch name {
 		case "account":
 			return []string{e.accountID}
-		case "product_external_name", "services":
+		case "product", "product_external_name", "services":
 			return one(e.product)
 		case "offer":
 			return one(e.offer)

@@ -88,7 +88,9 @@
 //     PENDING_PLAN_CHANGE; usageReportingId only for usage-based purchases.
 //   - accounts.list pageSize defaults to 25 (max 200); entitlements.list
 //     pageSize defaults to 200. Filters follow the entitlements.list
-//     reference (attributes, quoting, AND/OR/NOT, ":" for repeated fields).
+//     reference (attributes, quoting, AND/OR/NOT, ":" for repeated fields),
+//     including the product attribute of its examples
+//     (product="providerId:productId", NOT (product=foo-product)).
 //   - Automatic offer approval replaces ENTITLEMENT_CREATION_REQUESTED and
 //     ENTITLEMENT_PLAN_CHANGE_REQUESTED with ENTITLEMENT_OFFER_ACCEPTED.
 //   - Message bodies follow the documented shapes: account messages carry

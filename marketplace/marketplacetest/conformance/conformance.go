@@ -87,6 +87,7 @@ func Behaviours() []Behaviour {
 		{"AccountGet", AccountGet},
 		{"EntitlementListByAccount", EntitlementListByAccount},
 		{"EntitlementListPages", EntitlementListPages},
+		{"FilterProduct", FilterProduct},
 		{"EntitlementNotFound", EntitlementNotFound},
 		{"ServiceCheck", ServiceCheck},
 		{"ErrorInfoNotFound", ErrorInfoNotFound},

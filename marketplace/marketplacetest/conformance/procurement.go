@@ -114,3 +114,39 @@ func EntitlementNotFound(t *testing.T, tgt Target) {
 	_, err := Procurement(t, tgt).Providers.Entitlements.Get(name).Context(ctx).Do()
 	APIError(t, err, http.StatusNotFound)
 }
+
+// FilterProduct: the product attribute of the discovery document's filter
+// examples, written "providerId:productId" or bare, selects the
+// entitlement, and NOT (product=...) leaves it out.
+func FilterProduct(t *testing.T, tgt Target) {
+	ctx := context.Background()
+	svc := Procurement(t, tgt)
+	e, err := svc.Providers.Entitlements.Get(tgt.entitlementName()).Context(ctx).Do()
+	if err != nil {
+		t.Fatalf("get %s: %v", tgt.entitlementName(), err)
+	}
+	lists := func(filter string) bool {
+		t.Helper()
+		found := false
+		err := svc.Providers.Entitlements.List(tgt.provider()).Filter(filter).Pages(ctx, func(r *ccpListResponse) error {
+			for _, x := range r.Entitlements {
+				found = found || x.Name == e.Name
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("filter %q: %v", filter, err)
+		}
+		return found
+	}
+	for filter, want := range map[string]bool{
+		fmt.Sprintf("product=%q", tgt.ProviderID+":"+e.Product):        true,
+		fmt.Sprintf("product=%q", e.Product):                           true,
+		fmt.Sprintf("NOT (product=%q)", e.Product):                     false,
+		fmt.Sprintf("product=%q", tgt.ProviderID+":conformance-other"): false,
+	} {
+		if got := lists(filter); got != want {
+			t.Errorf("filter %s lists %s: %v, want %v", filter, e.Name, got, want)
+		}
+	}
+}
