@@ -107,20 +107,34 @@
 //     (400 INVALID_ARGUMENT); int64Value is a JSON string; per-operation
 //     failures are reportErrors in a 200 response.
 //
-// Choices made where Google's documentation is silent:
+// Choices made where Google's documentation is silent (each named
+// "undocumented" with the reason it was chosen where it is a guess):
 //
 //   - Any call in the wrong state (approving twice, approving an approval
 //     that is already APPROVED, rejecting a plan change that is not pending,
 //     a pendingPlanName that is not the current newPendingPlan) answers 400
-//     FAILED_PRECONDITION "Precondition check failed.".
+//     FAILED_PRECONDITION "Precondition check failed.". Undocumented for an
+//     already APPROVED approval: chosen because it is the answer Google is
+//     documented to give for the neighbouring case (approving an
+//     entitlement before sign-up, codelab issue #10), and because an
+//     emulator that accepted a second approve would hide a client that
+//     does not re-read state before acting (one that does can tell "already
+//     done" from a real failure).
 //   - A path naming another provider answers 403 PERMISSION_DENIED (Google
 //     checks IAM on the parent before it looks the resource up); an unknown
 //     account or entitlement under the right provider answers 404
 //     NOT_FOUND.
-//   - entitlements.suspend ("not yet supported") answers 501 UNIMPLEMENTED
-//     after the entitlement is looked up (so an unknown one is still 404).
+//   - entitlements.suspend answers 501 UNIMPLEMENTED after the entitlement
+//     is looked up (so an unknown one is still 404). The discovery document
+//     says only "not yet supported"; undocumented which status Google
+//     answers: chosen because UNIMPLEMENTED is google.rpc's code for a
+//     method that exists but is not served, and it is not retryable.
 //   - patch requires updateMask; anything other than messageToUser
 //     (message_to_user) in it is 400 INVALID_ARGUMENT.
+//   - A pageSize above 200 is capped at 200 rather than refused, for
+//     entitlements.list as for accounts.list: the discovery document states
+//     the maximum of 200 for accounts only; undocumented for entitlements,
+//     chosen the same so that a client never relies on larger pages.
 //   - Page tokens are opaque, bound to the filter they were issued for,
 //     and survive inserts and deletes; a malformed or foreign token is 400
 //     INVALID_ARGUMENT. Lists are in creation order.
@@ -128,6 +142,9 @@
 //     not approved, it is removed") and publishes ENTITLEMENT_CANCELLED
 //     then ENTITLEMENT_DELETED, keeping the documented rule that a deletion
 //     always follows a cancellation; a re-fetch then answers 404.
+//     Undocumented: when and with which events the removal happens; chosen
+//     at once, because a client must cope with the 404 either way and a
+//     delayed removal would only hide that path.
 //   - accounts.approve publishes nothing (no event is documented for it);
 //     accounts.reset sets the signup approval back to PENDING and cancels
 //     every live entitlement of the account (ENTITLEMENT_CANCELLED,
@@ -153,7 +170,10 @@
 //     a lost response) is billed once and listed by Resends. The Service
 //     Control reference recommends UUID version 5 ids precisely so that
 //     operations "computed from existing information" can be deduplicated;
-//     whether production deduplicates is undocumented. The double-billing
+//     whether production deduplicates is undocumented. Chosen because
+//     a resend after a lost response is the SDK's documented recovery and
+//     must not double-bill in tests; Violations still names every reuse
+//     that differs in content. The double-billing
 //     detector (Violations) flags an operationId reused for different
 //     usage, and two operations under different ids whose intervals overlap
 //     for the same consumer, metric, metric labels and userLabels; both are
