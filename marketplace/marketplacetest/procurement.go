@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -159,17 +160,23 @@ var methodParams = map[Method][]string{
 	MethodEntitlementsPatch: {"updateMask"},
 }
 
+// checkQuery refuses unknown query parameters and renames proto field names
+// (page_size) to their JSON names (pageSize) in r, as Google binds query
+// parameters by either name (the proto3 JSON mapping; see bindKeys).
 func checkQuery(r *http.Request, m Method) *apiError {
 	q := r.URL.Query()
+	renamed := false
 	for name := range q {
 		if systemParams[name] {
 			continue
 		}
-		known := false
-		for _, p := range methodParams[m] {
-			if p == name {
-				known = true
+		known := slices.Contains(methodParams[m], name)
+		if camel := lowerCamel(name); !known && strings.Contains(name, "_") && slices.Contains(methodParams[m], camel) {
+			if _, both := q[camel]; both {
+				return invalidArgument("Invalid JSON payload received. Duplicate field %q.", name)
 			}
+			q[camel], known, renamed = q[name], true, true
+			delete(q, name)
 		}
 		if !known {
 			return invalidArgument("Invalid JSON payload received. Unknown name %q: Cannot bind query parameter. Field %q could not be found in request message.", name, name)
@@ -177,6 +184,9 @@ func checkQuery(r *http.Request, m Method) *apiError {
 	}
 	if alt := q.Get("alt"); alt != "" && alt != "json" {
 		return invalidArgument("Invalid value at 'alt', %q", alt)
+	}
+	if renamed {
+		r.URL.RawQuery = q.Encode()
 	}
 	return nil
 }
@@ -203,6 +213,10 @@ func readBody(r *http.Request, limit int64) ([]byte, *apiError) {
 func decodeStrict(b []byte, v any) *apiError {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil
+	}
+	b, e := bindBody(b, v)
+	if e != nil {
+		return e
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()

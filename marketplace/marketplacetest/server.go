@@ -57,7 +57,10 @@
 //     cloudcommerceprocurement/v1 and servicecontrol/v1 services.check and
 //     services.report. Unknown JSON fields in a request body and unknown
 //     query parameters are rejected with 400 INVALID_ARGUMENT, as Google's
-//     front end does; the standard system parameters (alt, prettyPrint,
+//     front end does. Fields bind by
+//     their JSON name or their proto name (approval_name, page_size), as the
+//     proto3 JSON mapping does; a key in another case (APPROVALNAME) is 400
+//     "Unknown name"; the standard system parameters (alt, prettyPrint,
 //     key, quotaUser, $.xgafv, ...) are accepted and ignored, except fields.
 //   - fields (partial response, Google's "Partial response" syntax:
 //     "a,b/c,d(e,f)", "*") answers only the selected fields, arrays element

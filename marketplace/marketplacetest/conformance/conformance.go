@@ -95,6 +95,9 @@ func Behaviours() []Behaviour {
 		{"ErrorInfoFailedPrecondition", ErrorInfoFailedPrecondition},
 		{"PartialResponseGet", PartialResponseGet},
 		{"PartialResponseList", PartialResponseList},
+		{"BindingProtoNames", BindingProtoNames},
+		{"BindingWrongCase", BindingWrongCase},
+		{"BindingQueryProtoName", BindingQueryProtoName},
 	}
 }
 
