@@ -57,11 +57,11 @@
 //     cloudcommerceprocurement/v1 and servicecontrol/v1 services.check and
 //     services.report. Unknown JSON fields in a request body and unknown
 //     query parameters are rejected with 400 INVALID_ARGUMENT, as Google's
-//     front end does. Fields bind by
-//     their JSON name or their proto name (approval_name, page_size), as the
-//     proto3 JSON mapping does; a key in another case (APPROVALNAME) is 400
-//     "Unknown name"; the standard system parameters (alt, prettyPrint,
-//     key, quotaUser, $.xgafv, ...) are accepted and ignored, except fields.
+//     front end does. Fields bind by their JSON name or their proto name
+//     (approval_name, page_size), as the proto3 JSON mapping does; a key
+//     in another case (APPROVALNAME) is 400 "Unknown name". The standard
+//     system parameters (alt, prettyPrint, key, quotaUser, $.xgafv, ...)
+//     are accepted and ignored, except fields.
 //   - fields (partial response, Google's "Partial response" syntax:
 //     "a,b/c,d(e,f)", "*") answers only the selected fields, arrays element
 //     by element; a malformed selection is 400 INVALID_ARGUMENT. A name the
@@ -173,11 +173,10 @@
 //     a lost response) is billed once and listed by Resends. The Service
 //     Control reference recommends UUID version 5 ids precisely so that
 //     operations "computed from existing information" can be deduplicated;
-//     whether production deduplicates is undocumented. Chosen because
-//     a resend after a lost response is the SDK's documented recovery and
-//     must not double-bill in tests; Violations still names every reuse
-//     that differs in content. The double-billing
-//     detector (Violations) flags an operationId reused for different
+//     whether production deduplicates is undocumented. Chosen because a
+//     resend with the same id after a lost response is the recovery the
+//     reference recommends, and it must not double-bill in tests. The
+//     double-billing detector (Violations) flags an operationId reused for different
 //     usage, and two operations under different ids whose intervals overlap
 //     for the same consumer, metric, metric labels and userLabels; both are
 //     accepted and billed, as Google would.
