@@ -142,14 +142,14 @@ func (s *Server) faultMiddleware(next http.Handler) http.Handler {
 			if code == 0 {
 				code = http.StatusInternalServerError
 			}
-			writeError(w, code, statusForHTTP(code), "Injected fault.")
+			writeError(w, r, code, statusForHTTP(code), "Injected fault.")
 		case FaultRateLimit:
 			secs := int((f.RetryAfter + time.Second - 1) / time.Second)
 			if secs < 1 {
 				secs = 1
 			}
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			writeError(w, http.StatusTooManyRequests, "RESOURCE_EXHAUSTED", "Quota exceeded for quota metric 'Requests' of service.")
+			writeError(w, r, http.StatusTooManyRequests, "RESOURCE_EXHAUSTED", "Quota exceeded for quota metric 'Requests' of service.")
 		case FaultLatency:
 			if !s.sleep(r, f.Latency) {
 				return
@@ -163,11 +163,11 @@ func (s *Server) faultMiddleware(next http.Handler) http.Handler {
 			if !s.sleep(r, d) {
 				return
 			}
-			writeError(w, http.StatusGatewayTimeout, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete.")
+			writeError(w, r, http.StatusGatewayTimeout, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete.")
 		case FaultLostResponse:
 			rec := httptest.NewRecorder()
 			next.ServeHTTP(rec, r)
-			writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "The service is currently unavailable.")
+			writeError(w, r, http.StatusServiceUnavailable, "UNAVAILABLE", "The service is currently unavailable.")
 		default:
 			next.ServeHTTP(w, r)
 		}

@@ -50,6 +50,7 @@ var filterAttributes = map[string]string{
 	"account":                  "account",
 	"customer_billing_account": "customer_billing_account",
 	"product_external_name":    "product_external_name",
+	"product":                  "product",
 	"quote_external_name":      "quote_external_name",
 	"offer":                    "offer",
 	"new_pending_offer":        "new_pending_offer",
@@ -197,6 +198,14 @@ func normaliseFilterValue(attr, v string) string {
 	switch attr {
 	case "state":
 		return strings.TrimPrefix(strings.ToUpper(v), "ENTITLEMENT_")
+	case "product":
+		// The discovery document's filter examples write the product both
+		// as "providerId:productId" and bare (NOT (product=foo-product)).
+		// Undocumented: the provider part is dropped rather than compared,
+		// chosen because the emulator serves a single provider.
+		if _, id, ok := strings.Cut(v, ":"); ok {
+			return id
+		}
 	case "account":
 		// The account attribute accepts the account ID or its resource
 		// name providers/{p}/accounts/{id}.
@@ -618,4 +627,4 @@ func joinFilterNodes(op filterOp, nodes []*filterNode) *filterNode {
 	return &filterNode{Op: op, Children: nodes}
 }
 
-const supportedFilterAttributes = "account, customer_billing_account, product_external_name, quote_external_name, offer, new_pending_offer, plan, newPendingPlan, new_pending_plan, state, services, consumers.project, change_history.new_offer"
+const supportedFilterAttributes = "account, customer_billing_account, product, product_external_name, quote_external_name, offer, new_pending_offer, plan, newPendingPlan, new_pending_plan, state, services, consumers.project, change_history.new_offer"

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -116,16 +117,24 @@ type wireErrorBody struct {
 }
 
 type wireErrorStatus struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
-	Status  string `json:"status"`
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Status  string          `json:"status"`
+	Details []wireErrorInfo `json:"details,omitempty"`
 }
 
-func writeError(w http.ResponseWriter, code int, status, message string) {
-	writeJSON(w, code, wireErrorBody{Error: wireErrorStatus{Code: code, Message: message, Status: status}})
+// writeError answers an error of request r in Google's JSON error format,
+// with its ErrorInfo in details.
+func writeError(w http.ResponseWriter, r *http.Request, code int, status, message string) {
+	writeJSON(w, code, wireErrorBody{Error: wireErrorStatus{
+		Code: code, Message: message, Status: status,
+		Details: []wireErrorInfo{errorInfo(r, status)},
+	}})
 }
 
-func writeAPIError(w http.ResponseWriter, e *apiError) { writeError(w, e.code, e.status, e.message) }
+func writeAPIError(w http.ResponseWriter, r *http.Request, e *apiError) {
+	writeError(w, r, e.code, e.status, e.message)
+}
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	b, err := json.Marshal(v)
@@ -151,17 +160,23 @@ var methodParams = map[Method][]string{
 	MethodEntitlementsPatch: {"updateMask"},
 }
 
+// checkQuery refuses unknown query parameters and renames proto field names
+// (page_size) to their JSON names (pageSize) in r, as Google binds query
+// parameters by either name (the proto3 JSON mapping; see bindKeys).
 func checkQuery(r *http.Request, m Method) *apiError {
 	q := r.URL.Query()
+	renamed := false
 	for name := range q {
 		if systemParams[name] {
 			continue
 		}
-		known := false
-		for _, p := range methodParams[m] {
-			if p == name {
-				known = true
+		known := slices.Contains(methodParams[m], name)
+		if camel := lowerCamel(name); !known && strings.Contains(name, "_") && slices.Contains(methodParams[m], camel) {
+			if _, both := q[camel]; both {
+				return invalidArgument("Invalid JSON payload received. Duplicate field %q.", name)
 			}
+			q[camel], known, renamed = q[name], true, true
+			delete(q, name)
 		}
 		if !known {
 			return invalidArgument("Invalid JSON payload received. Unknown name %q: Cannot bind query parameter. Field %q could not be found in request message.", name, name)
@@ -169,6 +184,9 @@ func checkQuery(r *http.Request, m Method) *apiError {
 	}
 	if alt := q.Get("alt"); alt != "" && alt != "json" {
 		return invalidArgument("Invalid value at 'alt', %q", alt)
+	}
+	if renamed {
+		r.URL.RawQuery = q.Encode()
 	}
 	return nil
 }
@@ -195,6 +213,10 @@ func readBody(r *http.Request, limit int64) ([]byte, *apiError) {
 func decodeStrict(b []byte, v any) *apiError {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil
+	}
+	b, e := bindBody(b, v)
+	if e != nil {
+		return e
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -323,17 +345,22 @@ func (s *Server) wireEntitlementLocked(e *entitlement) wireEntitlement {
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	rt, ok := parseRoute(r)
 	if !ok {
-		writeError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("Method not found: %s %s", r.Method, shorten(r.URL.Path, 200)))
+		writeError(w, r, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("Method not found: %s %s", r.Method, shorten(r.URL.Path, 200)))
 		return
 	}
 	if e := checkQuery(r, rt.method); e != nil {
-		writeAPIError(w, e)
+		writeAPIError(w, r, e)
+		return
+	}
+	sel, e := parseFields(r.URL.Query().Get("fields"))
+	if e != nil {
+		writeAPIError(w, r, e)
 		return
 	}
 	limit := int64(maxBodyBytes)
 	body, e := readBody(r, limit)
 	if e != nil {
-		writeAPIError(w, e)
+		writeAPIError(w, r, e)
 		return
 	}
 	var resp any
@@ -346,8 +373,15 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		resp, e = s.procurement(rt, r, body)
 	}
 	if e != nil {
-		writeAPIError(w, e)
+		writeAPIError(w, r, e)
 		return
+	}
+	if sel != nil {
+		// partial fails only where writeJSON fails too (answering 500).
+		if resp, err := partial(resp, sel); err == nil {
+			writeJSON(w, http.StatusOK, resp)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -717,7 +751,7 @@ func (s *Server) filterAttrs(e *entitlement) func(string) []string {
 		switch name {
 		case "account":
 			return []string{e.accountID}
-		case "product_external_name", "services":
+		case "product", "product_external_name", "services":
 			return one(e.product)
 		case "offer":
 			return one(e.offer)

@@ -45,6 +45,11 @@
 //
 // # Fidelity
 //
+// Package conformance (marketplace/marketplacetest/conformance) states the
+// behaviours the SDK depends on as tests against any endpoint; they run
+// against this emulator in CI and, read-only, against Google when a sandbox
+// listing is named in GCPMARKETPLACE_CONFORMANCE_* (see that package).
+//
 // Documented behaviour the emulator follows (Procurement discovery revision
 // 20251012, Service Control v1, the Marketplace partner guides):
 //
@@ -52,10 +57,24 @@
 //     cloudcommerceprocurement/v1 and servicecontrol/v1 services.check and
 //     services.report. Unknown JSON fields in a request body and unknown
 //     query parameters are rejected with 400 INVALID_ARGUMENT, as Google's
-//     front end does; the standard system parameters (alt, prettyPrint,
-//     fields, key, quotaUser, $.xgafv, ...) are accepted and ignored.
-//   - Errors use Google's JSON shape {"error":{"code","message","status"}}
-//     so the generated clients return *googleapi.Error.
+//     front end does. Fields bind by their JSON name or their proto name
+//     (approval_name, page_size), as the proto3 JSON mapping does; a key
+//     in another case (APPROVALNAME) is 400 "Unknown name". The standard
+//     system parameters (alt, prettyPrint, key, quotaUser, $.xgafv, ...)
+//     are accepted and ignored, except fields.
+//   - fields (partial response, Google's "Partial response" syntax:
+//     "a,b/c,d(e,f)", "*") answers only the selected fields, arrays element
+//     by element; a malformed selection is 400 INVALID_ARGUMENT. A name the
+//     response lacks selects nothing (undocumented whether Google refuses
+//     names outside the schema; the emulator cannot tell them from unset
+//     fields).
+//   - Errors use Google's JSON shape {"error":{"code","message","status",
+//     "details"}} so the generated clients return *googleapi.Error; details
+//     hold one google.rpc.ErrorInfo (AIP-193). A 403 carries reason
+//     IAM_PERMISSION_DENIED in domain iam.googleapis.com with the permission
+//     and resource in metadata; a 429 RATE_LIMIT_EXCEEDED in googleapis.com.
+//     Other reasons are undocumented for these APIs: the emulator uses the
+//     status name (NOT_FOUND, FAILED_PRECONDITION, ...) in the API's domain.
 //   - Accounts are created ACCOUNT_ACTIVE with a PENDING "signup"
 //     approval. approvalName may be omitted (only one approval exists).
 //     Reasons longer than 256 bytes are truncated, as documented.
@@ -72,7 +91,9 @@
 //     PENDING_PLAN_CHANGE; usageReportingId only for usage-based purchases.
 //   - accounts.list pageSize defaults to 25 (max 200); entitlements.list
 //     pageSize defaults to 200. Filters follow the entitlements.list
-//     reference (attributes, quoting, AND/OR/NOT, ":" for repeated fields).
+//     reference (attributes, quoting, AND/OR/NOT, ":" for repeated fields),
+//     including the product attribute of its examples
+//     (product="providerId:productId", NOT (product=foo-product)).
 //   - Automatic offer approval replaces ENTITLEMENT_CREATION_REQUESTED and
 //     ENTITLEMENT_PLAN_CHANGE_REQUESTED with ENTITLEMENT_OFFER_ACCEPTED.
 //   - Message bodies follow the documented shapes: account messages carry
@@ -89,20 +110,34 @@
 //     (400 INVALID_ARGUMENT); int64Value is a JSON string; per-operation
 //     failures are reportErrors in a 200 response.
 //
-// Choices made where Google's documentation is silent:
+// Choices made where Google's documentation is silent (each named
+// "undocumented" with the reason it was chosen where it is a guess):
 //
 //   - Any call in the wrong state (approving twice, approving an approval
 //     that is already APPROVED, rejecting a plan change that is not pending,
 //     a pendingPlanName that is not the current newPendingPlan) answers 400
-//     FAILED_PRECONDITION "Precondition check failed.".
+//     FAILED_PRECONDITION "Precondition check failed.". Undocumented for an
+//     already APPROVED approval: chosen because it is the answer Google is
+//     documented to give for the neighbouring case (approving an
+//     entitlement before sign-up, codelab issue #10), and because an
+//     emulator that accepted a second approve would hide a client that
+//     does not re-read state before acting (one that does can tell "already
+//     done" from a real failure).
 //   - A path naming another provider answers 403 PERMISSION_DENIED (Google
 //     checks IAM on the parent before it looks the resource up); an unknown
 //     account or entitlement under the right provider answers 404
 //     NOT_FOUND.
-//   - entitlements.suspend ("not yet supported") answers 501 UNIMPLEMENTED
-//     after the entitlement is looked up (so an unknown one is still 404).
+//   - entitlements.suspend answers 501 UNIMPLEMENTED after the entitlement
+//     is looked up (so an unknown one is still 404). The discovery document
+//     says only "not yet supported"; undocumented which status Google
+//     answers: chosen because UNIMPLEMENTED is google.rpc's code for a
+//     method that exists but is not served, and it is not retryable.
 //   - patch requires updateMask; anything other than messageToUser
 //     (message_to_user) in it is 400 INVALID_ARGUMENT.
+//   - A pageSize above 200 is capped at 200 rather than refused, for
+//     entitlements.list as for accounts.list: the discovery document states
+//     the maximum of 200 for accounts only; undocumented for entitlements,
+//     chosen the same so that a client never relies on larger pages.
 //   - Page tokens are opaque, bound to the filter they were issued for,
 //     and survive inserts and deletes; a malformed or foreign token is 400
 //     INVALID_ARGUMENT. Lists are in creation order.
@@ -110,6 +145,9 @@
 //     not approved, it is removed") and publishes ENTITLEMENT_CANCELLED
 //     then ENTITLEMENT_DELETED, keeping the documented rule that a deletion
 //     always follows a cancellation; a re-fetch then answers 404.
+//     Undocumented: when and with which events the removal happens; chosen
+//     at once, because a client must cope with the 404 either way and a
+//     delayed removal would only hide that path.
 //   - accounts.approve publishes nothing (no event is documented for it);
 //     accounts.reset sets the signup approval back to PENDING and cancels
 //     every live entitlement of the account (ENTITLEMENT_CANCELLED,
@@ -135,8 +173,10 @@
 //     a lost response) is billed once and listed by Resends. The Service
 //     Control reference recommends UUID version 5 ids precisely so that
 //     operations "computed from existing information" can be deduplicated;
-//     whether production deduplicates is undocumented. The double-billing
-//     detector (Violations) flags an operationId reused for different
+//     whether production deduplicates is undocumented. Chosen because a
+//     resend with the same id after a lost response is the recovery the
+//     reference recommends, and it must not double-bill in tests. The
+//     double-billing detector (Violations) flags an operationId reused for different
 //     usage, and two operations under different ids whose intervals overlap
 //     for the same consumer, metric, metric labels and userLabels; both are
 //     accepted and billed, as Google would.
