@@ -300,23 +300,34 @@ func (r *Reporter) alertHeld(ctx context.Context, all []ConsumerState, held map[
 			EntitlementID: c.EntitlementID, ConsumerID: c.UsageReportingID, Start: start, End: end,
 			Deadline: Deadline(start, end), Reason: "not sealed: " + reasons[c.EntitlementID],
 		}
-		missed := now.After(w.Deadline)
-		if !missed && w.Deadline.Sub(now) > r.cfg.alertMargin {
-			continue
-		}
-		k := fmt.Sprintf("held/%s/%d/%t", c.EntitlementID, start.UnixNano(), missed)
-		r.mu.Lock()
-		seen := r.alerted[k]
-		r.alerted[k] = true
-		r.mu.Unlock()
-		if !seen {
+		if r.alertUnsealed(ctx, w, errors.New(reasons[c.EntitlementID]), now) {
 			r.log.WarnContext(ctx, "usage: window held unsealed near or past its deadline",
 				slog.String("entitlement", c.EntitlementID), slog.Time("deadline", w.Deadline), slog.String("reason", w.Reason))
-			if r.cfg.onAlert != nil {
-				r.cfg.onAlert(ctx, DeadlineAlert{Window: w, Missed: missed, Held: errors.New(reasons[c.EntitlementID])})
-			}
 		}
 	}
+}
+
+// alertUnsealed raises DeadlineAlert, with Held set to cause, for w, a
+// window that could not be sealed, once per window and kind (near, missed)
+// and only near or past its deadline. It reports whether this call was the
+// first for them; the alert callback, if any, has then run.
+func (r *Reporter) alertUnsealed(ctx context.Context, w Window, cause error, now time.Time) bool {
+	missed := now.After(w.Deadline)
+	if !missed && w.Deadline.Sub(now) > r.cfg.alertMargin {
+		return false
+	}
+	k := fmt.Sprintf("held/%s/%d/%t", w.EntitlementID, w.Start.UnixNano(), missed)
+	r.mu.Lock()
+	seen := r.alerted[k]
+	r.alerted[k] = true
+	r.mu.Unlock()
+	if seen {
+		return false
+	}
+	if r.cfg.onAlert != nil {
+		r.cfg.onAlert(ctx, DeadlineAlert{Window: w, Missed: missed, Held: cause})
+	}
+	return true
 }
 
 // consumerBeforeEnd returns the consumer as the ledger has it when

@@ -326,20 +326,8 @@ func (r *Reporter) holdForSource(ctx context.Context, p *SealParams, c ConsumerS
 		Deadline: Deadline(due[0][0], due[0][1]), Reason: err.Error()}
 	r.log.DebugContext(ctx, "usage source failed: the consumer's windows wait", slog.String("entitlement", c.EntitlementID),
 		slog.Time("window_start", w.Start), slog.Time("deadline", w.Deadline), slog.Any("error", err))
-	if r.cfg.onAlert == nil {
-		return
-	}
-	missed := now.After(w.Deadline)
-	if !missed && w.Deadline.Sub(now) > r.cfg.alertMargin {
-		return
-	}
-	k := fmt.Sprintf("held/%s/%d/%t", c.EntitlementID, w.Start.UnixNano(), missed)
-	r.mu.Lock()
-	seen := r.alerted[k]
-	r.alerted[k] = true
-	r.mu.Unlock()
-	if !seen {
-		r.cfg.onAlert(ctx, DeadlineAlert{Window: w, Missed: missed, Held: err})
+	if r.cfg.onAlert != nil {
+		r.alertUnsealed(ctx, w, err, now)
 	}
 }
 
