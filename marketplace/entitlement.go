@@ -1,0 +1,360 @@
+package marketplace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gcpmarketplace/gcpmarketplace/events"
+	"github.com/gcpmarketplace/gcpmarketplace/procurement"
+)
+
+// entTrigger says why an entitlement is being settled.
+type entTrigger struct {
+	source string
+	// ev is the message's event (source message): its eventId is
+	// deduplicated and marked processed in the commit.
+	ev events.Event
+	// listed is the entitlement as just listed (reconcile): no GET.
+	listed *procurement.Entitlement
+	// operator is an operator's answer to the queued request.
+	operator *Decision
+}
+
+// RuleAction is what the processor did about an entitlement waiting for
+// the vendor (a new entitlement or a plan change).
+type RuleAction string
+
+type entResult struct {
+	outcome   outcome
+	action    RuleAction
+	wasQueued bool
+	added     bool // first seen
+	updated   bool // a newer state was stored
+	deleted   bool // removed locally
+	final     *procurement.Entitlement
+}
+
+// settleEntitlement is the pipeline for one entitlement: lock, local state
+// and deduplication, re-read, updateTime guard, Marketplace rule,
+// callbacks for the transitions observed, commit. When the rule approves or
+// rejects at Google, what was observed is committed first
+// (commitObserved), then the change is made (carryOut), then its callbacks
+// run and the final commit records the event id.
+func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrigger, log *slog.Logger) (entResult, error) {
+	log = log.With(slog.String("entitlement_id", id))
+	unlock, err := p.lock(ctx, entitlementKey(id))
+	if err != nil {
+		return entResult{}, err
+	}
+	defer unlock()
+
+	// Local state and deduplication, in one short read-only transaction.
+	// The key lock makes it current: every earlier commit about this
+	// entitlement returned before the lock was released. It is not one
+	// transaction with the commit below (it never was), which is why the
+	// commit re-checks the event id (MarkProcessed) and, when it advances
+	// the entitlement, the updateTime (AdvanceEntitlement).
+	var (
+		dup    bool
+		prev   *Entitlement
+		link   *Account
+		queued = map[ApprovalKind]*ApprovalRequest{}
+	)
+	err = p.read(ctx, func(ctx context.Context, tx Tx) error {
+		if tr.ev != nil {
+			done, err := tx.IsProcessed(ctx, tr.ev.ID())
+			if err != nil || done {
+				dup = done
+				return err
+			}
+		}
+		e, err := tx.GetEntitlement(ctx, id)
+		switch {
+		case err == nil:
+			prev = &e
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		// Requests are queued only while the entitlement waits for approval
+		// (and removed by the commit that sees it move on), so other states
+		// need not look, unless an operator asks.
+		if tr.operator != nil || (prev != nil && (prev.State == string(procurement.EntitlementActivationRequested) ||
+			prev.State == string(procurement.EntitlementPendingPlanChangeApproval))) {
+			for _, k := range [...]ApprovalKind{ApprovalEntitlement, ApprovalPlanChange} {
+				r, err := tx.GetApproval(ctx, id, k)
+				switch {
+				case err == nil:
+					queued[k] = &r
+				case !errors.Is(err, ErrNotFound):
+					return err
+				}
+			}
+		}
+		if prev != nil {
+			link, err = getAccount(ctx, tx, prev.AccountID)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return entResult{}, fmt.Errorf("marketplace: reading local state of entitlement %s: %w", id, err)
+	}
+	if dup {
+		return entResult{outcome: outcomeDuplicate}, nil
+	}
+	res := entResult{wasQueued: queued[ApprovalEntitlement] != nil || queued[ApprovalPlanChange] != nil}
+	if tr.operator != nil && !res.wasQueued {
+		return res, nil
+	}
+
+	// The message is a hint: act on the resource as it is now. So is a
+	// listed snapshot (Reconcile): a message settled since its page was
+	// fetched may have stored a newer state, which it must not undo.
+	cur := tr.listed
+	if cur == nil || (prev != nil && olderThanStored(cur.UpdateTime, prev.UpdateTime)) {
+		if cur, err = p.getEntitlement(ctx, id); err != nil {
+			return res, err
+		}
+	}
+	if cur != nil && prev != nil && olderThanStored(cur.UpdateTime, prev.UpdateTime) {
+		// Still older than what is stored: nothing in it is new, and
+		// acting on it would repeat or undo what is done.
+		log.LogAttrs(ctx, slog.LevelDebug, "marketplace: entitlement read is older than the stored state; ignored",
+			slog.Time("read_update_time", cur.UpdateTime), slog.Time("stored_update_time", prev.UpdateTime))
+		return entResult{outcome: outcomeStale, wasQueued: res.wasQueued, final: cur}, nil
+	}
+	if cur == nil && prev == nil {
+		// The API answers 404 and nothing is known here: an entitlement
+		// removed before this message came, another provider's, or a
+		// made-up id. Nothing to do, but a message acknowledged without
+		// effect is said and counted, never silent.
+		log.LogAttrs(ctx, slog.LevelInfo, "marketplace: entitlement not found at the Procurement API nor locally; acknowledged without effect")
+		return entResult{outcome: outcomeNotFound, wasQueued: res.wasQueued}, nil
+	}
+	if cur != nil {
+		log = log.With(slog.String("account_id", cur.AccountID))
+		// The read above looked up the stored entitlement's account
+		// already: only an entitlement new here (or, in theory, moved to
+		// another account) needs another read.
+		if prev == nil || prev.AccountID != cur.AccountID {
+			if link, err = p.readAccountLink(ctx, cur.AccountID); err != nil {
+				return res, err
+			}
+		}
+	}
+	newer := (prev == nil) != (cur == nil) || (prev != nil && cur != nil && cur.UpdateTime.After(prev.UpdateTime))
+
+	// The Marketplace rule for the state the entitlement is in.
+	rule := ruleOutcome{after: cur}
+	if cur != nil {
+		if rule, err = p.applyRule(ctx, cur, prev, queued, tr, log); err != nil {
+			return res, err
+		}
+	}
+	info := cbInfo{prev: prev, link: link, acct: rule.account, trigger: tr.ev}
+	// base is the stored state the remaining callbacks and the commit start
+	// from: prev, or the re-read state once committed below.
+	base := prev
+	if rule.pending != nil {
+		// Commit before acting at Google (see commitObserved).
+		if base, err = p.commitObserved(ctx, id, prev, cur, newer, queued, info, tr, log); err != nil {
+			return res, err
+		}
+		newer, info.prev = false, base
+		if rule, err = p.carryOut(ctx, cur, rule); err != nil {
+			return res, err
+		}
+	}
+	res.action = rule.action
+	after := rule.after
+
+	// Callbacks, driven by the transitions observed: from the stored state
+	// to the state just read (only if it is newer), then from that to the
+	// state our own approval produced.
+	var steps []step
+	if newer {
+		steps = transitions(localView(base), remoteView(cur), cur)
+	}
+	if rule.acted {
+		steps = append(steps, transitions(remoteView(cur), remoteView(after), after)...)
+	}
+	steps = append(steps, p.informational(tr.ev, after)...)
+
+	stale := staleApprovals(queued, after)
+	changed := newer || rule.acted || rule.action != "" || len(stale) > 0 ||
+		(base != nil && after != nil && base.Parked != rule.park)
+	// Usage is registered before the callbacks, so that OnEntitlementActive
+	// can already record usage. Register is an idempotent upsert: if a
+	// callback then fails, the redelivery registers again harmlessly.
+	if p.cfg.usage != nil && changed {
+		if err := p.registerUsage(ctx, base, after); err != nil {
+			return res, err
+		}
+	}
+	if err := p.runCallbacks(ctx, id, steps, info, tr, log); err != nil {
+		return res, err
+	}
+
+	if !changed && len(steps) == 0 {
+		// Nothing newer and nothing to do: no write. The event id is not
+		// recorded either; a redelivery is as harmless as this delivery.
+		return entResult{outcome: outcomeStale, wasQueued: res.wasQueued, final: after}, nil
+	}
+
+	// Commit: the event id, the new local state and the queue, together.
+	now := p.cfg.now()
+	var local *Entitlement
+	if after != nil {
+		l := toLocal(after, base, rule.park, now)
+		local = &l
+	}
+	cctx, cancel := p.commitContext(ctx)
+	defer cancel()
+	err = p.store.InTx(cctx, func(ctx context.Context, tx Tx) error {
+		if tr.ev != nil {
+			first, err := tx.MarkProcessed(ctx, tr.ev.ID(), now)
+			if err != nil {
+				return err
+			}
+			if !first {
+				log.LogAttrs(ctx, slog.LevelWarn, "marketplace: event processed concurrently elsewhere; use a Store that implements KeyLocker when several processes share it")
+			}
+		}
+		if !changed {
+			return nil
+		}
+		return writeEntitlement(ctx, tx, id, base, local, rule.hold, stale)
+	})
+	if err != nil {
+		return res, fmt.Errorf("marketplace: committing entitlement %s: %w", id, err)
+	}
+	res.final = after
+	res.added = prev == nil && after != nil
+	res.updated = prev != nil && after != nil && changed
+	res.deleted = prev != nil && after == nil
+	res.outcome = outcomeProcessed
+	if rule.action != "" {
+		log.LogAttrs(ctx, slog.LevelInfo, "marketplace: entitlement "+string(rule.action), slog.String("source", tr.source))
+	}
+	return res, nil
+}
+
+// commitObserved is the first of the two commits of a settlement that
+// approves or rejects something at Google. It runs the callbacks of the
+// transitions observed so far (stored → re-read) and commits the re-read
+// state, without the triggering eventId. If the process dies after
+// Google's change and before the final commit, the redelivery then starts
+// from the re-read state and fires only the callbacks of what followed;
+// without this commit it would start from the older stored state, which
+// Google's change has made unobservable (OnEntitlementCreationRequested or
+// OnEntitlementPlanChangeRequested would never fire). It returns the local
+// state the rest of the settlement starts from, and removes from queued
+// the requests it dequeued.
+func (p *Processor) commitObserved(ctx context.Context, id string, prev *Entitlement, cur *procurement.Entitlement, newer bool,
+	queued map[ApprovalKind]*ApprovalRequest, info cbInfo, tr entTrigger, log *slog.Logger) (*Entitlement, error) {
+	var steps []step
+	if newer {
+		steps = transitions(localView(prev), remoteView(cur), cur)
+	}
+	// Until Google approves it, an entitlement released from parking still
+	// waits: should the process die first, sign-up and Reconcile still find
+	// it parked.
+	local := toLocal(cur, prev, prev != nil && prev.Parked, p.cfg.now())
+	stale := staleApprovals(queued, cur)
+	if len(steps) == 0 && len(stale) == 0 && prev != nil && sameLocal(local, *prev) {
+		return prev, nil // nothing observed that is not stored already
+	}
+	// Only these callbacks need the registration now; the final commit's
+	// registration covers the state after Google's change.
+	if p.cfg.usage != nil && len(steps) > 0 {
+		if err := p.registerUsage(ctx, prev, cur); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.runCallbacks(ctx, id, steps, info, tr, log); err != nil {
+		return nil, err
+	}
+	cctx, cancel := p.commitContext(ctx)
+	defer cancel()
+	err := p.store.InTx(cctx, func(ctx context.Context, tx Tx) error {
+		return writeEntitlement(ctx, tx, id, prev, &local, nil, stale)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("marketplace: committing entitlement %s before changing it at Google: %w", id, err)
+	}
+	for _, k := range stale {
+		delete(queued, k)
+	}
+	return &local, nil
+}
+
+// writeEntitlement stores local, the entitlement as re-read (nil: it no
+// longer exists at Google), over prev, the stored state, under the
+// updateTime guard; it queues hold and removes the stale requests.
+func writeEntitlement(ctx context.Context, tx Tx, id string, prev, local *Entitlement, hold *ApprovalRequest, stale []ApprovalKind) error {
+	for _, k := range stale {
+		if err := tx.DeleteApproval(ctx, id, k); err != nil {
+			return err
+		}
+	}
+	if local == nil {
+		if prev == nil {
+			return nil
+		}
+		return tx.DeleteEntitlement(ctx, id)
+	}
+	var err error
+	if prev == nil || local.UpdateTime.After(prev.UpdateTime) {
+		_, err = tx.AdvanceEntitlement(ctx, *local)
+	} else if !sameLocal(*local, *prev) {
+		err = tx.PutEntitlement(ctx, *local)
+	}
+	if err != nil {
+		return err
+	}
+	if hold != nil {
+		if _, err := tx.EnqueueApproval(ctx, *hold); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// staleApprovals lists the queued requests that e (nil: deleted) no longer
+// waits for.
+func staleApprovals(queued map[ApprovalKind]*ApprovalRequest, e *procurement.Entitlement) []ApprovalKind {
+	var out []ApprovalKind
+	if queued[ApprovalEntitlement] != nil && (e == nil || !awaitingApproval(e)) {
+		out = append(out, ApprovalEntitlement)
+	}
+	// A plan-change request is for one plan: if the customer has since
+	// asked for another, it is not that request that waits any more.
+	if q := queued[ApprovalPlanChange]; q != nil && (e == nil || e.State != procurement.EntitlementPendingPlanChangeApproval || e.NewPendingPlan != q.Plan) {
+		out = append(out, ApprovalPlanChange)
+	}
+	return out
+}
+
+// olderThanStored reports whether an updateTime read from Google is older
+// than the stored one. A store may keep times to the microsecond, and
+// PostgreSQL rounds (not truncates) a time sent as text, so the stored copy
+// of the very same updateTime can be up to half a microsecond later: only a
+// difference beyond a microsecond counts.
+func olderThanStored(read, stored time.Time) bool {
+	return read.Before(stored.Add(-time.Microsecond))
+}
+
+// getEntitlement re-reads an entitlement; nil means it no longer exists.
+func (p *Processor) getEntitlement(ctx context.Context, id string) (*procurement.Entitlement, error) {
+	e, err := p.client.GetEntitlement(ctx, id)
+	switch {
+	case errors.Is(err, procurement.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("marketplace: re-reading entitlement %s: %w", id, err)
+	}
+	return &e, nil
+}
