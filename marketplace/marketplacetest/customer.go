@@ -93,11 +93,34 @@ func (s *Server) Purchase(ctx context.Context, p PurchaseParams) (string, error)
 	if p.Plan == "" {
 		p.Plan = "standard"
 	}
+	e := s.newEntitlementLocked(acct.id, p)
+	s.state.entitlements[e.id] = e
+
+	if !p.AutoApprove {
+		s.publishEntitlementLocked("ENTITLEMENT_CREATION_REQUESTED", e, func(w *wireEventEntitlement) {
+			if p.Offer != "" {
+				// The private-offer shape: exactly one of the two is set.
+				w.NewOfferDuration = strPtr(p.OfferDuration)
+				w.NewOfferEndTime = strPtr(formatTimestamp(e.fixedEnd))
+			} else if p.OfferDuration != "" {
+				w.NewPendingOfferDuration = strPtr(p.OfferDuration)
+			}
+		})
+		return e.id, nil
+	}
+	s.autoApproveLocked(e, p)
+	s.runScheduledLocked()
+	return e.id, nil
+}
+
+// newEntitlementLocked makes the entitlement of purchase p by accountID, in
+// ENTITLEMENT_ACTIVATION_REQUESTED; the caller stores it.
+func (s *Server) newEntitlementLocked(accountID string, p PurchaseParams) *entitlement {
 	now := s.stampLocked()
 	e := &entitlement{
 		id:            s.newUUIDLocked(),
 		seq:           s.nextSeqLocked(),
-		accountID:     acct.id,
+		accountID:     accountID,
 		product:       p.Product,
 		plan:          p.Plan,
 		state:         StateActivationRequested,
@@ -120,21 +143,13 @@ func (s *Server) Purchase(ctx context.Context, p PurchaseParams) (string, error)
 		e.consumerProject = "projects/" + strconv.FormatInt(n, 10)
 		s.state.consumers[e.usageReportingID] = true
 	}
-	s.state.entitlements[e.id] = e
+	return e
+}
 
-	if !p.AutoApprove {
-		s.publishEntitlementLocked("ENTITLEMENT_CREATION_REQUESTED", e, func(w *wireEventEntitlement) {
-			if p.Offer != "" {
-				// The private-offer shape: exactly one of the two is set.
-				w.NewOfferDuration = strPtr(p.OfferDuration)
-				w.NewOfferEndTime = strPtr(formatTimestamp(e.fixedEnd))
-			} else if p.OfferDuration != "" {
-				w.NewPendingOfferDuration = strPtr(p.OfferDuration)
-			}
-		})
-		return e.id, nil
-	}
-	// Automatic approval: Google approves on the provider's behalf.
+// autoApproveLocked approves purchase p's entitlement e on the provider's
+// behalf, as automatic offer approval does, and publishes
+// ENTITLEMENT_OFFER_ACCEPTED; the scheduler activates it at its start.
+func (s *Server) autoApproveLocked(e *entitlement, p PurchaseParams) {
 	e.approved = true
 	start := e.scheduledStart
 	if start.IsZero() {
@@ -150,8 +165,6 @@ func (s *Server) Purchase(ctx context.Context, p PurchaseParams) (string, error)
 		w.NewOffer = e.offer
 		w.OrderID = e.id
 	})
-	s.runScheduledLocked()
-	return e.id, nil
 }
 
 // RequestPlanChange makes the customer choose another plan. The entitlement
