@@ -18,10 +18,7 @@ import (
 // The sign-up URL of a SaaS listing: Google posts the buyer's browser there
 // with the sign-up JWT, and the handler verifies it before the app sees it.
 func ExampleSignupHandler() {
-	s, err := marketplacetest.NewServer() // plays Google in this example
-	if err != nil {
-		panic(err)
-	}
+	s := marketplacetest.New(nil) // plays Google in this example
 	defer s.Close()
 
 	const domain = "example-service.endpoints.acme-provider.cloud.goog"
@@ -53,11 +50,8 @@ func ExampleSignupHandler() {
 		fmt.Println(resp.StatusCode, strings.TrimSpace(string(body)))
 	}
 
-	post(s.SignupToken("acct-1", domain))
-	forged, err := s.BadSignupToken(marketplacetest.BadTokenAttackerIssuer, "acct-1", domain)
-	if err != nil {
-		panic(err)
-	}
+	post(s.SignupToken(marketplacetest.TokenParams{Subject: "acct-1", Audience: domain}))
+	forged := s.SignupToken(marketplacetest.TokenParams{Subject: "acct-1", Audience: domain, Bad: marketplacetest.BadTokenAttackerIssuer})
 	post(forged)
 	post("")
 	// Output:
@@ -67,10 +61,7 @@ func ExampleSignupHandler() {
 }
 
 func ExampleSignupVerifier_VerifySignupToken() {
-	s, err := marketplacetest.NewServer()
-	if err != nil {
-		panic(err)
-	}
+	s := marketplacetest.New(nil)
 	defer s.Close()
 
 	const domain = "example-service.endpoints.acme-provider.cloud.goog"
@@ -81,7 +72,7 @@ func ExampleSignupVerifier_VerifySignupToken() {
 		panic(err)
 	}
 	ctx := context.Background()
-	token := s.SignupToken("acct-1", domain)
+	token := s.SignupToken(marketplacetest.TokenParams{Subject: "acct-1", Audience: domain})
 
 	claims, err := v.VerifySignupToken(ctx, token)
 	if err != nil {
@@ -110,11 +101,9 @@ func ExampleSignupVerifier_VerifySignupToken() {
 // A Pub/Sub push endpoint checks the delivery's OIDC token before it reads
 // the body.
 func ExamplePushVerifier_VerifyPushRequest() {
-	s, err := marketplacetest.NewServer()
-	if err != nil {
-		panic(err)
-	}
+	s := marketplacetest.New(nil)
 	defer s.Close()
+	var err error
 
 	var v *marketplace.PushVerifier
 	endpoint := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -138,7 +127,7 @@ func ExamplePushVerifier_VerifyPushRequest() {
 		panic(err)
 	}
 
-	resp, err := s.Push(context.Background(), endpoint.URL, endpoint.URL, []byte(`{"eventId":"e-1"}`), nil)
+	resp, err := s.Push(context.Background(), endpoint.URL, marketplacetest.PushParams{Audience: endpoint.URL, Data: []byte(`{"eventId":"e-1"}`)})
 	if err != nil {
 		panic(err)
 	}

@@ -129,10 +129,7 @@ func createOtherSubscription(t *testing.T, srv *marketplacetest.Server, name str
 // Doctor checks the configuration an integration runs with and prints how
 // to fix what is wrong: here the service name has a typo.
 func ExampleDoctor() {
-	s, err := marketplacetest.NewServer() // plays Google in this example
-	if err != nil {
-		panic(err)
-	}
+	s := marketplacetest.New(nil) // plays Google in this example
 	defer s.Close()
 	report := marketplace.Doctor(context.Background(), marketplace.DoctorParams{
 		ProviderID:            s.ProviderID(),

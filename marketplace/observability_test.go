@@ -220,7 +220,7 @@ func TestPushNotFoundLoggedAndCounted(t *testing.T) {
 		marketplace.WithLogger(slog.New(slog.NewJSONHandler(logs, nil)))))
 	url := pushEndpoint(t, env)
 	data := []byte(`{"eventId":"ev-404","eventType":"ENTITLEMENT_ACTIVE","entitlement":{"id":"no-such-entitlement"}}`)
-	resp, err := env.srv.PushWith(env.ctx, url, marketplacetest.PushParams{Data: data, Audience: url})
+	resp, err := env.srv.Push(env.ctx, url, marketplacetest.PushParams{Data: data, Audience: url})
 	require.NoError(t, err)
 	require.NoError(t, resp.Body.Close())
 	assert.Equal(t, http.StatusNoContent, resp.StatusCode)

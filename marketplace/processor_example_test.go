@@ -19,10 +19,7 @@ import (
 // would.
 func Example() {
 	ctx := context.Background()
-	srv, err := marketplacetest.NewServer()
-	if err != nil {
-		log.Fatal(err)
-	}
+	srv := marketplacetest.New(nil)
 	defer srv.Close()
 	client, err := procurement.NewClient(ctx, srv.ProviderID(), procurement.WithClientOptions(srv.ClientOptions()...))
 	if err != nil {
@@ -76,10 +73,7 @@ func Example() {
 // customer sees a status message.
 func ExampleManualApproval() {
 	ctx := context.Background()
-	srv, err := marketplacetest.NewServer()
-	if err != nil {
-		log.Fatal(err)
-	}
+	srv := marketplacetest.New(nil)
 	defer srv.Close()
 	client, err := procurement.NewClient(ctx, srv.ProviderID(), procurement.WithClientOptions(srv.ClientOptions()...))
 	if err != nil {

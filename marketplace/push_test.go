@@ -66,18 +66,17 @@ func TestPushHandlerResponses(t *testing.T) {
 	acct, err := env.srv.CreateAccount(ctx)
 	require.NoError(t, err)
 	good := env.srv.Published()[0].Data
-	assert.Equal(t, http.StatusUnauthorized, status(env.srv.PushWith(ctx, url, marketplacetest.PushParams{Data: good, NoToken: true})))
-	assert.Equal(t, http.StatusUnauthorized, status(env.srv.PushWith(ctx, url, marketplacetest.PushParams{Data: good, Audience: "https://elsewhere.example/push"})))
-	bad, err := env.srv.BadPushToken(marketplacetest.BadTokenTamperedPayload, url)
-	require.NoError(t, err)
-	assert.Equal(t, http.StatusUnauthorized, status(env.srv.PushWith(ctx, url, marketplacetest.PushParams{Data: good, Token: bad})))
+	assert.Equal(t, http.StatusUnauthorized, status(env.srv.Push(ctx, url, marketplacetest.PushParams{Data: good, NoToken: true})))
+	assert.Equal(t, http.StatusUnauthorized, status(env.srv.Push(ctx, url, marketplacetest.PushParams{Data: good, Audience: "https://elsewhere.example/push"})))
+	bad := env.srv.PushToken(marketplacetest.TokenParams{Audience: url, Bad: marketplacetest.BadTokenTamperedPayload})
+	assert.Equal(t, http.StatusUnauthorized, status(env.srv.Push(ctx, url, marketplacetest.PushParams{Data: good, Token: bad})))
 	_, ok := env.localAccount(acct)
 	assert.False(t, ok, "nothing processed without a valid token")
 
 	post := func(body string) int {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+env.srv.PushToken(url))
+		req.Header.Set("Authorization", "Bearer "+env.srv.PushToken(marketplacetest.TokenParams{Audience: url}))
 		return status(http.DefaultClient.Do(req))
 	}
 	assert.Equal(t, http.StatusBadRequest, post(`{"message":`))
@@ -91,15 +90,15 @@ func TestPushHandlerResponses(t *testing.T) {
 	assert.Equal(t, http.StatusMethodNotAllowed, status(http.DefaultClient.Do(req)))
 
 	// Undecodable data in a valid envelope: poison, acknowledged.
-	assert.Equal(t, http.StatusNoContent, status(env.srv.PushWith(ctx, url, marketplacetest.PushParams{Data: []byte("garbage"), Audience: url})))
+	assert.Equal(t, http.StatusNoContent, status(env.srv.Push(ctx, url, marketplacetest.PushParams{Data: []byte("garbage"), Audience: url})))
 	require.Len(t, env.poison(), 1)
 
 	// A failing callback: 503 (nack), then success.
 	env.rec.setFail(func(context.Context, events.Event) error { return errors.New("later") })
-	assert.Equal(t, http.StatusServiceUnavailable, status(env.srv.PushWith(ctx, url, marketplacetest.PushParams{Data: good, Audience: url})))
+	assert.Equal(t, http.StatusServiceUnavailable, status(env.srv.Push(ctx, url, marketplacetest.PushParams{Data: good, Audience: url})))
 	env.rec.setFail(nil)
-	assert.Equal(t, http.StatusNoContent, status(env.srv.PushWith(ctx, url, marketplacetest.PushParams{Data: good, Audience: url})))
-	assert.Equal(t, http.StatusNoContent, status(env.srv.PushWith(ctx, url, marketplacetest.PushParams{Data: good, Audience: url})), "duplicate")
+	assert.Equal(t, http.StatusNoContent, status(env.srv.Push(ctx, url, marketplacetest.PushParams{Data: good, Audience: url})))
+	assert.Equal(t, http.StatusNoContent, status(env.srv.Push(ctx, url, marketplacetest.PushParams{Data: good, Audience: url})), "duplicate")
 	assert.Equal(t, []events.Type{tAccountActive}, env.rec.types(acct))
 }
 
@@ -146,7 +145,7 @@ func TestPushHandlerBoundedByConcurrency(t *testing.T) {
 	codes := make(chan int, requests)
 	for _, p := range env.srv.Published() {
 		go func() {
-			r, err := env.srv.PushWith(ctx, url, marketplacetest.PushParams{Data: p.Data, Audience: url})
+			r, err := env.srv.Push(ctx, url, marketplacetest.PushParams{Data: p.Data, Audience: url})
 			if err != nil {
 				codes <- 0
 				return

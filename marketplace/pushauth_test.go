@@ -64,7 +64,7 @@ func TestVerifyPushRequestGood(t *testing.T) {
 	t.Parallel()
 	e := newPushTestEnv(t)
 	now := e.s.Clock().Now()
-	c, err := e.v.VerifyPushRequest(context.Background(), pushBearerRequest(t, e.s.PushToken(pushTestAudience)))
+	c, err := e.v.VerifyPushRequest(context.Background(), pushBearerRequest(t, e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience})))
 	require.NoError(t, err)
 	assert.Equal(t, e.s.PushServiceAccount(), c.Email)
 	assert.True(t, c.EmailVerified)
@@ -75,8 +75,7 @@ func TestVerifyPushRequestGood(t *testing.T) {
 	assert.Equal(t, marketplacetest.PushTokenLifetime, c.ExpiresAt.Sub(c.IssuedAt))
 
 	// The other Google issuer spelling, and a lower-case scheme.
-	tok, err := e.s.MintPushToken(marketplacetest.PushTokenParams{Audience: pushTestAudience, Issuer: "accounts.google.com"})
-	require.NoError(t, err)
+	tok := e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience, Issuer: "accounts.google.com"})
 	r := pushBearerRequest(t, tok)
 	r.Header.Set("Authorization", "bearer "+tok)
 	c, err = e.v.VerifyPushRequest(context.Background(), r)
@@ -112,12 +111,11 @@ var pushAttackReasons = map[marketplacetest.BadToken]marketplace.TokenReason{
 func TestVerifyPushRequestAttacks(t *testing.T) {
 	t.Parallel()
 	e := newPushTestEnv(t)
-	require.Len(t, marketplacetest.PushAttackTokens, len(pushAttackReasons))
-	for _, kind := range marketplacetest.PushAttackTokens {
+	require.Len(t, marketplacetest.PushAttackTokens(), len(pushAttackReasons))
+	for _, kind := range marketplacetest.PushAttackTokens() {
 		want, ok := pushAttackReasons[kind]
 		require.True(t, ok, "no expected reason for attack %q", kind)
-		tok, err := e.s.BadPushToken(kind, pushTestAudience)
-		require.NoError(t, err)
+		tok := e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience, Bad: kind})
 		c, err := e.v.VerifyPushRequest(context.Background(), pushBearerRequest(t, tok))
 		requireAuthReason(t, err, want)
 		assert.Zero(t, c)
@@ -129,7 +127,7 @@ func TestVerifyPushRequestAttacks(t *testing.T) {
 func TestVerifyPushRequestAuthorizationHeader(t *testing.T) {
 	t.Parallel()
 	e := newPushTestEnv(t)
-	tok := e.s.PushToken(pushTestAudience)
+	tok := e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience})
 	cases := map[string]struct {
 		values []string
 		want   marketplace.TokenReason
@@ -162,8 +160,7 @@ func TestVerifyPushRequestWithoutServiceAccount(t *testing.T) {
 	require.NoError(t, err)
 	// With WithAnyPushServiceAccount any Google-signed token for the
 	// audience passes, whatever its email.
-	tok, err := s.BadPushToken(marketplacetest.BadTokenWrongEmail, pushTestAudience)
-	require.NoError(t, err)
+	tok := s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience, Bad: marketplacetest.BadTokenWrongEmail})
 	c, err := v.VerifyPushRequest(context.Background(), pushBearerRequest(t, tok))
 	require.NoError(t, err)
 	assert.NotEqual(t, s.PushServiceAccount(), c.Email)
@@ -173,12 +170,12 @@ func TestVerifyPushRequestKeyRotationAndOutage(t *testing.T) {
 	t.Parallel()
 	e := newPushTestEnv(t)
 	ctx := context.Background()
-	_, err := e.v.VerifyPushRequest(ctx, pushBearerRequest(t, e.s.PushToken(pushTestAudience)))
+	_, err := e.v.VerifyPushRequest(ctx, pushBearerRequest(t, e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience})))
 	require.NoError(t, err)
 
 	e.s.Clock().Advance(time.Minute)
 	require.NoError(t, e.s.RotatePushKey())
-	_, err = e.v.VerifyPushRequest(ctx, pushBearerRequest(t, e.s.PushToken(pushTestAudience)))
+	_, err = e.v.VerifyPushRequest(ctx, pushBearerRequest(t, e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience})))
 	require.NoError(t, err)
 	e.requireOnlyJWKSFetched(t, 2)
 
@@ -186,7 +183,7 @@ func TestVerifyPushRequestKeyRotationAndOutage(t *testing.T) {
 	e.s.Clock().Advance(time.Minute)
 	require.NoError(t, e.s.RotatePushKey())
 	e.log.setDown(true)
-	_, err = e.v.VerifyPushRequest(ctx, pushBearerRequest(t, e.s.PushToken(pushTestAudience)))
+	_, err = e.v.VerifyPushRequest(ctx, pushBearerRequest(t, e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience})))
 	requireAuthReason(t, err, marketplace.ErrKeysUnavailable)
 }
 
@@ -256,7 +253,7 @@ func TestVerifyPushRequestRealDelivery(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 
-	resp, err := s.Push(ctx, endpoint.URL, endpoint.URL, []byte(`{"eventId":"e-1"}`), map[string]string{"k": "v"})
+	resp, err := s.Push(ctx, endpoint.URL, marketplacetest.PushParams{Audience: endpoint.URL, Data: []byte(`{"eventId":"e-1"}`), Attributes: map[string]string{"k": "v"}})
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
@@ -266,7 +263,7 @@ func TestVerifyPushRequestRealDelivery(t *testing.T) {
 		"wrong audience": {Audience: "https://other.example.com/push"},
 		"garbage token":  {Token: "garbage"},
 	} {
-		resp, err := s.PushWith(ctx, endpoint.URL, p)
+		resp, err := s.Push(ctx, endpoint.URL, p)
 		require.NoError(t, err, name)
 		resp.Body.Close()
 		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, name)

@@ -91,7 +91,7 @@ func (e *sessionEnv) begin(t testing.TB, token string, cookies ...*http.Cookie) 
 // the session cookie.
 func (e *sessionEnv) startSession(t *testing.T, account string) *http.Cookie {
 	t.Helper()
-	resp := e.begin(t, e.s.SignupToken(account, signupTestAudience))
+	resp := e.begin(t, e.s.SignupToken(marketplacetest.TokenParams{Subject: account, Audience: signupTestAudience}))
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	require.Equal(t, "/signup/form", resp.Header.Get("Location"))
 	return sessionCookie(t, resp)
@@ -188,7 +188,7 @@ func TestSignupSessionCookieSecureBehindTLS(t *testing.T) {
 	t.Parallel()
 	e := newSessionEnv(t, [][]byte{sessionKeyA})
 	req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/signup",
-		strings.NewReader(url.Values{marketplace.SignupTokenField: {e.s.SignupToken(signupTestAccount, signupTestAudience)}}.Encode()))
+		strings.NewReader(url.Values{marketplace.SignupTokenField: {e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})}}.Encode()))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-Forwarded-Proto", "https")
@@ -204,7 +204,7 @@ func TestSignupSessionCookieSecureBehindTLS(t *testing.T) {
 func TestSignupTokenReplayRefused(t *testing.T) {
 	t.Parallel()
 	e := newSessionEnv(t, [][]byte{sessionKeyA})
-	token := e.s.SignupToken(signupTestAccount, signupTestAudience)
+	token := e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})
 	first := e.begin(t, token)
 	require.Equal(t, http.StatusSeeOther, first.StatusCode)
 	c := sessionCookie(t, first)
@@ -233,7 +233,7 @@ func TestSignupTokenReplayRefused(t *testing.T) {
 func TestSignupTokenUsedOnceUnderConcurrency(t *testing.T) {
 	t.Parallel()
 	e := newSessionEnv(t, [][]byte{sessionKeyA})
-	token := e.s.SignupToken(signupTestAccount, signupTestAudience)
+	token := e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})
 	const n = 8
 	statuses := make(chan int, n)
 	var wg sync.WaitGroup
@@ -414,7 +414,7 @@ func TestParseSignupSessionKeys(t *testing.T) {
 func FuzzSignupSessionCookie(f *testing.F) {
 	e := newSessionEnv(f, [][]byte{sessionKeyA})
 	for _, acct := range []string{signupTestAccount, "acct-2"} {
-		c := sessionCookie(f, e.begin(f, e.s.SignupToken(acct, signupTestAudience)))
+		c := sessionCookie(f, e.begin(f, e.s.SignupToken(marketplacetest.TokenParams{Subject: acct, Audience: signupTestAudience})))
 		f.Add(c.Value)
 		f.Add(c.Value + "=")
 		f.Add(strings.ToUpper(c.Value))
@@ -449,7 +449,7 @@ func FuzzSignupSessionCookie(f *testing.F) {
 // its session: the cookie's MAC and decoding.
 func BenchmarkSignupSessionOpen(b *testing.B) {
 	e := newSessionEnv(b, [][]byte{sessionKeyB, sessionKeyA})
-	c := sessionCookie(b, e.begin(b, e.s.SignupToken(signupTestAccount, signupTestAudience)))
+	c := sessionCookie(b, e.begin(b, e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})))
 	req := httptest.NewRequest(http.MethodGet, "/signup/form", nil)
 	req.AddCookie(c)
 	b.ReportAllocs()
@@ -484,9 +484,8 @@ func TestSignupSessionReviewFindings(t *testing.T) {
 		for i := range orders {
 			orders[i] = fmt.Sprintf("order-%04d-%s", i, strings.Repeat("x", 20))
 		}
-		tok, err := env.s.MintSignupToken(marketplacetest.TokenParams{Subject: "acct-orders", Audience: signupTestAudience,
+		tok := env.s.SignupToken(marketplacetest.TokenParams{Subject: "acct-orders", Audience: signupTestAudience,
 			Google: map[string]any{"roles": []string{"account_admin"}, "user_identity": "u-1", "orders": orders}})
-		require.NoError(t, err)
 		resp := env.begin(t, tok)
 		require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
 		first, err := env.store.UseToken(t.Context(), "probe", time.Now().Add(time.Hour))
@@ -500,7 +499,7 @@ func TestSignupSessionReviewFindings(t *testing.T) {
 		env := newSessionEnv(t, [][]byte{sessionKeyA})
 		for _, h := range [][2]string{{"X-Forwarded-Proto", "https, http"}, {"Forwarded", "for=1.2.3.4;proto=https"}} {
 			req, err := http.NewRequest(http.MethodPost, env.srv.URL+"/signup",
-				strings.NewReader(url.Values{marketplace.SignupTokenField: {env.s.SignupToken("acct-"+h[0], signupTestAudience)}}.Encode()))
+				strings.NewReader(url.Values{marketplace.SignupTokenField: {env.s.SignupToken(marketplacetest.TokenParams{Subject: "acct-" + h[0], Audience: signupTestAudience})}}.Encode()))
 			require.NoError(t, err)
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.Header.Set(h[0], h[1])

@@ -111,7 +111,7 @@ func TestVerifySignupTokenGood(t *testing.T) {
 	t.Parallel()
 	e := newSignupTestEnv(t)
 	now := e.s.Clock().Now()
-	tok := e.s.SignupToken(signupTestAccount, signupTestAudience)
+	tok := e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})
 
 	c, err := e.v.VerifySignupToken(context.Background(), tok)
 	require.NoError(t, err)
@@ -124,7 +124,7 @@ func TestVerifySignupTokenGood(t *testing.T) {
 	assert.Equal(t, marketplacetest.SignupTokenLifetime, c.ExpiresAt.Sub(c.IssuedAt))
 
 	// A second token is verified from the cache.
-	_, err = e.v.VerifySignupToken(context.Background(), e.s.SignupToken("acct-2", signupTestAudience))
+	_, err = e.v.VerifySignupToken(context.Background(), e.s.SignupToken(marketplacetest.TokenParams{Subject: "acct-2", Audience: signupTestAudience}))
 	require.NoError(t, err)
 	e.requireOnlyCertsFetched(t, 1)
 }
@@ -157,13 +157,12 @@ func TestVerifySignupTokenAttacks(t *testing.T) {
 	t.Parallel()
 	e := newSignupTestEnv(t)
 	ctx := context.Background()
-	require.Len(t, marketplacetest.SignupAttackTokens, len(signupAttackReasons))
+	require.Len(t, marketplacetest.SignupAttackTokens(), len(signupAttackReasons))
 
-	for _, kind := range marketplacetest.SignupAttackTokens {
+	for _, kind := range marketplacetest.SignupAttackTokens() {
 		want, ok := signupAttackReasons[kind]
 		require.True(t, ok, "no expected reason for attack %q", kind)
-		tok, err := e.s.BadSignupToken(kind, signupTestAccount, signupTestAudience)
-		require.NoError(t, err)
+		tok := e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience, Bad: kind})
 
 		c, err := e.v.VerifySignupToken(ctx, tok)
 		requireAuthReason(t, err, want)
@@ -187,9 +186,8 @@ func TestVerifySignupTokenAttackerIssuerFetchesNothing(t *testing.T) {
 		marketplacetest.BadTokenAttackerIssuer, marketplacetest.BadTokenWrongIssuer,
 		marketplacetest.BadTokenAlgNone, marketplacetest.BadTokenHS256PublicKey, marketplacetest.BadTokenOversize,
 	} {
-		tok, err := e.s.BadSignupToken(kind, signupTestAccount, signupTestAudience)
-		require.NoError(t, err)
-		_, err = e.v.VerifySignupToken(context.Background(), tok)
+		tok := e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience, Bad: kind})
+		_, err := e.v.VerifySignupToken(context.Background(), tok)
 		require.Error(t, err)
 	}
 	e.requireOnlyCertsFetched(t, 0)
@@ -207,8 +205,7 @@ func TestVerifySignupTokenEdgeCases(t *testing.T) {
 		if p.Audience == "" {
 			p.Audience = signupTestAudience
 		}
-		tok, err := e.s.MintSignupToken(p)
-		require.NoError(t, err)
+		tok := e.s.SignupToken(p)
 		return tok
 	}
 	good := mint(marketplacetest.TokenParams{})
@@ -269,11 +266,10 @@ func TestVerifySignupTokenEdgeCases(t *testing.T) {
 func TestVerifySignupTokenClaimsShapes(t *testing.T) {
 	t.Parallel()
 	e := newSignupTestEnv(t)
-	tok, err := e.s.MintSignupToken(marketplacetest.TokenParams{
+	tok := e.s.SignupToken(marketplacetest.TokenParams{
 		Subject: signupTestAccount, Audience: signupTestAudience,
 		Google: map[string]any{"user_identity": 1234567890123, "roles": "account_admin", "orders": []string{"order-1", "order-2"}},
 	})
-	require.NoError(t, err)
 	c, err := e.v.VerifySignupToken(context.Background(), tok)
 	require.NoError(t, err)
 	assert.Equal(t, "1234567890123", c.UserIdentity)
@@ -281,20 +277,18 @@ func TestVerifySignupTokenClaimsShapes(t *testing.T) {
 	assert.Equal(t, []string{"order-1", "order-2"}, c.Orders)
 
 	// Top-level orders, and an orders claim of an unexpected shape.
-	tok, err = e.s.MintSignupToken(marketplacetest.TokenParams{
+	tok = e.s.SignupToken(marketplacetest.TokenParams{
 		Subject: signupTestAccount, Audience: signupTestAudience,
 		Extra: map[string]any{"orders": []string{"order-3"}},
 	})
-	require.NoError(t, err)
 	c, err = e.v.VerifySignupToken(context.Background(), tok)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"order-3"}, c.Orders)
 
-	tok, err = e.s.MintSignupToken(marketplacetest.TokenParams{
+	tok = e.s.SignupToken(marketplacetest.TokenParams{
 		Subject: signupTestAccount, Audience: signupTestAudience,
 		Google: map[string]any{"user_identity": "u", "orders": map[string]any{"id": "x"}},
 	})
-	require.NoError(t, err)
 	c, err = e.v.VerifySignupToken(context.Background(), tok)
 	require.NoError(t, err)
 	assert.Nil(t, c.Orders)
@@ -304,7 +298,7 @@ func TestVerifySignupTokenKeyRotation(t *testing.T) {
 	t.Parallel()
 	e := newSignupTestEnv(t)
 	ctx := context.Background()
-	old := e.s.SignupToken(signupTestAccount, signupTestAudience)
+	old := e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})
 	_, err := e.v.VerifySignupToken(ctx, old)
 	require.NoError(t, err)
 	e.requireOnlyCertsFetched(t, 1)
@@ -312,13 +306,13 @@ func TestVerifySignupTokenKeyRotation(t *testing.T) {
 	// Google rotates some time later: tokens carry a kid the cache lacks.
 	e.s.Clock().Advance(time.Minute)
 	require.NoError(t, e.s.RotateSignupKey())
-	fresh := e.s.SignupToken(signupTestAccount, signupTestAudience)
+	fresh := e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})
 	_, err = e.v.VerifySignupToken(ctx, fresh)
 	require.NoError(t, err, "unknown kid -> one refresh -> verified")
 	e.requireOnlyCertsFetched(t, 2)
 
 	// The previous key is still served and still verifies; no more fetches.
-	old = e.s.SignupToken(signupTestAccount, signupTestAudience) // new key now
+	old = e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience}) // new key now
 	_, err = e.v.VerifySignupToken(ctx, old)
 	require.NoError(t, err)
 	e.requireOnlyCertsFetched(t, 2)
@@ -328,13 +322,13 @@ func TestVerifySignupTokenRotationWithinRefreshInterval(t *testing.T) {
 	t.Parallel()
 	e := newSignupTestEnv(t)
 	ctx := context.Background()
-	_, err := e.v.VerifySignupToken(ctx, e.s.SignupToken(signupTestAccount, signupTestAudience))
+	_, err := e.v.VerifySignupToken(ctx, e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience}))
 	require.NoError(t, err)
 
 	// A kid that appears less than 30 s after the last fetch waits for the
 	// next allowed refresh.
 	require.NoError(t, e.s.RotateSignupKey())
-	tok := e.s.SignupToken(signupTestAccount, signupTestAudience)
+	tok := e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})
 	_, err = e.v.VerifySignupToken(ctx, tok)
 	requireAuthReason(t, err, marketplace.ErrTokenUnknownKey)
 	e.requireOnlyCertsFetched(t, 1)
@@ -351,11 +345,10 @@ func TestVerifySignupTokenRefreshRateLimit(t *testing.T) {
 	ctx := context.Background()
 	unknownKid := func(i int) string {
 		t.Helper()
-		tok, err := e.s.MintSignupToken(marketplacetest.TokenParams{
+		tok := e.s.SignupToken(marketplacetest.TokenParams{
 			Subject: signupTestAccount, Audience: signupTestAudience,
 			ForeignKey: true, KeyID: fmt.Sprintf("%040d", i),
 		})
-		require.NoError(t, err)
 		return tok
 	}
 
@@ -394,7 +387,7 @@ func TestVerifySignupTokenKeysUnavailable(t *testing.T) {
 	e := newSignupTestEnv(t)
 	ctx := context.Background()
 	e.log.setDown(true)
-	tok := e.s.SignupToken(signupTestAccount, signupTestAudience)
+	tok := e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})
 
 	_, err := e.v.VerifySignupToken(ctx, tok)
 	requireAuthReason(t, err, marketplace.ErrKeysUnavailable)
@@ -427,7 +420,7 @@ func TestVerifySignupTokenKeysUnavailable(t *testing.T) {
 		e := newSignupTestEnv(t)
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		_, err := e.v.VerifySignupToken(cctx, e.s.SignupToken(signupTestAccount, signupTestAudience))
+		_, err := e.v.VerifySignupToken(cctx, e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience}))
 		requireAuthReason(t, err, marketplace.ErrKeysUnavailable)
 		assert.ErrorIs(t, err, context.Canceled)
 	})
@@ -437,7 +430,7 @@ func TestVerifySignupTokenExpiresPerEmulatorClock(t *testing.T) {
 	t.Parallel()
 	e := newSignupTestEnv(t)
 	ctx := context.Background()
-	tok := e.s.SignupToken(signupTestAccount, signupTestAudience)
+	tok := e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})
 	_, err := e.v.VerifySignupToken(ctx, tok)
 	require.NoError(t, err)
 
@@ -452,7 +445,7 @@ func TestVerifySignupTokenExpiresPerEmulatorClock(t *testing.T) {
 	t.Run("zero leeway", func(t *testing.T) {
 		t.Parallel()
 		e := newSignupTestEnv(t, marketplace.WithSignupLeeway(0))
-		tok := e.s.SignupToken(signupTestAccount, signupTestAudience)
+		tok := e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})
 		e.s.Clock().Advance(marketplacetest.SignupTokenLifetime)
 		_, err := e.v.VerifySignupToken(ctx, tok)
 		requireAuthReason(t, err, marketplace.ErrTokenExpired)
@@ -469,11 +462,11 @@ func TestVerifySignupTokenMultipleAudiences(t *testing.T) {
 	ctx := context.Background()
 
 	for _, aud := range []string{"old-name.example.com", signupTestAudience} {
-		c, err := v.VerifySignupToken(ctx, s.SignupToken(signupTestAccount, aud))
+		c, err := v.VerifySignupToken(ctx, s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: aud}))
 		require.NoError(t, err, aud)
 		assert.Equal(t, aud, c.Audience)
 	}
-	_, err = v.VerifySignupToken(ctx, s.SignupToken(signupTestAccount, "third.example.com"))
+	_, err = v.VerifySignupToken(ctx, s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: "third.example.com"}))
 	requireAuthReason(t, err, marketplace.ErrTokenAudience)
 }
 
@@ -561,13 +554,10 @@ func (h *signupHandlerEnv) postForm(t *testing.T, form url.Values) *http.Request
 func TestSignupHandler(t *testing.T) {
 	t.Parallel()
 	h := newSignupHandlerEnv(t)
-	good := h.s.SignupToken(signupTestAccount, signupTestAudience)
-	expired, err := h.s.BadSignupToken(marketplacetest.BadTokenExpired, signupTestAccount, signupTestAudience)
-	require.NoError(t, err)
-	forged, err := h.s.BadSignupToken(marketplacetest.BadTokenForeignKey, signupTestAccount, signupTestAudience)
-	require.NoError(t, err)
-	oversize, err := h.s.BadSignupToken(marketplacetest.BadTokenOversize, signupTestAccount, signupTestAudience)
-	require.NoError(t, err)
+	good := h.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})
+	expired := h.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience, Bad: marketplacetest.BadTokenExpired})
+	forged := h.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience, Bad: marketplacetest.BadTokenForeignKey})
+	oversize := h.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience, Bad: marketplacetest.BadTokenOversize})
 
 	multipartReq := func(tok string) *http.Request {
 		var b bytes.Buffer
@@ -643,7 +633,7 @@ func TestSignupHandlerKeysUnavailable(t *testing.T) {
 	t.Parallel()
 	h := newSignupHandlerEnv(t)
 	h.log.setDown(true)
-	req := h.postForm(t, url.Values{marketplace.SignupTokenField: {h.s.SignupToken(signupTestAccount, signupTestAudience)}})
+	req := h.postForm(t, url.Values{marketplace.SignupTokenField: {h.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})}})
 	resp, err := h.srv.Client().Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -663,21 +653,13 @@ func TestSignupHandlerPanicsOnNil(t *testing.T) {
 }
 
 func FuzzVerifySignupToken(f *testing.F) {
-	s, err := marketplacetest.NewServer()
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { _ = s.Close() })
-	f.Add(s.SignupToken(signupTestAccount, signupTestAudience))
-	for _, kind := range marketplacetest.SignupAttackTokens {
+	s := marketplacetest.New(f)
+	f.Add(s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience}))
+	for _, kind := range marketplacetest.SignupAttackTokens() {
 		if kind == marketplacetest.BadTokenOversize {
 			continue
 		}
-		tok, err := s.BadSignupToken(kind, signupTestAccount, signupTestAudience)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(tok)
+		f.Add(s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience, Bad: kind}))
 	}
 	for _, seed := range []string{"", ".", "..", "a.b.c", "eyJhbGciOiJSUzI1NiJ9.e30.", "eyJhbGciOiJub25lIn0.eyJpc3MiOjF9.", "e30.e30.e30"} {
 		f.Add(seed)
@@ -687,7 +669,7 @@ func FuzzVerifySignupToken(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	good := s.SignupToken(signupTestAccount, signupTestAudience)
+	good := s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})
 	f.Fuzz(func(t *testing.T, token string) {
 		c, err := v.VerifySignupToken(context.Background(), token)
 		if err == nil {
@@ -710,7 +692,7 @@ func FuzzVerifySignupToken(f *testing.F) {
 // same key and checks, without the pre-checks, typed errors or cache.
 func BenchmarkVerifySignupToken(b *testing.B) {
 	s, v := signupBenchSetup(b)
-	tok := s.SignupToken(signupTestAccount, signupTestAudience)
+	tok := s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})
 	ctx := context.Background()
 	if _, err := v.VerifySignupToken(ctx, tok); err != nil {
 		b.Fatal(err)
@@ -725,7 +707,7 @@ func BenchmarkVerifySignupToken(b *testing.B) {
 
 func BenchmarkVerifySignupTokenBaselineJWT(b *testing.B) {
 	s, _ := signupBenchSetup(b)
-	tok := s.SignupToken(signupTestAccount, signupTestAudience)
+	tok := s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})
 	key := signupBenchKey(b, s)
 	parser := jwt.NewParser(
 		jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer(marketplace.SignupIssuer),
@@ -752,7 +734,7 @@ func signupBenchSetup(b *testing.B) (*marketplacetest.Server, *marketplace.Signu
 // signupBenchKey fetches the emulator's current sign-up public key.
 func signupBenchKey(b *testing.B, s *marketplacetest.Server) *rsa.PublicKey {
 	b.Helper()
-	s.SignupToken("warm-up", "x") // make sure a key exists
+	s.SignupToken(marketplacetest.TokenParams{Subject: "warm-up", Audience: "x"}) // make sure a key exists
 	resp, err := http.Get(s.CertsURL())
 	require.NoError(b, err)
 	defer resp.Body.Close()

@@ -32,8 +32,7 @@ func (e signupTestEnv) mintSignup(t *testing.T, p marketplacetest.TokenParams) s
 	if p.Audience == "" {
 		p.Audience = signupTestAudience
 	}
-	tok, err := e.s.MintSignupToken(p)
-	require.NoError(t, err)
+	tok := e.s.SignupToken(p)
 	return tok
 }
 
@@ -81,8 +80,7 @@ func TestVerifySignupTokenRefusesKeyRedirect(t *testing.T) {
 			marketplace.WithSignupHTTPClient(client),
 			marketplace.WithSignupClock(s.Clock().Now))
 		require.NoError(t, err)
-		tok, err := s.MintSignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience, ForeignKey: true})
-		require.NoError(t, err)
+		tok := s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience, ForeignKey: true})
 		_, err = v.VerifySignupToken(ctx, tok)
 		requireAuthReason(t, err, marketplace.ErrKeysUnavailable)
 		assert.ErrorContains(t, err, "redirect")
@@ -102,8 +100,7 @@ func TestVerifySignupTokenRefusesKeyRedirect(t *testing.T) {
 			marketplace.WithSignupHTTPClient(client),
 			marketplace.WithSignupClock(s.Clock().Now))
 		require.NoError(t, err)
-		tok, err := s.MintSignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience, ForeignKey: true})
-		require.NoError(t, err)
+		tok := s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience, ForeignKey: true})
 		_, err = v.VerifySignupToken(ctx, tok)
 		requireAuthReason(t, err, marketplace.ErrKeysUnavailable)
 		assert.ErrorContains(t, err, "refused")
@@ -124,7 +121,7 @@ func TestVerifySignupTokenRefusesKeyRedirect(t *testing.T) {
 		e.s.Clock().Advance(time.Minute)
 		_, err = e.v.VerifySignupToken(ctx, attack)
 		requireAuthReason(t, err, marketplace.ErrTokenUnknownKey)
-		_, err = e.v.VerifySignupToken(ctx, e.s.SignupToken(signupTestAccount, signupTestAudience))
+		_, err = e.v.VerifySignupToken(ctx, e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience}))
 		require.NoError(t, err)
 	})
 }
@@ -133,9 +130,8 @@ func TestVerifyPushRequestRefusesKeyRedirect(t *testing.T) {
 	t.Parallel()
 	e := newPushTestEnv(t)
 	e.s.RedirectKeysToAttacker(true)
-	tok, err := e.s.MintPushToken(marketplacetest.PushTokenParams{Audience: pushTestAudience, ForeignKey: true})
-	require.NoError(t, err)
-	_, err = e.v.VerifyPushRequest(context.Background(), pushBearerRequest(t, tok))
+	tok := e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience, ForeignKey: true})
+	_, err := e.v.VerifyPushRequest(context.Background(), pushBearerRequest(t, tok))
 	requireAuthReason(t, err, marketplace.ErrKeysUnavailable)
 	e.requireOnlyJWKSFetched(t, 1)
 }
@@ -184,9 +180,8 @@ func TestVerifyPushRequestEmailIsComparedASCII(t *testing.T) {
 		{strings.Replace(sa, "k", "\u212a", 1), marketplace.ErrTokenEmail}, // Kelvin sign folds to k
 		{sa + " ", marketplace.ErrTokenEmail},
 	} {
-		tok, err := e.s.MintPushToken(marketplacetest.PushTokenParams{Audience: pushTestAudience, Email: tc.email})
-		require.NoError(t, err)
-		_, err = e.v.VerifyPushToken(context.Background(), tok)
+		tok := e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience, Email: tc.email})
+		_, err := e.v.VerifyPushToken(context.Background(), tok)
 		if tc.want == "" {
 			assert.NoError(t, err, tc.email)
 			continue
@@ -196,7 +191,7 @@ func TestVerifyPushRequestEmailIsComparedASCII(t *testing.T) {
 
 	// A configured address in upper case matches the token's lower case.
 	upper := newPushTestEnv(t, marketplace.WithPushServiceAccount(strings.ToUpper(sa)))
-	_, err := upper.v.VerifyPushToken(context.Background(), upper.s.PushToken(pushTestAudience))
+	_, err := upper.v.VerifyPushToken(context.Background(), upper.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience}))
 	require.NoError(t, err)
 }
 
@@ -218,11 +213,10 @@ func TestVerifySignupTokenCritHeader(t *testing.T) {
 func TestVerifySignupTokenStrictEncoding(t *testing.T) {
 	t.Parallel()
 	e := newSignupTestEnv(t)
-	good := e.s.SignupToken(signupTestAccount, signupTestAudience)
+	good := e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})
 	parts := strings.Split(good, ".")
 	h, p, sig := parts[0], parts[1], parts[2]
-	lowBits, err := e.s.BadSignupToken(marketplacetest.BadTokenSignatureLowBits, signupTestAccount, signupTestAudience)
-	require.NoError(t, err)
+	lowBits := e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience, Bad: marketplacetest.BadTokenSignatureLowBits})
 	require.NotEqual(t, good, lowBits)
 	e.requireCases(t, []tokenCase{
 		{"genuine", good, ""},
@@ -278,22 +272,14 @@ func requireFuzzTokenError(t *testing.T, err error) {
 // every push attack: nothing but the genuine token verifies, and every
 // refusal is a typed error.
 func FuzzVerifyPushToken(f *testing.F) {
-	s, err := marketplacetest.NewServer()
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { _ = s.Close() })
-	good := s.PushToken(pushTestAudience)
+	s := marketplacetest.New(f)
+	good := s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience})
 	f.Add(good)
-	for _, kind := range marketplacetest.PushAttackTokens {
+	for _, kind := range marketplacetest.PushAttackTokens() {
 		if kind == marketplacetest.BadTokenOversize {
 			continue
 		}
-		tok, err := s.BadPushToken(kind, pushTestAudience)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(tok)
+		f.Add(s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience, Bad: kind}))
 	}
 	v, err := marketplace.NewPushVerifier(pushTestAudience, marketplace.WithPushJWKSURL(s.PushJWKSURL()),
 		marketplace.WithPushClock(s.Clock().Now), marketplace.WithPushServiceAccount(s.PushServiceAccount()))

@@ -14,10 +14,7 @@ import (
 // production: procurement.NewClient(ctx, "your-provider-id") with
 // Application Default Credentials.
 func newExampleClient(ctx context.Context) (*marketplacetest.Server, *procurement.Client) {
-	srv, err := marketplacetest.NewServer()
-	if err != nil {
-		log.Fatal(err)
-	}
+	srv := marketplacetest.New(nil)
 	client, err := procurement.NewClient(ctx, srv.ProviderID(),
 		procurement.WithClientOptions(srv.ClientOptions()...))
 	if err != nil {

@@ -88,10 +88,7 @@ func benchConsumers() int {
 // flushFixture is built once per process and shared by the flush benchmark
 // and its baseline: the emulator outlives the individual benchmark runs.
 var flushFixture = sync.OnceValues(func() (*marketplacetest.Server, []usage.Consumer) {
-	srv, err := marketplacetest.NewServer()
-	if err != nil {
-		panic(err)
-	}
+	srv := marketplacetest.New(nil)
 	cs := make([]usage.Consumer, benchConsumers())
 	for i := range cs {
 		// Active, as a usage-based entitlement is once provisioned: the
@@ -108,7 +105,7 @@ var flushFixture = sync.OnceValues(func() (*marketplacetest.Server, []usage.Cons
 	// unacknowledged message every 10 ms: with 10,000 entitlements that
 	// was 43% of the process's CPU samples, beside the reporter and its
 	// baseline alike.
-	_, err = srv.PubSub().GServer.DeleteSubscription(context.Background(),
+	_, err := srv.PubSub().GServer.DeleteSubscription(context.Background(),
 		&pubsubpb.DeleteSubscriptionRequest{Subscription: srv.Subscription()})
 	if err != nil {
 		panic(err)

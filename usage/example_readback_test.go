@@ -18,7 +18,7 @@ import (
 // Billing's export.
 func ExampleReporter_Export() {
 	ctx := context.Background()
-	srv, _ := marketplacetest.NewServer()
+	srv := marketplacetest.New(nil)
 	defer srv.Close()
 	entitlementID, _ := srv.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true})
 	ent, _ := srv.Entitlement(entitlementID)

@@ -15,7 +15,7 @@ import (
 // (sqlitestore or pgstore) and run r.Run(ctx) in a goroutine.
 func Example() {
 	ctx := context.Background()
-	srv, _ := marketplacetest.NewServer()
+	srv := marketplacetest.New(nil)
 	defer srv.Close()
 	entitlementID, _ := srv.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true})
 	ent, _ := srv.Entitlement(entitlementID)

@@ -79,10 +79,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(*marketpl
 		}
 		opts = append(opts, marketplacetest.WithStartTime(t))
 	}
-	s, err := marketplacetest.NewServer(opts...)
-	if err != nil {
-		return fmt.Errorf("start: %w", err)
-	}
+	s := marketplacetest.New(nil, opts...)
 	printEndpoints(out, s)
 	if ready != nil {
 		ready(s)

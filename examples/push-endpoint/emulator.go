@@ -43,11 +43,7 @@ func startEmulator(cfg *config) (emu *marketplacetest.Server, stop func(), err e
 		service = marketplacetest.DefaultServiceName
 	}
 	opts = append(opts, marketplacetest.WithService(service, cfg.Metrics...))
-	emu, err = marketplacetest.NewServer(opts...)
-	if err != nil {
-		removeDB()
-		return nil, nil, fmt.Errorf("start the emulator: %w", err)
-	}
+	emu = marketplacetest.New(nil, opts...)
 	cfg.ProviderID, cfg.ServiceName = emu.ProviderID(), emu.ServiceName()
 	cfg.PushAccount = emu.PushServiceAccount()
 	if cfg.OpsToken == "" {
@@ -103,7 +99,7 @@ func (b *backend) emulatorRoutes(mux *http.ServeMux) {
 		w.Header().Set("Cache-Control", "no-store")
 		_ = checkoutPage.Execute(w, map[string]string{
 			"AccountID": ent.AccountID, "Plan": plan, "Action": b.url + "/signup",
-			"Token": b.emu.SignupToken(ent.AccountID, b.cfg.Audiences[0]),
+			"Token": b.emu.SignupToken(marketplacetest.TokenParams{Subject: ent.AccountID, Audience: b.cfg.Audiences[0]}),
 		})
 	})
 }

@@ -244,8 +244,7 @@ func TestEmulatorEndToEnd(t *testing.T) {
 	// A forged token is refused.
 	status, _ = postForm(t, b.url+"/signup", url.Values{"x-gcp-marketplace-token": {"not.a.token"}})
 	assert.Equal(t, http.StatusBadRequest, status)
-	bad, err := b.emu.BadSignupToken(marketplacetest.BadTokenWrongAudience, accountID, "other.example.com")
-	require.NoError(t, err)
+	bad := b.emu.SignupToken(marketplacetest.TokenParams{Subject: accountID, Audience: "other.example.com", Bad: marketplacetest.BadTokenWrongAudience})
 	status, body = postForm(t, b.url+"/signup", url.Values{"x-gcp-marketplace-token": {bad}})
 	assert.Equal(t, http.StatusForbidden, status)
 	assert.Contains(t, body, "Marketplace &gt; Your orders", "a page that says how to start again")
@@ -303,19 +302,18 @@ func TestPushAuthentication(t *testing.T) {
 	data := []byte(`{"eventId":"e-1","eventType":"ENTITLEMENT_RENEWED","entitlement":{"id":"no-such-entitlement"}}`)
 	for _, kind := range []marketplacetest.BadToken{marketplacetest.BadTokenWrongAudience, marketplacetest.BadTokenWrongEmail,
 		marketplacetest.BadTokenExpired, marketplacetest.BadTokenForeignKey} {
-		tok, err := b.emu.BadPushToken(kind, push)
-		require.NoError(t, err)
-		resp, err := b.emu.PushWith(context.Background(), push, marketplacetest.PushParams{Data: data, Token: tok})
+		tok := b.emu.PushToken(marketplacetest.TokenParams{Audience: push, Bad: kind})
+		resp, err := b.emu.Push(context.Background(), push, marketplacetest.PushParams{Data: data, Token: tok})
 		require.NoError(t, err)
 		resp.Body.Close()
 		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, kind)
 	}
-	resp, err := b.emu.PushWith(context.Background(), push, marketplacetest.PushParams{Data: data, NoToken: true})
+	resp, err := b.emu.Push(context.Background(), push, marketplacetest.PushParams{Data: data, NoToken: true})
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "no token")
 
-	resp, err = b.emu.PushWith(context.Background(), push, marketplacetest.PushParams{Audience: push, Data: []byte("not json")})
+	resp, err = b.emu.Push(context.Background(), push, marketplacetest.PushParams{Audience: push, Data: []byte("not json")})
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Less(t, resp.StatusCode, 300, "a genuine delivery of an undecodable message is acknowledged (poison), not retried forever")

@@ -92,10 +92,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	meterProvider := metrics.MeterProvider()
 
 	// --- Google, played by the emulator ------------------------------------
-	emu, err := marketplacetest.NewServer(marketplacetest.WithService(marketplacetest.DefaultServiceName, metric))
-	if err != nil {
-		return fmt.Errorf("start the emulator: %w", err)
-	}
+	emu := marketplacetest.New(nil, marketplacetest.WithService(marketplacetest.DefaultServiceName, metric))
 	defer emu.Close()
 	clock := emu.Clock()
 
@@ -509,7 +506,7 @@ func (d *driver) lifecycle() error {
 
 	// 3. Sign-up: Google redirects the buyer's browser to the sign-up URL
 	// with a signed JWT in the form field x-gcp-marketplace-token.
-	token := emu.SignupToken(d.accountID, emu.ServiceName())
+	token := emu.SignupToken(marketplacetest.TokenParams{Subject: d.accountID, Audience: emu.ServiceName()})
 	tl.step("sign-up", "the buyer's browser POSTs a signed JWT (%d bytes) to %s", len(token), d.signupURL)
 	form := url.Values{"x-gcp-marketplace-token": {token}, "email": {"ada@example.com"}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.signupURL, strings.NewReader(form.Encode()))

@@ -256,8 +256,7 @@ func TestEmulatorEndToEnd(t *testing.T) {
 	// A forged token is refused.
 	status, _ = postForm(t, b.url+"/signup", url.Values{"x-gcp-marketplace-token": {"not.a.token"}})
 	assert.Equal(t, http.StatusBadRequest, status)
-	bad, err := b.emu.BadSignupToken(marketplacetest.BadTokenWrongAudience, accountID, "other.example.com")
-	require.NoError(t, err)
+	bad := b.emu.SignupToken(marketplacetest.TokenParams{Subject: accountID, Audience: "other.example.com", Bad: marketplacetest.BadTokenWrongAudience})
 	status, body = postForm(t, b.url+"/signup", url.Values{"x-gcp-marketplace-token": {bad}})
 	assert.Equal(t, http.StatusForbidden, status)
 	assert.Contains(t, body, "Marketplace &gt; Your orders", "a page that says how to start again")

@@ -167,10 +167,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	}
 	switch {
 	case cfg.Emulator:
-		emu, err := marketplacetest.NewServer(marketplacetest.WithService(orDefault(cfg.ServiceName, marketplacetest.DefaultServiceName), cfg.Metrics...))
-		if err != nil {
-			return fmt.Errorf("start the emulator: %w", err)
-		}
+		emu := marketplacetest.New(nil, marketplacetest.WithService(orDefault(cfg.ServiceName, marketplacetest.DefaultServiceName), cfg.Metrics...))
 		defer emu.Close()
 		defer emu.Clock().Follow(nil, 0)() // time passes as in production
 		s.emu, s.cfg.ServiceName, s.now = emu, emu.ServiceName(), emu.Clock().Now

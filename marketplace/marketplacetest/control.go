@@ -261,13 +261,8 @@ func (s *Server) controlSignupToken(w http.ResponseWriter, r *http.Request) {
 		writeControlResult(w, nil, badControlRequest("signupToken needs accountId and audience"))
 		return
 	}
-	var (
-		tok string
-		err error
-	)
-	if req.Bad == "" {
-		tok, err = s.signup.mint(TokenParams{Subject: req.AccountID, Audience: req.Audience})
-	} else if tok, err = s.signup.bad(req.Bad, req.AccountID, req.Audience); err != nil {
+	tok, err := s.signup.mint(TokenParams{Subject: req.AccountID, Audience: req.Audience, Bad: req.Bad})
+	if err != nil && req.Bad != "" {
 		err = badControlRequest("%v", err)
 	}
 	writeControlResult(w, map[string]string{"token": tok}, err)
@@ -286,13 +281,8 @@ func (s *Server) controlPushToken(w http.ResponseWriter, r *http.Request) {
 		writeControlResult(w, nil, badControlRequest("pushToken needs an audience"))
 		return
 	}
-	var (
-		tok string
-		err error
-	)
-	if req.Bad == "" {
-		tok, err = s.push.mint(PushTokenParams{Audience: req.Audience})
-	} else if tok, err = s.push.bad(req.Bad, req.Audience); err != nil {
+	tok, err := s.push.mint(TokenParams{Audience: req.Audience, Bad: req.Bad})
+	if err != nil && req.Bad != "" {
 		err = badControlRequest("%v", err)
 	}
 	writeControlResult(w, map[string]string{"token": tok}, err)

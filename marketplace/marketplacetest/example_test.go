@@ -16,10 +16,7 @@ import (
 // A customer buys; the provider approves through the real generated client.
 func Example() {
 	ctx := context.Background()
-	s, err := marketplacetest.NewServer()
-	if err != nil {
-		panic(err)
-	}
+	s := marketplacetest.New(nil)
 	defer s.Close()
 	svc, err := ccp.NewService(ctx, s.ClientOptions()...)
 	if err != nil {
@@ -55,10 +52,7 @@ func Example() {
 // Reporting the same usage twice is accepted, as Google might, and flagged.
 func ExampleServer_Violations() {
 	ctx := context.Background()
-	s, err := marketplacetest.NewServer()
-	if err != nil {
-		panic(err)
-	}
+	s := marketplacetest.New(nil)
 	defer s.Close()
 	svc, err := sc.NewService(ctx, s.ClientOptions()...)
 	if err != nil {
@@ -102,10 +96,7 @@ func ExampleServer_Violations() {
 // "Acted but the response was lost": the state changed, the client got 503.
 func ExampleServer_InjectFault() {
 	ctx := context.Background()
-	s, err := marketplacetest.NewServer()
-	if err != nil {
-		panic(err)
-	}
+	s := marketplacetest.New(nil)
 	defer s.Close()
 	svc, err := ccp.NewService(ctx, s.ClientOptions()...)
 	if err != nil {
@@ -128,10 +119,7 @@ func ExampleServer_InjectFault() {
 // Scheduled starts take effect when the clock passes them.
 func ExampleClock_Advance() {
 	ctx := context.Background()
-	s, err := marketplacetest.NewServer()
-	if err != nil {
-		panic(err)
-	}
+	s := marketplacetest.New(nil)
 	defer s.Close()
 	entID, _ := s.Purchase(ctx, marketplacetest.PurchaseParams{
 		AutoApprove: true,

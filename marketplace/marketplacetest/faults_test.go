@@ -139,8 +139,7 @@ func TestFaultLostResponse(t *testing.T) {
 
 func TestCloseEndsSleepingFaults(t *testing.T) {
 	t.Parallel()
-	s, err := NewServer()
-	require.NoError(t, err)
+	s := New(t)
 	svc := procurementClient(t, s)
 	s.InjectFault(Fault{Kind: FaultTimeout, Latency: time.Hour})
 	done := make(chan error, 1)

@@ -17,11 +17,7 @@ import (
 // HTTP API: it must answer JSON (success or Google's error shape) and never
 // panic.
 func FuzzServeAPI(f *testing.F) {
-	s, err := NewServer()
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer s.Close()
+	s := New(f)
 	ctx := context.Background()
 	entID, _ := s.Purchase(ctx, PurchaseParams{UsageBased: true, AutoApprove: true})
 	ent, _ := s.Entitlement(entID)

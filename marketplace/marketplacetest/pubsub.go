@@ -116,7 +116,7 @@ func (s *Server) PubSubOptions() []option.ClientOption {
 //
 // With a non-empty pushEndpoint it is a push subscription, delivered by the
 // emulator (pstest does not push): each message is POSTed to the endpoint
-// as Pub/Sub does (see PushWith), with an OIDC token whose audience is the
+// as Pub/Sub does (see Push), with an OIDC token whose audience is the
 // endpoint URL, Pub/Sub's default. A 102, 200, 201, 202 or 204 answer acks
 // the message; anything else, or no answer within the 10 s ack deadline,
 // nacks it and it is delivered again after a short pause.
@@ -167,7 +167,7 @@ func (s *Server) deliverPush(sub, endpoint string) {
 		}
 		for _, rm := range resp.ReceivedMessages {
 			m := rm.GetMessage()
-			r, err := s.PushWith(ctx, endpoint, PushParams{
+			r, err := s.Push(ctx, endpoint, PushParams{
 				Audience:     endpoint,
 				Data:         m.GetData(),
 				Attributes:   m.GetAttributes(),

@@ -10,11 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
-	"sync/atomic"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // PushIssuer is the iss claim of the OIDC tokens Pub/Sub attaches to push
@@ -38,43 +34,7 @@ const pushJWKSPath = "/oauth2/v3/certs"
 // pushUserAgent is the User-Agent of Google's push requests.
 const pushUserAgent = "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"
 
-// PushAttackTokens lists every BadToken kind that applies to push
-// tokens, for table-driven attack suites.
-var PushAttackTokens = []BadToken{
-	BadTokenAlgNone, BadTokenHS256PublicKey, BadTokenWrongIssuer, BadTokenWrongAudience,
-	BadTokenExpired, BadTokenIssuedInFuture, BadTokenEmptySubject, BadTokenUnknownKeyID,
-	BadTokenForeignKey, BadTokenTamperedPayload, BadTokenTruncated, BadTokenOversize,
-	BadTokenWrongEmail, BadTokenEmailNotVerified, BadTokenCritHeader, BadTokenSignatureNewline,
-	BadTokenSignatureLowBits, BadTokenLongLifetime, BadTokenStringExpiry, BadTokenSubjectPath,
-	BadTokenUnicodeEmail,
-}
-
-// PushTokenParams describes a push OIDC token for MintPushToken. Zero
-// fields get the values a genuine token has, except Audience, which is used
-// as given.
-type PushTokenParams struct {
-	Audience  string    // aud: the audience configured on the push subscription
-	Email     string    // "" = PushServiceAccount()
-	Subject   string    // sub (and azp); "" = the service account's numeric id
-	Issuer    string    // "" = PushIssuer
-	IssuedAt  time.Time // zero = the emulator clock's now
-	ExpiresAt time.Time // zero = IssuedAt + PushTokenLifetime
-	// EmailVerified is the email_verified claim; nil = true.
-	EmailVerified *bool
-	KeyID         string   // "" = the id of the key that signs
-	Alg           TokenAlg // "" = AlgRS256
-	// ForeignKey signs with a key the JWKS endpoint does not serve.
-	ForeignKey bool
-	// EmptySubject sends "sub":"" (Subject "" means the default).
-	EmptySubject bool
-	Extra        map[string]any // added last, override the claims above
-	Omit         []string       // claims to leave out, e.g. "exp"
-	// Header fields are added to the JOSE header (alg and kid excepted),
-	// e.g. crit.
-	Header map[string]any
-}
-
-// PushParams describes one push delivery for PushWith.
+// PushParams describes one push delivery for Push.
 type PushParams struct {
 	Audience     string            // aud of the minted token
 	Data         []byte            // message data (sent base64-encoded)
@@ -90,28 +50,7 @@ type PushParams struct {
 	Client *http.Client
 }
 
-// pushIssuer holds the keys that sign Google-style OIDC tokens for Pub/Sub
-// push deliveries and serves their JWKS.
-type pushIssuer struct {
-	now     func() time.Time
-	baseURL string // set by NewServer once the listener is up
-	ring    *keyRing
-	email   string
-	msgSeq  atomic.Int64
-	// redirect sends the JWKS endpoint to the attacker's copy
-	// (RedirectKeysToAttacker).
-	redirect atomic.Bool
-}
-
-func newPushIssuer(now func() time.Time) (*pushIssuer, error) {
-	return &pushIssuer{
-		now:   now,
-		ring:  &keyRing{now: now, commonName: "accounts.google.com"},
-		email: DefaultPushServiceAccount,
-	}, nil
-}
-
-func (i *pushIssuer) routes(mux *http.ServeMux) {
+func (i *issuer) pushRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+pushJWKSPath, redirecting(&i.redirect, func() string { return i.baseURL + attackerPushJWKSPath },
 		func(w http.ResponseWriter, r *http.Request) {
 			keys, err := i.ring.published()
@@ -130,131 +69,6 @@ func numericID(s string) string {
 	return fmt.Sprintf("1%020d", binary.BigEndian.Uint64(sum[:8]))
 }
 
-func (i *pushIssuer) mint(p PushTokenParams) (string, error) {
-	key, err := i.ring.current()
-	if err != nil {
-		return "", err
-	}
-	signer := key
-	if p.ForeignKey {
-		if signer, err = i.ring.foreignKey(); err != nil {
-			return "", err
-		}
-	}
-	iat := p.IssuedAt
-	if iat.IsZero() {
-		iat = i.now()
-	}
-	exp := p.ExpiresAt
-	if exp.IsZero() {
-		exp = iat.Add(PushTokenLifetime)
-	}
-	iss := p.Issuer
-	if iss == "" {
-		iss = PushIssuer
-	}
-	email := p.Email
-	if email == "" {
-		email = i.email
-	}
-	sub := p.Subject
-	if sub == "" {
-		sub = numericID("service_account:" + i.email)
-	}
-	if p.EmptySubject {
-		sub = ""
-	}
-	verified := true
-	if p.EmailVerified != nil {
-		verified = *p.EmailVerified
-	}
-	claims := jwt.MapClaims{
-		"iss":            iss,
-		"aud":            p.Audience,
-		"azp":            sub,
-		"sub":            sub,
-		"email":          email,
-		"email_verified": verified,
-		"iat":            iat.Unix(),
-		"exp":            exp.Unix(),
-	}
-	applyClaimEdits(claims, p.Extra, p.Omit)
-	kid := p.KeyID
-	if kid == "" {
-		kid = signer.kid
-	}
-	return signJWT(p.Alg, signer, key.pubPEM, kid, p.Header, claims)
-}
-
-func (i *pushIssuer) bad(kind BadToken, audience string) (string, error) {
-	p := PushTokenParams{Audience: audience}
-	now := i.now()
-	switch kind {
-	case BadTokenAlgNone:
-		p.Alg = AlgNone
-	case BadTokenHS256PublicKey:
-		p.Alg = AlgHS256PublicKey
-	case BadTokenWrongIssuer:
-		p.Issuer = "https://accounts.example.com"
-	case BadTokenWrongAudience:
-		p.Audience = badTokenAudience
-	case BadTokenExpired:
-		p.IssuedAt = now.Add(-time.Hour - PushTokenLifetime)
-		p.ExpiresAt = now.Add(-time.Hour)
-	case BadTokenIssuedInFuture:
-		p.IssuedAt = now.Add(time.Hour)
-	case BadTokenEmptySubject:
-		p.EmptySubject = true
-	case BadTokenUnknownKeyID:
-		p.ForeignKey = true
-		p.KeyID = "0000000000000000000000000000000000000000"
-	case BadTokenForeignKey:
-		key, err := i.ring.current()
-		if err != nil {
-			return "", err
-		}
-		p.ForeignKey, p.KeyID = true, key.kid
-	case BadTokenTamperedPayload:
-		tok, err := i.mint(p)
-		if err != nil {
-			return "", err
-		}
-		return tamperPayload(tok)
-	case BadTokenTruncated:
-		tok, err := i.mint(p)
-		if err != nil {
-			return "", err
-		}
-		return truncateSignature(tok), nil
-	case BadTokenOversize:
-		p.Extra = map[string]any{"padding": strings.Repeat("A", OversizeTokenLen)}
-	case BadTokenWrongEmail:
-		p.Email = "someone-else@attacker-project.iam.gserviceaccount.com"
-	case BadTokenEmailNotVerified:
-		f := false
-		p.EmailVerified = &f
-	case BadTokenCritHeader:
-		p.Header = critHeader()
-	case BadTokenSignatureNewline, BadTokenSignatureLowBits:
-		tok, err := i.mint(p)
-		if err != nil {
-			return "", err
-		}
-		return respell(kind, tok)
-	case BadTokenLongLifetime:
-		p.ExpiresAt = longExpiry(now)
-	case BadTokenStringExpiry:
-		p.Extra = stringExpiry(now.Add(PushTokenLifetime))
-	case BadTokenSubjectPath:
-		p.Subject = AttackSubjectPath
-	case BadTokenUnicodeEmail:
-		p.Email = unicodeLookalike(i.email)
-	default:
-		return "", fmt.Errorf("marketplacetest: bad token kind %q does not apply to push tokens", kind)
-	}
-	return i.mint(p)
-}
-
 // PushJWKSURL serves the push token signing keys as a JWK Set, like
 // Google's https://www.googleapis.com/oauth2/v3/certs.
 func (s *Server) PushJWKSURL() string { return s.push.baseURL + pushJWKSPath }
@@ -262,34 +76,17 @@ func (s *Server) PushJWKSURL() string { return s.push.baseURL + pushJWKSPath }
 // PushServiceAccount is the email claim of push tokens.
 func (s *Server) PushServiceAccount() string { return s.push.email }
 
-// PushToken mints the OIDC token Pub/Sub sends with a push delivery to an
-// endpoint configured with audience: RS256 with a kid, iss PushIssuer, aud,
-// email PushServiceAccount(), email_verified true, sub, iat now (emulator
-// clock), exp iat+1h. It panics if signing fails, which only a broken
-// crypto/rand can cause.
-func (s *Server) PushToken(audience string) string {
-	tok, err := s.push.mint(PushTokenParams{Audience: audience})
-	if err != nil {
-		panic(err)
-	}
-	return tok
-}
-
-// MintPushToken mints a push token from explicit parameters.
-func (s *Server) MintPushToken(p PushTokenParams) (string, error) { return s.push.mint(p) }
-
-// BadPushToken mints a push token for audience that is wrong in the one way
-// kind names (see PushAttackTokens).
-func (s *Server) BadPushToken(kind BadToken, audience string) (string, error) {
-	return s.push.bad(kind, audience)
-}
-
-// Push delivers one message to url the way a Pub/Sub push subscription
-// does: a POST of the push envelope with a bearer token minted for
-// audience. The caller closes the response body.
-func (s *Server) Push(ctx context.Context, url, audience string, data []byte, attrs map[string]string) (*http.Response, error) {
-	return s.PushWith(ctx, url, PushParams{Audience: audience, Data: data, Attributes: attrs})
-}
+// PushToken mints the OIDC token Pub/Sub sends with a push delivery. With
+// only Audience set (the audience configured on the push subscription) it
+// is a genuine token: RS256 with a kid, iss PushIssuer, aud, email
+// PushServiceAccount(), email_verified true, sub, iat now (emulator clock),
+// exp iat+1h. The other fields of p, and p.Bad, make it wrong on purpose.
+//
+// PushToken panics if p asks for what it cannot mint (an unknown Alg, the
+// sign-up-only Google field, a Bad kind that does not apply to push
+// tokens) or if signing fails, which only a broken crypto/rand can cause:
+// mistakes of the test, not outcomes to handle.
+func (s *Server) PushToken(p TokenParams) string { return mustToken(s.push.mint(p)) }
 
 // pushEnvelope is the body of a push request. Pub/Sub sends messageId and
 // publishTime in both camelCase and snake_case; so does the emulator.
@@ -305,15 +102,16 @@ type pushEnvelope struct {
 	Subscription string `json:"subscription"`
 }
 
-// PushWith delivers one message to url with full control over the token
-// and envelope. The caller closes the response body.
-func (s *Server) PushWith(ctx context.Context, url string, p PushParams) (*http.Response, error) {
+// Push delivers one message to url the way a Pub/Sub push subscription
+// does: a POST of the push envelope, with a bearer token minted for
+// p.Audience unless p says otherwise. The caller closes the response body.
+func (s *Server) Push(ctx context.Context, url string, p PushParams) (*http.Response, error) {
 	var env pushEnvelope
 	env.Message.Attributes = p.Attributes
 	env.Message.Data = base64.StdEncoding.EncodeToString(p.Data)
 	id := p.MessageID
 	if id == "" {
-		id = strconv.FormatInt(4000000000000000+s.push.msgSeq.Add(1), 10)
+		id = strconv.FormatInt(4000000000000000+s.pushSeq.Add(1), 10)
 	}
 	env.Message.MessageID, env.Message.MessageIDSnake = id, id
 	at := p.PublishTime
@@ -339,7 +137,7 @@ func (s *Server) PushWith(ctx context.Context, url string, p PushParams) (*http.
 	if !p.NoToken {
 		tok := p.Token
 		if tok == "" {
-			if tok, err = s.push.mint(PushTokenParams{Audience: p.Audience}); err != nil {
+			if tok, err = s.push.mint(TokenParams{Audience: p.Audience}); err != nil {
 				return nil, err
 			}
 		}

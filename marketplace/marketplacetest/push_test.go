@@ -26,7 +26,7 @@ func TestPushTokens(t *testing.T) {
 	}
 
 	t.Run("genuine token verifies against the JWKS", func(t *testing.T) {
-		tok := s.PushToken(aud)
+		tok := s.PushToken(TokenParams{Audience: aud})
 		claims, err := verifier.verify(t, tok)
 		require.NoError(t, err)
 		now := s.Clock().Now().Unix()
@@ -43,6 +43,41 @@ func TestPushTokens(t *testing.T) {
 		assert.NotEmpty(t, header["kid"])
 	})
 
+	t.Run("explicit claims", func(t *testing.T) {
+		f := false
+		tok := s.PushToken(TokenParams{Audience: aud, Email: "x@y", EmailVerified: &f, Subject: "42"})
+		claims := decodeSegment(t, tok, 1)
+		assert.Equal(t, "x@y", claims["email"])
+		assert.Equal(t, false, claims["email_verified"])
+		assert.Equal(t, "42", claims["sub"])
+	})
+
+	t.Run("sign-up-only fields panic", func(t *testing.T) {
+		require.PanicsWithError(t, "marketplacetest: Google applies to sign-up tokens only", func() {
+			s.PushToken(TokenParams{Audience: aud, Google: map[string]any{}})
+		})
+	})
+
+	t.Run("rotation keeps the previous key", func(t *testing.T) {
+		old := s.PushToken(TokenParams{Audience: aud})
+		require.NoError(t, s.RotatePushKey())
+		fresh := s.PushToken(TokenParams{Audience: aud})
+		assert.NotEqual(t, decodeSegment(t, old, 0)["kid"], decodeSegment(t, fresh, 0)["kid"])
+		for _, tok := range []string{old, fresh} {
+			_, err := verifier.verify(t, tok)
+			require.NoError(t, err)
+		}
+	})
+}
+
+func TestPushAttackTokens(t *testing.T) {
+	t.Parallel()
+	s := New(t)
+	const aud = "https://saas.example.com/marketplace/push"
+	verifier := strictVerifier{
+		issuer: PushIssuer, audience: aud, keys: jwksKeys(s.PushJWKSURL()),
+		now: s.Clock().Now, email: s.PushServiceAccount(),
+	}
 	wantReason := map[BadToken]error{
 		BadTokenAlgNone:          errAlg,
 		BadTokenHS256PublicKey:   errAlg,
@@ -66,39 +101,18 @@ func TestPushTokens(t *testing.T) {
 		BadTokenSubjectPath:      errSubject,
 		BadTokenUnicodeEmail:     errEmail,
 	}
-	require.Len(t, PushAttackTokens, len(wantReason))
-	for _, kind := range PushAttackTokens {
+	require.Len(t, PushAttackTokens(), len(wantReason))
+	for _, kind := range PushAttackTokens() {
 		t.Run("bad/"+string(kind), func(t *testing.T) {
-			tok, err := s.BadPushToken(kind, aud)
-			require.NoError(t, err)
-			_, err = verifier.verify(t, tok)
+			tok := s.PushToken(TokenParams{Audience: aud, Bad: kind})
+			_, err := verifier.verify(t, tok)
 			require.ErrorIs(t, err, wantReason[kind])
 		})
 	}
 	t.Run("attacker issuer does not apply to push", func(t *testing.T) {
-		_, err := s.BadPushToken(BadTokenAttackerIssuer, aud)
-		require.Error(t, err)
-	})
-
-	t.Run("MintPushToken", func(t *testing.T) {
-		f := false
-		tok, err := s.MintPushToken(PushTokenParams{Audience: aud, Email: "x@y", EmailVerified: &f, Subject: "42"})
-		require.NoError(t, err)
-		claims := decodeSegment(t, tok, 1)
-		assert.Equal(t, "x@y", claims["email"])
-		assert.Equal(t, false, claims["email_verified"])
-		assert.Equal(t, "42", claims["sub"])
-	})
-
-	t.Run("rotation keeps the previous key", func(t *testing.T) {
-		old := s.PushToken(aud)
-		require.NoError(t, s.RotatePushKey())
-		fresh := s.PushToken(aud)
-		assert.NotEqual(t, decodeSegment(t, old, 0)["kid"], decodeSegment(t, fresh, 0)["kid"])
-		for _, tok := range []string{old, fresh} {
-			_, err := verifier.verify(t, tok)
-			require.NoError(t, err)
-		}
+		require.PanicsWithError(t, `marketplacetest: bad token kind "attacker-issuer" does not apply to push tokens`, func() {
+			s.PushToken(TokenParams{Audience: aud, Bad: BadTokenAttackerIssuer})
+		})
 	})
 }
 
@@ -135,7 +149,7 @@ func TestPushDeliversEnvelope(t *testing.T) {
 	ctx := context.Background()
 
 	data := []byte(`{"eventId":"e-1","eventType":"ENTITLEMENT_ACTIVE"}`)
-	resp, err := s.Push(ctx, recv.URL+"/push", aud, data, map[string]string{"k": "v"})
+	resp, err := s.Push(ctx, recv.URL+"/push", PushParams{Audience: aud, Data: data, Attributes: map[string]string{"k": "v"}})
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
@@ -178,7 +192,7 @@ func TestPushDeliversEnvelope(t *testing.T) {
 	assert.Equal(t, DefaultPushSubscription, env.Subscription)
 
 	// A second push gets a different message id.
-	resp, err = s.Push(ctx, recv.URL, aud, data, nil)
+	resp, err = s.Push(ctx, recv.URL, PushParams{Audience: aud, Data: data})
 	require.NoError(t, err)
 	resp.Body.Close()
 	var env2 struct{ Message struct{ MessageID string } }
@@ -186,19 +200,19 @@ func TestPushDeliversEnvelope(t *testing.T) {
 	assert.NotEqual(t, env.Message.MessageID, env2.Message.MessageID)
 }
 
-func TestPushWith(t *testing.T) {
+func TestPushParams(t *testing.T) {
 	t.Parallel()
 	s := New(t)
 	recv, received := pushReceiver(t, http.StatusUnauthorized)
 	ctx := context.Background()
 	at := time.Date(2026, 2, 1, 12, 0, 0, 123000000, time.UTC)
 
-	resp, err := s.PushWith(ctx, recv.URL, PushParams{NoToken: true, MessageID: "m-1", PublishTime: at, Subscription: "projects/p/subscriptions/s"})
+	resp, err := s.Push(ctx, recv.URL, PushParams{NoToken: true, MessageID: "m-1", PublishTime: at, Subscription: "projects/p/subscriptions/s"})
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 
-	resp, err = s.PushWith(ctx, recv.URL, PushParams{Token: "not-a-jwt"})
+	resp, err = s.Push(ctx, recv.URL, PushParams{Token: "not-a-jwt"})
 	require.NoError(t, err)
 	resp.Body.Close()
 
@@ -212,6 +226,6 @@ func TestPushWith(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(ctx)
 	cancel()
-	_, err = s.PushWith(ctx, recv.URL, PushParams{})
+	_, err = s.Push(ctx, recv.URL, PushParams{})
 	require.ErrorIs(t, err, context.Canceled)
 }

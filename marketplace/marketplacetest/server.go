@@ -217,6 +217,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,8 +225,8 @@ import (
 	"google.golang.org/api/option"
 )
 
-// Server is a running emulator. Create one with New (tests) or NewServer
-// (programs); all its methods are safe for concurrent use.
+// Server is a running emulator. Create one with New; all its methods are
+// safe for concurrent use.
 type Server struct {
 	cfg   config
 	clock *Clock
@@ -249,8 +250,9 @@ type Server struct {
 	calls map[Method]int
 
 	// Wiring owned by tokens.go and push.go: they manage their own locking.
-	signup *signupIssuer
-	push   *pushIssuer
+	signup  *issuer
+	push    *issuer
+	pushSeq atomic.Int64 // message ids of Push
 
 	// pushers counts the goroutines delivering push subscriptions; closed
 	// (under mu) stops new ones.
@@ -356,10 +358,23 @@ func WithHTTPAddr(addr string) Option { return func(c *config) { c.httpAddr = ad
 // "127.0.0.1:0", a free port.
 func WithPubSubAddr(addr string) Option { return func(c *config) { c.pubsubAddr = addr } }
 
-// New starts a Server for a test and closes it when the test ends.
+// New starts a Server on loopback ports (or the addresses of WithHTTPAddr
+// and WithPubSubAddr).
+//
+// In a test, pass its tb: New fails the test if the server cannot start and
+// closes the server when the test ends. A program that is not a test (the
+// examples' emulator, a runnable Example) passes nil: then New panics if the
+// server cannot start, and the caller calls Close.
 func New(tb testing.TB, opts ...Option) *Server {
+	if tb == nil {
+		s, err := start(opts...)
+		if err != nil {
+			panic(fmt.Errorf("marketplacetest: %w", err))
+		}
+		return s
+	}
 	tb.Helper()
-	s, err := NewServer(opts...)
+	s, err := start(opts...)
 	if err != nil {
 		tb.Fatalf("marketplacetest: %v", err)
 	}
@@ -367,8 +382,8 @@ func New(tb testing.TB, opts ...Option) *Server {
 	return s
 }
 
-// NewServer starts a Server on loopback ports. Call Close when done.
-func NewServer(opts ...Option) (*Server, error) {
+// start starts a Server; New reports its error.
+func start(opts ...Option) (*Server, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
 		o(&cfg)
@@ -386,13 +401,9 @@ func NewServer(opts ...Option) (*Server, error) {
 	}
 	s.state.init()
 	s.sc.init()
+	s.signup = newIssuer(signupTokens, s.clock.Now, signupAccount, "")
+	s.push = newIssuer(pushTokens, s.clock.Now, "accounts.google.com", DefaultPushServiceAccount)
 	var err error
-	if s.signup, err = newSignupIssuer(s.clock.Now); err != nil {
-		return nil, fmt.Errorf("signup keys: %w", err)
-	}
-	if s.push, err = newPushIssuer(s.clock.Now); err != nil {
-		return nil, fmt.Errorf("push keys: %w", err)
-	}
 	psAddr := cfg.pubsubAddr
 	if psAddr == "" {
 		psAddr = "127.0.0.1:0"
@@ -404,8 +415,8 @@ func NewServer(opts ...Option) (*Server, error) {
 		_ = s.ps.Close()
 		return nil, fmt.Errorf("pubsub: %w", err)
 	}
-	s.signup.routes(s.mux)
-	s.push.routes(s.mux)
+	s.signup.signupRoutes(s.mux)
+	s.push.pushRoutes(s.mux)
 	s.controlRoutes(s.mux) // control API (control.go, edges helper)
 	s.mux.Handle("/v1/", s.faultMiddleware(http.HandlerFunc(s.serveAPI)))
 	s.http = httptest.NewUnstartedServer(s.mux)

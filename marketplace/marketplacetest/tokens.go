@@ -1,21 +1,14 @@
 package marketplacetest
 
+// This file mints the two kinds of token the emulator signs: the sign-up
+// JWT Marketplace posts to the partner's sign-up URL, and the OIDC token
+// Pub/Sub attaches to a push delivery. One issuer type, one TokenParams and
+// one attack switch (attacks.go) serve both; tokenKind holds what differs.
+
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha1"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/http"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,11 +23,6 @@ const SignupIssuer = "https://www.googleapis.com/robot/v1/metadata/x509/cloud-co
 
 // SignupTokenLifetime is exp − iat of a sign-up JWT.
 const SignupTokenLifetime = 5 * time.Minute
-
-// OversizeTokenLen is the minimum length of the BadTokenOversize token:
-// far above any real Google token (about 1 KiB) but under net/http's default
-// 1 MiB header limit, so the code under test has to enforce its own limit.
-const OversizeTokenLen = 256 << 10
 
 const (
 	signupAccount  = "cloud-commerce-partner@system.gserviceaccount.com"
@@ -60,25 +48,32 @@ const (
 	AlgHS256PublicKey TokenAlg = "HS256-with-public-key"
 )
 
-// TokenParams describes a sign-up JWT for MintSignupToken. Zero fields get
-// the values a genuine token has, except Subject and Audience, which are
-// used as given (an empty Subject yields "sub":"").
+// TokenParams describes a token for SignupToken or PushToken. Zero fields
+// get the values a genuine token has, except Audience, which is used as
+// given.
 type TokenParams struct {
-	Subject   string    // sub: the Procurement account ID
-	Audience  string    // aud: the partner's domain or service name
-	Issuer    string    // iss; "" = SignupIssuer
+	// Subject is sub. Sign-up tokens: the Procurement account ID, used as
+	// given (an empty Subject yields "sub":""). Push tokens: sub and azp;
+	// "" = the push service account's numeric id.
+	Subject string
+	// Audience is aud: for sign-up tokens the partner's domain or service
+	// name, for push tokens the audience configured on the push
+	// subscription.
+	Audience  string
+	Issuer    string    // iss; "" = SignupIssuer or PushIssuer
 	IssuedAt  time.Time // iat; zero = the emulator clock's now
-	ExpiresAt time.Time // exp; zero = IssuedAt + SignupTokenLifetime
+	ExpiresAt time.Time // exp; zero = IssuedAt + SignupTokenLifetime or PushTokenLifetime
 	// KeyID is the kid header; "" = the id of the key that signs.
 	KeyID string
 	// Alg is the signing algorithm; "" = AlgRS256.
 	Alg TokenAlg
-	// ForeignKey signs with a key that the certificate endpoints do not
-	// serve (it is served at AttackerCertsURL instead).
+	// ForeignKey signs with a key that the key endpoints do not serve (it
+	// is served at AttackerCertsURL instead, and by the redirected
+	// endpoints of RedirectKeysToAttacker).
 	ForeignKey bool
-	// Google is the nested google claim; nil = {"roles": ["account_admin"],
-	// "user_identity": <a stable id derived from Subject>}.
-	Google map[string]any
+	// EmptySubject sends "sub":"" (for push tokens an empty Subject means
+	// the default).
+	EmptySubject bool
 	// Extra claims are added last and override the ones above.
 	Extra map[string]any
 	// Omit lists claims to leave out entirely, e.g. "exp".
@@ -86,151 +81,201 @@ type TokenParams struct {
 	// Header fields are added to the JOSE header (alg and kid excepted),
 	// e.g. crit.
 	Header map[string]any
+	// Bad makes the token wrong in the one way it names, on top of the
+	// fields above; "" = a genuine token. SignupAttackTokens and
+	// PushAttackTokens list the kinds that apply to each kind of token.
+	Bad BadToken
+
+	// Google (sign-up tokens only) is the nested google claim; nil =
+	// {"roles": ["account_admin"], "user_identity": <a stable id derived
+	// from Subject>}.
+	Google map[string]any
+
+	// Email (push tokens only) is the email claim; "" =
+	// PushServiceAccount().
+	Email string
+	// EmailVerified (push tokens only) is the email_verified claim; nil =
+	// true.
+	EmailVerified *bool
 }
 
-// BadToken names one way a token can be wrong. Each kind is rejected by a
-// correct verifier for one reason only; everything else about the token is
-// genuine.
-type BadToken string
-
-const (
-	BadTokenAlgNone          BadToken = "alg-none"           // unsigned, "alg":"none"
-	BadTokenHS256PublicKey   BadToken = "hs256-public-key"   // HMAC keyed with the served public key
-	BadTokenWrongIssuer      BadToken = "wrong-issuer"       // genuine key, iss of another Google account
-	BadTokenAttackerIssuer   BadToken = "attacker-issuer"    // iss = AttackerCertsURL, signed by the key served there
-	BadTokenWrongAudience    BadToken = "wrong-audience"     // aud of another product
-	BadTokenExpired          BadToken = "expired"            // exp one hour ago
-	BadTokenIssuedInFuture   BadToken = "issued-in-future"   // iat one hour ahead
-	BadTokenEmptySubject     BadToken = "empty-subject"      // "sub":""
-	BadTokenUnknownKeyID     BadToken = "unknown-kid"        // kid the key endpoints do not list
-	BadTokenForeignKey       BadToken = "foreign-key"        // genuine kid, signed by another key
-	BadTokenTamperedPayload  BadToken = "tampered-payload"   // payload edited after signing
-	BadTokenTruncated        BadToken = "truncated"          // signature cut off in transit
-	BadTokenOversize         BadToken = "oversize"           // validly signed but OversizeTokenLen long
-	BadTokenWrongEmail       BadToken = "wrong-email"        // push only: another service account
-	BadTokenEmailNotVerified BadToken = "email-not-verified" // push only: email_verified false
-)
-
-// badTokenAudience is the aud of BadTokenWrongAudience tokens.
-const badTokenAudience = "https://attacker.example.com"
-
-// SignupAttackTokens lists every BadToken kind that applies to sign-up JWTs,
-// for table-driven attack suites.
-var SignupAttackTokens = []BadToken{
-	BadTokenAlgNone, BadTokenHS256PublicKey, BadTokenWrongIssuer, BadTokenAttackerIssuer,
-	BadTokenWrongAudience, BadTokenExpired, BadTokenIssuedInFuture, BadTokenEmptySubject,
-	BadTokenUnknownKeyID, BadTokenForeignKey, BadTokenTamperedPayload, BadTokenTruncated,
-	BadTokenOversize, BadTokenCritHeader, BadTokenSignatureNewline, BadTokenSignatureLowBits,
-	BadTokenLongLifetime, BadTokenStringExpiry, BadTokenSubjectPath,
+// tokenKind is what tells the two kinds of token apart.
+type tokenKind struct {
+	name        string // in error messages: "sign-up", "push"
+	issuer      string // the default iss
+	lifetime    time.Duration
+	wrongIssuer string     // the iss of BadTokenWrongIssuer: another Google issuer
+	attacks     []BadToken // the BadToken kinds that apply, in the order the lists give them
+	// hmacKey is the served form of the public key that AlgHS256PublicKey
+	// tokens are keyed with.
+	hmacKey func(*signingKey) []byte
+	// claims are the genuine claims for p, issued at iat, expiring at exp.
+	claims func(i *issuer, p TokenParams, iat, exp time.Time) jwt.MapClaims
 }
 
-// signingKey is one RSA key with its key id and self-signed certificate.
-type signingKey struct {
-	kid     string
-	priv    *rsa.PrivateKey
-	certPEM []byte // as the x509 metadata endpoint serves it
-	pubPEM  []byte // PKIX public key
+var signupTokens = &tokenKind{
+	name:        "sign-up",
+	issuer:      SignupIssuer,
+	lifetime:    SignupTokenLifetime,
+	wrongIssuer: "https://www.googleapis.com/robot/v1/metadata/x509/someone-else@system.gserviceaccount.com",
+	attacks: []BadToken{
+		BadTokenAlgNone, BadTokenHS256PublicKey, BadTokenWrongIssuer, BadTokenAttackerIssuer,
+		BadTokenWrongAudience, BadTokenExpired, BadTokenIssuedInFuture, BadTokenEmptySubject,
+		BadTokenUnknownKeyID, BadTokenForeignKey, BadTokenTamperedPayload, BadTokenTruncated,
+		BadTokenOversize, BadTokenCritHeader, BadTokenSignatureNewline, BadTokenSignatureLowBits,
+		BadTokenLongLifetime, BadTokenStringExpiry, BadTokenSubjectPath,
+	},
+	hmacKey: func(k *signingKey) []byte { return k.certPEM },
+	claims:  signupClaims,
 }
 
-func newSigningKey(now time.Time, commonName string) (*signingKey, error) {
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, fmt.Errorf("generate RSA key: %w", err)
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
-	if err != nil {
-		return nil, fmt.Errorf("marshal public key: %w", err)
-	}
-	// Google's kids are 40 hex digits; a SHA-1 of the key has that shape.
-	sum := sha1.Sum(pubDER)
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 63))
-	if err != nil {
-		return nil, fmt.Errorf("certificate serial: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: commonName},
-		NotBefore:    now.Add(-time.Hour),
-		// Far in the future: tests advance the emulator clock freely and a
-		// verifier that checks certificate validity must not start failing.
-		NotAfter:    now.AddDate(10, 0, 0),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	certDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	if err != nil {
-		return nil, fmt.Errorf("self-sign certificate: %w", err)
-	}
-	return &signingKey{
-		kid:     hex.EncodeToString(sum[:]),
-		priv:    priv,
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}),
-		pubPEM:  pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}),
-	}, nil
+var pushTokens = &tokenKind{
+	name:        "push",
+	issuer:      PushIssuer,
+	lifetime:    PushTokenLifetime,
+	wrongIssuer: "https://accounts.example.com",
+	attacks: []BadToken{
+		BadTokenAlgNone, BadTokenHS256PublicKey, BadTokenWrongIssuer, BadTokenWrongAudience,
+		BadTokenExpired, BadTokenIssuedInFuture, BadTokenEmptySubject, BadTokenUnknownKeyID,
+		BadTokenForeignKey, BadTokenTamperedPayload, BadTokenTruncated, BadTokenOversize,
+		BadTokenWrongEmail, BadTokenEmailNotVerified, BadTokenCritHeader, BadTokenSignatureNewline,
+		BadTokenSignatureLowBits, BadTokenLongLifetime, BadTokenStringExpiry, BadTokenSubjectPath,
+		BadTokenUnicodeEmail,
+	},
+	hmacKey: func(k *signingKey) []byte { return k.pubPEM },
+	claims:  pushClaims,
 }
 
-// keyRing holds an issuer's keys. Keys are generated on first use, because
-// 2048-bit RSA generation is slow under -race and many tests never sign.
-type keyRing struct {
-	now        func() time.Time
-	commonName string
-
-	mu      sync.Mutex
-	keys    []*signingKey // keys[0] signs; keys[1], if any, is the previous key, still served
-	foreign *signingKey   // signs ForeignKey tokens; never in keys
+// issuer holds the RSA keys that sign one kind of token. Its key endpoints
+// are served by signupRoutes (tokens.go) or pushRoutes (push.go).
+type issuer struct {
+	kind    *tokenKind
+	now     func() time.Time
+	baseURL string // set by New once the listener is up
+	ring    *keyRing
+	email   string // push tokens: the service account they name
+	// redirect sends the key endpoints to the attacker's copy
+	// (RedirectKeysToAttacker).
+	redirect atomic.Bool
 }
 
-func (r *keyRing) current() (*signingKey, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.keys) == 0 {
-		k, err := newSigningKey(r.now(), r.commonName)
-		if err != nil {
-			return nil, err
+func newIssuer(kind *tokenKind, now func() time.Time, commonName, email string) *issuer {
+	return &issuer{kind: kind, now: now, ring: &keyRing{now: now, commonName: commonName}, email: email}
+}
+
+// mint signs the token p describes, after the edits of p.Bad.
+func (i *issuer) mint(p TokenParams) (string, error) {
+	if err := i.kind.check(p); err != nil {
+		return "", err
+	}
+	var after func(string) (string, error)
+	if p.Bad != "" {
+		var err error
+		if after, err = i.attack(&p); err != nil {
+			return "", err
 		}
-		r.keys = []*signingKey{k}
 	}
-	return r.keys[0], nil
-}
-
-func (r *keyRing) foreignKey() (*signingKey, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.foreign == nil {
-		k, err := newSigningKey(r.now(), "attacker@example.com")
-		if err != nil {
-			return nil, err
-		}
-		r.foreign = k
-	}
-	return r.foreign, nil
-}
-
-// rotate makes a new signing key; the previous one stays published (as
-// Google publishes two keys around a rotation) and older ones are dropped.
-func (r *keyRing) rotate() (*signingKey, error) {
-	k, err := newSigningKey(r.now(), r.commonName)
+	key, err := i.ring.current()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.keys = append([]*signingKey{k}, r.keys...)
-	if len(r.keys) > 2 {
-		r.keys = r.keys[:2]
+	signer := key
+	if p.ForeignKey {
+		if signer, err = i.ring.foreignKey(); err != nil {
+			return "", err
+		}
 	}
-	return k, nil
+	iat := p.IssuedAt
+	if iat.IsZero() {
+		iat = i.now()
+	}
+	exp := p.ExpiresAt
+	if exp.IsZero() {
+		exp = iat.Add(i.kind.lifetime)
+	}
+	if p.Issuer == "" {
+		p.Issuer = i.kind.issuer
+	}
+	claims := i.kind.claims(i, p, iat, exp)
+	applyClaimEdits(claims, p.Extra, p.Omit)
+	kid := p.KeyID
+	if kid == "" {
+		kid = signer.kid
+	}
+	tok, err := signJWT(p.Alg, signer, i.kind.hmacKey(key), kid, p.Header, claims)
+	if err != nil || after == nil {
+		return tok, err
+	}
+	return after(tok)
 }
 
-// published returns the keys the endpoints serve, generating the first one
-// if needed.
-func (r *keyRing) published() ([]*signingKey, error) {
-	if _, err := r.current(); err != nil {
-		return nil, err
+// check refuses fields that belong to the other kind of token.
+func (k *tokenKind) check(p TokenParams) error {
+	switch {
+	case k == signupTokens && (p.Email != "" || p.EmailVerified != nil):
+		return errors.New("marketplacetest: Email and EmailVerified apply to push tokens only")
+	case k == pushTokens && p.Google != nil:
+		return errors.New("marketplacetest: Google applies to sign-up tokens only")
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]*signingKey(nil), r.keys...), nil
+	return nil
+}
+
+func signupClaims(_ *issuer, p TokenParams, iat, exp time.Time) jwt.MapClaims {
+	google := p.Google
+	if google == nil {
+		google = map[string]any{
+			"roles":         []string{"account_admin"},
+			"user_identity": userIdentity(p.Subject),
+		}
+	}
+	sub := p.Subject
+	if p.EmptySubject {
+		sub = ""
+	}
+	return jwt.MapClaims{
+		"iss":    p.Issuer,
+		"iat":    iat.Unix(),
+		"exp":    exp.Unix(),
+		"aud":    p.Audience,
+		"sub":    sub,
+		"google": google,
+	}
+}
+
+func pushClaims(i *issuer, p TokenParams, iat, exp time.Time) jwt.MapClaims {
+	email := p.Email
+	if email == "" {
+		email = i.email
+	}
+	sub := p.Subject
+	if sub == "" {
+		sub = numericID("service_account:" + i.email)
+	}
+	if p.EmptySubject {
+		sub = ""
+	}
+	verified := true
+	if p.EmailVerified != nil {
+		verified = *p.EmailVerified
+	}
+	return jwt.MapClaims{
+		"iss":            p.Issuer,
+		"aud":            p.Audience,
+		"azp":            sub,
+		"sub":            sub,
+		"email":          email,
+		"email_verified": verified,
+		"iat":            iat.Unix(),
+		"exp":            exp.Unix(),
+	}
+}
+
+// mustToken is the panic of SignupToken and PushToken.
+func mustToken(tok string, err error) string {
+	if err != nil {
+		panic(err)
+	}
+	return tok
 }
 
 // signJWT signs claims with key the way alg says. kid goes in the header
@@ -275,57 +320,7 @@ func applyClaimEdits(claims jwt.MapClaims, extra map[string]any, omit []string) 
 	}
 }
 
-// tamperPayload replaces the payload of a signed token with one whose sub
-// names another account, keeping the original signature.
-func tamperPayload(token string) (string, error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return "", errors.New("marketplacetest: tamper: not a JWS compact token")
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return "", fmt.Errorf("marketplacetest: tamper: %w", err)
-	}
-	var claims map[string]any
-	if err := json.Unmarshal(raw, &claims); err != nil {
-		return "", fmt.Errorf("marketplacetest: tamper: %w", err)
-	}
-	claims["sub"] = "attacker-chosen-account"
-	edited, err := json.Marshal(claims)
-	if err != nil {
-		return "", fmt.Errorf("marketplacetest: tamper: %w", err)
-	}
-	parts[1] = base64.RawURLEncoding.EncodeToString(edited)
-	return strings.Join(parts, "."), nil
-}
-
-// truncateSignature cuts the signature in half, and encodes the half
-// canonically so that only its length is wrong.
-func truncateSignature(token string) string {
-	i := strings.LastIndexByte(token, '.')
-	sig, err := base64.RawURLEncoding.DecodeString(token[i+1:])
-	if err != nil {
-		return token[:i+1]
-	}
-	return token[:i+1] + base64.RawURLEncoding.EncodeToString(sig[:len(sig)/2])
-}
-
-// signupIssuer holds the RSA keys that sign Marketplace sign-up JWTs and
-// serves their certificates.
-type signupIssuer struct {
-	now     func() time.Time
-	baseURL string // set by NewServer once the listener is up
-	ring    *keyRing
-	// redirect sends the certificate endpoint to the attacker's copy
-	// (RedirectKeysToAttacker).
-	redirect atomic.Bool
-}
-
-func newSignupIssuer(now func() time.Time) (*signupIssuer, error) {
-	return &signupIssuer{now: now, ring: &keyRing{now: now, commonName: signupAccount}}, nil
-}
-
-func (i *signupIssuer) routes(mux *http.ServeMux) {
+func (i *issuer) signupRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+signupCertPath, redirecting(&i.redirect, i.attackerCertsURL, func(w http.ResponseWriter, r *http.Request) {
 		keys, err := i.ring.published()
 		serveCertMap(w, keys, err)
@@ -340,169 +335,11 @@ func (i *signupIssuer) routes(mux *http.ServeMux) {
 	})
 }
 
-func (i *signupIssuer) attackerCertsURL() string { return i.baseURL + attackerCertPath }
+func (i *issuer) attackerCertsURL() string { return i.baseURL + attackerCertPath }
 
 // userIdentity is a stable obfuscated user id for an account, shaped like
 // Google's numeric ids.
 func userIdentity(accountID string) string { return numericID("user_identity:" + accountID) }
-
-func (i *signupIssuer) mint(p TokenParams) (string, error) {
-	key, err := i.ring.current()
-	if err != nil {
-		return "", err
-	}
-	signer := key
-	if p.ForeignKey {
-		if signer, err = i.ring.foreignKey(); err != nil {
-			return "", err
-		}
-	}
-	iat := p.IssuedAt
-	if iat.IsZero() {
-		iat = i.now()
-	}
-	exp := p.ExpiresAt
-	if exp.IsZero() {
-		exp = iat.Add(SignupTokenLifetime)
-	}
-	iss := p.Issuer
-	if iss == "" {
-		iss = SignupIssuer
-	}
-	google := p.Google
-	if google == nil {
-		google = map[string]any{
-			"roles":         []string{"account_admin"},
-			"user_identity": userIdentity(p.Subject),
-		}
-	}
-	claims := jwt.MapClaims{
-		"iss":    iss,
-		"iat":    iat.Unix(),
-		"exp":    exp.Unix(),
-		"aud":    p.Audience,
-		"sub":    p.Subject,
-		"google": google,
-	}
-	applyClaimEdits(claims, p.Extra, p.Omit)
-	kid := p.KeyID
-	if kid == "" {
-		kid = signer.kid
-	}
-	return signJWT(p.Alg, signer, key.certPEM, kid, p.Header, claims)
-}
-
-func (i *signupIssuer) bad(kind BadToken, accountID, audience string) (string, error) {
-	p := TokenParams{Subject: accountID, Audience: audience}
-	now := i.now()
-	switch kind {
-	case BadTokenAlgNone:
-		p.Alg = AlgNone
-	case BadTokenHS256PublicKey:
-		p.Alg = AlgHS256PublicKey
-	case BadTokenWrongIssuer:
-		p.Issuer = "https://www.googleapis.com/robot/v1/metadata/x509/someone-else@system.gserviceaccount.com"
-	case BadTokenAttackerIssuer:
-		p.Issuer = i.baseURL + attackerCertPath
-		p.ForeignKey = true
-	case BadTokenWrongAudience:
-		p.Audience = badTokenAudience
-	case BadTokenExpired:
-		p.IssuedAt = now.Add(-time.Hour - SignupTokenLifetime)
-		p.ExpiresAt = now.Add(-time.Hour)
-	case BadTokenIssuedInFuture:
-		p.IssuedAt = now.Add(time.Hour)
-	case BadTokenEmptySubject:
-		p.Subject = ""
-	case BadTokenUnknownKeyID:
-		p.ForeignKey = true
-		p.KeyID = "0000000000000000000000000000000000000000"
-	case BadTokenForeignKey:
-		key, err := i.ring.current()
-		if err != nil {
-			return "", err
-		}
-		p.ForeignKey, p.KeyID = true, key.kid
-	case BadTokenTamperedPayload:
-		tok, err := i.mint(p)
-		if err != nil {
-			return "", err
-		}
-		return tamperPayload(tok)
-	case BadTokenTruncated:
-		tok, err := i.mint(p)
-		if err != nil {
-			return "", err
-		}
-		return truncateSignature(tok), nil
-	case BadTokenOversize:
-		p.Extra = map[string]any{"padding": strings.Repeat("A", OversizeTokenLen)}
-	case BadTokenCritHeader:
-		p.Header = critHeader()
-	case BadTokenSignatureNewline, BadTokenSignatureLowBits:
-		tok, err := i.mint(p)
-		if err != nil {
-			return "", err
-		}
-		return respell(kind, tok)
-	case BadTokenLongLifetime:
-		p.ExpiresAt = longExpiry(now)
-	case BadTokenStringExpiry:
-		p.Extra = stringExpiry(now.Add(SignupTokenLifetime))
-	case BadTokenSubjectPath:
-		p.Subject = AttackSubjectPath
-	default:
-		return "", fmt.Errorf("marketplacetest: bad token kind %q does not apply to sign-up tokens", kind)
-	}
-	return i.mint(p)
-}
-
-func serveCertMap(w http.ResponseWriter, keys []*signingKey, err error) {
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	m := make(map[string]string, len(keys))
-	for _, k := range keys {
-		m[k.kid] = string(k.certPEM)
-	}
-	writeKeyJSON(w, m)
-}
-
-type jwk struct {
-	Kty string `json:"kty"`
-	Alg string `json:"alg"`
-	Use string `json:"use"`
-	Kid string `json:"kid"`
-	N   string `json:"n"`
-	E   string `json:"e"`
-}
-
-func serveJWKS(w http.ResponseWriter, keys []*signingKey, err error) {
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	set := struct {
-		Keys []jwk `json:"keys"`
-	}{Keys: []jwk{}}
-	for _, k := range keys {
-		pub := k.priv.PublicKey
-		set.Keys = append(set.Keys, jwk{
-			Kty: "RSA", Alg: "RS256", Use: "sig", Kid: k.kid,
-			N: base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
-			E: base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
-		})
-	}
-	writeKeyJSON(w, set)
-}
-
-func writeKeyJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	// Google's key endpoints are cacheable; verifiers are expected to honour it.
-	w.Header().Set("Cache-Control", "public, max-age=3600, must-revalidate, no-transform")
-	_ = json.NewEncoder(w).Encode(v)
-}
 
 // CertsURL is the emulator's copy of Google's x509 metadata URL for the
 // sign-up signing keys: a JSON object {kid: PEM certificate}.
@@ -517,28 +354,18 @@ func (s *Server) SignupJWKSURL() string { return s.signup.baseURL + signupJWKSPa
 // such a token; one that pins iss to SignupIssuer does not.
 func (s *Server) AttackerCertsURL() string { return s.signup.baseURL + attackerCertPath }
 
-// SignupToken mints the JWT Marketplace posts to the partner's sign-up URL
-// for accountID: RS256 with a kid, iss SignupIssuer, aud audience, sub
-// accountID, iat now (emulator clock), exp iat+5m and a nested google claim
-// {roles: ["account_admin"], user_identity}. It panics if signing fails,
-// which only a broken crypto/rand can cause.
-func (s *Server) SignupToken(accountID, audience string) string {
-	tok, err := s.signup.mint(TokenParams{Subject: accountID, Audience: audience})
-	if err != nil {
-		panic(err)
-	}
-	return tok
-}
-
-// MintSignupToken mints a sign-up JWT from explicit parameters, for tests
-// of how the code under test rejects bad tokens.
-func (s *Server) MintSignupToken(p TokenParams) (string, error) { return s.signup.mint(p) }
-
-// BadSignupToken mints a sign-up JWT for accountID and audience that is
-// wrong in the one way kind names (see SignupAttackTokens).
-func (s *Server) BadSignupToken(kind BadToken, accountID, audience string) (string, error) {
-	return s.signup.bad(kind, accountID, audience)
-}
+// SignupToken mints the JWT Marketplace posts to the partner's sign-up URL.
+// With only Subject (the account ID) and Audience set it is a genuine
+// token: RS256 with a kid, iss SignupIssuer, aud, sub, iat now (emulator
+// clock), exp iat+5m and a nested google claim {roles: ["account_admin"],
+// user_identity}. The other fields of p, and p.Bad, make it wrong on
+// purpose, for tests of how the code under test rejects bad tokens.
+//
+// SignupToken panics if p asks for what it cannot mint (an unknown Alg, a
+// push-only field, a Bad kind that does not apply to sign-up tokens) or if
+// signing fails, which only a broken crypto/rand can cause: mistakes of the
+// test, not outcomes to handle.
+func (s *Server) SignupToken(p TokenParams) string { return mustToken(s.signup.mint(p)) }
 
 // RotateSignupKey makes a new sign-up signing key. Tokens minted afterwards
 // carry its kid; the endpoints serve the new and the previous key.

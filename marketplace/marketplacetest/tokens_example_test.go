@@ -17,10 +17,7 @@ import (
 // A sign-up handler under test receives the JWT Marketplace would post, and
 // verifies it against the emulator's certificate URL.
 func ExampleServer_SignupToken() {
-	s, err := marketplacetest.NewServer()
-	if err != nil {
-		panic(err)
-	}
+	s := marketplacetest.New(nil)
 	defer s.Close()
 
 	signup := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -42,7 +39,7 @@ func ExampleServer_SignupToken() {
 	}))
 	defer signup.Close()
 
-	tok := s.SignupToken("acct-1", "example-service.endpoints.acme-provider.cloud.goog")
+	tok := s.SignupToken(marketplacetest.TokenParams{Subject: "acct-1", Audience: "example-service.endpoints.acme-provider.cloud.goog"})
 	resp, err := http.PostForm(signup.URL, url.Values{"x-gcp-marketplace-token": {tok}})
 	if err != nil {
 		panic(err)
@@ -57,18 +54,16 @@ func ExampleServer_SignupToken() {
 }
 
 // An attack suite: every token in SignupAttackTokens must be refused.
-func ExampleServer_BadSignupToken() {
-	s, err := marketplacetest.NewServer()
-	if err != nil {
-		panic(err)
-	}
+func ExampleSignupAttackTokens() {
+	s := marketplacetest.New(nil)
 	defer s.Close()
 
-	for _, kind := range marketplacetest.SignupAttackTokens[:4] {
-		tok, err := s.BadSignupToken(kind, "acct-1", "example-service.endpoints.acme-provider.cloud.goog")
-		if err != nil {
-			panic(err)
-		}
+	for _, kind := range marketplacetest.SignupAttackTokens()[:4] {
+		tok := s.SignupToken(marketplacetest.TokenParams{
+			Subject:  "acct-1",
+			Audience: "example-service.endpoints.acme-provider.cloud.goog",
+			Bad:      kind,
+		})
 		// verifySignupToken(tok) must fail here.
 		fmt.Println(kind, len(tok) > 0)
 	}
@@ -81,10 +76,7 @@ func ExampleServer_BadSignupToken() {
 
 // Push delivers a message to a push endpoint the way Pub/Sub does.
 func ExampleServer_Push() {
-	s, err := marketplacetest.NewServer()
-	if err != nil {
-		panic(err)
-	}
+	s := marketplacetest.New(nil)
 	defer s.Close()
 
 	endpoint := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -105,7 +97,10 @@ func ExampleServer_Push() {
 	}))
 	defer endpoint.Close()
 
-	resp, err := s.Push(context.Background(), endpoint.URL, endpoint.URL, []byte(`{"eventId":"e-1"}`), nil)
+	resp, err := s.Push(context.Background(), endpoint.URL, marketplacetest.PushParams{
+		Audience: endpoint.URL, // Pub/Sub's default audience: the endpoint URL
+		Data:     []byte(`{"eventId":"e-1"}`),
+	})
 	if err != nil {
 		panic(err)
 	}

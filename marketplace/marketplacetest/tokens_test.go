@@ -212,7 +212,7 @@ func TestSignupTokens(t *testing.T) {
 	verifier := strictVerifier{issuer: SignupIssuer, audience: aud, keys: certMapKeys(s.CertsURL()), now: s.Clock().Now}
 
 	t.Run("genuine token verifies against the certificate endpoint", func(t *testing.T) {
-		tok := s.SignupToken("acct-1", aud)
+		tok := s.SignupToken(TokenParams{Subject: "acct-1", Audience: aud})
 		claims, err := verifier.verify(t, tok)
 		require.NoError(t, err)
 
@@ -236,12 +236,12 @@ func TestSignupTokens(t *testing.T) {
 	t.Run("JWKS serves the same key", func(t *testing.T) {
 		v := verifier
 		v.keys = jwksKeys(s.SignupJWKSURL())
-		_, err := v.verify(t, s.SignupToken("acct-2", aud))
+		_, err := v.verify(t, s.SignupToken(TokenParams{Subject: "acct-2", Audience: aud}))
 		require.NoError(t, err)
 	})
 
 	t.Run("expiry follows the emulator clock", func(t *testing.T) {
-		tok := s.SignupToken("acct-3", aud)
+		tok := s.SignupToken(TokenParams{Subject: "acct-3", Audience: aud})
 		s.Clock().Advance(4 * time.Minute)
 		_, err := verifier.verify(t, tok)
 		require.NoError(t, err)
@@ -249,6 +249,20 @@ func TestSignupTokens(t *testing.T) {
 		_, err = verifier.verify(t, tok)
 		require.ErrorIs(t, err, errExpired)
 	})
+
+	t.Run("endpoints are cacheable", func(t *testing.T) {
+		resp, err := http.Get(s.CertsURL())
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Contains(t, resp.Header.Get("Cache-Control"), "max-age=")
+	})
+}
+
+func TestSignupAttackTokens(t *testing.T) {
+	t.Parallel()
+	s := New(t)
+	const aud = "example-service.endpoints.acme-provider.cloud.goog"
+	verifier := strictVerifier{issuer: SignupIssuer, audience: aud, keys: certMapKeys(s.CertsURL()), now: s.Clock().Now}
 
 	wantReason := map[BadToken]error{
 		BadTokenAlgNone:          errAlg,
@@ -271,28 +285,35 @@ func TestSignupTokens(t *testing.T) {
 		BadTokenStringExpiry:     errMalformed,
 		BadTokenSubjectPath:      errSubject,
 	}
-	require.Len(t, SignupAttackTokens, len(wantReason))
-	for _, kind := range SignupAttackTokens {
+	require.Len(t, SignupAttackTokens(), len(wantReason))
+	for _, kind := range SignupAttackTokens() {
 		t.Run("bad/"+string(kind), func(t *testing.T) {
-			tok, err := s.BadSignupToken(kind, "acct-1", aud)
-			require.NoError(t, err)
-			_, err = verifier.verify(t, tok)
+			tok := s.SignupToken(TokenParams{Subject: "acct-1", Audience: aud, Bad: kind})
+			_, err := verifier.verify(t, tok)
 			require.ErrorIs(t, err, wantReason[kind])
 		})
 	}
 
 	t.Run("bad kinds for push only are refused", func(t *testing.T) {
-		_, err := s.BadSignupToken(BadTokenWrongEmail, "acct-1", aud)
-		require.Error(t, err)
+		require.PanicsWithError(t, `marketplacetest: bad token kind "wrong-email" does not apply to sign-up tokens`, func() {
+			s.SignupToken(TokenParams{Subject: "acct-1", Audience: aud, Bad: BadTokenWrongEmail})
+		})
 	})
 
-	// The attacks work against the verifiers they target, so the tokens
-	// really exercise what their names say.
+}
+
+// The attacks work against the verifiers they target, so the tokens really
+// exercise what their names say.
+func TestSignupAttacksFoolWeakVerifiers(t *testing.T) {
+	t.Parallel()
+	s := New(t)
+	const aud = "example-service.endpoints.acme-provider.cloud.goog"
+	verifier := strictVerifier{issuer: SignupIssuer, audience: aud, keys: certMapKeys(s.CertsURL()), now: s.Clock().Now}
+
 	t.Run("attacker issuer fools a verifier that fetches keys from iss", func(t *testing.T) {
-		tok, err := s.BadSignupToken(BadTokenAttackerIssuer, "acct-1", aud)
-		require.NoError(t, err)
+		tok := s.SignupToken(TokenParams{Subject: "acct-1", Audience: aud, Bad: BadTokenAttackerIssuer})
 		claims := jwt.MapClaims{}
-		_, err = jwt.ParseWithClaims(tok, claims, func(tk *jwt.Token) (any, error) {
+		_, err := jwt.ParseWithClaims(tok, claims, func(tk *jwt.Token) (any, error) {
 			iss, _ := tk.Claims.GetIssuer()
 			return certMapKeys(iss)(t)[tk.Header["kid"].(string)], nil
 		}, jwt.WithTimeFunc(s.Clock().Now), jwt.WithValidMethods([]string{"RS256"}))
@@ -301,32 +322,28 @@ func TestSignupTokens(t *testing.T) {
 	})
 
 	t.Run("HS256 with the public key fools a verifier that lets the token pick alg", func(t *testing.T) {
-		tok, err := s.BadSignupToken(BadTokenHS256PublicKey, "acct-1", aud)
-		require.NoError(t, err)
+		tok := s.SignupToken(TokenParams{Subject: "acct-1", Audience: aud, Bad: BadTokenHS256PublicKey})
 		var pems map[string]string
 		getJSON(t, s.CertsURL(), &pems)
-		_, err = jwt.Parse(tok, func(tk *jwt.Token) (any, error) {
+		_, err := jwt.Parse(tok, func(tk *jwt.Token) (any, error) {
 			return []byte(pems[tk.Header["kid"].(string)]), nil
 		}, jwt.WithTimeFunc(s.Clock().Now))
 		require.NoError(t, err)
 	})
 
 	t.Run("alg none has an empty signature", func(t *testing.T) {
-		tok, err := s.BadSignupToken(BadTokenAlgNone, "acct-1", aud)
-		require.NoError(t, err)
+		tok := s.SignupToken(TokenParams{Subject: "acct-1", Audience: aud, Bad: BadTokenAlgNone})
 		assert.True(t, strings.HasSuffix(tok, "."))
 		assert.Equal(t, "none", decodeSegment(t, tok, 0)["alg"])
 	})
 
 	t.Run("tampered payload names another account", func(t *testing.T) {
-		tok, err := s.BadSignupToken(BadTokenTamperedPayload, "acct-1", aud)
-		require.NoError(t, err)
+		tok := s.SignupToken(TokenParams{Subject: "acct-1", Audience: aud, Bad: BadTokenTamperedPayload})
 		assert.Equal(t, "attacker-chosen-account", decodeSegment(t, tok, 1)["sub"])
 	})
 
 	t.Run("oversize is otherwise genuine", func(t *testing.T) {
-		tok, err := s.BadSignupToken(BadTokenOversize, "acct-1", aud)
-		require.NoError(t, err)
+		tok := s.SignupToken(TokenParams{Subject: "acct-1", Audience: aud, Bad: BadTokenOversize})
 		assert.Greater(t, len(tok), OversizeTokenLen)
 		// Check the signature directly: a full parse of 256 KiB is slow
 		// under -race.
@@ -337,32 +354,53 @@ func TestSignupTokens(t *testing.T) {
 		require.NoError(t, jwt.SigningMethodRS256.Verify(tok[:i], sig, verifier.keys(t)[kid]))
 	})
 
-	t.Run("MintSignupToken omits and overrides claims", func(t *testing.T) {
-		tok, err := s.MintSignupToken(TokenParams{
+}
+
+func TestSignupTokenParams(t *testing.T) {
+	t.Parallel()
+	s := New(t)
+	const aud = "example-service.endpoints.acme-provider.cloud.goog"
+	verifier := strictVerifier{issuer: SignupIssuer, audience: aud, keys: certMapKeys(s.CertsURL()), now: s.Clock().Now}
+
+	t.Run("omits and overrides claims", func(t *testing.T) {
+		tok := s.SignupToken(TokenParams{
 			Subject: "acct-9", Audience: aud, Omit: []string{"exp"},
 			Google: map[string]any{"roles": []string{"billing_admin"}, "orders": []string{"o-1"}},
 			Extra:  map[string]any{"nonce": "n"},
 		})
-		require.NoError(t, err)
 		claims := decodeSegment(t, tok, 1)
 		assert.NotContains(t, claims, "exp")
 		assert.Equal(t, "n", claims["nonce"])
 		assert.Equal(t, []any{"o-1"}, claims["google"].(map[string]any)["orders"])
-		_, err = verifier.verify(t, tok)
+		_, err := verifier.verify(t, tok)
 		require.ErrorIs(t, err, jwt.ErrTokenRequiredClaimMissing)
 	})
 
-	t.Run("unknown algorithm is an error", func(t *testing.T) {
-		_, err := s.MintSignupToken(TokenParams{Alg: "ES256"})
-		require.ErrorContains(t, err, `unknown token algorithm "ES256"`)
+	t.Run("unknown algorithm panics", func(t *testing.T) {
+		require.PanicsWithError(t, `marketplacetest: unknown token algorithm "ES256"`, func() {
+			s.SignupToken(TokenParams{Alg: "ES256"})
+		})
 	})
 
-	t.Run("endpoints are cacheable", func(t *testing.T) {
-		resp, err := http.Get(s.CertsURL())
-		require.NoError(t, err)
-		resp.Body.Close()
-		assert.Contains(t, resp.Header.Get("Cache-Control"), "max-age=")
+	t.Run("push-only fields panic", func(t *testing.T) {
+		require.PanicsWithError(t, "marketplacetest: Email and EmailVerified apply to push tokens only", func() {
+			s.SignupToken(TokenParams{Subject: "acct-1", Audience: aud, Email: "x@y"})
+		})
 	})
+
+	t.Run("Bad applies on top of the other fields", func(t *testing.T) {
+		tok := s.SignupToken(TokenParams{Subject: "acct-1", Audience: aud, Bad: BadTokenOversize, Extra: map[string]any{"nonce": "n"}})
+		claims := decodeSegment(t, tok, 1)
+		assert.Equal(t, "n", claims["nonce"])
+		assert.Greater(t, len(claims["padding"].(string)), OversizeTokenLen-1)
+	})
+
+	t.Run("the attack list is the caller's own copy", func(t *testing.T) {
+		kinds := SignupAttackTokens()
+		kinds[0] = "changed"
+		assert.Equal(t, BadTokenAlgNone, SignupAttackTokens()[0])
+	})
+
 }
 
 func TestRotateSignupKey(t *testing.T) {
@@ -370,9 +408,9 @@ func TestRotateSignupKey(t *testing.T) {
 	s := New(t)
 	const aud = "svc"
 	verifier := strictVerifier{issuer: SignupIssuer, audience: aud, keys: certMapKeys(s.CertsURL()), now: s.Clock().Now}
-	old := s.SignupToken("a", aud)
+	old := s.SignupToken(TokenParams{Subject: "a", Audience: aud})
 	require.NoError(t, s.RotateSignupKey())
-	fresh := s.SignupToken("a", aud)
+	fresh := s.SignupToken(TokenParams{Subject: "a", Audience: aud})
 	assert.NotEqual(t, decodeSegment(t, old, 0)["kid"], decodeSegment(t, fresh, 0)["kid"])
 
 	keys := verifier.keys(t)
