@@ -125,13 +125,9 @@ const (
 	BadTokenOversize         BadToken = "oversize"           // validly signed but OversizeTokenLen long
 	BadTokenWrongEmail       BadToken = "wrong-email"        // push only: another service account
 	BadTokenEmailNotVerified BadToken = "email-not-verified" // push only: email_verified false
-)
 
-// badTokenAudience is the aud of BadTokenWrongAudience tokens.
-const badTokenAudience = "https://attacker.example.com"
+	// The kinds below apply to sign-up and push tokens unless noted.
 
-// More BadToken kinds. Each applies to sign-up and push tokens unless noted.
-const (
 	// BadTokenCritHeader has a crit header naming an extension no verifier
 	// implements (RFC 7515 section 4.1.11 says refuse).
 	BadTokenCritHeader BadToken = "crit-header"
@@ -153,6 +149,9 @@ const (
 	// takes for an 's'.
 	BadTokenUnicodeEmail BadToken = "unicode-email"
 )
+
+// badTokenAudience is the aud of BadTokenWrongAudience tokens.
+const badTokenAudience = "https://attacker.example.com"
 
 // AttackSubjectPath is the sub of BadTokenSubjectPath tokens.
 const AttackSubjectPath = "../../providers/other/accounts/x"
