@@ -73,9 +73,19 @@ func (d *driver) localEntitlement() (marketplace.Entitlement, error) {
 	return e, err
 }
 
+// lifecycle plays the customer's whole life, step by step.
 func (d *driver) lifecycle() error {
-	ctx, emu, tl := d.ctx, d.emu, d.tl
+	for _, step := range []func() error{d.purchase, d.signUp, d.activate, d.reportUsage, d.changePlan, d.cancel, d.leave, d.nothingLeft} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
+// purchase buys the product; the entitlement is parked until sign-up (steps 1-2).
+func (d *driver) purchase() error {
+	ctx, emu, tl := d.ctx, d.emu, d.tl
 	// 1. Purchase.
 	tl.step("purchase", "the customer buys plan %q of the usage-based product, monthly term", "standard")
 	ent, err := emu.Purchase(ctx, marketplacetest.PurchaseParams{Plan: "standard", UsageBased: true, OfferDuration: "P1M"})
@@ -101,7 +111,12 @@ func (d *driver) lifecycle() error {
 		return err
 	}
 	tl.done("entitlement %s parked until the account signs up (state %s)", short(ent), snap.State)
+	return nil
+}
 
+// signUp posts the sign-up token as the buyer's browser; the account is approved (steps 3-4).
+func (d *driver) signUp() error {
+	ctx, emu, tl := d.ctx, d.emu, d.tl
 	// 3. Sign-up: Google redirects the buyer's browser to the sign-up URL
 	// with a signed JWT in the form field x-gcp-marketplace-token.
 	token := emu.SignupToken(d.accountID, emu.ServiceName())
@@ -131,19 +146,29 @@ func (d *driver) lifecycle() error {
 	}
 	tl.done("account %s approved at Google (approval %q is %s), linked to %s",
 		short(d.accountID), acct.Approvals[0].Name, acct.Approvals[0].State, d.tenantID)
+	return nil
+}
 
+// activate checks that the parked entitlement was approved and provisioned (step 5).
+func (d *driver) activate() error {
+	emu, tl, ent := d.emu, d.tl, d.entitlementID
 	// 5. The parked entitlement was approved and is active.
 	if err := d.awaitCallback("OnEntitlementActive", 1); err != nil {
 		return err
 	}
-	if snap, _ = emu.Entitlement(ent); snap.State != marketplacetest.StateActive {
+	if snap, _ := emu.Entitlement(ent); snap.State != marketplacetest.StateActive {
 		return fmt.Errorf("entitlement %s is %s at Google, want ACTIVE", ent, snap.State)
 	}
 	if err := d.awaitEventsAcked("ENTITLEMENT_ACTIVE"); err != nil {
 		return err
 	}
 	tl.done("parked entitlement approved; ENTITLEMENT_ACTIVE received; %s provisioned", d.tenantID)
+	return nil
+}
 
+// reportUsage records usage hour by hour and checks each hour's report (step 6).
+func (d *driver) reportUsage() error {
+	ctx, emu, tl, ent := d.ctx, d.emu, d.tl, d.entitlementID
 	// 6. Usage, reported hourly: records land in hourly windows in the
 	// store; each closed window is checked (services.check) and then
 	// reported (services.report) with a deterministic operation id.
@@ -187,7 +212,12 @@ func (d *driver) lifecycle() error {
 		tl.done("services.check passed, then services.report accepted %s-%s: %d %s (operation %s)",
 			op.Start.Format("15:04"), op.End.Format("15:04"), sumMetric(op), metric, short(op.OperationID))
 	}
+	return nil
+}
 
+// changePlan requests a plan change, which an operator approves (step 7).
+func (d *driver) changePlan() error {
+	ctx, emu, tl, ent := d.ctx, d.emu, d.tl, d.entitlementID
 	// 7. Plan change, held for an operator by the policy.
 	tl.step("plan change", "the customer asks for plan %q", "premium")
 	if err := emu.RequestPlanChange(ctx, ent, "premium"); err != nil {
@@ -212,7 +242,12 @@ func (d *driver) lifecycle() error {
 		return fmt.Errorf("tenant plan is %q after the plan change, want premium", t.Plan)
 	}
 	tl.done("plan change approved at Google; %s now on plan %q", d.tenantID, "premium")
+	return nil
+}
 
+// cancel cancels at the end of the term (step 8).
+func (d *driver) cancel() error {
+	ctx, emu, tl, ent := d.ctx, d.emu, d.tl, d.entitlementID
 	// 8. Cancellation: pending until the term ends, then cancelled.
 	tl.step("cancel", "the customer cancels (effective at the end of the term)")
 	if err := emu.Cancel(ctx, ent, false); err != nil {
@@ -239,7 +274,12 @@ func (d *driver) lifecycle() error {
 		return fmt.Errorf("usage after the cancellation: got %v, want usage.ErrAfterEnd", err)
 	}
 	tl.done("entitlement cancelled; service turned off; usage after the cancellation is refused")
+	return nil
+}
 
+// leave deletes the account at Google and checks the purge (steps 9-10).
+func (d *driver) leave() error {
+	ctx, emu, tl := d.ctx, d.emu, d.tl
 	// 9. The customer leaves Google Cloud.
 	tl.step("account deleted", "the customer's account is deleted at Google")
 	if err := emu.DeleteAccount(ctx, d.accountID); err != nil {
@@ -269,7 +309,12 @@ func (d *driver) lifecycle() error {
 		return fmt.Errorf("%d account(s) left in the store after the purge", len(accounts))
 	}
 	tl.done("customer data purged: %s deleted, no account left in the store", d.tenantID)
+	return nil
+}
 
+// nothingLeft checks that nothing was left behind (step 11).
+func (d *driver) nothingLeft() error {
+	ctx, emu, tl := d.ctx, d.emu, d.tl
 	// 11. Nothing left behind: every message acknowledged, no usage lost
 	// or billed twice.
 	if err := d.awaitEventsAcked(""); err != nil {
