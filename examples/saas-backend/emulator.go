@@ -49,7 +49,11 @@ func startEmulator(cfg *config) (emu *marketplacetest.Server, stop func(), err e
 		return nil, nil, fmt.Errorf("start the emulator: %w", err)
 	}
 	cfg.ProviderID, cfg.ServiceName = emu.ProviderID(), emu.ServiceName()
-	cfg.Project, cfg.Subscription = "vendor-project", emu.Subscription()
+	if cfg.Transport == transportPull {
+		cfg.Project, cfg.Subscription = "vendor-project", emu.Subscription()
+	} else {
+		cfg.PushAccount = emu.PushServiceAccount()
+	}
 	if cfg.OpsToken == "" {
 		var b [16]byte
 		_, _ = rand.Read(b[:])

@@ -226,11 +226,21 @@ func TestStartupNamesWhatIsMissing(t *testing.T) {
 }
 
 // The whole life of a customer through the backend's HTTP surface, with
-// automatic approval: sign-up, metered API calls billed hourly, metrics,
-// probes.
+// automatic approval, for each transport (with push, every notification is
+// pushed by the emulator to /pubsub/push): sign-up, metered API calls billed
+// hourly, metrics, probes, purge.
 func TestEmulatorEndToEnd(t *testing.T) {
 	t.Parallel()
-	b, out := startBackend(t)
+	for _, transport := range []string{transportPull, transportPush} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			testEndToEnd(t, "-transport="+transport)
+		})
+	}
+}
+
+func testEndToEnd(t *testing.T, args ...string) {
+	b, out := startBackend(t, args...)
 	assert.Contains(t, out.String(), "/emulator/checkout")
 
 	status, _ := get(t, b.url+"/readyz")
@@ -282,6 +292,23 @@ func TestEmulatorEndToEnd(t *testing.T) {
 	assert.Empty(t, b.emu.Violations())
 	assert.Positive(t, b.emu.CheckCalls(ent.UsageReportingID), "checked before reporting")
 
+	assertMetrics(t, b)
+
+	// Cancellation, then the account leaves Google Cloud: purged.
+	require.NoError(t, b.emu.Cancel(context.Background(), ent.ID, true))
+	require.NoError(t, b.emu.DeleteAccount(context.Background(), accountID))
+	require.Eventually(t, func() bool {
+		_, still := b.tenants.get(tenantID)
+		return !still
+	}, 10*time.Second, 10*time.Millisecond, "tenant purged after ACCOUNT_DELETED")
+}
+
+// assertMetrics checks that /metrics serves the SDK's metrics once the first
+// notification was received.
+func assertMetrics(t *testing.T, b *backend) {
+	t.Helper()
+	var status int
+	var body string
 	received := regexp.MustCompile(`gcpmarketplace_events_received_total\{[^}]*ENTITLEMENT_CREATION_REQUESTED[^}]*\} 1\n`)
 	require.Eventually(t, func() bool {
 		status, body = get(t, b.url+"/metrics")
@@ -296,14 +323,6 @@ func TestEmulatorEndToEnd(t *testing.T) {
 	assert.Regexp(t, `gcpmarketplace_procurement_calls_total\{method="approve entitlement"\} [1-9]`, body)
 	assert.Regexp(t, `gcpmarketplace_servicecontrol_calls_total\{method="services.check"\} [1-9]`, body)
 	assert.Contains(t, body, "# TYPE gcpmarketplace_events_ack_lag_seconds histogram")
-
-	// Cancellation, then the account leaves Google Cloud: purged.
-	require.NoError(t, b.emu.Cancel(context.Background(), ent.ID, true))
-	require.NoError(t, b.emu.DeleteAccount(context.Background(), accountID))
-	require.Eventually(t, func() bool {
-		_, still := b.tenants.get(tenantID)
-		return !still
-	}, 10*time.Second, 10*time.Millisecond, "tenant purged after ACCOUNT_DELETED")
 }
 
 // With -approval manual, purchases wait in the queue for an operator.

@@ -24,6 +24,7 @@ import (
 //	POST /ops/reconcile                      re-sync with the Procurement API
 //	GET  /ops/usage/backlog                  usage windows not reported yet
 //	GET  /ops/usage/reported                 what was reported, as CSV or JSON Lines (readback.go)
+//	POST /ops/usage/flush                    report closed usage windows now (Cloud Scheduler, with push on Cloud Run)
 //	GET  /ops/poison                         messages set aside
 
 func (b *backend) opsRoutes(mux *http.ServeMux) {
@@ -53,6 +54,10 @@ func (b *backend) opsRoutes(mux *http.ServeMux) {
 		writeJSON(w, map[string]any{"windows": ws}, err)
 	}))
 	mux.Handle("GET /ops/usage/reported", b.opsOnly(b.usageReported))
+	mux.Handle("POST /ops/usage/flush", b.opsOnly(func(w http.ResponseWriter, r *http.Request) {
+		err := b.reporter.Flush(r.Context())
+		writeJSON(w, map[string]any{"flushed": true}, err)
+	}))
 	mux.Handle("GET /ops/poison", b.opsOnly(func(w http.ResponseWriter, r *http.Request) {
 		var p []marketplace.Poison
 		err := b.store.InTx(r.Context(), func(ctx context.Context, tx marketplace.Tx) error {
@@ -105,7 +110,7 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 // Probes.
 
 // readyz is ready once the initial reconcile succeeded and messages are being
-// pulled, and the store answers.
+// received, and the store answers.
 func (b *backend) readyz(w http.ResponseWriter, r *http.Request) {
 	if !b.ready.Load() {
 		http.Error(w, "starting or stopping", http.StatusServiceUnavailable)
