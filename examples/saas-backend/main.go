@@ -28,23 +28,21 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 	"google.golang.org/api/option"
 
+	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/cmdmain"
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/promexport"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
@@ -54,17 +52,7 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "saas-backend:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdmain.Run("saas-backend", run) }
 
 // run serves until ctx is done, then shuts down gracefully. Logs go to out.
 func run(ctx context.Context, args []string, out io.Writer) error {
