@@ -33,7 +33,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,12 +51,7 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
 
-func main() { cmdmain.Run("saas-backend", run) }
-
-// run serves until ctx is done, then shuts down gracefully. Logs go to out.
-func run(ctx context.Context, args []string, out io.Writer) error {
-	return serve(ctx, args, os.Getenv, out, nil)
-}
+func main() { cmdmain.Serve("saas-backend", serve) }
 
 // shutdownTimeout bounds the graceful shutdown: HTTP requests in flight,
 // messages in flight and a last usage flush.
@@ -88,8 +82,9 @@ type backend struct {
 	now          func() time.Time
 }
 
-// serve is run with the environment and a hook that tests use: ready is
-// called (if not nil) once the backend serves.
+// serve serves until ctx is done, then shuts down gracefully. Logs go to
+// out; getenv reads the environment; ready, a hook that tests use, is called
+// (if not nil) once the backend serves.
 func serve(ctx context.Context, args []string, getenv func(string) string, out io.Writer, ready func(*backend)) error {
 	return serveWithWallClock(ctx, args, getenv, time.Now, out, ready)
 }

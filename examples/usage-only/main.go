@@ -52,11 +52,7 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
 
-func main() { cmdmain.Run("usage-only", run) }
-
-func run(ctx context.Context, args []string, out io.Writer) error {
-	return serve(ctx, args, os.Getenv, out, nil)
-}
+func main() { cmdmain.Serve("usage-only", serve) }
 
 type config struct {
 	ServiceName, DatabaseURL, Listen, OpsToken string

@@ -29,3 +29,11 @@ func Run(name string, run func(ctx context.Context, args []string, out io.Writer
 	fmt.Fprintln(os.Stderr, name+":", err)
 	os.Exit(1)
 }
+
+// Serve runs an example's serve function as the command (see Run), with the
+// process's environment and no ready hook (tests use it).
+func Serve[T any](name string, serve func(ctx context.Context, args []string, getenv func(string) string, out io.Writer, ready func(T)) error) {
+	Run(name, func(ctx context.Context, args []string, out io.Writer) error {
+		return serve(ctx, args, os.Getenv, out, nil)
+	})
+}
