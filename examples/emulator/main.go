@@ -21,29 +21,20 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/cmdmain"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, nil); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "emulator:", err)
-		os.Exit(1)
-	}
+	cmdmain.Run("emulator", func(ctx context.Context, args []string, out io.Writer) error {
+		return run(ctx, args, out, nil)
+	})
 }
 
 // run starts the emulator with the command-line args, prints where it

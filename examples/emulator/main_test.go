@@ -20,50 +20,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/exampletest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 )
 
-// syncBuffer is an io.Writer safe for run's goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startEmulator runs the command on free ports until the test ends.
-func startEmulator(t *testing.T) (*marketplacetest.Server, *syncBuffer) {
+func startEmulator(t *testing.T) (*marketplacetest.Server, *exampletest.SyncBuffer) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
-	ready := make(chan *marketplacetest.Server, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-http", "127.0.0.1:0", "-pubsub", "127.0.0.1:0"}, out,
-			func(s *marketplacetest.Server) { ready <- s })
-	}()
-	var s *marketplacetest.Server
-	select {
-	case s = <-ready:
-	case err := <-done:
-		t.Fatalf("run: %v\n%s", err, out)
-	}
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done, "shutdown")
-		assert.Contains(t, out.String(), "shutting down")
+	return exampletest.Serve(t, "shutting down", func(ctx context.Context, out io.Writer, ready func(*marketplacetest.Server)) error {
+		return run(ctx, []string{"-http", "127.0.0.1:0", "-pubsub", "127.0.0.1:0"}, out, ready)
 	})
-	return s, out
 }
 
 func TestPrintsEndpointsAndEnvironment(t *testing.T) {

@@ -14,8 +14,11 @@ import (
 // is not given, the environment variable named in its usage text.
 type config struct {
 	ProviderID   string   // partner id: Producer Portal → Technical integration
-	Project      string   // the vendor's Google Cloud project (holds the subscription)
-	Subscription string   // pull subscription on projects/cloudcommerceproc-prod/topics/<provider>
+	Transport    string   // how notifications arrive: "pull" (the default) or "push" (transport.go)
+	Project      string   // pull: the vendor's Google Cloud project (holds the subscription)
+	Subscription string   // pull: subscription on projects/cloudcommerceproc-prod/topics/<provider>
+	PushAudience string   // push: aud of the subscription's OIDC token (default: the push endpoint's URL)
+	PushAccount  string   // push: service account the push subscription authenticates as
 	ServiceName  string   // Service Control service name, "<product>.endpoints.<project>.cloud.goog"
 	Audiences    []string // sign-up JWT aud: the product domain (default: ServiceName)
 	DatabaseURL  string   // sqlite file path (default) or postgres:// URL
@@ -38,13 +41,17 @@ type config struct {
 	ProcurementEndpoint    string
 	ServiceControlEndpoint string
 	SignupCertsURL         string
+	PushJWKSURL            string // -transport=push: where push-token keys are served
 }
 
 // Environment variable names.
 const (
 	envProvider       = "MARKETPLACE_PROVIDER_ID"
+	envTransport      = "MARKETPLACE_TRANSPORT"
 	envProject        = "GOOGLE_CLOUD_PROJECT"
 	envSubscription   = "MARKETPLACE_SUBSCRIPTION"
+	envPushAudience   = "MARKETPLACE_PUSH_AUDIENCE"
+	envPushAccount    = "MARKETPLACE_PUSH_SERVICE_ACCOUNT"
 	envService        = "MARKETPLACE_SERVICE_NAME"
 	envDomain         = "MARKETPLACE_PRODUCT_DOMAIN"
 	envDatabase       = "DATABASE_URL"
@@ -57,6 +64,7 @@ const (
 	envProcEndpoint   = "MARKETPLACE_PROCUREMENT_ENDPOINT"
 	envSCEndpoint     = "MARKETPLACE_SERVICECONTROL_ENDPOINT"
 	envSignupCertsURL = "MARKETPLACE_SIGNUP_CERTS_URL"
+	envPushJWKSURL    = "MARKETPLACE_PUSH_JWKS_URL"
 )
 
 // parseConfig reads flags (args) over the environment (getenv).
@@ -80,14 +88,21 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if approvalDefault == "" {
 		approvalDefault = "auto"
 	}
+	transportDefault := getenv(envTransport)
+	if transportDefault == "" {
+		transportDefault = transportPull
+	}
 	metricsDefault := getenv(envMetrics)
 	if metricsDefault == "" {
 		metricsDefault = "requests"
 	}
 	var domains, metrics string
 	fs.StringVar(&c.ProviderID, "provider", getenv(envProvider), "partner (provider) id from Producer Portal ($"+envProvider+")")
-	fs.StringVar(&c.Project, "project", getenv(envProject), "your Google Cloud project that holds the subscription ($"+envProject+")")
-	fs.StringVar(&c.Subscription, "subscription", getenv(envSubscription), "pull subscription on the Marketplace topic, id or full name ($"+envSubscription+")")
+	fs.StringVar(&c.Transport, "transport", transportDefault, "how Marketplace notifications arrive: pull (from a pull subscription) or push (POSTed to /pubsub/push by a push subscription) ($"+envTransport+")")
+	fs.StringVar(&c.Project, "project", getenv(envProject), "pull: your Google Cloud project that holds the subscription ($"+envProject+")")
+	fs.StringVar(&c.Subscription, "subscription", getenv(envSubscription), "pull: subscription on the Marketplace topic, id or full name ($"+envSubscription+")")
+	fs.StringVar(&c.PushAudience, "push-audience", getenv(envPushAudience), "push: audience of the push subscription's OIDC token: its setting, by default the push endpoint URL https://<host>/pubsub/push ($"+envPushAudience+")")
+	fs.StringVar(&c.PushAccount, "push-service-account", getenv(envPushAccount), "push: service account email the push subscription authenticates as ($"+envPushAccount+")")
 	fs.StringVar(&c.ServiceName, "service", getenv(envService), "Service Control service name of the product ($"+envService+")")
 	fs.StringVar(&domains, "domain", getenv(envDomain), "product domain(s) the sign-up JWT is issued for, comma-separated; default the service name ($"+envDomain+")")
 	fs.StringVar(&c.DatabaseURL, "database", dbDefault, "SQLite file path, or a postgres:// URL for PostgreSQL ($"+envDatabase+"; with -emulator only this flag counts, and the default is a temporary database deleted at exit)")
@@ -111,6 +126,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	c.ProcurementEndpoint = getenv(envProcEndpoint)
 	c.ServiceControlEndpoint = getenv(envSCEndpoint)
 	c.SignupCertsURL = getenv(envSignupCertsURL)
+	c.PushJWKSURL = getenv(envPushJWKSURL)
+	if c.Transport == transportPush {
+		// Not used: -doctor then skips the subscription check.
+		c.Project, c.Subscription = "", ""
+	}
 	return c, nil
 }
 
@@ -125,8 +145,13 @@ func (c *config) validate() error {
 	}
 	if !c.Emulator {
 		need(c.ProviderID, "partner id: -provider or $"+envProvider+" (Producer Portal → Technical integration; the Pub/Sub topic is projects/cloudcommerceproc-prod/topics/<partner id>)")
-		need(c.Project, "project: -project or $"+envProject+" (your project that holds the Pub/Sub subscription)")
-		need(c.Subscription, "subscription: -subscription or $"+envSubscription+" (a pull subscription you created on projects/cloudcommerceproc-prod/topics/<partner id>)")
+		if c.Transport == transportPush {
+			need(c.PushAudience, "push audience: -push-audience or $"+envPushAudience+" (the audience of your push subscription on projects/cloudcommerceproc-prod/topics/<partner id>; by default its endpoint URL, https://<host>/pubsub/push)")
+			need(c.PushAccount, "push service account: -push-service-account or $"+envPushAccount+" (the service account your push subscription's OIDC token is issued for; it needs roles/iam.serviceAccountTokenCreator granted to the Pub/Sub service agent)")
+		} else {
+			need(c.Project, "project: -project or $"+envProject+" (your project that holds the Pub/Sub subscription)")
+			need(c.Subscription, "subscription: -subscription or $"+envSubscription+" (a pull subscription you created on projects/cloudcommerceproc-prod/topics/<partner id>)")
+		}
 		need(c.ServiceName, "service name: -service or $"+envService+" (Producer Portal → your product → Technical integration, e.g. <product>.endpoints.<project>.cloud.goog)")
 		need(c.SessionKeys, "sign-up session key: -session-key or $"+envSessionKey+" (base64 of 32+ random bytes: openssl rand -base64 32; the same on every replica)")
 	}
@@ -142,12 +167,18 @@ func (c *config) validate() error {
 			errs = append(errs, fmt.Errorf("-session-key (or $%s): %w", envSessionKey, err))
 		}
 	}
+	if c.Transport != transportPull && c.Transport != transportPush {
+		errs = append(errs, fmt.Errorf("-transport (or $%s) must be pull or push, not %q", envTransport, c.Transport))
+	}
 	if c.Approval != "auto" && c.Approval != "manual" {
 		errs = append(errs, fmt.Errorf("-approval (or $%s) must be auto or manual, not %q", envApproval, c.Approval))
 	}
 	if (c.ProcurementEndpoint != "") != (c.ServiceControlEndpoint != "") || (c.ProcurementEndpoint != "" && c.SignupCertsURL == "") {
 		errs = append(errs, fmt.Errorf("an external emulator needs all of $%s, $%s and $%s (examples/emulator prints them)",
 			envProcEndpoint, envSCEndpoint, envSignupCertsURL))
+	}
+	if c.ProcurementEndpoint != "" && c.Transport == transportPush && c.PushJWKSURL == "" {
+		errs = append(errs, fmt.Errorf("an external emulator with -transport=push also needs $%s (examples/emulator prints it)", envPushJWKSURL))
 	}
 	if c.Emulator && c.ProcurementEndpoint != "" {
 		errs = append(errs, fmt.Errorf("-emulator starts its own emulator: unset $%s to use it, or drop -emulator to use the external one", envProcEndpoint))

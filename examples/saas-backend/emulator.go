@@ -45,7 +45,11 @@ func startEmulator(cfg *config) (emu *marketplacetest.Server, stop func(), err e
 	opts = append(opts, marketplacetest.WithService(service, cfg.Metrics...))
 	emu = marketplacetest.New(nil, opts...)
 	cfg.ProviderID, cfg.ServiceName = emu.ProviderID(), emu.ServiceName()
-	cfg.Project, cfg.Subscription = "vendor-project", emu.Subscription()
+	if cfg.Transport == transportPull {
+		cfg.Project, cfg.Subscription = "vendor-project", emu.Subscription()
+	} else {
+		cfg.PushAccount = emu.PushServiceAccount()
+	}
 	if cfg.OpsToken == "" {
 		var b [16]byte
 		_, _ = rand.Read(b[:])

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/exampletest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
 )
@@ -102,23 +104,13 @@ func TestEmulatorSurvivesUnsteadyWallClockUnderLoad(t *testing.T) {
 // a nil backend.
 func runServe(t *testing.T, args []string, env map[string]string) (b *backend, stop func() error, err error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	out := &syncBuffer{}
-	ready := make(chan *backend, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, args, func(k string) string { return env[k] }, out, func(b *backend) { ready <- b })
-	}()
-	t.Cleanup(cancel)
-	select {
-	case b = <-ready:
-	case err := <-done:
+	b, out, stop, err := exampletest.Start(t, func(ctx context.Context, out io.Writer, ready func(*backend)) error {
+		return serve(ctx, args, func(k string) string { return env[k] }, out, ready)
+	})
+	if err != nil {
 		t.Logf("backend logs:\n%s", out)
-		return nil, nil, err
-	case <-time.After(30 * time.Second):
-		t.Fatalf("backend not ready within 30 s\n%s", out)
 	}
-	return b, func() error { cancel(); return <-done }, nil
+	return b, stop, err
 }
 
 // -emulator without -database uses a temporary database, deleted at exit:

@@ -4,8 +4,10 @@
 //
 // It runs, in one process:
 //
-//   - a marketplace.Processor pulling Marketplace notifications from a Pub/Sub
-//     pull subscription (exactly-once effects, approvals, parking, purges);
+//   - a marketplace.Processor receiving Marketplace notifications from a
+//     Pub/Sub pull subscription, or with -transport=push from a push
+//     subscription on /pubsub/push, for Cloud Run (exactly-once effects,
+//     approvals, parking, purges; transport.go);
 //   - the sign-up page behind your listing's sign-up URL (HTML form, token
 //     verification, a tenant of your own linked to the Procurement account);
 //   - manual approval endpoints for operators (/ops/...);
@@ -26,23 +28,20 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 	"google.golang.org/api/option"
 
+	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/cmdmain"
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/promexport"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
@@ -52,22 +51,7 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "saas-backend:", err)
-		os.Exit(1)
-	}
-}
-
-// run serves until ctx is done, then shuts down gracefully. Logs go to out.
-func run(ctx context.Context, args []string, out io.Writer) error {
-	return serve(ctx, args, os.Getenv, out, nil)
-}
+func main() { cmdmain.Serve("saas-backend", serve) }
 
 // shutdownTimeout bounds the graceful shutdown: HTTP requests in flight,
 // messages in flight and a last usage flush.
@@ -83,21 +67,24 @@ type stateStore interface {
 
 // backend is the running service.
 type backend struct {
-	cfg      config
-	log      *slog.Logger
-	emu      *marketplacetest.Server // nil unless -emulator
-	store    stateStore
-	proc     *marketplace.Processor
-	reporter *usage.Reporter
-	tenants  *tenantDirectory
-	metrics  *promexport.Exporter
-	url      string // base URL, e.g. http://127.0.0.1:8080
-	ready    atomic.Bool
-	now      func() time.Time
+	cfg          config
+	log          *slog.Logger
+	emu          *marketplacetest.Server // nil unless -emulator
+	store        stateStore
+	proc         *marketplace.Processor
+	reporter     *usage.Reporter
+	tenants      *tenantDirectory
+	metrics      *promexport.Exporter
+	sub          *pubsub.Subscriber        // -transport=pull
+	pushVerifier *marketplace.PushVerifier // -transport=push
+	url          string                    // base URL, e.g. http://127.0.0.1:8080
+	ready        atomic.Bool
+	now          func() time.Time
 }
 
-// serve is run with the environment and a hook that tests use: ready is
-// called (if not nil) once the backend serves.
+// serve serves until ctx is done, then shuts down gracefully. Logs go to
+// out; getenv reads the environment; ready, a hook that tests use, is called
+// (if not nil) once the backend serves.
 func serve(ctx context.Context, args []string, getenv func(string) string, out io.Writer, ready func(*backend)) error {
 	return serveWithWallClock(ctx, args, getenv, time.Now, out, ready)
 }
@@ -167,11 +154,11 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 	if err != nil {
 		return fmt.Errorf("procurement client: %w%s", err, credentialsHint)
 	}
-	ps, err := pubsub.NewClient(ctx, cfg.Project, pubsubOpts...)
+	closePubSub, err := b.subscribe(ctx, pubsubOpts)
 	if err != nil {
-		return fmt.Errorf("pubsub client for project %q: %w%s", cfg.Project, err, credentialsHint)
+		return err
 	}
-	defer ps.Close()
+	defer closePubSub()
 
 	// State, opened once the clients above have found their credentials:
 	// a start that cannot reach Google creates no database.
@@ -239,6 +226,9 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 		return fmt.Errorf("listen on %s (-listen or $PORT): %w", cfg.Listen, err)
 	}
 	b.url = "http://" + ln.Addr().String()
+	if err := b.verifyPushes(); err != nil {
+		return err
+	}
 	web := &http.Server{
 		Handler:           b.routes(sessions),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -273,16 +263,20 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 			"entitlements_added", len(report.EntitlementsAdded), "approved", len(report.Approved), "parked", len(report.Parked))
 	}
 
-	// Pull from the subscription and report usage until shutdown.
+	// Receive notifications and report usage until shutdown. With push, on
+	// Cloud Run, keep CPU allocated outside requests for this, or call
+	// POST /ops/usage/flush from Cloud Scheduler.
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
-	sub := ps.Subscriber(cfg.Subscription)
 	receiveErr := make(chan error, 1)
-	workers.Go(func() { receiveErr <- b.proc.Receive(bg, sub) })
+	workers.Go(func() { receiveErr <- b.receive(bg) })
 	workers.Go(func() { _ = b.reporter.Run(bg) })
+	if err := b.startPushing(ctx); err != nil {
+		return err
+	}
 
 	b.ready.Store(true)
-	b.log.Info("serving", "url", b.url, "provider", cfg.ProviderID, "subscription", sub.String(),
+	b.log.Info("serving", "url", b.url, "provider", cfg.ProviderID, b.source(),
 		"service", cfg.ServiceName, "store", storeKind(cfg.DatabaseURL), "approval", cfg.Approval)
 	if b.emu != nil {
 		b.printEmulatorHelp(out)
@@ -302,7 +296,7 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 	b.ready.Store(false)
 	stopBackground()
 	if err := <-receiveErr; err != nil {
-		return fmt.Errorf("pull subscription %s: %w (does it exist, and does the service account have roles/pubsub.subscriber on it? Google's guide grants Pub/Sub Editor)", sub, err)
+		return err
 	}
 	if webFailure != nil {
 		return fmt.Errorf("http server: %w", webFailure)
@@ -380,6 +374,10 @@ func (b *backend) routes(sessions *marketplace.SignupSessions) http.Handler {
 	mux.Handle("GET /signup/form", form)
 	mux.Handle("POST /signup/form", form)
 	mux.HandleFunc("GET /signup", b.signupInfo)
+	// The push subscription's endpoint (-transport=push).
+	if b.pushVerifier != nil {
+		mux.Handle("POST "+pushPath, b.proc.PushHandler(b.pushVerifier))
+	}
 	// Your product's API, metered.
 	mux.HandleFunc("POST /api/work", b.work)
 	// Probes and metrics.

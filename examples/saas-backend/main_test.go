@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,72 +23,29 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/exampletest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 )
-
-// syncBuffer collects the backend's logs from its goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func noEnv(string) string { return "" }
 
 // startBackend runs the backend with -emulator on a free port until the
 // test ends, and checks that it then shuts down cleanly.
-func startBackend(t *testing.T, extraArgs ...string) (*backend, *syncBuffer) {
+func startBackend(t *testing.T, extraArgs ...string) (*backend, *exampletest.SyncBuffer) {
 	t.Helper()
 	return startBackendWallClock(t, time.Now, extraArgs...)
 }
 
 // startBackendWallClock is startBackend with the wall clock that the
 // emulator's clock follows.
-func startBackendWallClock(t *testing.T, wall func() time.Time, extraArgs ...string) (*backend, *syncBuffer) {
+func startBackendWallClock(t *testing.T, wall func() time.Time, extraArgs ...string) (*backend, *exampletest.SyncBuffer) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
 	args := append([]string{"-emulator", "-listen", "127.0.0.1:0", "-ops-token", "ops-secret",
 		"-database", filepath.Join(t.TempDir(), "marketplace.db")}, extraArgs...)
-	ready := make(chan *backend, 1)
-	done := make(chan error, 1)
-	go func() { done <- serveWithWallClock(ctx, args, noEnv, wall, out, func(b *backend) { ready <- b }) }()
-	var b *backend
-	select {
-	case b = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("serve: %v\n%s", err, out)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatalf("backend not ready within 30 s\n%s", out)
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err, "shutdown\n%s", out)
-		case <-time.After(30 * time.Second):
-			t.Fatalf("backend did not stop within 30 s\n%s", out)
-		}
-		assert.Contains(t, out.String(), "msg=stopped")
-		if t.Failed() {
-			t.Logf("backend logs:\n%s", out)
-		}
+	return exampletest.Serve(t, "msg=stopped", func(ctx context.Context, out io.Writer, ready func(*backend)) error {
+		return serveWithWallClock(ctx, args, noEnv, wall, out, ready)
 	})
-	return b, out
 }
 
 func get(t *testing.T, u string, header ...string) (int, string) {
@@ -226,11 +182,21 @@ func TestStartupNamesWhatIsMissing(t *testing.T) {
 }
 
 // The whole life of a customer through the backend's HTTP surface, with
-// automatic approval: sign-up, metered API calls billed hourly, metrics,
-// probes.
+// automatic approval, for each transport (with push, every notification is
+// pushed by the emulator to /pubsub/push): sign-up, metered API calls billed
+// hourly, metrics, probes, purge.
 func TestEmulatorEndToEnd(t *testing.T) {
 	t.Parallel()
-	b, out := startBackend(t)
+	for _, transport := range []string{transportPull, transportPush} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			testEndToEnd(t, "-transport="+transport)
+		})
+	}
+}
+
+func testEndToEnd(t *testing.T, args ...string) {
+	b, out := startBackend(t, args...)
 	assert.Contains(t, out.String(), "/emulator/checkout")
 
 	status, _ := get(t, b.url+"/readyz")
@@ -281,6 +247,23 @@ func TestEmulatorEndToEnd(t *testing.T) {
 	assert.Empty(t, b.emu.Violations())
 	assert.Positive(t, b.emu.CheckCalls(ent.UsageReportingID), "checked before reporting")
 
+	assertMetrics(t, b)
+
+	// Cancellation, then the account leaves Google Cloud: purged.
+	require.NoError(t, b.emu.Cancel(context.Background(), ent.ID, true))
+	require.NoError(t, b.emu.DeleteAccount(context.Background(), accountID))
+	require.Eventually(t, func() bool {
+		_, still := b.tenants.get(tenantID)
+		return !still
+	}, 10*time.Second, 10*time.Millisecond, "tenant purged after ACCOUNT_DELETED")
+}
+
+// assertMetrics checks that /metrics serves the SDK's metrics once the first
+// notification was received.
+func assertMetrics(t *testing.T, b *backend) {
+	t.Helper()
+	var status int
+	var body string
 	received := regexp.MustCompile(`gcpmarketplace_events_received_total\{[^}]*ENTITLEMENT_CREATION_REQUESTED[^}]*\} 1\n`)
 	require.Eventually(t, func() bool {
 		status, body = get(t, b.url+"/metrics")
@@ -295,14 +278,6 @@ func TestEmulatorEndToEnd(t *testing.T) {
 	assert.Regexp(t, `gcpmarketplace_procurement_calls_total\{method="approve entitlement"\} [1-9]`, body)
 	assert.Regexp(t, `gcpmarketplace_servicecontrol_calls_total\{method="services.check"\} [1-9]`, body)
 	assert.Contains(t, body, "# TYPE gcpmarketplace_events_ack_lag_seconds histogram")
-
-	// Cancellation, then the account leaves Google Cloud: purged.
-	require.NoError(t, b.emu.Cancel(context.Background(), ent.ID, true))
-	require.NoError(t, b.emu.DeleteAccount(context.Background(), accountID))
-	require.Eventually(t, func() bool {
-		_, still := b.tenants.get(tenantID)
-		return !still
-	}, 10*time.Second, 10*time.Millisecond, "tenant purged after ACCOUNT_DELETED")
 }
 
 // With -approval manual, purchases wait in the queue for an operator.
@@ -472,12 +447,12 @@ func dropSchema(t *testing.T, connString, schema string) {
 func TestDoctorFlag(t *testing.T) {
 	t.Parallel()
 	db := filepath.Join(t.TempDir(), "marketplace.db")
-	var out syncBuffer
+	var out exampletest.SyncBuffer
 	require.NoError(t, serve(t.Context(), []string{"-emulator", "-doctor", "-database", db}, noEnv, &out, nil), out.String())
 	assert.Contains(t, out.String(), "all checks passed")
 	assert.Contains(t, out.String(), "[ok  ] pubsub: subscription: projects/vendor-project/subscriptions/marketplace receives projects/cloudcommerceproc-prod/topics/")
 
-	out = syncBuffer{}
+	out = exampletest.SyncBuffer{}
 	err := serve(t.Context(), []string{"-emulator", "-doctor", "-database", db, "-domain", "https://shop.example.com/signup"}, noEnv, &out, nil)
 	require.ErrorIs(t, err, errDoctorFailed)
 	assert.Contains(t, out.String(), "[FAIL] sign-up: JWT audience")

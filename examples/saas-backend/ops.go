@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
+	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/opshttp"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
@@ -24,6 +22,7 @@ import (
 //	POST /ops/reconcile                      re-sync with the Procurement API
 //	GET  /ops/usage/backlog                  usage windows not reported yet
 //	GET  /ops/usage/reported                 what was reported, as CSV or JSON Lines (readback.go)
+//	POST /ops/usage/flush                    report closed usage windows now (Cloud Scheduler, with push on Cloud Run)
 //	GET  /ops/poison                         messages set aside
 
 func (b *backend) opsRoutes(mux *http.ServeMux) {
@@ -53,6 +52,10 @@ func (b *backend) opsRoutes(mux *http.ServeMux) {
 		writeJSON(w, map[string]any{"windows": ws}, err)
 	}))
 	mux.Handle("GET /ops/usage/reported", b.opsOnly(b.usageReported))
+	mux.Handle("POST /ops/usage/flush", b.opsOnly(func(w http.ResponseWriter, r *http.Request) {
+		err := b.reporter.Flush(r.Context())
+		writeJSON(w, map[string]any{"flushed": true}, err)
+	}))
 	mux.Handle("GET /ops/poison", b.opsOnly(func(w http.ResponseWriter, r *http.Request) {
 		var p []marketplace.Poison
 		err := b.store.InTx(r.Context(), func(ctx context.Context, tx marketplace.Tx) error {
@@ -66,46 +69,29 @@ func (b *backend) opsRoutes(mux *http.ServeMux) {
 
 // opsOnly requires Authorization: Bearer <ops token>.
 func (b *backend) opsOnly(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if b.cfg.OpsToken == "" {
-			http.Error(w, "operator endpoints are disabled: set -ops-token or $"+envOpsToken, http.StatusForbidden)
-			return
-		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(b.cfg.OpsToken)) != 1 {
-			w.Header().Set("WWW-Authenticate", "Bearer")
-			http.Error(w, "operator token required", http.StatusUnauthorized)
-			return
-		}
-		h(w, r)
-	})
+	return opshttp.Guard(b.cfg.OpsToken, "set -ops-token or $"+envOpsToken, h)
 }
 
-func writeJSON(w http.ResponseWriter, v any, err error) {
-	w.Header().Set("Content-Type", "application/json")
-	if err != nil {
-		status := http.StatusInternalServerError
-		switch {
-		case errors.Is(err, marketplace.ErrNotQueued), errors.Is(err, marketplace.ErrNotFound):
-			status = http.StatusNotFound
-		case errors.Is(err, marketplace.ErrNoLongerPending):
-			status = http.StatusConflict
-		case errors.Is(err, marketplace.ErrInvalid), errors.Is(err, usage.ErrInvalid):
-			status = http.StatusBadRequest
-		}
-		w.WriteHeader(status)
-		v = map[string]string{"error": err.Error()}
+func writeJSON(w http.ResponseWriter, v any, err error) { opshttp.WriteJSON(w, v, err, opsStatus) }
+
+// opsStatus is the HTTP status of an operator action's error.
+func opsStatus(err error) int {
+	switch {
+	case errors.Is(err, marketplace.ErrNotQueued), errors.Is(err, marketplace.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, marketplace.ErrNoLongerPending):
+		return http.StatusConflict
+	case errors.Is(err, marketplace.ErrInvalid), errors.Is(err, usage.ErrInvalid):
+		return http.StatusBadRequest
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	return http.StatusInternalServerError
 }
 
 // ---------------------------------------------------------------------------
 // Probes.
 
 // readyz is ready once the initial reconcile succeeded and messages are being
-// pulled, and the store answers.
+// received, and the store answers.
 func (b *backend) readyz(w http.ResponseWriter, r *http.Request) {
 	if !b.ready.Load() {
 		http.Error(w, "starting or stopping", http.StatusServiceUnavailable)

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/exampletest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 )
 
@@ -42,7 +43,7 @@ func TestStartWithoutCredentialsCreatesNothing(t *testing.T) {
 // failure.
 func TestDoctorWithoutCredentialsReportsEveryCheck(t *testing.T) {
 	dir, env := withoutCredentials(t)
-	var out syncBuffer
+	var out exampletest.SyncBuffer
 	report := runDoctorReport(t, env, &out)
 	for _, check := range []string{marketplace.CheckEntitlements, marketplace.CheckAccounts, marketplace.CheckSubscription,
 		marketplace.CheckServiceControl} {
@@ -56,7 +57,7 @@ func TestDoctorWithoutCredentialsReportsEveryCheck(t *testing.T) {
 }
 
 // runDoctorReport runs -doctor with env and returns what it printed.
-func runDoctorReport(t *testing.T, env map[string]string, out *syncBuffer) string {
+func runDoctorReport(t *testing.T, env map[string]string, out *exampletest.SyncBuffer) string {
 	t.Helper()
 	err := serve(t.Context(), []string{"-doctor"}, func(k string) string { return env[k] }, out, nil)
 	require.ErrorIs(t, err, errDoctorFailed, out.String())

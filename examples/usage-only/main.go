@@ -27,7 +27,6 @@ package main
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -37,15 +36,15 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"google.golang.org/api/option"
 
+	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/cmdmain"
+	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/opshttp"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/pgstore"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
@@ -53,21 +52,7 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "usage-only:", err)
-		os.Exit(1)
-	}
-}
-
-func run(ctx context.Context, args []string, out io.Writer) error {
-	return serve(ctx, args, os.Getenv, out, nil)
-}
+func main() { cmdmain.Serve("usage-only", serve) }
 
 type config struct {
 	ServiceName, DatabaseURL, Listen, OpsToken string
@@ -370,26 +355,17 @@ func (s *service) work(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]any{"recorded": 1}, nil)
 }
 
+// opsOnly requires Authorization: Bearer <ops token>.
 func (s *service) opsOnly(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if s.cfg.OpsToken == "" || !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.OpsToken)) != 1 {
-			http.Error(w, "operator token required (-ops-token)", http.StatusUnauthorized)
-			return
-		}
-		h(w, r)
-	})
+	return opshttp.Guard(s.cfg.OpsToken, "set -ops-token or $MARKETPLACE_OPS_TOKEN", h)
 }
 
-func writeJSON(w http.ResponseWriter, v any, err error) {
-	w.Header().Set("Content-Type", "application/json")
-	if err != nil {
-		status := http.StatusInternalServerError
-		if errors.Is(err, usage.ErrInvalid) {
-			status = http.StatusBadRequest
-		}
-		w.WriteHeader(status)
-		v = map[string]string{"error": err.Error()}
+func writeJSON(w http.ResponseWriter, v any, err error) { opshttp.WriteJSON(w, v, err, opsStatus) }
+
+// opsStatus is the HTTP status of an operator action's error.
+func opsStatus(err error) int {
+	if errors.Is(err, usage.ErrInvalid) {
+		return http.StatusBadRequest
 	}
-	_ = json.NewEncoder(w).Encode(v)
+	return http.StatusInternalServerError
 }

@@ -3,36 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/exampletest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func noEnv(string) string { return "" }
 
@@ -61,31 +45,28 @@ func TestMissingServiceName(t *testing.T) {
 // and stops it when the test ends.
 func start(t *testing.T, args ...string) *service {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
-	ready := make(chan *service, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, append([]string{"-emulator", "-listen", "127.0.0.1:0", "-ops-token", "tok",
-			"-database", filepath.Join(t.TempDir(), "usage.db")}, args...), noEnv, out, func(s *service) { ready <- s })
-	}()
-	var s *service
-	select {
-	case s = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("serve: %v\n%s", err, out)
-	}
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-		assert.Contains(t, out.String(), "msg=stopped")
-		if t.Failed() {
-			t.Logf("logs:\n%s", out)
-		}
+	args = append([]string{"-emulator", "-listen", "127.0.0.1:0", "-ops-token", "tok",
+		"-database", filepath.Join(t.TempDir(), "usage.db")}, args...)
+	s, out := exampletest.Serve(t, "msg=stopped", func(ctx context.Context, out io.Writer, ready func(*service)) error {
+		return serve(ctx, args, noEnv, out, ready)
 	})
 	assert.Contains(t, out.String(), "/ops/consumers")
 	return s
+}
+
+// buyAndRegister buys the usage-based product as a new customer, registers
+// it with POST /ops/consumers, lets a second pass, and returns the
+// entitlement.
+func buyAndRegister(t *testing.T, s *service) (string, marketplacetest.Entitlement) {
+	t.Helper()
+	id, err := s.emu.Purchase(t.Context(), marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true})
+	require.NoError(t, err)
+	ent, _ := s.emu.Entitlement(id)
+	status, body := post(t, s.url+"/ops/consumers", `{"entitlementId":"`+id+`","usageReportingId":"`+ent.UsageReportingID+`"}`,
+		"Authorization", "Bearer tok")
+	require.Equal(t, http.StatusOK, status, body)
+	s.emu.Clock().Advance(time.Second)
+	return id, ent
 }
 
 // Against Google, the starter confirms cancellations with Procurement
@@ -103,13 +84,7 @@ func TestUsageOnlyConfirmsCancellation(t *testing.T) {
 	t.Parallel()
 	s := start(t)
 	ctx := t.Context()
-	id, err := s.emu.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true})
-	require.NoError(t, err)
-	ent, _ := s.emu.Entitlement(id)
-	status, body := post(t, s.url+"/ops/consumers", `{"entitlementId":"`+id+`","usageReportingId":"`+ent.UsageReportingID+`"}`,
-		"Authorization", "Bearer tok")
-	require.Equal(t, http.StatusOK, status, body)
-	s.emu.Clock().Advance(time.Second)
+	id, ent := buyAndRegister(t, s)
 	work := func(n int) {
 		for range n {
 			status, body := post(t, s.url+"/api/work", "", "X-Entitlement", id)
@@ -183,13 +158,7 @@ func TestUsageSourceAgainstEmulator(t *testing.T) {
 	t.Parallel()
 	s := start(t, "-source", filepath.Join(t.TempDir(), "api_calls.db"))
 	ctx := t.Context()
-	id, err := s.emu.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true})
-	require.NoError(t, err)
-	ent, _ := s.emu.Entitlement(id)
-	status, body := post(t, s.url+"/ops/consumers", `{"entitlementId":"`+id+`","usageReportingId":"`+ent.UsageReportingID+`"}`,
-		"Authorization", "Bearer tok")
-	require.Equal(t, http.StatusOK, status, body)
-	s.emu.Clock().Advance(time.Second)
+	id, ent := buyAndRegister(t, s)
 	for range 9 {
 		status, body := post(t, s.url+"/api/work", "", "X-Entitlement", id)
 		require.Equal(t, http.StatusOK, status, body)
@@ -214,7 +183,7 @@ func TestEmulatorLedgerIsTemporary(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- serve(ctx, []string{"-emulator", "-listen", "127.0.0.1:0"},
-			func(k string) string { return map[string]string{"DATABASE_URL": production}[k] }, &syncBuffer{},
+			func(k string) string { return map[string]string{"DATABASE_URL": production}[k] }, &exampletest.SyncBuffer{},
 			func(s *service) { ready <- s })
 	}()
 	select {

@@ -1,6 +1,6 @@
 // Package promexport gives the examples one OpenTelemetry MeterProvider
 // whose metrics are read in the Prometheus text format: served on /metrics
-// (saas-backend, push-endpoint) or printed (quickstart -metrics).
+// (saas-backend) or printed (quickstart -metrics).
 //
 // It uses OpenTelemetry's Prometheus exporter: the SDK's instruments
 // become Prometheus metrics by the exporter's standard translation (dots

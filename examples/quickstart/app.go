@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gcpmarketplace/gcpmarketplace/events"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+)
+
+// The application: what a vendor writes. Tenants stand for the vendor's own
+// user database.
+
+type tenant struct {
+	ID, Email, AccountID, EntitlementID, Plan string
+	Active                                    bool
+}
+
+type app struct {
+	events.HandlerDefaults
+	tl *timeline
+
+	mu      sync.Mutex
+	tenants map[string]*tenant // by tenant id (the VendorUserID linked at sign-up)
+	purged  []string
+}
+
+func newApp(tl *timeline) *app { return &app{tl: tl, tenants: map[string]*tenant{}} }
+
+// tenantOf finds the tenant of the account the callback is about.
+func (a *app) tenantOf(ctx context.Context) *tenant {
+	acct, ok := marketplace.LinkedAccountFrom(ctx)
+	if !ok || acct.VendorUserID == "" {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.tenants[acct.VendorUserID]
+}
+
+// signupPage is the page behind the sign-up URL: the token is verified by
+// marketplace.SignupHandler before it runs. A real page would ask the user
+// to sign in or create an account first; here the tenant is created at once.
+func (a *app) signupPage(proc *marketplace.Processor) func(http.ResponseWriter, *http.Request, marketplace.SignupClaims) {
+	return func(w http.ResponseWriter, r *http.Request, c marketplace.SignupClaims) {
+		t := &tenant{ID: "tenant-" + short(c.AccountID), Email: r.PostFormValue("email"), AccountID: c.AccountID}
+		a.mu.Lock()
+		a.tenants[t.ID] = t
+		a.mu.Unlock()
+		a.tl.note("sign-up page", "token verified (sub %s); created %s for %s", short(c.AccountID), t.ID, t.Email)
+		res, err := proc.CompleteSignup(r.Context(), marketplace.SignupParams{
+			AccountID: c.AccountID, VendorUserID: t.ID, UserIdentity: c.UserIdentity})
+		if err != nil {
+			http.Error(w, "sign-up could not be completed, please retry", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "Welcome %s: %d subscription(s) set up.\n", t.Email, len(res.Entitlements))
+	}
+}
+
+func (a *app) OnAccountActive(_ context.Context, e *events.AccountActive) error {
+	a.tl.callback("OnAccountActive", "account %s exists at Google; it has not signed up yet", short(e.Account.ID))
+	return nil
+}
+
+func (a *app) OnEntitlementCreationRequested(ctx context.Context, e *events.EntitlementCreationRequested) error {
+	ent, _ := marketplace.EntitlementFrom(ctx)
+	a.tl.callback("OnEntitlementCreationRequested", "entitlement %s for plan %q requested", short(e.Entitlement.ID), ent.Plan)
+	return nil
+}
+
+func (a *app) OnEntitlementActive(ctx context.Context, e *events.EntitlementActive) error {
+	ent, _ := marketplace.EntitlementFrom(ctx)
+	t := a.tenantOf(ctx)
+	if t == nil {
+		return fmt.Errorf("no tenant linked to account %s yet", short(ent.AccountID)) // redelivered later
+	}
+	a.mu.Lock()
+	t.EntitlementID, t.Plan, t.Active = ent.ID, ent.Plan, true
+	a.mu.Unlock()
+	a.tl.callback("OnEntitlementActive", "provisioned %s on plan %q (usage id %s)", t.ID, ent.Plan, ent.UsageReportingID)
+	return nil
+}
+
+func (a *app) OnEntitlementPlanChangeRequested(ctx context.Context, _ *events.EntitlementPlanChangeRequested) error {
+	ent, _ := marketplace.EntitlementFrom(ctx)
+	a.tl.callback("OnEntitlementPlanChangeRequested", "customer asks to move from %q to %q", ent.Plan, ent.NewPendingPlan)
+	return nil
+}
+
+func (a *app) OnEntitlementPlanChanged(ctx context.Context, _ *events.EntitlementPlanChanged) error {
+	ent, _ := marketplace.EntitlementFrom(ctx)
+	if t := a.tenantOf(ctx); t != nil {
+		a.mu.Lock()
+		t.Plan = ent.Plan
+		a.mu.Unlock()
+	}
+	a.tl.callback("OnEntitlementPlanChanged", "now on plan %q", ent.Plan)
+	return nil
+}
+
+func (a *app) OnEntitlementPendingCancellation(ctx context.Context, _ *events.EntitlementPendingCancellation) error {
+	ent, _ := marketplace.EntitlementFrom(ctx)
+	a.tl.callback("OnEntitlementPendingCancellation", "service continues until the term ends (%s)", ent.OfferEndTime.Format(time.DateOnly))
+	return nil
+}
+
+func (a *app) OnEntitlementCancelled(ctx context.Context, e *events.EntitlementCancelled) error {
+	if t := a.tenantOf(ctx); t != nil {
+		a.mu.Lock()
+		t.Active = false
+		a.mu.Unlock()
+	}
+	a.tl.callback("OnEntitlementCancelled", "turned the service off for entitlement %s", short(e.Entitlement.ID))
+	return nil
+}
+
+func (a *app) OnEntitlementDeleted(_ context.Context, e *events.EntitlementDeleted) error {
+	a.tl.callback("OnEntitlementDeleted", "entitlement %s deleted at Google", short(e.Entitlement.ID))
+	return nil
+}
+
+func (a *app) OnAccountDeleted(ctx context.Context, e *events.AccountDeleted) error {
+	acct, ok := marketplace.LinkedAccountFrom(ctx)
+	if !ok || acct.VendorUserID == "" {
+		a.tl.callback("OnAccountDeleted", "account %s was never linked: nothing to purge", short(e.Account.ID))
+		return nil
+	}
+	a.mu.Lock()
+	delete(a.tenants, acct.VendorUserID) // idempotent: deleting twice is harmless
+	a.purged = append(a.purged, acct.VendorUserID)
+	a.mu.Unlock()
+	a.tl.callback("OnAccountDeleted", "purged %s and all its data", acct.VendorUserID)
+	return nil
+}
+
+func (a *app) tenant(id string) (tenant, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t, ok := a.tenants[id]
+	if !ok {
+		return tenant{}, false
+	}
+	return *t, true
+}
+
+func (a *app) wasPurged(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range a.purged {
+		if p == id {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"google.golang.org/api/option"
+
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+)
+
+// How Marketplace notifications reach the processor (-transport):
+//
+//   - pull, the default: the processor pulls them from a Pub/Sub pull
+//     subscription on projects/cloudcommerceproc-prod/topics/<partner id>.
+//     The backend needs no public endpoint, and receives while it runs.
+//   - push: a Pub/Sub push subscription POSTs each message to /pubsub/push
+//     with a Google-signed OIDC token, verified by marketplace.PushVerifier
+//     before the body is read; Processor.PushHandler answers 2xx only after
+//     the message's effects are committed (anything else makes Pub/Sub
+//     retry). This suits Cloud Run and other request-driven platforms.
+//
+// Everything else (sign-up, approvals, usage, operators) is the same.
+const (
+	transportPull = "pull"
+	transportPush = "push"
+)
+
+// pushPath is the push subscription's endpoint.
+const pushPath = "/pubsub/push"
+
+// subscribe opens the pull subscription (-transport=pull) and returns what
+// closes its client; with push it does nothing.
+func (b *backend) subscribe(ctx context.Context, pubsubOpts []option.ClientOption) (closeClient func(), err error) {
+	if b.cfg.Transport != transportPull {
+		return func() {}, nil
+	}
+	ps, err := pubsub.NewClient(ctx, b.cfg.Project, pubsubOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("pubsub client for project %q: %w%s", b.cfg.Project, err, credentialsHint)
+	}
+	b.sub = ps.Subscriber(b.cfg.Subscription)
+	return func() { _ = ps.Close() }, nil
+}
+
+// verifyPushes makes the verifier of the push subscription's tokens
+// (-transport=push), once the backend knows its URL: with -emulator, the
+// audience is this backend's push endpoint. With pull it does nothing.
+func (b *backend) verifyPushes() error {
+	if b.cfg.Transport != transportPush {
+		return nil
+	}
+	var pushOpts []marketplace.PushOption
+	switch {
+	case b.emu != nil:
+		pushOpts = append(pushOpts, marketplace.WithPushJWKSURL(b.emu.PushJWKSURL()))
+	case b.cfg.ProcurementEndpoint != "": // an external emulator
+		pushOpts = append(pushOpts, marketplace.WithPushJWKSURL(b.cfg.PushJWKSURL))
+	}
+	if b.cfg.PushAudience == "" { // -emulator: the emulator pushes to this process
+		b.cfg.PushAudience = b.url + pushPath
+	}
+	pushOpts = append(pushOpts, marketplace.WithPushServiceAccount(b.cfg.PushAccount),
+		marketplace.WithPushClock(b.now), marketplace.WithPushLogger(b.log))
+	var err error
+	b.pushVerifier, err = marketplace.NewPushVerifier(b.cfg.PushAudience, pushOpts...)
+	if err != nil {
+		return fmt.Errorf("push verifier: %w", err)
+	}
+	return nil
+}
+
+// emulatorPushSubscription is the push subscription the emulator delivers to.
+const emulatorPushSubscription = "projects/vendor-project/subscriptions/marketplace-push"
+
+// startPushing makes the emulator deliver to the push endpoint as Pub/Sub
+// would (-emulator -transport=push).
+func (b *backend) startPushing(ctx context.Context) error {
+	if b.emu == nil || b.pushVerifier == nil {
+		return nil
+	}
+	if err := b.emu.CreateSubscription(ctx, emulatorPushSubscription, b.cfg.PushAudience); err != nil {
+		return fmt.Errorf("emulator push subscription: %w", err)
+	}
+	return nil
+}
+
+// receive hands notifications to the processor until ctx is done. With
+// pull it receives from the subscription. With push they arrive by HTTP,
+// and it deletes processed event ids past their retention hourly, as
+// Receive does for pull subscribers.
+func (b *backend) receive(ctx context.Context) error {
+	if b.sub == nil {
+		b.pruneHourly(ctx)
+		return nil
+	}
+	if err := b.proc.Receive(ctx, b.sub); err != nil {
+		return fmt.Errorf("pull subscription %s: %w (does it exist, and does the service account have roles/pubsub.subscriber on it? Google's guide grants Pub/Sub Editor)", b.sub, err)
+	}
+	return nil
+}
+
+// pruneHourly deletes processed event ids past their retention.
+func (b *backend) pruneHourly(ctx context.Context) {
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		if n, err := b.proc.Prune(ctx); err != nil && ctx.Err() == nil {
+			b.log.Warn("pruning processed event ids failed", "error", err)
+		} else if n > 0 {
+			b.log.Info("pruned processed event ids", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// source says where notifications come from, for the log.
+func (b *backend) source() slog.Attr {
+	if b.sub != nil {
+		return slog.String("subscription", b.sub.String())
+	}
+	return slog.String("push_audience", b.cfg.PushAudience)
+}
