@@ -24,7 +24,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer srv.Close()
-	client, err := procurement.NewClient(ctx, srv.ProviderID(), procurement.WithClientOptions(srv.ClientOptions()...))
+	client, err := procurement.NewClient(ctx, srv.ProviderID(), srv.ClientOptions()...)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func ExampleManualApproval() {
 		log.Fatal(err)
 	}
 	defer srv.Close()
-	client, err := procurement.NewClient(ctx, srv.ProviderID(), procurement.WithClientOptions(srv.ClientOptions()...))
+	client, err := procurement.NewClient(ctx, srv.ProviderID(), srv.ClientOptions()...)
 	if err != nil {
 		log.Fatal(err)
 	}

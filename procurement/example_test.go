@@ -18,8 +18,7 @@ func newExampleClient(ctx context.Context) (*marketplacetest.Server, *procuremen
 	if err != nil {
 		log.Fatal(err)
 	}
-	client, err := procurement.NewClient(ctx, srv.ProviderID(),
-		procurement.WithClientOptions(srv.ClientOptions()...))
+	client, err := procurement.NewClient(ctx, srv.ProviderID(), srv.ClientOptions()...)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -34,6 +34,7 @@ import (
 
 	"google.golang.org/api/option"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/promexport"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
@@ -144,9 +145,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	defer func() { _ = b.metrics.Shutdown(context.Background()) }()
 
 	// The SDK.
-	client, err := procurement.NewClient(ctx, cfg.ProviderID,
-		procurement.WithClientOptions(googleOpts...), procurement.WithLogger(b.log),
-		procurement.WithMeterProvider(meterProvider))
+	client, err := procurement.NewClientWithConfig(ctx, cfg.ProviderID,
+		&procurement.Config{Runtime: gcpmarketplace.Runtime{Logger: b.log, MeterProvider: meterProvider}}, googleOpts...)
 	if err != nil {
 		return fmt.Errorf("procurement client: %w%s", err, credentialsHint)
 	}

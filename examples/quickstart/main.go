@@ -40,6 +40,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/promexport"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
@@ -112,9 +113,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer store.Close()
 
-	client, err := procurement.NewClient(ctx, emu.ProviderID(),
-		procurement.WithClientOptions(emu.ClientOptions()...), procurement.WithLogger(logger),
-		procurement.WithMeterProvider(meterProvider))
+	client, err := procurement.NewClientWithConfig(ctx, emu.ProviderID(),
+		&procurement.Config{Runtime: gcpmarketplace.Runtime{Logger: logger, MeterProvider: meterProvider}}, emu.ClientOptions()...)
 	if err != nil {
 		return fmt.Errorf("procurement client: %w", err)
 	}

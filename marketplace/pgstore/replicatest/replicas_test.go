@@ -35,6 +35,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/gcpmarketplace/gcpmarketplace/events"
+	"github.com/gcpmarketplace/gcpmarketplace/internal/testenv"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/pgstore"
@@ -216,15 +217,8 @@ func newReporter(t testing.TB, ledger usage.Ledger, httpURL, owner string, now f
 // HTTP transport.
 func newProcurement(t testing.TB, providerID, httpURL string, rt http.RoundTripper) *procurement.Client {
 	t.Helper()
-	opts := []option.ClientOption{option.WithEndpoint(httpURL + "/"), option.WithoutAuthentication()}
-	if rt != nil {
-		opts = append(opts, option.WithHTTPClient(&http.Client{Transport: rt}))
-	}
-	c, err := procurement.NewClient(context.Background(), providerID,
-		procurement.WithClientOptions(opts...),
-		procurement.WithRetry(procurement.RetryPolicy{InitialBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}))
-	require.NoError(t, err)
-	return c
+	return testenv.ClientAt(t, providerID, httpURL, rt,
+		&procurement.Config{Retry: procurement.RetryPolicy{InitialBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}})
 }
 
 // emulatorClock reads the emulator's clock over its control API, so that
