@@ -27,7 +27,7 @@ type DoctorParams struct {
 	// integration).
 	ProviderID string
 	// ProcurementOptions are the Procurement API client options
-	// (credentials, endpoint), as passed to procurement.WithClientOptions.
+	// (credentials, endpoint), as passed to procurement.NewClient.
 	ProcurementOptions []option.ClientOption
 	// PubSubClient is the client the subscription is read with. When it is
 	// nil, Doctor creates one in PubSubProject with PubSubOptions (a client
@@ -140,8 +140,8 @@ func Doctor(ctx context.Context, p DoctorParams) DoctorReport {
 }
 
 func doctorProcurement(ctx context.Context, p DoctorParams) []DoctorCheck {
-	client, err := procurement.NewClient(ctx, p.ProviderID, procurement.WithClientOptions(p.ProcurementOptions...),
-		procurement.WithRetry(procurement.RetryPolicy{MaxAttempts: 2}))
+	client, err := procurement.NewClientWithConfig(ctx, p.ProviderID,
+		&procurement.Config{Retry: procurement.RetryPolicy{MaxAttempts: 2}}, p.ProcurementOptions...)
 	if err != nil {
 		fix := "set the partner id shown in " + producerPortal + " → Technical integration; the notification topic is projects/" +
 			MarketplaceTopicProject + "/topics/<partner id>"

@@ -111,7 +111,7 @@ func TestLifecycleDuplicatedAndReordered(t *testing.T) {
 	require.Empty(t, env.poison())
 
 	// A replay of the whole history changes nothing.
-	env.fed = 0
+	env.feed.Rewind()
 	env.drainChaos(rng, 8)
 	require.Equal(t, want, env.rec.counts())
 	env.requireInSync()

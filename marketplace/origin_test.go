@@ -38,8 +38,7 @@ func TestForeignStoreIsRefusedBeforeAnyPurge(t *testing.T) {
 	// A new emulator: same provider id, another endpoint.
 	second := newProcEnv(t, withStore(store))
 	// Another provider at the first emulator's endpoint.
-	otherClient, err := procurement.NewClient(context.Background(), "other-provider",
-		procurement.WithClientOptions(first.srv.ClientOptions()...))
+	otherClient, err := procurement.NewClient(context.Background(), "other-provider", first.srv.ClientOptions()...)
 	require.NoError(t, err)
 	otherRec := &procRecorder{}
 	other, err := marketplace.New(store, otherClient, otherRec.handler())

@@ -2,16 +2,15 @@ package marketplace_test
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"sort"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/gcpmarketplace/gcpmarketplace/events"
+	"github.com/gcpmarketplace/gcpmarketplace/internal/testenv"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/memstore"
@@ -99,7 +98,7 @@ type procEnv struct {
 	store  marketplace.Store
 	rec    *procRecorder
 	proc   *marketplace.Processor
-	fed    int // Published() entries already fed by drain
+	feed   *testenv.Feed // hands Published() to HandleMessage
 }
 
 type procEnvConfig struct {
@@ -127,11 +126,8 @@ func newProcEnv(t testing.TB, opts ...procEnvOption) *procEnv {
 		o(&cfg)
 	}
 	ctx := context.Background()
-	srv := marketplacetest.New(t, cfg.serverOpts...)
-	client, err := procurement.NewClient(ctx, srv.ProviderID(),
-		procurement.WithClientOptions(srv.ClientOptions()...),
-		procurement.WithRetry(procurement.RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}))
-	require.NoError(t, err)
+	te := testenv.New(t, cfg.serverOpts...)
+	srv, client := te.Server, te.Client
 	store := cfg.store
 	if store == nil {
 		store = memstore.New()
@@ -140,73 +136,24 @@ func newProcEnv(t testing.TB, opts ...procEnvOption) *procEnv {
 	popts := append([]marketplace.Option{marketplace.WithClock(srv.Clock().Now)}, cfg.procOpts...)
 	proc, err := marketplace.New(store, client, rec.handler(), popts...)
 	require.NoError(t, err)
-	return &procEnv{t: t, ctx: ctx, srv: srv, client: client, store: store, rec: rec, proc: proc}
+	return &procEnv{t: t, ctx: ctx, srv: srv, client: client, store: store, rec: rec, proc: proc, feed: testenv.NewFeed(srv)}
 }
 
 // newMessages returns the published events not yet handed out.
-func (e *procEnv) newMessages() []marketplace.Message {
-	pub := e.srv.Published()
-	var out []marketplace.Message
-	for _, p := range pub[e.fed:] {
-		out = append(out, marketplace.Message{ID: p.EventID + "/" + fmt.Sprint(len(out)), Data: p.Data, PublishTime: p.At})
-	}
-	e.fed = len(pub)
-	return out
-}
+func (e *procEnv) newMessages() []marketplace.Message { return e.feed.Next() }
 
 // drain feeds every published event to HandleMessage, in order, until no
 // new event is published (the processor's approvals publish more).
 func (e *procEnv) drain() {
 	e.t.Helper()
-	for {
-		msgs := e.newMessages()
-		if len(msgs) == 0 {
-			return
-		}
-		for _, m := range msgs {
-			require.NoError(e.t, e.proc.HandleMessage(e.ctx, m))
-		}
-	}
+	e.feed.Drain(e.t, e.ctx, e.proc)
 }
 
 // drainChaos feeds the published events like a misbehaving Pub/Sub: each
 // delivered one to three times, shuffled, by several goroutines at once.
 func (e *procEnv) drainChaos(rng *rand.Rand, workers int) {
 	e.t.Helper()
-	for {
-		msgs := e.newMessages()
-		if len(msgs) == 0 {
-			return
-		}
-		var deliveries []marketplace.Message
-		for _, m := range msgs {
-			for range 1 + rng.IntN(3) {
-				deliveries = append(deliveries, m)
-			}
-		}
-		rng.Shuffle(len(deliveries), func(i, j int) { deliveries[i], deliveries[j] = deliveries[j], deliveries[i] })
-		work := make(chan marketplace.Message)
-		errs := make(chan error, len(deliveries))
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(func() {
-				for m := range work {
-					if err := e.proc.HandleMessage(e.ctx, m); err != nil {
-						errs <- err
-					}
-				}
-			})
-		}
-		for _, m := range deliveries {
-			work <- m
-		}
-		close(work)
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			require.NoError(e.t, err)
-		}
-	}
+	e.feed.DrainChaos(e.t, e.ctx, e.proc, rng, workers)
 }
 
 // purchase buys for a new account and returns (account id, entitlement id).

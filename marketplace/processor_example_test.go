@@ -21,7 +21,7 @@ func Example() {
 	ctx := context.Background()
 	srv := marketplacetest.New(nil)
 	defer srv.Close()
-	client, err := procurement.NewClient(ctx, srv.ProviderID(), procurement.WithClientOptions(srv.ClientOptions()...))
+	client, err := procurement.NewClient(ctx, srv.ProviderID(), srv.ClientOptions()...)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func ExampleManualApproval() {
 	ctx := context.Background()
 	srv := marketplacetest.New(nil)
 	defer srv.Close()
-	client, err := procurement.NewClient(ctx, srv.ProviderID(), procurement.WithClientOptions(srv.ClientOptions()...))
+	client, err := procurement.NewClient(ctx, srv.ProviderID(), srv.ClientOptions()...)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/api/cloudcommerceprocurement/v1"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
@@ -201,17 +200,19 @@ func TestResetAccount(t *testing.T) {
 	require.ErrorIs(t, b.client.ResetAccount(ctx, "missing"), procurement.ErrNotFound)
 }
 
-func TestWithService(t *testing.T) {
+// The generated client underneath is built from the options given to
+// NewClient, and usable for what the package does not cover.
+func TestService(t *testing.T) {
 	t.Parallel()
 	srv := marketplacetest.New(t)
-	svc, err := cloudcommerceprocurement.NewService(t.Context(), srv.ClientOptions()...)
+	client, err := procurement.NewClient(t.Context(), srv.ProviderID(), srv.ClientOptions()...)
 	require.NoError(t, err)
-	client, err := procurement.NewClient(t.Context(), srv.ProviderID(), procurement.WithService(svc))
-	require.NoError(t, err)
-	assert.Same(t, svc, client.Service())
 	assert.Equal(t, srv.ProviderID(), client.ProviderID())
 	id, err := srv.CreateAccount(t.Context())
 	require.NoError(t, err)
+	acc, err := client.Service().Providers.Accounts.Get(client.AccountName(id)).Context(t.Context()).Do()
+	require.NoError(t, err)
+	assert.Equal(t, client.AccountName(id), acc.Name)
 	_, err = client.GetAccount(t.Context(), id, nil)
 	require.NoError(t, err)
 }

@@ -16,7 +16,7 @@ func benchEntitlement(b *testing.B) (*marketplacetest.Server, string) {
 	b.Helper()
 	ctx := context.Background()
 	srv := marketplacetest.New(b)
-	client, err := procurement.NewClient(ctx, srv.ProviderID(), procurement.WithClientOptions(srv.ClientOptions()...))
+	client, err := procurement.NewClient(ctx, srv.ProviderID(), srv.ClientOptions()...)
 	require.NoError(b, err)
 	accountID, err := srv.CreateAccount(ctx)
 	require.NoError(b, err)
@@ -34,7 +34,7 @@ func benchEntitlement(b *testing.B) (*marketplacetest.Server, string) {
 func BenchmarkGetEntitlement(b *testing.B) {
 	srv, id := benchEntitlement(b)
 	ctx := context.Background()
-	client, err := procurement.NewClient(ctx, srv.ProviderID(), procurement.WithClientOptions(srv.ClientOptions()...))
+	client, err := procurement.NewClient(ctx, srv.ProviderID(), srv.ClientOptions()...)
 	require.NoError(b, err)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -38,9 +38,10 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
 	cp "google.golang.org/api/cloudcommerceprocurement/v1"
 	"google.golang.org/api/option"
+
+	"github.com/gcpmarketplace/gcpmarketplace"
 )
 
 // Client calls the Procurement API for one provider. It is safe for
@@ -56,91 +57,65 @@ type Client struct {
 	metrics  metrics
 }
 
-// Option configures a Client.
-type Option func(*config)
-
-type config struct {
-	clientOpts    []option.ClientOption
-	service       *cp.Service
-	logger        *slog.Logger
-	retry         RetryPolicy
-	sleep         func(context.Context, time.Duration) error
-	now           func() time.Time
-	meterProvider metric.MeterProvider
+// Config holds what a Client adds to the generated client: the shared
+// Runtime and the retry policy. A nil *Config, like the zero Config, means
+// all defaults.
+type Config struct {
+	// Runtime is where the client logs (retries, changes applied whose
+	// read-back failed), what it measures with and its clock (which
+	// bounds retries by RetryPolicy.MaxElapsed and reads Retry-After
+	// dates). The metrics, from Runtime.MeterProvider, count every HTTP
+	// attempt, retries included:
+	//   - gcpmarketplace.procurement.calls {call} [method]: attempts;
+	//   - gcpmarketplace.procurement.errors {call} [method, status]: failed
+	//     attempts, by canonical status (APIError.Status; CANCELLED,
+	//     DEADLINE_EXCEEDED or UNKNOWN when no response came back);
+	//   - gcpmarketplace.procurement.retries {retry} [method]: retries made
+	//     after a retryable failure;
+	//   - gcpmarketplace.procurement.duration s [method]: time per attempt.
+	//
+	// method is a Method value ("get entitlement", "approve entitlement", ...).
+	gcpmarketplace.Runtime
+	// Retry bounds the retries of each call; its zero fields take their
+	// defaults.
+	Retry RetryPolicy
 }
-
-// WithClientOptions passes options to the generated client
-// (cloudcommerceprocurement.NewService): credentials, endpoint, HTTP client.
-// Without any, the generated client uses Application Default Credentials.
-func WithClientOptions(opts ...option.ClientOption) Option {
-	return func(c *config) { c.clientOpts = append(c.clientOpts, opts...) }
-}
-
-// WithService uses an already built generated client; WithClientOptions is
-// then ignored.
-func WithService(svc *cp.Service) Option { return func(c *config) { c.service = svc } }
-
-// WithLogger sets the logger for retries and recovered failures. The default
-// is slog.Default() when the client is made; pass
-// slog.New(slog.DiscardHandler) to discard.
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
-
-// WithRetry sets the retry policy; its zero fields take their defaults.
-func WithRetry(p RetryPolicy) Option { return func(c *config) { c.retry = p } }
-
-// WithSleep replaces the function that waits between attempts (tests use it
-// to record the delays instead of sleeping). It must return ctx.Err() if
-// ctx ends first.
-func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
-	return func(c *config) { c.sleep = sleep }
-}
-
-// WithClock sets the clock used to bound retries (RetryPolicy.MaxElapsed)
-// and to read Retry-After dates. The default is time.Now.
-func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
 // NewClient returns a Client for the provider (partner) id, the
-// {providerId} of "providers/{providerId}/..." resource names.
-func NewClient(ctx context.Context, providerID string, opts ...Option) (*Client, error) {
+// {providerId} of "providers/{providerId}/..." resource names, with the
+// default Config. opts go to the generated client
+// (cloudcommerceprocurement.NewService): credentials, endpoint, HTTP
+// client. Without any, it uses Application Default Credentials.
+func NewClient(ctx context.Context, providerID string, opts ...option.ClientOption) (*Client, error) {
+	return NewClientWithConfig(ctx, providerID, nil, opts...)
+}
+
+// NewClientWithConfig is NewClient with a Config; nil means all defaults.
+func NewClientWithConfig(ctx context.Context, providerID string, cfg *Config, opts ...option.ClientOption) (*Client, error) {
 	if providerID == "" || !validID(providerID) {
 		return nil, fmt.Errorf("procurement: provider id %q: %w", truncate(providerID, 40), ErrInvalidName)
 	}
-	var cfg config
-	for _, o := range opts {
-		o(&cfg)
+	if cfg == nil {
+		cfg = &Config{}
 	}
-	svc := cfg.service
-	if svc == nil {
-		var err error
-		svc, err = cp.NewService(ctx, cfg.clientOpts...)
-		if err != nil {
-			return nil, fmt.Errorf("procurement: creating the Procurement API client: %w", err)
-		}
+	svc, err := cp.NewService(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("procurement: creating the Procurement API client: %w", err)
 	}
-	m, err := newMetrics(cfg.meterProvider)
+	m, err := newMetrics(cfg.Meter(meterName))
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{
+	return &Client{
 		metrics:  m,
 		svc:      svc,
 		provider: providerID,
 		parent:   "providers/" + providerID,
-		logger:   cfg.logger,
-		retry:    cfg.retry.withDefaults(),
-		sleep:    cfg.sleep,
-		now:      cfg.now,
-	}
-	if c.logger == nil {
-		c.logger = slog.Default()
-	}
-	if c.sleep == nil {
-		c.sleep = sleepContext
-	}
-	if c.now == nil {
-		c.now = time.Now
-	}
-	return c, nil
+		logger:   cfg.Log(),
+		retry:    cfg.Retry.withDefaults(),
+		sleep:    sleepContext,
+		now:      cfg.NowFunc(),
+	}, nil
 }
 
 // ProviderID is the provider id the client was created with.

@@ -267,7 +267,7 @@ func newAPIError(method Method, resource string, err error, now func() time.Time
 		e.Hint = "the caller likely lacks IAM permission " + permission[method] +
 			", or its service account is not linked in Producer Portal (Technical integration > Billing integration)"
 	case "UNAUTHENTICATED":
-		e.Hint = "check the credentials passed with WithClientOptions (Application Default Credentials in production)"
+		e.Hint = "check the credentials passed to NewClient (Application Default Credentials in production)"
 	}
 	return e
 }

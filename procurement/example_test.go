@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
+	"time"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
@@ -15,8 +18,7 @@ import (
 // Application Default Credentials.
 func newExampleClient(ctx context.Context) (*marketplacetest.Server, *procurement.Client) {
 	srv := marketplacetest.New(nil)
-	client, err := procurement.NewClient(ctx, srv.ProviderID(),
-		procurement.WithClientOptions(srv.ClientOptions()...))
+	client, err := procurement.NewClient(ctx, srv.ProviderID(), srv.ClientOptions()...)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -147,4 +149,25 @@ func ExampleFilter() {
 	fmt.Println(f)
 	// Output:
 	// account="E-1234-5678" AND (state=ENTITLEMENT_ACTIVE OR state=ENTITLEMENT_PENDING_CANCELLATION) AND NOT plan=legacy
+}
+
+// A client with a Config: the logger, meter provider and clock shared with
+// the rest of the SDK (the same Runtime goes in marketplace.Config and
+// usage.Config), and a tighter retry budget. The options after the Config
+// are Google's; in production pass none (Application Default Credentials)
+// or, for instance, option.WithCredentialsFile.
+func ExampleNewClientWithConfig() {
+	ctx := context.Background()
+	srv := marketplacetest.New(nil) // plays Google in this example
+	defer srv.Close()
+	rt := gcpmarketplace.Runtime{Logger: slog.New(slog.DiscardHandler)}
+	client, err := procurement.NewClientWithConfig(ctx, srv.ProviderID(), &procurement.Config{
+		Runtime: rt,
+		Retry:   procurement.RetryPolicy{MaxAttempts: 3, MaxElapsed: 10 * time.Second},
+	}, srv.ClientOptions()...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(client.EntitlementName("e1"))
+	// Output: providers/acme-provider/entitlements/e1
 }

@@ -1,13 +1,11 @@
 package procurement_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,9 @@ import (
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/internal/testenv"
+	"github.com/gcpmarketplace/gcpmarketplace/internal/testlog"
 	mt "github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
@@ -41,7 +42,7 @@ func TestErrorMappingFromTheWire(t *testing.T) {
 		{503, procurement.ErrUnavailable, true},
 		{504, procurement.ErrDeadlineExceeded, true},
 	}
-	b := setup(t, procurement.WithRetry(procurement.RetryPolicy{MaxAttempts: 1}))
+	b := setup(t, procurement.Config{Retry: procurement.RetryPolicy{MaxAttempts: 1}})
 	id := b.purchase(t, mt.PurchaseParams{})
 	for _, tt := range tests {
 		t.Run(strconv.Itoa(tt.status), func(t *testing.T) {
@@ -64,7 +65,7 @@ func TestErrorMappingFromTheWire(t *testing.T) {
 
 func TestPermissionDeniedNamesThePermission(t *testing.T) {
 	t.Parallel()
-	b := setup(t, procurement.WithRetry(procurement.RetryPolicy{MaxAttempts: 1}))
+	b := setup(t, procurement.Config{Retry: procurement.RetryPolicy{MaxAttempts: 1}})
 	ctx := t.Context()
 	id := b.purchase(t, mt.PurchaseParams{})
 
@@ -125,7 +126,7 @@ func TestRetryBudget(t *testing.T) {
 	t.Parallel()
 	t.Run("max attempts", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, procurement.WithRetry(procurement.RetryPolicy{MaxAttempts: 3}))
+		b := setup(t, procurement.Config{Retry: procurement.RetryPolicy{MaxAttempts: 3}})
 		id := b.purchase(t, mt.PurchaseParams{})
 		before := b.srv.Calls(mt.MethodEntitlementsGet)
 		b.srv.InjectFault(mt.Fault{Method: mt.MethodEntitlementsGet, Kind: mt.FaultStatus, Status: 503, Times: -1})
@@ -136,7 +137,7 @@ func TestRetryBudget(t *testing.T) {
 	})
 	t.Run("max elapsed", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, procurement.WithRetry(procurement.RetryPolicy{MaxAttempts: 100, MaxElapsed: 10 * time.Second}))
+		b := setup(t, procurement.Config{Retry: procurement.RetryPolicy{MaxAttempts: 100, MaxElapsed: 10 * time.Second}})
 		b.srv.InjectFault(mt.Fault{Method: mt.MethodAccountsList, Kind: mt.FaultRateLimit, RetryAfter: 4 * time.Second, Times: -1})
 		_, err := b.client.ListAccountsPage(t.Context(), nil)
 		require.ErrorIs(t, err, procurement.ErrRateLimited)
@@ -155,7 +156,8 @@ func TestRetryBudget(t *testing.T) {
 	})
 	t.Run("cancelled while waiting", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, procurement.WithSleep(func(context.Context, time.Duration) error { return context.Canceled }))
+		b := setup(t)
+		testenv.SetSleep(b.client, func(context.Context, time.Duration) error { return context.Canceled })
 		b.srv.InjectFault(mt.Fault{Method: mt.MethodAccountsList, Kind: mt.FaultStatus, Status: 503})
 		_, err := b.client.ListAccountsPage(t.Context(), nil)
 		require.ErrorIs(t, err, procurement.ErrUnavailable)
@@ -184,14 +186,14 @@ func TestRetryBudget(t *testing.T) {
 func TestTransportErrorsAreRetried(t *testing.T) {
 	t.Parallel()
 	srv := mt.New(t)
-	sleeps := &sleepRecorder{}
+	sleeps := testenv.NewSleepRecorder(time.Time{})
 	// The HTTP client gives up long before the held call returns: a real
 	// transport error (*url.Error, timeout).
 	httpClient := &http.Client{Timeout: 50 * time.Millisecond}
-	client, err := procurement.NewClient(t.Context(), srv.ProviderID(),
-		procurement.WithClientOptions(append(srv.ClientOptions(), option.WithHTTPClient(httpClient))...),
-		procurement.WithSleep(sleeps.sleep), procurement.WithClock(sleeps.clock))
-	require.NoError(t, err)
+	client := testenv.Client(t, srv, &procurement.Config{Runtime: gcpmarketplace.Runtime{Clock: sleeps.Now}},
+		option.WithHTTPClient(httpClient))
+	testenv.SetSleep(client, sleeps.Sleep)
+	var err error
 	srv.InjectFault(mt.Fault{Method: mt.MethodAccountsList, Kind: mt.FaultTimeout, Latency: 5 * time.Second})
 
 	_, err = client.ListAccountsPage(t.Context(), nil)
@@ -313,7 +315,7 @@ func TestWritesUnderTransientFailures(t *testing.T) {
 	})
 	t.Run("persistent 503 exhausts the budget", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, procurement.WithRetry(procurement.RetryPolicy{MaxAttempts: 4}))
+		b := setup(t, procurement.Config{Retry: procurement.RetryPolicy{MaxAttempts: 4}})
 		id := b.purchase(t, mt.PurchaseParams{})
 		b.srv.InjectFault(mt.Fault{Method: mt.MethodEntitlementsApprove, Kind: mt.FaultStatus, Status: 503, Times: -1})
 		_, err := b.client.ApproveEntitlement(ctx, id, nil)
@@ -336,7 +338,7 @@ func TestWritesUnderTransientFailures(t *testing.T) {
 	})
 	t.Run("iterator yields the error", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, procurement.WithRetry(procurement.RetryPolicy{MaxAttempts: 1}))
+		b := setup(t, procurement.Config{Retry: procurement.RetryPolicy{MaxAttempts: 1}})
 		b.purchase(t, mt.PurchaseParams{})
 		b.purchase(t, mt.PurchaseParams{})
 		b.srv.InjectFault(mt.Fault{Method: mt.MethodEntitlementsList, Kind: mt.FaultStatus, Status: 500, Times: -1})
@@ -353,9 +355,9 @@ func TestWritesUnderTransientFailures(t *testing.T) {
 
 func TestRetriesAreLogged(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf testlog.Buffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b := setup(t, procurement.WithLogger(logger))
+	b := setup(t, procurement.Config{Runtime: gcpmarketplace.Runtime{Logger: logger}})
 	b.srv.InjectFault(mt.Fault{Method: mt.MethodAccountsList, Kind: mt.FaultStatus, Status: 503})
 	_, err := b.client.ListAccountsPage(t.Context(), nil)
 	require.NoError(t, err)
@@ -364,21 +366,4 @@ func TestRetriesAreLogged(t *testing.T) {
 	assert.Contains(t, out, `"method":"list accounts"`)
 	assert.Contains(t, out, `"resource":"providers/`+b.srv.ProviderID()+`"`)
 	assert.Contains(t, out, `"attempt":1`)
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,66 +1,37 @@
 package procurement_test
 
 import (
-	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace/internal/testenv"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
 
-// sleepRecorder replaces real sleeping between retries: it records each
-// requested delay and advances a fake clock instead.
-type sleepRecorder struct {
-	mu     sync.Mutex
-	now    time.Time
-	delays []time.Duration
-}
-
-func (s *sleepRecorder) sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.delays = append(s.delays, d)
-	s.now = s.now.Add(d)
-	return nil
-}
-
-func (s *sleepRecorder) clock() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.now
-}
-
-func (s *sleepRecorder) Delays() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]time.Duration(nil), s.delays...)
-}
-
 type bundle struct {
 	srv    *marketplacetest.Server
 	client *procurement.Client
-	sleeps *sleepRecorder
+	sleeps *testenv.SleepRecorder
 }
 
-// setup starts an emulator and a client on it whose retries do not sleep.
-func setup(t *testing.T, opts ...procurement.Option) bundle {
+// setup starts an emulator and a client on it whose retries do not sleep:
+// a recorder takes each delay and advances the client's clock by it. cfg,
+// if given, is the client's Config (its Clock is replaced); without it the
+// client has the default one.
+func setup(t *testing.T, cfg ...procurement.Config) bundle {
 	t.Helper()
+	var c procurement.Config
+	if len(cfg) > 0 {
+		c = cfg[0]
+	}
+	sleeps := testenv.NewSleepRecorder(time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC))
+	c.Clock = sleeps.Now
 	srv := marketplacetest.New(t)
-	sleeps := &sleepRecorder{now: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)}
-	all := append([]procurement.Option{
-		procurement.WithClientOptions(srv.ClientOptions()...),
-		procurement.WithSleep(sleeps.sleep),
-		procurement.WithClock(sleeps.clock),
-	}, opts...)
-	client, err := procurement.NewClient(t.Context(), srv.ProviderID(), all...)
-	require.NoError(t, err)
+	client := testenv.Client(t, srv, &c)
+	testenv.SetSleep(client, sleeps.Sleep)
 	return bundle{srv: srv, client: client, sleeps: sleeps}
 }
 

@@ -10,7 +10,7 @@ import (
 	mt "github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 )
 
-// Without WithLogger the client logs to slog.Default(), as the Go ecosystem
+// Without Config.Logger the client logs to slog.Default(), as the Go ecosystem
 // does; it used to discard (issue 19, item 6). Not parallel: it replaces
 // the process's default logger.
 func TestDefaultLoggerIsSlogDefault(t *testing.T) {

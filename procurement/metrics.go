@@ -8,39 +8,20 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/gcpmarketplace/gcpmarketplace/internal/telemetry"
 )
 
 const meterName = "github.com/gcpmarketplace/gcpmarketplace/procurement"
 
-// WithMeterProvider sets the OpenTelemetry MeterProvider the client's
-// metrics are created from. Without it, metrics are no-ops. Every HTTP
-// attempt counts, retries included:
-//   - gcpmarketplace.procurement.calls {call} [method]: attempts;
-//   - gcpmarketplace.procurement.errors {call} [method, status]: failed
-//     attempts, by canonical status (APIError.Status; CANCELLED,
-//     DEADLINE_EXCEEDED or UNKNOWN when no response came back);
-//   - gcpmarketplace.procurement.retries {retry} [method]: retries made after
-//     a retryable failure;
-//   - gcpmarketplace.procurement.duration s [method]: time per attempt.
-//
-// method is a Method value ("get entitlement", "approve entitlement", ...).
-func WithMeterProvider(mp metric.MeterProvider) Option {
-	return func(c *config) { c.meterProvider = mp }
-}
-
 type metrics struct {
 	calls, errors, retries metric.Int64Counter
 	duration               metric.Float64Histogram
 }
 
-func newMetrics(mp metric.MeterProvider) (metrics, error) {
-	if mp == nil {
-		mp = noop.NewMeterProvider()
-	}
-	m := mp.Meter(meterName)
+// newMetrics creates the client's instruments (listed on Config.Runtime)
+// from m.
+func newMetrics(m metric.Meter) (metrics, error) {
 	var (
 		out  metrics
 		errs []error

@@ -8,6 +8,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	mt "github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
@@ -16,7 +17,7 @@ import (
 func TestMetrics(t *testing.T) {
 	t.Parallel()
 	reader := sdkmetric.NewManualReader()
-	b := setup(t, procurement.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
+	b := setup(t, procurement.Config{Runtime: gcpmarketplace.Runtime{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))}})
 	id := b.purchase(t, mt.PurchaseParams{}) // one approve account: get, approve, get
 
 	b.srv.InjectFault(mt.Fault{Method: mt.MethodEntitlementsGet, Kind: mt.FaultStatus, Status: 503})

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"time"
+
+	"github.com/gcpmarketplace/gcpmarketplace/internal/testhook"
 )
 
 // RetryPolicy bounds the retries of one Client call. The zero value is the
@@ -156,5 +158,11 @@ func sleepContext(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+func init() {
+	testhook.SetProcurementSleep = func(client any, sleep func(context.Context, time.Duration) error) {
+		client.(*Client).sleep = sleep
 	}
 }

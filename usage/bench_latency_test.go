@@ -3,8 +3,6 @@ package usage_test
 import (
 	"context"
 	"fmt"
-	neturl "net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace/internal/testenv"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/pgstore"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
@@ -110,13 +109,10 @@ func measureCalls(b *testing.B, call func(ctx context.Context, i int64) error) {
 // connections, as a request path would. It skips without
 // GCPMARKETPLACE_TEST_POSTGRES_URL.
 func pgLedger(b *testing.B) *pgstore.Store {
-	url := os.Getenv("GCPMARKETPLACE_TEST_POSTGRES_URL")
-	if url == "" {
-		b.Skip("GCPMARKETPLACE_TEST_POSTGRES_URL not set")
-	}
+	url := testenv.PostgresURL(b)
 	ctx := context.Background()
 	schema := fmt.Sprintf("usage_bench_%d", time.Now().UnixNano())
-	s, err := pgstore.Open(ctx, withPoolSize(url, 16), pgstore.WithSchema(schema))
+	s, err := pgstore.Open(ctx, testenv.WithPoolSize(url, 16), pgstore.WithSchema(schema))
 	require.NoError(b, err)
 	b.Cleanup(func() {
 		_ = s.Close()
@@ -127,17 +123,4 @@ func pgLedger(b *testing.B) *pgstore.Store {
 		require.NoError(b, err)
 	})
 	return s
-}
-
-// withPoolSize sets pool_max_conns in a URL or keyword/value connection
-// string.
-func withPoolSize(conn string, n int) string {
-	u, err := neturl.Parse(conn)
-	if err != nil || u.Scheme == "" {
-		return conn + " pool_max_conns=" + strconv.Itoa(n)
-	}
-	q := u.Query()
-	q.Set("pool_max_conns", strconv.Itoa(n))
-	u.RawQuery = q.Encode()
-	return u.String()
 }

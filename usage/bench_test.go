@@ -157,7 +157,7 @@ func benchFlush(b *testing.B, fromSource bool) {
 		usage.WithClock(srv.Clock().Now), usage.WithMetric("requests", usage.Int64), usage.WithConcurrency(16)}
 	confirmSeconds := 0.0
 	if os.Getenv("USAGE_BENCH_NO_CONFIRM") == "" {
-		client, err := procurement.NewClient(ctx, srv.ProviderID(), procurement.WithClientOptions(srv.ClientOptions()...))
+		client, err := procurement.NewClient(ctx, srv.ProviderID(), srv.ClientOptions()...)
 		require.NoError(b, err)
 		opts = append(opts, usage.WithEndConfirmer(client))
 		// The confirmation's share of a flush, measured alone.

@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/internal/testenv"
 	mt "github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
@@ -18,10 +20,7 @@ import (
 // the emulator, as a usage-only vendor configures it.
 func (e *env) confirmed() {
 	e.t.Helper()
-	client, err := procurement.NewClient(context.Background(), e.srv.ProviderID(),
-		procurement.WithClientOptions(e.srv.ClientOptions()...), procurement.WithClock(e.clock.Now),
-		procurement.WithRetry(procurement.RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}))
-	require.NoError(e.t, err)
+	client := testenv.Client(e.t, e.srv, &procurement.Config{Runtime: gcpmarketplace.Runtime{Clock: e.clock.Now}, Retry: testenv.Retry()})
 	e.rep.ConfirmEndsWith(client)
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	mt "github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
@@ -74,7 +75,7 @@ func TestTermEndCancellationNotMovedLater(t *testing.T) {
 	t0 := e.clock.Now()
 	id, err := e.srv.Purchase(ctx, mt.PurchaseParams{UsageBased: true, OfferEndTime: e.clock.Now().Add(3*time.Hour + 30*time.Minute)})
 	require.NoError(t, err)
-	pc0, err := procurement.NewClient(ctx, e.srv.ProviderID(), procurement.WithClientOptions(e.srv.ClientOptions()...), procurement.WithClock(e.clock.Now))
+	pc0, err := procurement.NewClientWithConfig(ctx, e.srv.ProviderID(), &procurement.Config{Runtime: gcpmarketplace.Runtime{Clock: e.clock.Now}}, e.srv.ClientOptions()...)
 	require.NoError(t, err)
 	ent0, _ := e.srv.Entitlement(id)
 	_, err = pc0.ApproveAccountSignup(ctx, ent0.AccountID)

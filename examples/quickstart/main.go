@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/cmdmain"
+
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/promexport"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"

@@ -14,6 +14,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	otelmetric "go.opentelemetry.io/otel/metric"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
@@ -45,9 +46,8 @@ func openTempStore(ctx context.Context, logger *slog.Logger) (store *sqlitestore
 func newSDK(ctx context.Context, emu *marketplacetest.Server, store *sqlitestore.Store, app *app, logger *slog.Logger,
 	meterProvider otelmetric.MeterProvider) (*marketplace.Processor, *usage.Reporter, *marketplace.SignupVerifier, error) {
 	clock := emu.Clock()
-	client, err := procurement.NewClient(ctx, emu.ProviderID(),
-		procurement.WithClientOptions(emu.ClientOptions()...), procurement.WithLogger(logger),
-		procurement.WithMeterProvider(meterProvider))
+	client, err := procurement.NewClientWithConfig(ctx, emu.ProviderID(),
+		&procurement.Config{Runtime: gcpmarketplace.Runtime{Logger: logger, MeterProvider: meterProvider}}, emu.ClientOptions()...)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("procurement client: %w", err)
 	}

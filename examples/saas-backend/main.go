@@ -41,6 +41,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"google.golang.org/api/option"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/cmdmain"
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/promexport"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
@@ -148,9 +149,8 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 	defer func() { _ = b.metrics.Shutdown(context.Background()) }()
 
 	// The SDK.
-	client, err := procurement.NewClient(ctx, cfg.ProviderID,
-		procurement.WithClientOptions(googleOpts...), procurement.WithLogger(b.log),
-		procurement.WithMeterProvider(meterProvider))
+	client, err := procurement.NewClientWithConfig(ctx, cfg.ProviderID,
+		&procurement.Config{Runtime: gcpmarketplace.Runtime{Logger: b.log, MeterProvider: meterProvider}}, googleOpts...)
 	if err != nil {
 		return fmt.Errorf("procurement client: %w%s", err, credentialsHint)
 	}

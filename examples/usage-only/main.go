@@ -178,7 +178,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		procurementOpts = []option.ClientOption{option.WithEndpoint(cfg.ProcurementEndpoint), option.WithoutAuthentication()}
 	}
 	if s.cfg.ProviderID != "" && !cfg.UnconfirmedEnds {
-		client, err := procurement.NewClient(ctx, s.cfg.ProviderID, procurement.WithClientOptions(procurementOpts...))
+		client, err := procurement.NewClient(ctx, s.cfg.ProviderID, procurementOpts...)
 		if err != nil {
 			return fmt.Errorf("procurement client: %w", err)
 		}

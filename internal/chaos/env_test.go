@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/api/option"
 
+	"github.com/gcpmarketplace/gcpmarketplace/internal/testenv"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
@@ -142,15 +143,12 @@ func newEnv(t testing.TB, cfg config) *env {
 	t.Cleanup(procTransport.CloseIdleConnections)
 	t.Cleanup(scTransport.CloseIdleConnections)
 	e.scHTTP = &http.Client{Transport: scTransport}
-	client, err := procurement.NewClient(ctx, srv.ProviderID(),
-		procurement.WithClientOptions(option.WithEndpoint(srv.URL()+"/"), option.WithoutAuthentication(),
-			option.WithHTTPClient(&http.Client{Transport: procTransport, Timeout: callTimeout})),
-		// Ten attempts against ~16% failing calls: a helper practically
-		// never gives up, and when it does the message is redelivered.
-		procurement.WithRetry(procurement.RetryPolicy{MaxAttempts: 10, InitialBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond}),
-		procurement.WithSleep(shortSleep))
-	require.NoError(t, err)
-	e.client = client
+	// Ten attempts against ~16% failing calls: a helper practically never
+	// gives up, and when it does the message is redelivered.
+	e.client = testenv.Client(t, srv,
+		&procurement.Config{Retry: procurement.RetryPolicy{MaxAttempts: 10, InitialBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond}},
+		option.WithHTTPClient(&http.Client{Transport: procTransport, Timeout: callTimeout}))
+	testenv.SetSleep(e.client, shortSleep)
 	e.open()
 	t.Cleanup(func() {
 		if e.db != nil {
@@ -160,7 +158,7 @@ func newEnv(t testing.TB, cfg config) *env {
 	// Nothing reads the emulator's Pub/Sub subscription (the feed delivers
 	// from Published), and pstest rescans every message it holds each
 	// 10 ms: without subscriptions, published messages are not kept.
-	_, err = srv.PubSub().GServer.DeleteSubscription(ctx, &pubsubpb.DeleteSubscriptionRequest{Subscription: srv.Subscription()})
+	_, err := srv.PubSub().GServer.DeleteSubscription(ctx, &pubsubpb.DeleteSubscriptionRequest{Subscription: srv.Subscription()})
 	require.NoError(t, err)
 	if cfg.faults {
 		injectFaults(srv)

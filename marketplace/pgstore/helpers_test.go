@@ -2,8 +2,6 @@ package pgstore_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/url"
 	"os"
 	"sync"
@@ -14,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace/internal/testenv"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/pgstore"
 )
 
@@ -24,11 +23,7 @@ const envURL = "GCPMARKETPLACE_TEST_POSTGRES_URL"
 
 func testURL(tb testing.TB) string {
 	tb.Helper()
-	u := os.Getenv(envURL)
-	if u == "" {
-		tb.Skip(envURL + " not set: skipping the PostgreSQL tests (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
-	}
-	return u
+	return testenv.PostgresURL(tb)
 }
 
 var shared struct {
@@ -72,20 +67,12 @@ func withParams(tb testing.TB, connString string, params map[string]string) stri
 	return u.String()
 }
 
-func randomSuffix(tb testing.TB) string {
-	tb.Helper()
-	b := make([]byte, 6)
-	_, err := rand.Read(b)
-	require.NoError(tb, err)
-	return hex.EncodeToString(b)
-}
-
 // freshSchema returns an unused schema name, dropped with everything in it
 // when tb ends (after the stores of tb are closed: cleanups run last first).
 func freshSchema(tb testing.TB) string {
 	tb.Helper()
 	p := sharedPool(tb)
-	name := "pgstore_test_" + randomSuffix(tb)
+	name := "pgstore_test_" + testenv.RandomSuffix(tb)
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

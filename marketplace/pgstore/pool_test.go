@@ -20,7 +20,7 @@ func TestProcessorRefusesTooSmallPool(t *testing.T) {
 	t.Parallel()
 	schema := freshSchema(t)
 	srv := marketplacetest.New(t)
-	client, err := procurement.NewClient(context.Background(), srv.ProviderID(), procurement.WithClientOptions(srv.ClientOptions()...))
+	client, err := procurement.NewClient(context.Background(), srv.ProviderID(), srv.ClientOptions()...)
 	require.NoError(t, err)
 	h := events.HandlerDefaults{}
 
@@ -48,7 +48,7 @@ func TestOpenPoolSize(t *testing.T) {
 	ctx := context.Background()
 	schema := freshSchema(t)
 	srv := marketplacetest.New(t)
-	client, err := procurement.NewClient(ctx, srv.ProviderID(), procurement.WithClientOptions(srv.ClientOptions()...))
+	client, err := procurement.NewClient(ctx, srv.ProviderID(), srv.ClientOptions()...)
 	require.NoError(t, err)
 
 	s, err := pgstore.Open(ctx, testURL(t), pgstore.WithSchema(schema))

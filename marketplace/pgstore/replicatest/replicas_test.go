@@ -8,13 +8,10 @@ package replicatest
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"sort"
@@ -35,6 +32,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/gcpmarketplace/gcpmarketplace/events"
+	"github.com/gcpmarketplace/gcpmarketplace/internal/testenv"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/pgstore"
@@ -216,15 +214,8 @@ func newReporter(t testing.TB, ledger usage.Ledger, httpURL, owner string, now f
 // HTTP transport.
 func newProcurement(t testing.TB, providerID, httpURL string, rt http.RoundTripper) *procurement.Client {
 	t.Helper()
-	opts := []option.ClientOption{option.WithEndpoint(httpURL + "/"), option.WithoutAuthentication()}
-	if rt != nil {
-		opts = append(opts, option.WithHTTPClient(&http.Client{Transport: rt}))
-	}
-	c, err := procurement.NewClient(context.Background(), providerID,
-		procurement.WithClientOptions(opts...),
-		procurement.WithRetry(procurement.RetryPolicy{InitialBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}))
-	require.NoError(t, err)
-	return c
+	return testenv.ClientAt(t, providerID, httpURL, rt,
+		&procurement.Config{Retry: procurement.RetryPolicy{InitialBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}})
 }
 
 // emulatorClock reads the emulator's clock over its control API, so that
@@ -271,10 +262,10 @@ func TestReplicaChild(t *testing.T) {
 		cancel()
 	}()
 	name, httpURL := os.Getenv(envName), os.Getenv(envHTTP)
-	store, err := pgstore.Open(ctx, withPoolSize(t, os.Getenv(envURL), childPoolConns), pgstore.WithSchema(os.Getenv(envSchema)))
+	store, err := pgstore.Open(ctx, testenv.WithPoolSize(os.Getenv(envURL), childPoolConns), pgstore.WithSchema(os.Getenv(envSchema)))
 	require.NoError(t, err)
 	defer func() { _ = store.Close() }()
-	pool, err := pgxpool.New(ctx, withPoolSize(t, os.Getenv(envURL), 3))
+	pool, err := pgxpool.New(ctx, testenv.WithPoolSize(os.Getenv(envURL), 3))
 	require.NoError(t, err)
 	defer pool.Close()
 
@@ -505,24 +496,6 @@ func (h *harness) settle() {
 	}
 }
 
-// withPoolSize sets pool_max_conns in a URL connection string.
-func withPoolSize(t testing.TB, connString string, n int) string {
-	t.Helper()
-	u, err := url.Parse(connString)
-	require.NoError(t, err, "%s must be a URL", envURL)
-	q := u.Query()
-	q.Set("pool_max_conns", strconv.Itoa(n))
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-func randomSuffix(t testing.TB) string {
-	b := make([]byte, 6)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return hex.EncodeToString(b)
-}
-
 // TestReplicasShareSubscriptionAndDatabase: three replicas (OS processes)
 // on one subscription and one database run a 500-customer lifecycle with
 // usage; one kills itself with SIGKILL between one of its approvals and the
@@ -530,15 +503,12 @@ func randomSuffix(t testing.TB) string {
 // app exactly once, no usage is lost or billed twice, and the final local
 // state equals the emulator's.
 func TestReplicasShareSubscriptionAndDatabase(t *testing.T) {
-	pgURL := os.Getenv(envURL)
-	if pgURL == "" {
-		t.Skip(envURL + " not set: skipping the multi-process PostgreSQL test (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
-	}
+	pgURL := testenv.PostgresURL(t)
 	began := time.Now()
 	ctx := context.Background()
-	suffix := randomSuffix(t)
+	suffix := testenv.RandomSuffix(t)
 	schema, appSchema := "replicatest_"+suffix, "replicatest_app_"+suffix
-	pool, err := pgxpool.New(ctx, withPoolSize(t, pgURL, 4))
+	pool, err := pgxpool.New(ctx, testenv.WithPoolSize(pgURL, 4))
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		_, _ = pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
@@ -551,7 +521,7 @@ func TestReplicasShareSubscriptionAndDatabase(t *testing.T) {
 	require.NoError(t, err)
 
 	srv := marketplacetest.New(t)
-	store, err := pgstore.Open(ctx, withPoolSize(t, pgURL, parentPoolConns), pgstore.WithSchema(schema)) // migrates before the replicas start
+	store, err := pgstore.Open(ctx, testenv.WithPoolSize(pgURL, parentPoolConns), pgstore.WithSchema(schema)) // migrates before the replicas start
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = store.Close() })
 
