@@ -40,6 +40,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/promexport"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
@@ -118,12 +119,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("procurement client: %w", err)
 	}
-	reporter, err := usage.New(ctx, emu.ServiceName(), store,
-		usage.WithMetric(metric, usage.Int64),
-		usage.WithClientOptions(emu.ClientOptions()...),
-		usage.WithClock(clock.Now),
-		usage.WithFlushInterval(10*time.Millisecond), // real time; production keeps the one-minute default
-		usage.WithLogger(logger), usage.WithMeterProvider(meterProvider))
+	reporter, err := usage.New(ctx, emu.ServiceName(), store, &usage.Config{
+		Runtime:       gcpmarketplace.Runtime{Logger: logger, MeterProvider: meterProvider, Clock: clock.Now},
+		Metrics:       map[string]usage.MetricKind{metric: usage.Int64},
+		FlushInterval: 10 * time.Millisecond, // real time; production keeps the one-minute default
+	}, emu.ClientOptions()...)
 	if err != nil {
 		return fmt.Errorf("usage reporter: %w", err)
 	}
@@ -559,7 +559,7 @@ func (d *driver) lifecycle() error {
 			if err := d.emu.Clock().Set(hourStart.Add([]time.Duration{10, 25, 50}[i] * time.Minute)); err != nil {
 				return err
 			}
-			if err := d.reporter.Record(ctx, usage.Record{EntitlementID: ent, Metric: metric, Value: n}); err != nil {
+			if err := d.reporter.Record(ctx, usage.Record{EntitlementID: ent, Metric: metric, Int64: n}); err != nil {
 				return fmt.Errorf("record usage: %w", err)
 			}
 			total += n
@@ -640,7 +640,7 @@ func (d *driver) lifecycle() error {
 		return err
 	}
 	emu.Clock().Advance(time.Minute)
-	if err := d.reporter.Record(ctx, usage.Record{EntitlementID: ent, Metric: metric, Value: 1}); !errors.Is(err, usage.ErrAfterEnd) {
+	if err := d.reporter.Record(ctx, usage.Record{EntitlementID: ent, Metric: metric, Int64: 1}); !errors.Is(err, usage.ErrAfterEnd) {
 		return fmt.Errorf("usage after the cancellation: got %v, want usage.ErrAfterEnd", err)
 	}
 	tl.done("entitlement cancelled; service turned off; usage after the cancellation is refused")
