@@ -127,18 +127,9 @@ func (s *Store) AddUsage(ctx context.Context, u ledger.Usage) (time.Time, error)
 	if !ok {
 		return time.Time{}, fmt.Errorf("memstore: add usage for %q: %w", u.EntitlementID, ledger.ErrUnknownConsumer)
 	}
-	if !c.Start.IsZero() && u.At.Before(c.Start) {
-		return time.Time{}, fmt.Errorf("memstore: add usage for %q at %v: %w", u.EntitlementID, u.At, ledger.ErrBeforeStart)
-	}
-	if !c.End.IsZero() && !u.At.Before(c.End) {
-		return time.Time{}, fmt.Errorf("memstore: add usage for %q at %v: %w", u.EntitlementID, u.At, ledger.ErrAfterEnd)
-	}
-	w := utc(u.Bucket)
-	if w.Before(c.Frontier) {
-		w = c.Frontier
-	}
-	if !c.End.IsZero() && !w.Before(c.End) {
-		return time.Time{}, fmt.Errorf("memstore: add usage for %q at %v: %w", u.EntitlementID, u.At, ledger.ErrWindowSealed)
+	w, err := ledger.Admit(*c, u)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("memstore: add %w", err)
 	}
 	rows := s.ledger.rows[u.EntitlementID]
 	if rows == nil {

@@ -259,28 +259,18 @@ func (s *Store) AddUsage(ctx context.Context, u ledger.Usage) (time.Time, error)
 	return w.UTC(), err
 }
 
-// addUsageWhy explains why addUsage inserted nothing, with the checks of
-// ledger.Ledger.AddUsage in their order.
+// addUsageWhy explains why addUsage inserted nothing: the query applies
+// ledger.Admit's rule in SQL, and Admit says which part of it refused u.
 func (s *Store) addUsageWhy(ctx context.Context, tx pgx.Tx, u ledger.Usage) error {
 	c, err := scanConsumer(tx.QueryRow(ctx, s.lq.getConsumer, u.EntitlementID))
 	if err != nil {
 		return fmt.Errorf("pgstore: add usage for %q: %w", u.EntitlementID, consumerError(err))
 	}
-	w := u.Bucket.UTC().Truncate(time.Microsecond)
-	if w.Before(c.Frontier) {
-		w = c.Frontier
+	u.Bucket = u.Bucket.Truncate(time.Microsecond) // as stored
+	if _, err := ledger.Admit(c, u); err != nil {
+		return fmt.Errorf("pgstore: add %w", err)
 	}
-	switch {
-	case !c.Start.IsZero() && u.At.Before(c.Start):
-		err = ledger.ErrBeforeStart
-	case !c.End.IsZero() && !u.At.Before(c.End):
-		err = ledger.ErrAfterEnd
-	case !c.End.IsZero() && !w.Before(c.End):
-		err = ledger.ErrWindowSealed
-	default:
-		err = errors.New("usage row not written for an unexplained reason")
-	}
-	return fmt.Errorf("pgstore: add usage for %q at %v: %w", u.EntitlementID, u.At, err)
+	return fmt.Errorf("pgstore: add usage for %q at %v: usage row not written for an unexplained reason", u.EntitlementID, u.At)
 }
 
 // storedValue is how a ledger.MetricValue is kept in metric_values (the

@@ -358,28 +358,18 @@ func (t *tx) addUsage(r *addRequest) (time.Time, error) {
 	return decodeTime(got)
 }
 
-// addUsageWhy explains why sqlAddUsage inserted nothing, with the checks of
-// ledger.Ledger.AddUsage in their order.
+// addUsageWhy explains why sqlAddUsage inserted nothing: sqlAddUsage
+// applies ledger.Admit's rule in SQL, and Admit says which part of it
+// refused u.
 func (t *tx) addUsageWhy(u ledger.Usage) error {
 	c, err := t.getConsumer(u.EntitlementID)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: add usage for %q: %w", u.EntitlementID, interpretError(err))
 	}
-	w := u.Bucket.UTC()
-	if w.Before(c.Frontier) {
-		w = c.Frontier
+	if _, err := ledger.Admit(c, u); err != nil {
+		return fmt.Errorf("sqlitestore: add %w", err)
 	}
-	switch {
-	case !c.Start.IsZero() && u.At.Before(c.Start):
-		err = ledger.ErrBeforeStart
-	case !c.End.IsZero() && !u.At.Before(c.End):
-		err = ledger.ErrAfterEnd
-	case !c.End.IsZero() && !w.Before(c.End):
-		err = ledger.ErrWindowSealed
-	default:
-		err = errors.New("usage row not written for an unexplained reason")
-	}
-	return fmt.Errorf("sqlitestore: add usage for %q at %v: %w", u.EntitlementID, u.At, err)
+	return fmt.Errorf("sqlitestore: add usage for %q at %v: usage row not written for an unexplained reason", u.EntitlementID, u.At)
 }
 
 // storedValue is how a ledger.MetricValue is kept in metric_values.

@@ -18,6 +18,7 @@ var ledgerCases = []testCase{
 	{"Block", testLedgerBlock},
 	{"AddUsageAggregates", testLedgerAddUsageAggregates},
 	{"AddUsageRefuses", testLedgerAddUsageRefuses},
+	{"AddUsageFollowsAdmit", testLedgerAddUsageAdmit},
 	{"SealConsumesRowsOnce", testLedgerSeal},
 	{"SealErrorRollsBack", testLedgerSealError},
 	{"SealEndedThroughEnd", testLedgerSealEnded},
@@ -192,6 +193,46 @@ func testLedgerAddUsageRefuses(t *testing.T, h Harness) {
 	})
 	noErr(t, err, "Seal")
 	equal(t, n, 0, "consumers sealed after the end")
+}
+
+// testLedgerAddUsageAdmit: AddUsage accepts and refuses exactly as
+// ledger.Admit says, into the bucket it says, over every order of start,
+// end, frontier and usage time around a window.
+func testLedgerAddUsageAdmit(t *testing.T, h Harness) {
+	l := newLedger(t, h)
+	m := func(n int) time.Time { return hour(1).Add(time.Duration(n) * time.Minute) }
+	var zero time.Time
+	starts, ends := []time.Time{zero, m(10), m(30)}, []time.Time{zero, m(20), m(40)}
+	frontiers, ats := []time.Time{m(0), m(20), m(45)}, []time.Time{m(5), m(10), m(19), m(20), m(35), m(40), m(50)}
+	n := 0
+	for _, start := range starts {
+		for _, end := range ends {
+			if !start.IsZero() && !end.IsZero() && end.Before(start) {
+				continue
+			}
+			for _, frontier := range frontiers {
+				n++
+				id := fmt.Sprint("ent-", n)
+				c := ledger.Consumer{EntitlementID: id, UsageReportingID: "c", Start: start, End: end}
+				noErr(t, l.PutConsumer(bg, c, frontier), "PutConsumer")
+				state, err := l.GetConsumer(bg, id)
+				noErr(t, err, "GetConsumer")
+				for _, at := range ats {
+					u := ledger.Usage{EntitlementID: id, At: at, Bucket: at.Truncate(time.Minute), Metric: "m", Labels: "{}", Int64: 1}
+					want, wantErr := ledger.Admit(state, u)
+					got, err := l.AddUsage(bg, u)
+					what := fmt.Sprintf("start %v, end %v, frontier %v, usage at %v", start, end, frontier, at)
+					for _, sentinel := range []error{ledger.ErrBeforeStart, ledger.ErrAfterEnd, ledger.ErrWindowSealed} {
+						equal(t, errors.Is(err, sentinel), errors.Is(wantErr, sentinel), fmt.Sprintf("%v: AddUsage error %v, Admit %v", what, err, wantErr))
+					}
+					if wantErr == nil {
+						noErr(t, err, what)
+						sameTime(t, got, want, "bucket: "+what)
+					}
+				}
+			}
+		}
+	}
 }
 
 func testLedgerClaim(t *testing.T, h Harness) {
