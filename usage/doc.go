@@ -151,6 +151,16 @@
 // mark and sends nothing, and its outcome updates are ignored, even if both
 // run under one owner name.
 //
+// Stores. The ledger New takes is a ledger.Ledger, the contract of package
+// usage/ledger that memstore, sqlitestore and pgstore implement; every one
+// admits usage by the same rule, ledger.Admit. An application needs only
+// package usage: the ledger's types its API shows (Consumer, Window, ...)
+// are aliased here.
+//
+// Shutdown. Close stops Run, flushes once more (sealing and sending what
+// has closed by then) and unregisters the reporter's metric callbacks.
+// What is still open stays in the ledger for the next start.
+//
 // Cancellation. A Flush whose context ends returns an error wrapping
 // ctx.Err(), never nil. The outcome of a report call already answered is
 // still recorded (it is what keeps a confirmed window from being sent

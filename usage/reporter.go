@@ -27,7 +27,8 @@ type ServingChange struct {
 	Block         Block // the block when Serving is false
 }
 
-// Reporter aggregates usage in a Ledger and reports it to Service Control.
+// Reporter aggregates usage in a ledger (ledger.Ledger) and reports it to
+// Service Control.
 // Create it with New; it is safe for concurrent use.
 type Reporter struct {
 	svc     *servicecontrol.Service

@@ -260,10 +260,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
 	_ = web.Shutdown(shutdownCtx)
-	stopBackground()
-	if err := s.reporter.Flush(shutdownCtx); err != nil {
+	if err := s.reporter.Close(shutdownCtx); err != nil { // stops Run, flushes once more
 		s.log.Warn("final usage flush failed; the next start reports it", "error", err)
 	}
+	stopBackground()
 	s.log.Info("stopped")
 	return nil
 }
