@@ -43,53 +43,13 @@ func (r *Reporter) sealFunc(p ledger.SealParams, now time.Time, src sourceTotals
 		if len(extra) > 0 {
 			rows = slices.Concat(rows, extra) // a copy: rows belongs to the ledger
 		}
-		type key struct {
-			start  int64
-			labels string
-		}
-		groups := map[key][]ledger.Row{}
-		afterEnd := map[key][]ledger.Row{}
-		var afterEndKeys []key
-		for _, row := range rows {
-			// Rows are buckets of a window (bucketStart); a bucket that
-			// starts at or after End is usage the consumer's end refuses.
-			k := key{r.windowStart(row.Bucket).UnixNano(), row.Labels}
-			if !c.End.IsZero() && !row.Bucket.Before(c.End) {
-				if _, ok := afterEnd[k]; !ok {
-					afterEndKeys = append(afterEndKeys, k)
-				}
-				afterEnd[k] = append(afterEnd[k], row)
-				continue
-			}
-			if k.start < c.Frontier.UnixNano() {
-				k.start = c.Frontier.UnixNano() // the frontier's window, begun mid-window (Start or End)
-			}
-			groups[k] = append(groups[k], row)
-		}
-		var out ledger.Sealed
-		out.Frontier = c.Frontier
-		newWindow := func(start, end time.Time, labels string, vals []MetricValue) Window {
-			names := make([]string, len(vals))
-			for i, v := range vals {
-				names[i] = v.Metric
-			}
-			return Window{
-				OperationID:   OperationID(c.EntitlementID, start, names, labels),
-				EntitlementID: c.EntitlementID,
-				ConsumerID:    c.UsageReportingID,
-				Start:         start,
-				End:           end,
-				Labels:        labels,
-				Values:        vals,
-				State:         StatePending,
-				Deadline:      Deadline(start, end),
-				SealedAt:      now,
-			}
-		}
+		g := r.groupRows(c, rows)
+		s := sealing{c: c, now: now}
+		out := ledger.Sealed{Frontier: c.Frontier}
 		for _, due := range r.dueWindows(c, p) {
 			ws, we := due[0], due[1]
 			var labelSets []string
-			for k := range groups {
+			for k := range g.live {
 				if k.start == ws.UnixNano() {
 					labelSets = append(labelSets, k.labels)
 				}
@@ -100,34 +60,103 @@ func (r *Reporter) sealFunc(p ledger.SealParams, now time.Time, src sourceTotals
 				for i, m := range allMetrics {
 					vals[i] = MetricValue{Metric: m, Kind: r.cfg.metrics[m]}
 				}
-				out.Windows = append(out.Windows, newWindow(ws, we, noLabels, vals))
+				out.Windows = append(out.Windows, s.window(ws, we, noLabels, vals))
 			}
 			for _, labels := range labelSets {
-				k := key{ws.UnixNano(), labels}
-				out.Windows = append(out.Windows, newWindow(ws, we, labels, sumRows(groups[k])))
-				delete(groups, k)
+				k := rowGroup{ws.UnixNano(), labels}
+				out.Windows = append(out.Windows, s.window(ws, we, labels, sumRows(g.live[k])))
+				delete(g.live, k)
 			}
 			out.Frontier = we
 		}
-		if len(groups) > 0 {
+		if len(g.live) > 0 {
 			// Every row must end up in a window: refuse to seal (and so to
 			// delete the rows) rather than lose usage.
-			return ledger.Sealed{}, fmt.Errorf("usage: seal %s: %d usage rows fall in no window (frontier %v, end %v)", c.EntitlementID, len(groups), c.Frontier, c.End)
+			return ledger.Sealed{}, fmt.Errorf("usage: seal %s: %d usage rows fall in no window (frontier %v, end %v)", c.EntitlementID, len(g.live), c.Frontier, c.End)
 		}
-		for _, k := range afterEndKeys {
+		for _, k := range g.afterEndKeys {
 			start := time.Unix(0, k.start).UTC()
-			w := newWindow(start, r.windowStart(start).Add(r.cfg.window), k.labels, sumRows(afterEnd[k]))
-			names := make([]string, len(w.Values))
-			for i, v := range w.Values {
-				names[i] = v.Metric
-			}
-			w.OperationID = afterEndOperationID(c.EntitlementID, start, names, k.labels, now)
-			w.State = StateRejected
-			w.Reason = fmt.Sprintf("usage recorded at or after the entitlement's end %s (registered after the usage); never reported", c.End.Format(time.RFC3339))
-			out.Windows = append(out.Windows, w)
+			out.Windows = append(out.Windows, s.afterEndWindow(start, r.windowStart(start).Add(r.cfg.window), k.labels, sumRows(g.afterEnd[k])))
 		}
 		return out, nil
 	}
+}
+
+// rowGroup is a window start (Unix ns) and a label set: the rows of one
+// operation.
+type rowGroup struct {
+	start  int64
+	labels string
+}
+
+// groupedRows are a consumer's rows by the operation they go to.
+type groupedRows struct {
+	live         map[rowGroup][]ledger.Row // rows before End, by window and labels
+	afterEnd     map[rowGroup][]ledger.Row // rows at or after End
+	afterEndKeys []rowGroup                // afterEnd's keys, in the order met
+}
+
+// groupRows sorts c's rows into the windows they belong to. Rows are
+// buckets of a window (bucketStart); a bucket that starts at or after End
+// is usage the consumer's end refuses.
+func (r *Reporter) groupRows(c ledger.ConsumerState, rows []ledger.Row) groupedRows {
+	g := groupedRows{live: map[rowGroup][]ledger.Row{}, afterEnd: map[rowGroup][]ledger.Row{}}
+	for _, row := range rows {
+		k := rowGroup{r.windowStart(row.Bucket).UnixNano(), row.Labels}
+		if !c.End.IsZero() && !row.Bucket.Before(c.End) {
+			if _, ok := g.afterEnd[k]; !ok {
+				g.afterEndKeys = append(g.afterEndKeys, k)
+			}
+			g.afterEnd[k] = append(g.afterEnd[k], row)
+			continue
+		}
+		if k.start < c.Frontier.UnixNano() {
+			k.start = c.Frontier.UnixNano() // the frontier's window, begun mid-window (Start or End)
+		}
+		g.live[k] = append(g.live[k], row)
+	}
+	return g
+}
+
+// sealing builds the windows of one consumer sealed at now.
+type sealing struct {
+	c   ledger.ConsumerState
+	now time.Time
+}
+
+// window is the Pending window [start, end) of the consumer with labels
+// and vals.
+func (s sealing) window(start, end time.Time, labels string, vals []MetricValue) Window {
+	return Window{
+		OperationID:   OperationID(s.c.EntitlementID, start, metricNames(vals), labels),
+		EntitlementID: s.c.EntitlementID,
+		ConsumerID:    s.c.UsageReportingID,
+		Start:         start,
+		End:           end,
+		Labels:        labels,
+		Values:        vals,
+		State:         StatePending,
+		Deadline:      Deadline(start, end),
+		SealedAt:      s.now,
+	}
+}
+
+// afterEndWindow is the Rejected window of usage recorded at or after the
+// consumer's End, under an id no billable window can have.
+func (s sealing) afterEndWindow(start, end time.Time, labels string, vals []MetricValue) Window {
+	w := s.window(start, end, labels, vals)
+	w.OperationID = afterEndOperationID(s.c.EntitlementID, start, metricNames(vals), labels, s.now)
+	w.State = StateRejected
+	w.Reason = fmt.Sprintf("usage recorded at or after the entitlement's end %s (registered after the usage); never reported", s.c.End.Format(time.RFC3339))
+	return w
+}
+
+func metricNames(vals []MetricValue) []string {
+	names := make([]string, len(vals))
+	for i, v := range vals {
+		names[i] = v.Metric
+	}
+	return names
 }
 
 // sumRows turns a window's rows for one label set into metric values sorted
