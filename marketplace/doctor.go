@@ -43,7 +43,7 @@ type DoctorParams struct {
 	// ("<product>.endpoints.<project>.cloud.goog"); empty skips the check.
 	ServiceName string
 	// ServiceControlOptions are the Service Control client options, as
-	// passed to usage.WithClientOptions.
+	// passed to usage.New.
 	ServiceControlOptions []option.ClientOption
 	// SignupAudience is the audience the sign-up JWT is verified against
 	// (the product domain); empty skips the check.

@@ -8,11 +8,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/memstore"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // lateCancel is a usage-based customer served by a real Processor wired to
@@ -28,18 +30,20 @@ type lateCancel struct {
 	mu     sync.Mutex
 }
 
-func newLateCancel(t *testing.T, opts ...usage.Option) *lateCancel {
+func newLateCancel(t *testing.T, confirmer usage.EndConfirmer) *lateCancel {
 	env := newProcEnv(t)
 	lc := &lateCancel{procEnv: env}
 	store := env.store.(*memstore.Store)
-	rep, err := usage.New(env.ctx, env.srv.ServiceName(), store, append(opts,
-		usage.WithMetric("requests", usage.Int64),
-		usage.WithClock(env.srv.Clock().Now), usage.WithClientOptions(env.srv.ClientOptions()...),
-		usage.WithBilledAfterEnd(func(_ context.Context, a usage.BilledAfterEnd) {
+	rep, err := usage.New(env.ctx, env.srv.ServiceName(), store, &usage.Config{
+		Runtime:      gcpmarketplace.Runtime{Clock: env.srv.Clock().Now},
+		Metrics:      map[string]usage.MetricKind{"requests": usage.Int64},
+		EndConfirmer: confirmer,
+		OnBilledAfterEnd: func(_ context.Context, a usage.BilledAfterEnd) {
 			lc.mu.Lock()
 			defer lc.mu.Unlock()
 			lc.alerts = append(lc.alerts, a)
-		}))...)
+		},
+	}, env.srv.ClientOptions()...)
 	require.NoError(t, err)
 	proc, err := marketplace.New(store, env.client, env.rec.handler(),
 		marketplace.WithClock(env.srv.Clock().Now), marketplace.WithUsageReporter(rep))
@@ -66,7 +70,7 @@ func (lc *lateCancel) at(d time.Duration) {
 
 func (lc *lateCancel) record(n int64) {
 	lc.t.Helper()
-	require.NoError(lc.t, lc.rep.Record(lc.ctx, usage.Record{EntitlementID: lc.ent, Metric: "requests", Value: n}))
+	require.NoError(lc.t, lc.rep.Record(lc.ctx, usage.Record{EntitlementID: lc.ent, Metric: "requests", Int64: n}))
 }
 
 func (lc *lateCancel) flush() {
@@ -102,7 +106,7 @@ func (lc *lateCancel) requireCancelledOnce() {
 // flush at 11:01:30 must not seal [10:00, 11:00) blind. Billed: 10.
 func TestLateCancellationDuringProcurementOutage(t *testing.T) {
 	t.Parallel()
-	lc := newLateCancel(t)
+	lc := newLateCancel(t, nil)
 	lc.at(10 * time.Minute)
 	lc.record(10)
 
@@ -140,7 +144,7 @@ func TestLateCancellationDuringProcurementOutage(t *testing.T) {
 // cancellation is processed only after that. Billed: 10.
 func TestLateCancellationWhileProcessorStopped(t *testing.T) {
 	t.Parallel()
-	lc := newLateCancel(t)
+	lc := newLateCancel(t, nil)
 	lc.at(10 * time.Minute)
 	lc.record(10)
 
@@ -175,7 +179,7 @@ func (blindConfirmer) ConfirmEnds(context.Context, []string) (map[string]time.Ti
 // when its confirmation says the entitlement is live.
 func TestUnsettledMessageHoldsWindow(t *testing.T) {
 	t.Parallel()
-	lc := newLateCancel(t, usage.WithEndConfirmer(blindConfirmer{}))
+	lc := newLateCancel(t, blindConfirmer{})
 	lc.at(10 * time.Minute)
 	lc.record(10)
 	lc.at(58 * time.Minute)
@@ -189,7 +193,7 @@ func TestUnsettledMessageHoldsWindow(t *testing.T) {
 	lc.record(400)
 	lc.at(61*time.Minute + 30*time.Second)
 	lc.flush()
-	ws, err := lc.store.(*memstore.Store).ListWindows(lc.ctx, usage.WindowQuery{EntitlementID: lc.ent})
+	ws, err := lc.store.(*memstore.Store).ListWindows(lc.ctx, ledger.WindowQuery{EntitlementID: lc.ent})
 	require.NoError(t, err)
 	require.Empty(t, ws, "held while the cancellation awaits redelivery")
 

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
@@ -23,9 +24,10 @@ func TestUsageReporterRegistration(t *testing.T) {
 	t.Parallel()
 	env := newProcEnv(t)
 	store := env.store.(*memstore.Store)
-	rep, err := usage.New(env.ctx, env.srv.ServiceName(), store,
-		usage.WithMetric(env.srv.ServiceName()+"/requests", usage.Int64),
-		usage.WithClock(env.srv.Clock().Now), usage.WithClientOptions(env.srv.ClientOptions()...))
+	rep, err := usage.New(env.ctx, env.srv.ServiceName(), store, &usage.Config{
+		Runtime: gcpmarketplace.Runtime{Clock: env.srv.Clock().Now},
+		Metrics: map[string]usage.MetricKind{env.srv.ServiceName() + "/requests": usage.Int64},
+	}, env.srv.ClientOptions()...)
 	require.NoError(t, err)
 	proc, err := marketplace.New(store, env.client, env.rec.handler(),
 		marketplace.WithClock(env.srv.Clock().Now), marketplace.WithUsageReporter(rep))
@@ -34,7 +36,7 @@ func TestUsageReporterRegistration(t *testing.T) {
 
 	acct, ent := env.purchase(marketplacetest.PurchaseParams{UsageBased: true})
 	record := func() error {
-		return rep.Record(env.ctx, usage.Record{EntitlementID: ent, Metric: "requests", Value: 1, Time: env.srv.Clock().Now()})
+		return rep.Record(env.ctx, usage.Record{EntitlementID: ent, Metric: "requests", Int64: 1, Time: env.srv.Clock().Now()})
 	}
 	require.ErrorIs(t, record(), usage.ErrUnknownConsumer, "not registered before it is usable")
 	env.drain()
@@ -55,16 +57,17 @@ func TestUsageRecordedInOnEntitlementActive(t *testing.T) {
 	t.Parallel()
 	env := newProcEnv(t)
 	store := env.store.(*memstore.Store)
-	rep, err := usage.New(env.ctx, env.srv.ServiceName(), store,
-		usage.WithMetric(env.srv.ServiceName()+"/requests", usage.Int64),
-		usage.WithClock(env.srv.Clock().Now), usage.WithClientOptions(env.srv.ClientOptions()...))
+	rep, err := usage.New(env.ctx, env.srv.ServiceName(), store, &usage.Config{
+		Runtime: gcpmarketplace.Runtime{Clock: env.srv.Clock().Now},
+		Metrics: map[string]usage.MetricKind{env.srv.ServiceName() + "/requests": usage.Int64},
+	}, env.srv.ClientOptions()...)
 	require.NoError(t, err)
 	var recorded atomic.Int32
 	env.rec.setFail(func(ctx context.Context, e events.Event) error {
 		if ent, ok := marketplace.EntitlementFrom(ctx); !ok || e.Type() != events.TypeEntitlementActive || ent.UsageReportingID == "" {
 			return nil
 		}
-		if err := rep.Record(ctx, usage.Record{EntitlementID: e.Resource().ID, Metric: "requests", Value: 1}); err != nil {
+		if err := rep.Record(ctx, usage.Record{EntitlementID: e.Resource().ID, Metric: "requests", Int64: 1}); err != nil {
 			return err
 		}
 		recorded.Add(1)

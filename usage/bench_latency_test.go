@@ -18,6 +18,7 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/pgstore"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // latencyCallers is the number of concurrent callers of
@@ -42,7 +43,7 @@ func BenchmarkRecordLatency(b *testing.B) {
 	b.Run("postgres-baseline", func(b *testing.B) { benchBaseline(b, pgLedger(b)) })
 }
 
-func benchRecord(b *testing.B, ledger usage.Ledger) {
+func benchRecord(b *testing.B, ledger ledger.Ledger) {
 	e := newEnv(b, ledger)
 	var cs []usage.Consumer
 	for range 64 {
@@ -52,7 +53,7 @@ func benchRecord(b *testing.B, ledger usage.Ledger) {
 	labels := map[string]string{usage.LabelResourceName: "db-1"}
 	measureCalls(b, func(ctx context.Context, i int64) error {
 		c := cs[i%int64(len(cs))]
-		return e.rep.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 1, Labels: labels})
+		return e.rep.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 1, Labels: labels})
 	})
 }
 

@@ -41,7 +41,7 @@ func BenchmarkRecordSQLite(b *testing.B) {
 		for pb.Next() {
 			i := n.Add(1)
 			c := cs[i%int64(len(cs))]
-			if err := e.rep.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 1, Labels: labels}); err != nil {
+			if err := e.rep.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 1, Labels: labels}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -153,13 +153,13 @@ func benchFlush(b *testing.B, fromSource bool) {
 	ctx := context.Background()
 	ledger := sqliteLedger(b, filepath.Join(b.TempDir(), "f.db"))
 	labels := map[string]string{usage.LabelResourceName: "instance-1", usage.LabelContainerName: "prod"}
-	opts := []usage.Option{usage.WithClientOptions(srv.ClientOptions()...),
-		usage.WithClock(srv.Clock().Now), usage.WithMetric("requests", usage.Int64), usage.WithConcurrency(16)}
+	opts := []configFunc{
+		withClock(srv.Clock().Now), withMetric("requests", usage.Int64), withConcurrency(16)}
 	confirmSeconds := 0.0
 	if os.Getenv("USAGE_BENCH_NO_CONFIRM") == "" {
 		client, err := procurement.NewClient(ctx, srv.ProviderID(), srv.ClientOptions()...)
 		require.NoError(b, err)
-		opts = append(opts, usage.WithEndConfirmer(client))
+		opts = append(opts, withEndConfirmer(client))
 		// The confirmation's share of a flush, measured alone.
 		ids := make([]string, len(cs))
 		for i, c := range cs {
@@ -172,11 +172,11 @@ func benchFlush(b *testing.B, fromSource bool) {
 		confirmSeconds = time.Since(start).Seconds() // reported after ResetTimer, which drops metrics
 	}
 	if fromSource {
-		opts = append(opts, usage.WithSource(usage.SourceFunc(func(context.Context, usage.SourceQuery) ([]usage.Total, error) {
-			return []usage.Total{{Metric: "requests", Value: 42, Labels: labels}}, nil
+		opts = append(opts, withSource(usage.SourceFunc(func(context.Context, usage.SourceQuery) ([]usage.Total, error) {
+			return []usage.Total{{Metric: "requests", Int64: 42, Labels: labels}}, nil
 		})))
 	}
-	r, err := usage.New(ctx, srv.ServiceName(), ledger, opts...)
+	r, err := usage.New(ctx, srv.ServiceName(), ledger, configOf(opts...), srv.ClientOptions()...)
 	require.NoError(b, err)
 	parallel(b, cs, func(c usage.Consumer) error { return r.Register(ctx, c) })
 	b.ResetTimer()
@@ -187,7 +187,7 @@ func benchFlush(b *testing.B, fromSource bool) {
 		require.NoError(b, srv.Clock().Set(at))
 		if !fromSource {
 			parallel(b, cs, func(c usage.Consumer) error {
-				return r.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 42, Labels: labels, Time: at})
+				return r.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 42, Labels: labels, Time: at})
 			})
 		}
 		require.NoError(b, srv.Clock().Set(at.Add(time.Hour)))

@@ -11,13 +11,6 @@ import (
 	servicecontrol "google.golang.org/api/servicecontrol/v1"
 )
 
-// DefaultMaxChecksPerFlush is how many services.check calls one Flush makes
-// at most (WithMaxChecksPerFlush): one per window, so that in steady state
-// (one window per consumer per hour) 10,000 consumers are checked in one
-// flush, and a larger fleet or a catch-up after downtime spreads its checks
-// over the next flushes, oldest windows first.
-const DefaultMaxChecksPerFlush = 10000
-
 // minChecksBeforeReject is how many answers with an unlisted check error
 // code (see checkResult.unlisted) a window gets, in this process, before it
 // can be rejected: with its deadline passed, one answer would be enough
@@ -254,7 +247,7 @@ func (f *flush) hold(ctx context.Context, w Window, res checkResult) Window {
 	case res.unlisted != "" && f.unlistedExhausted(w):
 		w.State, w.LeaseUntil = StateRejected, time.Time{}
 		w.Reason = fmt.Sprintf("services.check kept answering %s, a code in neither the stop-serving nor the transient list, until the reporting deadline passed;"+
-			" classify it with WithStopServingCodes if it means the consumer cannot be billed, then Retry: %s", res.unlisted, res.reason)
+			" classify it in Config.StopServingCodes if it means the consumer cannot be billed, then Retry: %s", res.unlisted, res.reason)
 		r.log.ErrorContext(ctx, "usage window rejected: unlisted services.check error until its deadline",
 			slog.String("operation", w.OperationID), slog.String("entitlement", w.EntitlementID), slog.String("code", res.unlisted))
 	default:

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sort"
 	"time"
+
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // EndConfirmer tells the Reporter, before it seals a consumer's window,
@@ -54,27 +56,8 @@ type BilledAfterEnd struct {
 	Values []MetricValue
 }
 
-// WithEndConfirmer makes the Reporter confirm, before sealing, that each
-// consumer's entitlement had not ended before the window's end (see
-// EndConfirmer). A consumer whose end cannot be confirmed (the confirmer
-// failed) is not sealed: its window waits, and WithDeadlineAlert's
-// callback is told when its deadline nears or passes.
-//
-// Without it, and without a marketplace Processor given the Reporter with
-// WithUsageReporter (which sets one), a cancellation learned after its
-// window was sealed is billed: the Reporter logs a warning at its first
-// seal.
-func WithEndConfirmer(c EndConfirmer) Option { return func(cfg *config) { cfg.confirmer = c } }
-
-// WithBilledAfterEnd sets the callback told when an end is learned after
-// usage past it was sealed (see BilledAfterEnd). It is also logged at
-// Error level.
-func WithBilledAfterEnd(fn func(context.Context, BilledAfterEnd)) Option {
-	return func(cfg *config) { cfg.onBilledAfterEnd = fn }
-}
-
-// ConfirmEndsWith sets the EndConfirmer if none was set with
-// WithEndConfirmer. The marketplace Processor calls it with its
+// ConfirmEndsWith sets the EndConfirmer if none was set in
+// Config.EndConfirmer. The marketplace Processor calls it with its
 // Procurement client when given the Reporter.
 func (r *Reporter) ConfirmEndsWith(c EndConfirmer) {
 	r.guardMu.Lock()
@@ -103,7 +86,7 @@ func (r *Reporter) guards() (EndConfirmer, []SealHolder) {
 }
 
 // sealDue reports whether Seal under p would seal at least one window of c.
-func sealDue(p SealParams, c ConsumerState) bool {
+func sealDue(p ledger.SealParams, c ledger.ConsumerState) bool {
 	if !c.End.IsZero() && !c.Frontier.Before(c.End) {
 		return false
 	}
@@ -115,19 +98,19 @@ func sealDue(p SealParams, c ConsumerState) bool {
 // EndConfirmer (recording an end it learns, so that Seal bills only up to
 // it) and holds them all if that fails. It returns SealParams.Held. Only a
 // ledger failure is an error.
-func (r *Reporter) prepareSeal(ctx context.Context, p SealParams, now time.Time) (map[string]bool, error) {
+func (r *Reporter) prepareSeal(ctx context.Context, p ledger.SealParams, now time.Time) (map[string]bool, error) {
 	confirmer, holders := r.guards()
 	if confirmer == nil && len(holders) == 0 {
 		r.warnUnconfirmed.Do(func() {
-			r.log.WarnContext(ctx, "usage: no EndConfirmer: windows are sealed without confirming that their entitlements had not ended; a cancellation learned later is billed (use WithEndConfirmer)")
+			r.log.WarnContext(ctx, "usage: no EndConfirmer: windows are sealed without confirming that their entitlements had not ended; a cancellation learned later is billed (set Config.EndConfirmer)")
 		})
 		return nil, nil
 	}
-	all, err := r.ledger.ListConsumers(ctx, ConsumerQuery{})
+	all, err := r.ledger.ListConsumers(ctx, ledger.ConsumerQuery{})
 	if err != nil {
 		return nil, fmt.Errorf("usage: flush: list consumers to confirm: %w", err)
 	}
-	var due []ConsumerState
+	var due []ledger.ConsumerState
 	held := map[string]bool{}
 	for _, c := range all {
 		if !sealDue(p, c) {
@@ -160,7 +143,7 @@ func (r *Reporter) prepareSeal(ctx context.Context, p SealParams, now time.Time)
 // the confirmer fails, every live consumer of due is held: its window waits
 // rather than be sealed blind. A consumer already ended by p keeps being
 // sealed through its registered End.
-func (r *Reporter) confirm(ctx context.Context, confirmer EndConfirmer, p SealParams, due []ConsumerState, held map[string]bool, reasons map[string]string) error {
+func (r *Reporter) confirm(ctx context.Context, confirmer EndConfirmer, p ledger.SealParams, due []ledger.ConsumerState, held map[string]bool, reasons map[string]string) error {
 	ids := make([]string, len(due))
 	for i, c := range due {
 		ids[i] = c.EntitlementID
@@ -218,7 +201,7 @@ func (r *Reporter) confirm(ctx context.Context, confirmer EndConfirmer, p SealPa
 // learnEnd records end as the consumer's End (prev is the consumer as the
 // ledger had it) and raises BilledAfterEnd if windows past end were
 // already sealed.
-func (r *Reporter) learnEnd(ctx context.Context, prev ConsumerState, end time.Time) error {
+func (r *Reporter) learnEnd(ctx context.Context, prev ledger.ConsumerState, end time.Time) error {
 	c := prev.Consumer
 	c.End = end
 	if !c.Start.IsZero() && end.Before(c.Start) {
@@ -235,11 +218,11 @@ func (r *Reporter) learnEnd(ctx context.Context, prev ConsumerState, end time.Ti
 // prev (already recorded), is before windows already sealed. A failure to
 // list them is logged, not returned: the end is recorded, and a retry
 // would no longer see it as new.
-func (r *Reporter) checkBilledAfterEnd(ctx context.Context, prev ConsumerState, end time.Time) {
+func (r *Reporter) checkBilledAfterEnd(ctx context.Context, prev ledger.ConsumerState, end time.Time) {
 	if end.IsZero() || !end.Before(prev.Frontier) || (!prev.End.IsZero() && !end.Before(prev.End)) {
 		return
 	}
-	ws, err := r.ledger.ListWindows(ctx, WindowQuery{EntitlementID: prev.EntitlementID})
+	ws, err := r.ledger.ListWindows(ctx, ledger.WindowQuery{EntitlementID: prev.EntitlementID})
 	if err != nil {
 		r.log.ErrorContext(ctx, "usage: entitlement end learned after usage past it may have been sealed; cannot list its windows: check them for a credit",
 			slog.String("entitlement", prev.EntitlementID), slog.Time("end", end), slog.Any("error", err))
@@ -283,7 +266,7 @@ func (r *Reporter) checkBilledAfterEnd(ctx context.Context, prev ConsumerState, 
 // but usage billed after a cancellation can only be credited back. The
 // alert's Window is the unsealed window (no operation id, state "") and
 // its Held says why.
-func (r *Reporter) alertHeld(ctx context.Context, all []ConsumerState, held map[string]bool, reasons map[string]string, now time.Time) {
+func (r *Reporter) alertHeld(ctx context.Context, all []ledger.ConsumerState, held map[string]bool, reasons map[string]string, now time.Time) {
 	if len(held) == 0 {
 		return
 	}
@@ -307,39 +290,16 @@ func (r *Reporter) alertHeld(ctx context.Context, all []ConsumerState, held map[
 	}
 }
 
-// alertUnsealed raises DeadlineAlert, with Held set to cause, for w, a
-// window that could not be sealed, once per window and kind (near, missed)
-// and only near or past its deadline. It reports whether this call was the
-// first for them; the alert callback, if any, has then run.
-func (r *Reporter) alertUnsealed(ctx context.Context, w Window, cause error, now time.Time) bool {
-	missed := now.After(w.Deadline)
-	if !missed && w.Deadline.Sub(now) > r.cfg.alertMargin {
-		return false
-	}
-	k := fmt.Sprintf("held/%s/%d/%t", w.EntitlementID, w.Start.UnixNano(), missed)
-	r.mu.Lock()
-	seen := r.alerted[k]
-	r.alerted[k] = true
-	r.mu.Unlock()
-	if seen {
-		return false
-	}
-	if r.cfg.onAlert != nil {
-		r.cfg.onAlert(ctx, DeadlineAlert{Window: w, Missed: missed, Held: cause})
-	}
-	return true
-}
-
 // consumerBeforeEnd returns the consumer as the ledger has it when
 // Register is about to set an End on a known consumer (known false
 // otherwise), so that an End learned after sealing can be surfaced.
-func (r *Reporter) consumerBeforeEnd(ctx context.Context, c Consumer) (prev ConsumerState, known bool, err error) {
+func (r *Reporter) consumerBeforeEnd(ctx context.Context, c Consumer) (prev ledger.ConsumerState, known bool, err error) {
 	prev, err = r.ledger.GetConsumer(ctx, c.EntitlementID)
 	if errors.Is(err, ErrUnknownConsumer) {
-		return ConsumerState{}, false, nil
+		return ledger.ConsumerState{}, false, nil
 	}
 	if err != nil {
-		return ConsumerState{}, false, err
+		return ledger.ConsumerState{}, false, err
 	}
 	return prev, true, nil
 }

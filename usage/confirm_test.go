@@ -14,6 +14,7 @@ import (
 	mt "github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // confirmed makes e's reporter confirm ends with a Procurement client on
@@ -26,7 +27,7 @@ func (e *env) confirmed() {
 
 func (e *env) windows(c usage.Consumer) []usage.Window {
 	e.t.Helper()
-	ws, err := e.ledger.ListWindows(context.Background(), usage.WindowQuery{EntitlementID: c.EntitlementID})
+	ws, err := e.ledger.ListWindows(context.Background(), ledger.WindowQuery{EntitlementID: c.EntitlementID})
 	require.NoError(e.t, err)
 	return ws
 }
@@ -38,14 +39,14 @@ type alerts struct {
 	billed   []usage.BilledAfterEnd
 }
 
-func (a *alerts) options() []usage.Option {
-	return []usage.Option{
-		usage.WithDeadlineAlert(15*time.Minute, func(_ context.Context, d usage.DeadlineAlert) {
+func (a *alerts) options() []configFunc {
+	return []configFunc{
+		withDeadlineAlert(15*time.Minute, func(_ context.Context, d usage.DeadlineAlert) {
 			a.mu.Lock()
 			defer a.mu.Unlock()
 			a.deadline = append(a.deadline, d)
 		}),
-		usage.WithBilledAfterEnd(func(_ context.Context, b usage.BilledAfterEnd) {
+		withBilledAfterEnd(func(_ context.Context, b usage.BilledAfterEnd) {
 			a.mu.Lock()
 			defer a.mu.Unlock()
 			a.billed = append(a.billed, b)
@@ -86,11 +87,11 @@ func (a *alerts) snapshot() ([]usage.DeadlineAlert, []usage.BilledAfterEnd) {
 // is billed as usual.
 func TestEndConfirmedBeforeSealing(t *testing.T) {
 	t.Parallel()
-	for name, ledger := range finalLedgers {
+	for name, newLedger := range finalLedgers {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			var al alerts
-			e := newEnv(t, ledger(t), al.options()...)
+			e := newEnv(t, newLedger(t), al.options()...)
 			e.confirmed()
 			t0 := e.clock.Now()
 			gone, live := e.consumer(time.Time{}, time.Time{}), e.consumer(time.Time{}, time.Time{})
@@ -117,7 +118,7 @@ func TestEndConfirmedBeforeSealing(t *testing.T) {
 				}
 			}
 			assert.Equal(t, int64(400), rejected)
-			require.ErrorIs(t, e.rep.Record(context.Background(), usage.Record{EntitlementID: gone.EntitlementID, Metric: "requests", Value: 1}), usage.ErrAfterEnd)
+			require.ErrorIs(t, e.rep.Record(context.Background(), usage.Record{EntitlementID: gone.EntitlementID, Metric: "requests", Int64: 1}), usage.ErrAfterEnd)
 			_, billed := al.snapshot()
 			assert.Empty(t, billed)
 		})

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // The crash tests re-execute this test binary as a child that works on a
@@ -38,7 +39,7 @@ const (
 // pure function of the consumer and the window, so that the parent and the
 // child process read the same totals.
 var crashSource = usage.SourceFunc(func(_ context.Context, q usage.SourceQuery) ([]usage.Total, error) {
-	return []usage.Total{{Metric: "requests", Value: crashTotal(q.EntitlementID, q.Start)}}, nil
+	return []usage.Total{{Metric: "requests", Int64: crashTotal(q.EntitlementID, q.Start)}}, nil
 })
 
 func crashTotal(entitlementID string, start time.Time) int64 {
@@ -47,19 +48,19 @@ func crashTotal(entitlementID string, start time.Time) int64 {
 	return 100 + int64(h.Sum32()%900)
 }
 
-func crashReporter(t testing.TB, mode string, ledger usage.Ledger, url string, now func() time.Time, extra ...usage.Option) *usage.Reporter {
+func crashReporter(t testing.TB, mode string, ledger ledger.Ledger, url string, now func() time.Time, extra ...configFunc) *usage.Reporter {
 	t.Helper()
 	if mode == "source" {
-		extra = append(extra, usage.WithSource(crashSource, "requests"))
+		extra = append(extra, withSource(crashSource, "requests"))
 	}
-	opts := append([]usage.Option{
-		usage.WithClientOptions(option.WithEndpoint(url+"/"), option.WithoutAuthentication()),
-		usage.WithClock(now),
-		usage.WithMetric("requests", usage.Int64),
-		usage.WithMetric("storage_gib", usage.Int64),
-		usage.WithMaxRequestBytes(3000), // many report calls
+	opts := append([]configFunc{
+		withClock(now),
+		withMetric("requests", usage.Int64),
+		withMetric("storage_gib", usage.Int64),
+		withMaxRequestBytes(3000), // many report calls
 	}, extra...)
-	r, err := usage.New(context.Background(), marketplacetest.DefaultServiceName, ledger, opts...)
+	r, err := usage.New(context.Background(), marketplacetest.DefaultServiceName, ledger, configOf(opts...),
+		option.WithEndpoint(url+"/"), option.WithoutAuthentication())
 	require.NoError(t, err)
 	return r
 }
@@ -74,7 +75,7 @@ func TestCrashChild(t *testing.T) {
 	now, err := time.Parse(time.RFC3339Nano, os.Getenv(envCrashNow))
 	require.NoError(t, err)
 	ledger := sqliteLedger(t, os.Getenv(envCrashDB))
-	var hook usage.Option = usage.WithClock(func() time.Time { return now })
+	var hook configFunc = withClock(func() time.Time { return now })
 	switch mode {
 	case "after-report":
 		// Stop right after the first report RPC returns, before the
@@ -100,7 +101,7 @@ func TestCrashChild(t *testing.T) {
 		}
 		for i := 0; ; i++ {
 			id := ids[i%len(ids)]
-			if err := r.Record(ctx, usage.Record{EntitlementID: id, Metric: "requests", Value: 1, Time: now.Add(-time.Minute)}); err != nil {
+			if err := r.Record(ctx, usage.Record{EntitlementID: id, Metric: "requests", Int64: 1, Time: now.Add(-time.Minute)}); err != nil {
 				fmt.Println("ERROR", err)
 				os.Exit(4)
 			}
@@ -184,13 +185,13 @@ func (s *crashSetup) runChild(t *testing.T, mode string, now time.Time, stop fun
 // finish reopens the ledger after the crash and reports everything left.
 func (s *crashSetup) finish(t *testing.T) {
 	t.Helper()
-	ledger := sqliteLedger(t, s.db)
+	db := sqliteLedger(t, s.db)
 	clock := s.srv.Clock()
-	r := crashReporter(t, s.mode, ledger, s.srv.URL(), clock.Now)
-	clock.Advance(usage.DefaultLease) // the dead child's leases expire
+	r := crashReporter(t, s.mode, db, s.srv.URL(), clock.Now)
+	clock.Advance(defaultLease) // the dead child's leases expire
 	for range 50 {
 		require.NoError(t, r.Flush(context.Background()))
-		open, err := ledger.ListWindows(context.Background(), usage.WindowQuery{States: []usage.WindowState{usage.StatePending, usage.StateUnknown}})
+		open, err := db.ListWindows(context.Background(), ledger.WindowQuery{States: []usage.WindowState{usage.StatePending, usage.StateUnknown}})
 		require.NoError(t, err)
 		if len(open) == 0 {
 			return
@@ -244,7 +245,7 @@ func (s *crashSetup) recordHour(t *testing.T) map[string]int64 {
 			continue
 		}
 		v := int64(100 + i)
-		require.NoError(t, r.Record(context.Background(), usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: v}))
+		require.NoError(t, r.Record(context.Background(), usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: v}))
 		want[c.UsageReportingID] = v
 	}
 	require.NoError(t, ledger.Close())

@@ -4,14 +4,15 @@
 // It stands alone: a vendor with no other use for this SDK registers each
 // usage-based entitlement (Register), records usage as it happens (Record)
 // and runs the flush loop (Run). The marketplace package's processor calls
-// Register itself when given WithUsageReporter.
+// Register itself when given the Reporter in its Config.
 //
 //	ledger, _ := sqlitestore.Open(ctx, "state.db")
 //	r, _ := usage.New(ctx, "my-product.endpoints.my-provider.cloud.goog", ledger,
-//		usage.WithMetric("requests", usage.Int64))
+//		&usage.Config{Metrics: map[string]usage.MetricKind{"requests": usage.Int64}})
+//	defer r.Close(ctx) // stops Run, flushes one last time
 //	_ = r.Register(ctx, usage.Consumer{EntitlementID: id, UsageReportingID: urid})
 //	go r.Run(ctx)
-//	_ = r.Record(ctx, usage.Record{EntitlementID: id, Metric: "requests", Value: 3})
+//	_ = r.Record(ctx, usage.Record{EntitlementID: id, Metric: "requests", Int64: 3})
 //
 // # The pipeline
 //
@@ -54,7 +55,7 @@
 //
 // # Design decisions
 //
-// Windows. Usage is aggregated in windows of WithWindow (one hour by default,
+// Windows. Usage is aggregated in windows of Config.Window (one hour by default,
 // aligned to the hour), contiguous per consumer: each window starts where
 // the previous one ended, from the window of the first registration (or the
 // consumer's Start, if later) to its End. Every window produces at least one
@@ -92,7 +93,7 @@
 //
 // That protects only until the window is sealed, so a window is not sealed
 // on the reporter's word alone. Before sealing, the Reporter asks its
-// EndConfirmer (WithEndConfirmer; *procurement.Client is one, and the
+// EndConfirmer (Config.EndConfirmer; *procurement.Client is one, and the
 // marketplace Processor sets its own when given the Reporter) which of the
 // consumers due have ended, according to Procurement itself: one filtered
 // entitlements.list of the live entitlements per flush that has windows to
@@ -101,7 +102,7 @@
 // up to it. If Procurement cannot be read, the consumers wait, unsealed,
 // for a later flush, however close their deadline: a window reported late
 // can still be settled, usage billed after a cancellation can only be
-// credited back. WithDeadlineAlert's callback is told when such a held
+// credited back. Config.OnDeadlineAlert is told when such a held
 // window nears and passes its deadline (its Window has no operation id
 // yet). A deleted entitlement's end is no longer readable: its registered
 // End stands, and without one the consumer waits until Register sets it.
@@ -111,7 +112,7 @@
 // on the confirmation). Without an EndConfirmer the Reporter seals blind,
 // as before, and logs a warning at its first seal. An End learned after
 // windows past it were sealed (Register, or the confirmation) is reported
-// to WithBilledAfterEnd's callback and logged at Error, with the operation
+// to Config.OnBilledAfterEnd and logged at Error, with the operation
 // ids and values billed, so that the vendor can credit the customer.
 //
 // Operation ids. Each operation id is the UUIDv5 (OperationNamespace) of
@@ -139,7 +140,7 @@
 // frontier and goes to the next window.
 //
 // Leases. Replicas sharing a ledger (pgstore) each flush; ClaimWindows
-// leases windows to one owner (WithOwner, WithLease), and a window released
+// leases windows to one owner (Config.Owner, Config.Lease), and a window released
 // after a failure carries a not-before time, which is how backoff works
 // across replicas. A replica that dies leaves its windows leased until the
 // lease expires; another then resends them with the same ids. Every claim
@@ -149,6 +150,16 @@
 // (a long pause, a partition) while another claimed its windows loses the
 // mark and sends nothing, and its outcome updates are ignored, even if both
 // run under one owner name.
+//
+// Stores. The ledger New takes is a ledger.Ledger, the contract of package
+// usage/ledger that memstore, sqlitestore and pgstore implement; every one
+// admits usage by the same rule, ledger.Admit. An application needs only
+// package usage: the ledger's types its API shows (Consumer, Window, ...)
+// are aliased here.
+//
+// Shutdown. Close stops Run, flushes once more (sealing and sending what
+// has closed by then) and unregisters the reporter's metric callbacks.
+// What is still open stays in the ledger for the next start.
 //
 // Cancellation. A Flush whose context ends returns an error wrapping
 // ctx.Err(), never nil. The outcome of a report call already answered is
@@ -162,7 +173,7 @@
 // # Usage from the vendor's own records
 //
 // A vendor that already meters in its own database or warehouse can give
-// the Reporter a Source (WithSource) instead of calling Record. When a
+// the Reporter a Source (Config.Source) instead of calling Record. When a
 // consumer's window is due to be sealed, Flush asks the source for the
 // consumer's totals over the window, [start, end), never past the
 // consumer's End (a final window asks for [start, End)), one call per
@@ -171,12 +182,12 @@
 // every resend carries them under the same operation id. A crash before
 // the seal only means the source is asked again. The answer is final:
 // what the vendor's records gain for a window after it was sealed is not
-// billed (WithSealGrace gives late writes time).
+// billed (Config.SealGrace gives late writes time).
 //
 // A source's metrics are taken from it alone: Record refuses them, and the
 // source may return no other metric, so no unit is counted twice. Metrics
 // not given to the source are recorded as usual, and a window's operation
-// carries both. A source error, a timeout (WithRPCTimeout) or an invalid
+// carries both. A source error, a timeout (Config.RPCTimeout) or an invalid
 // total (negative, non-finite, not the source's metric, bad labels:
 // ErrBadTotal, never clamped or dropped) holds every window of that
 // consumer: none is sealed, the source is asked again at the next flush,
@@ -189,8 +200,8 @@
 // Every window is checked with services.check under its own operation id
 // (the id it is then reported under, as Google's usage guidance asks),
 // catch-up windows included. An answer is reused for the same operation id
-// for at most 60 s (WithCheckCacheTTL), so a resend after a failure within a
-// minute is not checked again. One Flush makes at most WithMaxChecksPerFlush
+// for at most 60 s (Config.CheckCacheTTL), so a resend after a failure within a
+// minute is not checked again. One Flush makes at most Config.MaxChecksPerFlush
 // check calls (10,000 by default: one per consumer in steady state, where
 // each consumer has one window per hour); windows over the budget wait for
 // the next flush, oldest first, so a catch-up after downtime or a larger
@@ -200,10 +211,10 @@
 // intervals after it stopped being billable, so a consumer's serving state
 // is taken from the answer to its latest window checked. Codes in
 // DefaultStopServingCodes block the consumer: the ledger records it,
-// WithServingChanged's callback runs, and Serving reports false until a later
+// Config.OnServingChange runs, and Serving reports false until a later
 // check passes (then the callback runs again). Usage of a blocked consumer
 // keeps being collected in hourly windows and is replayed when it is served
-// again, for up to WithReplayLimit (30 days); while it is blocked, only its
+// again, for up to Config.ReplayLimit (30 days); while it is blocked, only its
 // latest window is checked at each flush (the others are held with the same
 // answer, not sent), and once that check passes every held window is
 // checked with its own id before it is sent. Transient codes
@@ -216,7 +227,7 @@
 // answers for it; the window then leaves Pending: it is Rejected with the
 // code in its Reason (listed by Backlog, logged at error level, after the
 // DeadlineAlert with Missed set), and no longer checked. If the code means
-// the consumer cannot be billed, add it with WithStopServingCodes; once
+// the consumer cannot be billed, add it to Config.StopServingCodes; once
 // the cause is fixed, Retry sends the window with the same id.
 //
 // # Deadlines and catch-up
@@ -224,7 +235,7 @@
 // Google wants usage within an hour, and a month's usage by 1 AM US Pacific
 // time on the first of the next month (see Deadline). After downtime, the
 // next flush seals and sends every missed window, none skipped, late or not.
-// Windows still unreported near their deadline (WithDeadlineAlert's margin)
+// Windows still unreported near their deadline (Config.DeadlineAlertMargin)
 // or after it are passed to the alert callback; Backlog lists every window
 // that is not reported, with its reason, for operators.
 //
@@ -235,7 +246,7 @@
 // window's operation id, values, state, attempts and times. Export writes
 // the same as CSV or JSON Lines, one line per operation and metric, in the
 // stable ExportColumns, for reconciliation with Cloud Billing's export.
-// Reported and Rejected windows are pruned WithRetention (40 days by
+// Reported and Rejected windows are pruned after Config.Retention (40 days by
 // default) after they were sealed: export them before then (daily, say) to
 // keep a longer record.
 package usage

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/memstore"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
@@ -22,14 +23,16 @@ func ExampleReporter_Export() {
 	defer srv.Close()
 	entitlementID, _ := srv.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true})
 	ent, _ := srv.Entitlement(entitlementID)
-	r, err := usage.New(ctx, srv.ServiceName(), memstore.New(), usage.WithClientOptions(srv.ClientOptions()...),
-		usage.WithClock(srv.Clock().Now), usage.WithMetric("requests", usage.Int64))
+	r, err := usage.New(ctx, srv.ServiceName(), memstore.New(), &usage.Config{
+		Runtime: gcpmarketplace.Runtime{Clock: srv.Clock().Now},
+		Metrics: map[string]usage.MetricKind{"requests": usage.Int64},
+	}, srv.ClientOptions()...)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	_ = r.Register(ctx, usage.Consumer{EntitlementID: entitlementID, UsageReportingID: ent.UsageReportingID})
-	_ = r.Record(ctx, usage.Record{EntitlementID: entitlementID, Metric: "requests", Value: 42})
+	_ = r.Record(ctx, usage.Record{EntitlementID: entitlementID, Metric: "requests", Int64: 42})
 	srv.Clock().Advance(2 * time.Hour)
 	_ = r.Flush(ctx)
 

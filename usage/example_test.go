@@ -5,14 +5,16 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/memstore"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
 
 // Example reports an hour of usage to the emulator. In production, pass the
-// service's credentials with WithClientOptions, a durable ledger
-// (sqlitestore or pgstore) and run r.Run(ctx) in a goroutine.
+// service's credentials as client options (option.WithCredentialsFile...),
+// a durable ledger (sqlitestore or pgstore), run r.Run(ctx) in a goroutine
+// and Close the reporter at shutdown.
 func Example() {
 	ctx := context.Background()
 	srv := marketplacetest.New(nil)
@@ -20,22 +22,22 @@ func Example() {
 	entitlementID, _ := srv.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true})
 	ent, _ := srv.Entitlement(entitlementID)
 
-	r, err := usage.New(ctx, srv.ServiceName(), memstore.New(),
-		usage.WithClientOptions(srv.ClientOptions()...),
-		usage.WithClock(srv.Clock().Now),
-		usage.WithMetric("requests", usage.Int64),
-	)
+	r, err := usage.New(ctx, srv.ServiceName(), memstore.New(), &usage.Config{
+		Runtime: gcpmarketplace.Runtime{Clock: srv.Clock().Now},
+		Metrics: map[string]usage.MetricKind{"requests": usage.Int64},
+	}, srv.ClientOptions()...)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
+	defer r.Close(ctx)
 	_ = r.Register(ctx, usage.Consumer{EntitlementID: entitlementID, UsageReportingID: ent.UsageReportingID})
 	for range 3 {
 		srv.Clock().Advance(10 * time.Minute)
 		_ = r.Record(ctx, usage.Record{
 			EntitlementID: entitlementID,
 			Metric:        "requests",
-			Value:         5,
+			Int64:         5,
 			Labels:        map[string]string{usage.LabelResourceName: "db-1"},
 		})
 	}

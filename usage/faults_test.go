@@ -10,6 +10,7 @@ import (
 
 	mt "github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // TestFaultsNeverLoseOrDoubleBill runs 50 consumers for 10 hours (500
@@ -29,7 +30,7 @@ func TestFaultsNeverLoseOrDoubleBill(t *testing.T) {
 }
 
 func testFaultsNeverLoseOrDoubleBill(t *testing.T, mode string) {
-	e := newEnvMode(t, mode, 0.1, sqliteLedger(t, ""), usage.WithMaxRequestBytes(4000), usage.WithRPCTimeout(100*time.Millisecond))
+	e := newEnvMode(t, mode, 0.1, sqliteLedger(t, ""), withMaxRequestBytes(4000), withRPCTimeout(100*time.Millisecond))
 	for _, m := range []mt.Method{mt.MethodServicesCheck, mt.MethodServicesReport} {
 		e.srv.InjectFault(mt.Fault{Method: m, Kind: mt.FaultStatus, Status: 503, Times: -1, Rate: 0.08})
 		e.srv.InjectFault(mt.Fault{Method: m, Kind: mt.FaultRateLimit, Times: -1, Rate: 0.05})
@@ -56,7 +57,7 @@ func testFaultsNeverLoseOrDoubleBill(t *testing.T, mode string) {
 	}
 	e.clock.Advance(2 * time.Minute) // close the last hour
 	e.drain(30*time.Second, 200)
-	expired, err := e.ledger.ListWindows(t.Context(), usage.WindowQuery{States: []usage.WindowState{usage.StateExpired, usage.StateRejected}})
+	expired, err := e.ledger.ListWindows(t.Context(), ledger.WindowQuery{States: []usage.WindowState{usage.StateExpired, usage.StateRejected}})
 	require.NoError(t, err)
 	require.Empty(t, expired)
 
@@ -67,7 +68,7 @@ func testFaultsNeverLoseOrDoubleBill(t *testing.T, mode string) {
 			assert.Equal(t, e.table.total(c.EntitlementID, "requests"), billedOnce(e.srv, c.UsageReportingID, metricRequests), "billed = the source's totals")
 		}
 	}
-	windows, err := e.ledger.ListWindows(t.Context(), usage.WindowQuery{States: []usage.WindowState{usage.StateReported}})
+	windows, err := e.ledger.ListWindows(t.Context(), ledger.WindowQuery{States: []usage.WindowState{usage.StateReported}})
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, len(windows), 500)
 	t.Logf("%d windows reported; %d report calls, %d check calls reached the emulator; %d same-id resends accepted after lost responses",

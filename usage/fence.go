@@ -7,6 +7,8 @@ import (
 	"log/slog"
 
 	servicecontrol "google.golang.org/api/servicecontrol/v1"
+
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // markSent records ws as sent (Unknown, one more attempt) before the report
@@ -25,7 +27,7 @@ func (f *flush) markSent(ctx context.Context, ws []Window, ops []*servicecontrol
 		r.cfg.beforeSend()
 	}
 	if err := ctx.Err(); err != nil {
-		release := make([]WindowUpdate, len(ws))
+		release := make([]ledger.WindowUpdate, len(ws))
 		for i, w := range ws {
 			release[i] = f.released(w)
 		}
@@ -33,7 +35,7 @@ func (f *flush) markSent(ctx context.Context, ws []Window, ops []*servicecontrol
 			f.update(context.WithoutCancel(ctx), release))
 	}
 	leaseUntil := r.cfg.now().Add(r.cfg.lease)
-	sent := make([]WindowUpdate, len(ws))
+	sent := make([]ledger.WindowUpdate, len(ws))
 	for i := range ws {
 		ws[i].State = StateUnknown
 		ws[i].Attempts++
@@ -62,7 +64,7 @@ func (f *flush) markSent(ctx context.Context, ws []Window, ops []*servicecontrol
 
 // released is the update that hands a window back, unchanged, to the next
 // flush (of any replica) at once, instead of when the lease expires.
-func (f *flush) released(w Window) WindowUpdate {
+func (f *flush) released(w Window) ledger.WindowUpdate {
 	w.LeaseUntil = f.now
 	return updateOf(w)
 }
@@ -70,7 +72,7 @@ func (f *flush) released(w Window) WindowUpdate {
 // updateLost is update, also returning the operation ids not updated
 // because the lease was lost (another claim took the window after ours
 // expired; it resends the same id).
-func (f *flush) updateLost(ctx context.Context, updates []WindowUpdate) (map[string]bool, error) {
+func (f *flush) updateLost(ctx context.Context, updates []ledger.WindowUpdate) (map[string]bool, error) {
 	if len(updates) == 0 {
 		return nil, nil
 	}

@@ -11,13 +11,14 @@ import (
 
 	mt "github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // finalLedgers are the stores the final-window tests run on: Seal's
 // selection of ended consumers is the store's, not the Reporter's.
-var finalLedgers = map[string]func(t *testing.T) usage.Ledger{
-	"memstore":    func(*testing.T) usage.Ledger { return memLedger() },
-	"sqlitestore": func(t *testing.T) usage.Ledger { return sqliteLedger(t, "") },
+var finalLedgers = map[string]func(t *testing.T) ledger.Ledger{
+	"memstore":    func(*testing.T) ledger.Ledger { return memLedger() },
+	"sqlitestore": func(t *testing.T) ledger.Ledger { return sqliteLedger(t, "") },
 }
 
 // cancel registers c's cancellation at end.
@@ -45,10 +46,10 @@ func reportsOf(srv *mt.Server, consumerID string) []mt.ReportedOperation {
 // for its end.
 func TestFinalWindowSealedWithinGraceOfEnd(t *testing.T) {
 	t.Parallel()
-	for name, ledger := range finalLedgers {
+	for name, newLedger := range finalLedgers {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, ledger(t))
+			e := newEnv(t, newLedger(t))
 			t0 := e.clock.Now()
 			require.True(t, t0.Equal(t0.Truncate(time.Hour)), "the emulator starts on the hour")
 			busy := e.consumer(time.Time{}, time.Time{})
@@ -74,7 +75,7 @@ func TestFinalWindowSealedWithinGraceOfEnd(t *testing.T) {
 				final := ops[1]
 				assert.True(t, final.Start.Equal(t0.Add(time.Hour)) && final.End.Equal(end), "final window [%v, %v)", final.Start, final.End)
 				assert.False(t, final.ReportedAt.After(end.Add(usage.DefaultSealGrace)), "reported at %v", final.ReportedAt)
-				ws, err := e.ledger.ListWindows(context.Background(), usage.WindowQuery{EntitlementID: c.EntitlementID})
+				ws, err := e.ledger.ListWindows(context.Background(), ledger.WindowQuery{EntitlementID: c.EntitlementID})
 				require.NoError(t, err)
 				require.Len(t, ws, 2)
 				assert.Equal(t, usage.StateReported, ws[1].State)
@@ -105,12 +106,12 @@ func TestFinalWindowSealedWithinGraceOfEnd(t *testing.T) {
 // Expired, and no deadline alert fires.
 func TestFinalWindowRetriedBeforeItsDeadline(t *testing.T) {
 	t.Parallel()
-	for name, ledger := range finalLedgers {
+	for name, newLedger := range finalLedgers {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			var mu sync.Mutex
 			var alerts []usage.DeadlineAlert
-			e := newEnv(t, ledger(t), usage.WithDeadlineAlert(10*time.Minute, func(_ context.Context, a usage.DeadlineAlert) {
+			e := newEnv(t, newLedger(t), withDeadlineAlert(10*time.Minute, func(_ context.Context, a usage.DeadlineAlert) {
 				mu.Lock()
 				defer mu.Unlock()
 				alerts = append(alerts, a)
@@ -129,7 +130,7 @@ func TestFinalWindowRetriedBeforeItsDeadline(t *testing.T) {
 				e.clock.Advance(time.Minute)
 				e.flush()
 			}
-			ws, err := e.ledger.ListWindows(context.Background(), usage.WindowQuery{EntitlementID: c.EntitlementID})
+			ws, err := e.ledger.ListWindows(context.Background(), ledger.WindowQuery{EntitlementID: c.EntitlementID})
 			require.NoError(t, err)
 			require.Len(t, ws, 1, "one final window")
 			w := ws[0]
@@ -154,10 +155,10 @@ func TestFinalWindowRetriedBeforeItsDeadline(t *testing.T) {
 // hour, metrics and labels is billed, not taken for the rejected one.
 func TestRejectedAfterEndWindowDoesNotShadowALaterOne(t *testing.T) {
 	t.Parallel()
-	for name, ledger := range finalLedgers {
+	for name, newLedger := range finalLedgers {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, ledger(t))
+			e := newEnv(t, newLedger(t))
 			t0 := e.clock.Now()
 			c := e.consumer(time.Time{}, time.Time{})
 			e.record(c, "requests", 7, t0.Add(20*time.Minute), nil)
@@ -169,7 +170,7 @@ func TestRejectedAfterEndWindowDoesNotShadowALaterOne(t *testing.T) {
 			require.NoError(t, e.clock.Set(t0.Add(62*time.Minute)))
 			e.flush()
 			assert.Equal(t, int64(9), billedOnce(e.srv, c.UsageReportingID, metricRequests))
-			ws, err := e.ledger.ListWindows(context.Background(), usage.WindowQuery{EntitlementID: c.EntitlementID, States: []usage.WindowState{usage.StateRejected}})
+			ws, err := e.ledger.ListWindows(context.Background(), ledger.WindowQuery{EntitlementID: c.EntitlementID, States: []usage.WindowState{usage.StateRejected}})
 			require.NoError(t, err)
 			require.Len(t, ws, 1)
 			assert.Equal(t, int64(7), ws[0].Values[0].Int64)
@@ -184,10 +185,10 @@ func TestRejectedAfterEndWindowDoesNotShadowALaterOne(t *testing.T) {
 // billed in the final window.
 func TestUsageRecordedBeforeALateCancellationIsNotBilledAfterEnd(t *testing.T) {
 	t.Parallel()
-	for name, ledger := range finalLedgers {
+	for name, newLedger := range finalLedgers {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, ledger(t))
+			e := newEnv(t, newLedger(t))
 			t0 := e.clock.Now()
 			c := e.consumer(time.Time{}, time.Time{})
 			e.record(c, "requests", 5, t0.Add(10*time.Minute), nil)   // before the cancellation
@@ -199,7 +200,7 @@ func TestUsageRecordedBeforeALateCancellationIsNotBilledAfterEnd(t *testing.T) {
 			for _, op := range reportsOf(e.srv, c.UsageReportingID) {
 				assert.False(t, op.End.After(c.End), "operation [%v, %v) beyond End %v", op.Start, op.End, c.End)
 			}
-			rejected, err := e.ledger.ListWindows(context.Background(), usage.WindowQuery{EntitlementID: c.EntitlementID, States: []usage.WindowState{usage.StateRejected}})
+			rejected, err := e.ledger.ListWindows(context.Background(), ledger.WindowQuery{EntitlementID: c.EntitlementID, States: []usage.WindowState{usage.StateRejected}})
 			require.NoError(t, err)
 			require.Len(t, rejected, 1)
 			assert.Equal(t, int64(100), rejected[0].Values[0].Int64)
@@ -213,7 +214,7 @@ func TestUsageRecordedBeforeALateCancellationIsNotBilledAfterEnd(t *testing.T) {
 // contains its time.
 func TestUsageInItsWindowWhenWindowIsNotWholeMinutes(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil, usage.WithWindow(90*time.Second))
+	e := newEnv(t, nil, withWindow(90*time.Second))
 	t0 := e.clock.Now()
 	c := e.consumer(time.Time{}, time.Time{})
 	at := t0.Add(100 * time.Second) // in [1m30s, 3m00s)

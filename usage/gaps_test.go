@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // TestEveryOperationCheckedWithinABudget: after downtime, every operation of
@@ -18,7 +19,7 @@ import (
 // per flush; the rest wait for the next flush, oldest first.
 func TestEveryOperationCheckedWithinABudget(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil, usage.WithMaxChecksPerFlush(5))
+	e := newEnv(t, nil, withMaxChecksPerFlush(5))
 	t0 := e.clock.Now()
 	c := e.consumer(time.Time{}, time.Time{})
 	db := map[string]string{usage.LabelResourceName: "db-1"}
@@ -79,7 +80,7 @@ func TestUnlistedCheckErrorRejectsAfterDeadline(t *testing.T) {
 	t.Parallel()
 	var alerts alertLog
 	var serving servingLog
-	e := newEnv(t, nil, usage.WithDeadlineAlert(10*time.Minute, alerts.add), usage.WithServingChanged(serving.add))
+	e := newEnv(t, nil, withDeadlineAlert(10*time.Minute, alerts.add), withServingChanged(serving.add))
 	ctx := context.Background()
 	t0 := e.clock.Now()
 	odd := e.consumer(time.Time{}, time.Time{})
@@ -90,7 +91,7 @@ func TestUnlistedCheckErrorRejectsAfterDeadline(t *testing.T) {
 	e.record(transient, "requests", 6, t0.Add(time.Minute), nil)
 	require.NoError(t, e.clock.Set(t0.Add(time.Hour+usage.DefaultSealGrace)))
 	e.flush()
-	ws, err := e.ledger.ListWindows(ctx, usage.WindowQuery{EntitlementID: odd.EntitlementID})
+	ws, err := e.ledger.ListWindows(ctx, ledger.WindowQuery{EntitlementID: odd.EntitlementID})
 	require.NoError(t, err)
 	require.Len(t, ws, 1)
 	w := ws[0]
@@ -106,19 +107,19 @@ func TestUnlistedCheckErrorRejectsAfterDeadline(t *testing.T) {
 		e.flush()
 		e.clock.Advance(time.Minute)
 	}
-	got, err := e.ledger.ListWindows(ctx, usage.WindowQuery{OperationID: w.OperationID})
+	got, err := e.ledger.ListWindows(ctx, ledger.WindowQuery{OperationID: w.OperationID})
 	require.NoError(t, err)
 	assert.Equal(t, usage.StateRejected, got[0].State, "unlisted code: out of Pending after the bound")
 	assert.Contains(t, got[0].Reason, "API_TARGET_BLOCKED")
 	assert.True(t, alerts.missed(w.OperationID), "the operator was told")
-	tw, err := e.ledger.ListWindows(ctx, usage.WindowQuery{EntitlementID: transient.EntitlementID})
+	tw, err := e.ledger.ListWindows(ctx, ledger.WindowQuery{EntitlementID: transient.EntitlementID})
 	require.NoError(t, err)
 	assert.Equal(t, usage.StatePending, tw[0].State, "a transient code keeps its window Pending")
 	assert.Empty(t, serving.list(), "neither code blocks the consumer")
 
 	e.clock.Advance(10 * time.Minute)
 	e.flush()
-	got, err = e.ledger.ListWindows(ctx, usage.WindowQuery{OperationID: w.OperationID})
+	got, err = e.ledger.ListWindows(ctx, ledger.WindowQuery{OperationID: w.OperationID})
 	require.NoError(t, err)
 	assert.Equal(t, usage.StateRejected, got[0].State, "no longer claimed nor checked")
 
@@ -139,10 +140,10 @@ func TestStalledReporterSendsNothingAfterTakeover(t *testing.T) {
 	t.Parallel()
 	for name, tc := range map[string]struct {
 		a, b   string
-		ledger func(testing.TB) usage.Ledger
+		ledger func(testing.TB) ledger.Ledger
 	}{
-		"other owner": {"replica-a", "replica-b", func(testing.TB) usage.Ledger { return memLedger() }},
-		"same owner":  {"replica", "replica", func(t testing.TB) usage.Ledger { return sqliteLedger(t, "") }},
+		"other owner": {"replica-a", "replica-b", func(testing.TB) ledger.Ledger { return memLedger() }},
+		"same owner":  {"replica", "replica", func(t testing.TB) ledger.Ledger { return sqliteLedger(t, "") }},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -154,12 +155,12 @@ func TestStalledReporterSendsNothingAfterTakeover(t *testing.T) {
 				if stalls++; stalls > 1 {
 					return
 				}
-				e.clock.Advance(usage.DefaultLease + time.Minute)
+				e.clock.Advance(defaultLease + time.Minute)
 				require.NoError(t, b.Flush(ctx))
 			}
-			ledger := tc.ledger(t)
-			e = newEnv(t, ledger, usage.WithOwner(tc.a), usage.WithBeforeSendHook(stall))
-			b = e.newReporter(ledger, usage.WithOwner(tc.b), usage.WithBeforeSendHook(nil))
+			shared := tc.ledger(t)
+			e = newEnv(t, shared, withOwner(tc.a), usage.WithBeforeSendHook(stall))
+			b = e.newReporter(shared, withOwner(tc.b), usage.WithBeforeSendHook(nil))
 			c := e.consumer(time.Time{}, time.Time{})
 			e.record(c, "requests", 7, e.clock.Now().Add(time.Minute), nil)
 			e.clock.Advance(time.Hour)
@@ -170,7 +171,7 @@ func TestStalledReporterSendsNothingAfterTakeover(t *testing.T) {
 			assert.Empty(t, e.srv.Resends(), "A resent nothing")
 			require.Len(t, e.srv.Reports(), 1)
 			assert.Equal(t, int64(7), e.srv.BilledTotal(c.UsageReportingID, metricRequests))
-			ws, err := ledger.ListWindows(ctx, usage.WindowQuery{})
+			ws, err := shared.ListWindows(ctx, ledger.WindowQuery{})
 			require.NoError(t, err)
 			require.Len(t, ws, 1)
 			assert.Equal(t, usage.StateReported, ws[0].State, "A did not overwrite B's outcome")
@@ -188,7 +189,7 @@ func TestFlushCancelledMidCallReturnsError(t *testing.T) {
 	defer cancel()
 	// Ten-minute windows keep the hourly prune (which would fail on the
 	// cancelled context anyway) out of the cancelled flush.
-	e := newEnv(t, nil, usage.WithWindow(10*time.Minute), usage.WithAfterReportHook(cancel))
+	e := newEnv(t, nil, withWindow(10*time.Minute), usage.WithAfterReportHook(cancel))
 	c := e.consumer(time.Time{}, time.Time{})
 	e.flush()
 	e.record(c, "requests", 3, e.clock.Now().Add(time.Minute), nil)
@@ -242,7 +243,7 @@ func TestBlockedConsumerCheckedOncePerFlush(t *testing.T) {
 	}
 	require.Len(t, e.open(), 4, "four windows held")
 	for range 3 {
-		e.clock.Advance(usage.DefaultCheckCacheTTL)
+		e.clock.Advance(defaultCheckCacheTTL)
 		before := e.srv.CheckCalls(c.UsageReportingID)
 		e.flush()
 		assert.Equal(t, 1, e.srv.CheckCalls(c.UsageReportingID)-before, "one check per flush while blocked")
@@ -250,7 +251,7 @@ func TestBlockedConsumerCheckedOncePerFlush(t *testing.T) {
 	assert.Empty(t, e.srv.Reports())
 
 	e.srv.ClearCheckError(c.UsageReportingID)
-	e.clock.Advance(usage.DefaultCheckCacheTTL)
+	e.clock.Advance(defaultCheckCacheTTL)
 	e.flush()
 	require.Len(t, e.srv.Reports(), 4)
 	assert.Empty(t, e.srv.UncheckedReports(), "every operation checked with its own id")

@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/api/option"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/memstore"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 var (
@@ -29,10 +31,11 @@ type env struct {
 	t      testing.TB
 	srv    *marketplacetest.Server
 	clock  *marketplacetest.Clock
-	ledger usage.Ledger
+	ledger ledger.Ledger
 	rep    *usage.Reporter
-	opts   []usage.Option
-	table  *vendorTable // the usage source in the "source" mode, else nil
+	opts   []configFunc          // the Config of every reporter of the test
+	client []option.ClientOption // the Service Control client's options
+	table  *vendorTable          // the usage source in the "source" mode, else nil
 }
 
 func sqliteLedger(t testing.TB, path string) *sqlitestore.Store {
@@ -48,19 +51,18 @@ func sqliteLedger(t testing.TB, path string) *sqlitestore.Store {
 
 // newEnv starts an emulator and a Reporter on its clock over ledger
 // (memstore when nil).
-func newEnv(t testing.TB, ledger usage.Ledger, opts ...usage.Option) *env {
+func newEnv(t testing.TB, ledger ledger.Ledger, opts ...configFunc) *env {
 	t.Helper()
 	srv := marketplacetest.New(t)
 	if ledger == nil {
 		ledger = memstore.New()
 	}
-	e := &env{t: t, srv: srv, clock: srv.Clock(), ledger: ledger}
-	e.opts = append([]usage.Option{
-		usage.WithClientOptions(srv.ClientOptions()...),
-		usage.WithClock(srv.Clock().Now),
-		usage.WithMetric("requests", usage.Int64),
-		usage.WithMetric("storage_gib", usage.Int64),
-		usage.WithRPCTimeout(2 * time.Second),
+	e := &env{t: t, srv: srv, clock: srv.Clock(), ledger: ledger, client: srv.ClientOptions()}
+	e.opts = append([]configFunc{
+		withClock(srv.Clock().Now),
+		withMetric("requests", usage.Int64),
+		withMetric("storage_gib", usage.Int64),
+		withRPCTimeout(2 * time.Second),
 	}, opts...)
 	e.rep = e.newReporter(ledger)
 	return e
@@ -73,13 +75,13 @@ var usageModes = []string{"record", "source"}
 // newEnvMode is newEnv where usage comes, by mode, from Record or from a
 // vendorTable the reporter reads as its source (WithSource) for "requests".
 // The table fails failRate of its calls.
-func newEnvMode(t testing.TB, mode string, failRate float64, ledger usage.Ledger, opts ...usage.Option) *env {
+func newEnvMode(t testing.TB, mode string, failRate float64, ledger ledger.Ledger, opts ...configFunc) *env {
 	t.Helper()
 	if mode == "record" {
 		return newEnv(t, ledger, opts...)
 	}
 	table := &vendorTable{failRate: failRate, rng: rand.New(rand.NewPCG(3, 3))}
-	e := newEnv(t, ledger, append(opts, usage.WithSource(table, "requests"))...)
+	e := newEnv(t, ledger, append(opts, withSource(table, "requests"))...)
 	e.table = table
 	return e
 }
@@ -135,7 +137,7 @@ func (v *vendorTable) Totals(_ context.Context, q usage.SourceQuery) ([]usage.To
 		if r.entitlement != q.EntitlementID || r.at.Before(q.Start) || !r.at.Before(q.End) {
 			continue
 		}
-		out = append(out, usage.Total{Metric: r.metric, Value: r.value, Labels: r.labels}) // duplicates add up
+		out = append(out, usage.Total{Metric: r.metric, Int64: r.value, Labels: r.labels}) // duplicates add up
 	}
 	return out, nil
 }
@@ -153,9 +155,9 @@ func (v *vendorTable) total(entitlement, metric string) int64 {
 	return n
 }
 
-func (e *env) newReporter(ledger usage.Ledger, extra ...usage.Option) *usage.Reporter {
+func (e *env) newReporter(ledger ledger.Ledger, extra ...configFunc) *usage.Reporter {
 	e.t.Helper()
-	r, err := usage.New(context.Background(), e.srv.ServiceName(), ledger, append(slices.Clone(e.opts), extra...)...)
+	r, err := usage.New(context.Background(), e.srv.ServiceName(), ledger, configOf(append(slices.Clone(e.opts), extra...)...), e.client...)
 	require.NoError(e.t, err)
 	return r
 }
@@ -182,7 +184,7 @@ func (e *env) record(c usage.Consumer, metric string, v int64, at time.Time, lab
 		require.NoError(e.t, e.clock.Set(at))
 	}
 	require.NoError(e.t, e.rep.Record(context.Background(), usage.Record{
-		EntitlementID: c.EntitlementID, Metric: metric, Value: v, Time: at, Labels: labels,
+		EntitlementID: c.EntitlementID, Metric: metric, Int64: v, Time: at, Labels: labels,
 	}))
 }
 
@@ -207,7 +209,7 @@ func (e *env) drain(step time.Duration, rounds int) {
 
 func (e *env) open() []usage.Window {
 	e.t.Helper()
-	ws, err := e.ledger.ListWindows(context.Background(), usage.WindowQuery{States: []usage.WindowState{usage.StatePending, usage.StateUnknown}})
+	ws, err := e.ledger.ListWindows(context.Background(), ledger.WindowQuery{States: []usage.WindowState{usage.StatePending, usage.StateUnknown}})
 	require.NoError(e.t, err)
 	return ws
 }
@@ -250,6 +252,6 @@ func requireContiguous(t testing.TB, srv *marketplacetest.Server, consumerID str
 	require.True(t, ivs[len(ivs)-1].e.Equal(to), "last window ends %v, want %v", ivs[len(ivs)-1].e, to)
 }
 
-func memLedger() usage.Ledger { return memstore.New() }
+func memLedger() ledger.Ledger { return memstore.New() }
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }

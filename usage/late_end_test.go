@@ -53,7 +53,7 @@ func TestConfirmedEndNotMovedLaterByRegister(t *testing.T) {
 			if e.table != nil {
 				e.table.add(c.EntitlementID, metricRequests, 400, t0.Add(30*time.Minute), nil)
 			} else {
-				err = e.rep.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 400, Time: t0.Add(30 * time.Minute)})
+				err = e.rep.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 400, Time: t0.Add(30 * time.Minute)})
 				assert.ErrorIs(t, err, usage.ErrAfterEnd, "usage after the confirmed end must be refused")
 			}
 			require.NoError(t, e.clock.Set(t0.Add(75*time.Minute)))
@@ -103,7 +103,7 @@ func TestTermEndCancellationNotMovedLater(t *testing.T) {
 	cc := c
 	cc.End = ent.UpdateTime // registerUsage: CANCELLED, prev.CancelTime zero
 	require.NoError(t, e.rep.Register(ctx, cc))
-	err = e.rep.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 400, Time: offerEnd.Add(20 * time.Minute)})
+	err = e.rep.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 400, Time: offerEnd.Add(20 * time.Minute)})
 	assert.ErrorIs(t, err, usage.ErrAfterEnd)
 	require.NoError(t, e.clock.Set(offerEnd.Add(2*time.Hour)))
 	e.drain(time.Minute, 5)

@@ -9,11 +9,12 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
 	"google.golang.org/api/googleapi"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/internal/apistatus"
 	"github.com/gcpmarketplace/gcpmarketplace/internal/telemetry"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 const meterName = "github.com/gcpmarketplace/gcpmarketplace/usage"
@@ -31,41 +32,15 @@ const gaugeWindowLimit = 10000
 // gaugeTimeout bounds the ledger reads of one collection of the gauges.
 const gaugeTimeout = 5 * time.Second
 
-// WithMeterProvider sets the OpenTelemetry MeterProvider the reporter's
-// metrics are created from. Without it, metrics are no-ops. Instruments
-// (attributes in brackets; never ids):
-//   - gcpmarketplace.servicecontrol.calls {call} [method]: services.check
-//     and services.report calls;
-//   - gcpmarketplace.servicecontrol.errors {call} [method, status]: calls
-//     that failed, by canonical status (CANCELLED, DEADLINE_EXCEEDED or
-//     UNKNOWN when no response came back);
-//   - gcpmarketplace.servicecontrol.duration s [method];
-//   - gcpmarketplace.usage.check_errors {error} [code]: CheckErrors
-//     services.check answered, by code (BILLING_DISABLED, ...);
-//   - gcpmarketplace.usage.windows {window} [state]: gauge of the windows
-//     not reported (pending, unknown, expired) and rejected, in the ledger
-//     (saturating at 10000 per query);
-//   - gcpmarketplace.usage.oldest_unreported_age s: gauge, how long ago the
-//     oldest pending, unknown or expired window ended (0 if none);
-//   - gcpmarketplace.usage.consumers.blocked {consumer}: gauge of the
-//     consumers blocked by a stop-serving check error.
-//
-// The gauges read the ledger at each collection (within 5 s) for as long
-// as the MeterProvider lives: create one Reporter per MeterProvider.
-func WithMeterProvider(mp metric.MeterProvider) Option {
-	return func(c *config) { c.meterProvider = mp }
-}
-
 type metrics struct {
 	calls, errors, checkErrors metric.Int64Counter
 	duration                   metric.Float64Histogram
 }
 
-func newMetrics(mp metric.MeterProvider) (metrics, error) {
-	if mp == nil {
-		mp = noop.NewMeterProvider()
-	}
-	m := mp.Meter(meterName)
+// newMetrics creates the instruments (listed on Config.Runtime) from rt's
+// MeterProvider: no-ops without one.
+func newMetrics(rt gcpmarketplace.Runtime) (metrics, error) {
+	m := rt.Meter(meterName)
 	var (
 		out  metrics
 		errs []error
@@ -101,37 +76,37 @@ func (m *metrics) checkError(ctx context.Context, code string) {
 }
 
 // registerGauges observes the ledger's backlog and blocked consumers at
-// each collection.
-func (r *Reporter) registerGauges(mp metric.MeterProvider) error {
-	m := mp.Meter(meterName)
+// each collection, until Close unregisters the returned registration.
+func (r *Reporter) registerGauges(rt gcpmarketplace.Runtime) (metric.Registration, error) {
+	m := rt.Meter(meterName)
 	windows, err := m.Int64ObservableGauge("gcpmarketplace.usage.windows",
 		metric.WithDescription("Usage windows not reported (pending, unknown, expired) or rejected, by state."), metric.WithUnit("{window}"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	oldest, err := m.Float64ObservableGauge("gcpmarketplace.usage.oldest_unreported_age",
 		metric.WithDescription("Time since the end of the oldest usage window not yet reported."), metric.WithUnit("s"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	blocked, err := m.Int64ObservableGauge("gcpmarketplace.usage.consumers.blocked",
 		metric.WithDescription("Consumers blocked by a stop-serving check error."), metric.WithUnit("{consumer}"))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+	return m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		ctx, cancel := context.WithTimeout(ctx, gaugeTimeout)
 		defer cancel()
-		open, err := r.ledger.ListWindows(ctx, WindowQuery{
+		open, err := r.ledger.ListWindows(ctx, ledger.WindowQuery{
 			States: []WindowState{StatePending, StateUnknown, StateExpired}, Limit: gaugeWindowLimit})
 		if err != nil {
 			return fmt.Errorf("usage: reading the ledger for metrics: %w", err)
 		}
-		rejected, err := r.ledger.ListWindows(ctx, WindowQuery{States: []WindowState{StateRejected}, Limit: gaugeWindowLimit})
+		rejected, err := r.ledger.ListWindows(ctx, ledger.WindowQuery{States: []WindowState{StateRejected}, Limit: gaugeWindowLimit})
 		if err != nil {
 			return fmt.Errorf("usage: reading the ledger for metrics: %w", err)
 		}
-		consumers, err := r.ledger.ListConsumers(ctx, ConsumerQuery{BlockedOnly: true})
+		consumers, err := r.ledger.ListConsumers(ctx, ledger.ConsumerQuery{BlockedOnly: true})
 		if err != nil {
 			return fmt.Errorf("usage: reading the ledger for metrics: %w", err)
 		}
@@ -151,7 +126,6 @@ func (r *Reporter) registerGauges(mp metric.MeterProvider) error {
 		o.ObserveInt64(blocked, int64(len(consumers)))
 		return nil
 	}, windows, oldest, blocked)
-	return err
 }
 
 // statusOf is the canonical status of a failed call: a closed set, fit for

@@ -12,7 +12,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
-	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
 
 // collectMetrics flattens every data point to "name attr=value ..." → value.
@@ -68,7 +67,8 @@ func attrs(kvs []attribute.KeyValue) []string {
 func TestMetrics(t *testing.T) {
 	t.Parallel()
 	reader := sdkmetric.NewManualReader()
-	e := newEnv(t, nil, usage.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	e := newEnv(t, nil, withMeterProvider(mp))
 	t0 := e.clock.Now()
 	paying := e.consumer(t0, time.Time{})
 	broke := e.consumer(t0, time.Time{})
@@ -108,4 +108,18 @@ func TestMetrics(t *testing.T) {
 	assert.Equal(t, 0.0, got["gcpmarketplace.usage.windows state=pending"]+got["gcpmarketplace.usage.windows state=unknown"])
 	assert.Equal(t, 0.0, got["gcpmarketplace.usage.consumers.blocked"])
 	assert.Equal(t, 0.0, got["gcpmarketplace.usage.oldest_unreported_age"])
+
+	// Close unregisters the gauges: a later Reporter on the same
+	// MeterProvider observes them alone.
+	require.NoError(t, e.rep.Close(context.Background()))
+	got = collectMetrics(t, reader)
+	_, observed := got["gcpmarketplace.usage.consumers.blocked"]
+	assert.False(t, observed, "gauges still observed after Close")
+	e.srv.SetCheckError(broke.UsageReportingID, "BILLING_DISABLED")
+	e.clock.Advance(time.Hour)
+	next := e.newReporter(e.ledger, withMeterProvider(mp))
+	require.NoError(t, next.Flush(context.Background()))
+	got = collectMetrics(t, reader)
+	assert.Equal(t, 1.0, got["gcpmarketplace.usage.consumers.blocked"], "observed once, by the new reporter")
+	require.NoError(t, next.Close(context.Background()))
 }

@@ -12,7 +12,10 @@ import (
 // name-based UUID of "https://github.com/gcpmarketplace/gcpmarketplace/usage"
 // in the URL namespace. It is part of the ids already sent to Google: never
 // change it.
-var OperationNamespace = uuid.MustParse("41011756-6b34-584c-85b5-f28b183eecb6")
+const OperationNamespace = "41011756-6b34-584c-85b5-f28b183eecb6"
+
+// operationNamespace is OperationNamespace parsed.
+var operationNamespace = uuid.MustParse(OperationNamespace)
 
 // OperationID returns the operation id of a window: the UUIDv5, in
 // OperationNamespace, of the name
@@ -28,7 +31,7 @@ func OperationID(entitlementID string, start time.Time, metrics []string, labels
 	ms := append([]string(nil), metrics...)
 	sort.Strings(ms)
 	name := strings.Join([]string{"usage/v1", entitlementID, start.UTC().Format(time.RFC3339Nano), strings.Join(ms, ","), labels}, "\x00")
-	return uuid.NewSHA1(OperationNamespace, []byte(name)).String()
+	return uuid.NewSHA1(operationNamespace, []byte(name)).String()
 }
 
 // afterEndOperationID is the ledger id of a window of usage recorded at or
@@ -43,5 +46,5 @@ func afterEndOperationID(entitlementID string, start time.Time, metrics []string
 	sort.Strings(ms)
 	name := strings.Join([]string{"usage/v1/after-end", entitlementID, start.UTC().Format(time.RFC3339Nano),
 		strings.Join(ms, ","), labels, sealedAt.UTC().Format(time.RFC3339Nano)}, "\x00")
-	return uuid.NewSHA1(OperationNamespace, []byte(name)).String()
+	return uuid.NewSHA1(operationNamespace, []byte(name)).String()
 }

@@ -10,12 +10,14 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // Read-back page sizes (ReadBackQuery.Limit).
 const (
-	DefaultReadBackLimit = 1000
-	MaxReadBackLimit     = 10000
+	defaultReadBackLimit = 1000
+	maxReadBackLimit     = 10000
 )
 
 // ReadBackQuery selects the windows Reporter.ReadBack lists and
@@ -32,12 +34,12 @@ type ReadBackQuery struct {
 	// for the next page); zero: from the first window.
 	After WindowKey
 	// Limit is the page size of ReadBack, and the size of the pages Export
-	// reads: <= 0 means DefaultReadBackLimit; more than MaxReadBackLimit is
+	// reads: <= 0 means 1,000; more than 10,000 is
 	// refused.
 	Limit int
 }
 
-func (q ReadBackQuery) check() (WindowQuery, error) {
+func (q ReadBackQuery) check() (ledger.WindowQuery, error) {
 	var errs []error
 	for _, s := range q.States {
 		if !slices.Contains([]WindowState{StatePending, StateUnknown, StateReported, StateRejected, StateExpired}, s) {
@@ -50,14 +52,14 @@ func (q ReadBackQuery) check() (WindowQuery, error) {
 	limit := q.Limit
 	switch {
 	case limit <= 0:
-		limit = DefaultReadBackLimit
-	case limit > MaxReadBackLimit:
-		errs = append(errs, fmt.Errorf("limit %d above %d", limit, MaxReadBackLimit))
+		limit = defaultReadBackLimit
+	case limit > maxReadBackLimit:
+		errs = append(errs, fmt.Errorf("limit %d above %d", limit, maxReadBackLimit))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return WindowQuery{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return ledger.WindowQuery{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return WindowQuery{
+	return ledger.WindowQuery{
 		States: q.States, EntitlementID: q.EntitlementID, From: q.From, To: q.To, After: q.After,
 		// One more than the page, to know whether another page follows
 		// without an extra query that would always come back empty.
@@ -76,8 +78,8 @@ func (q ReadBackQuery) check() (WindowQuery, error) {
 // have moved on since an earlier page), and a window sealed during the
 // listing with a Start before the cursor is not in it.
 //
-// The ledger keeps Reported and Rejected windows for WithRetention
-// (DefaultRetention, 40 days, after they were sealed) and Flush then
+// The ledger keeps Reported and Rejected windows for Config.Retention
+// (40 days by default, after they were sealed) and Flush then
 // prunes them: export what you need to keep longer (see Export).
 func (r *Reporter) ReadBack(ctx context.Context, q ReadBackQuery) (ws []Window, next WindowKey, err error) {
 	wq, err := q.check()
@@ -210,7 +212,7 @@ func exportLines(w Window) []exportLine {
 //
 // An error after the first line leaves w with a truncated export: the
 // caller must discard it (an HTTP handler should abort the response rather
-// than end it normally). Windows pruned after the retention (WithRetention)
+// than end it normally). Windows pruned after the retention (Config.Retention)
 // are no longer listed.
 func (r *Reporter) Export(ctx context.Context, w io.Writer, format ExportFormat, q ReadBackQuery) (lines int, err error) {
 	if _, err := ParseExportFormat(string(format)); err != nil {

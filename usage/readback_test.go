@@ -15,6 +15,7 @@ import (
 
 	mt "github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // exported is one line of usage.Export as a vendor's reconciliation job
@@ -83,7 +84,7 @@ func TestReadBackReconcilesWithBilling(t *testing.T) {
 	e.clock.Advance(2 * time.Hour)
 	e.drain(time.Minute, 20)
 
-	all, err := e.ledger.ListWindows(t.Context(), usage.WindowQuery{})
+	all, err := e.ledger.ListWindows(t.Context(), ledger.WindowQuery{})
 	require.NoError(t, err)
 	var paged []usage.Window
 	q := usage.ReadBackQuery{Limit: 2}
@@ -202,7 +203,7 @@ func TestReadBackFilters(t *testing.T) {
 	for name, q := range map[string]usage.ReadBackQuery{
 		"unknown state":  {States: []usage.WindowState{"billed"}},
 		"to before from": {From: t0.Add(time.Hour), To: t0},
-		"limit too big":  {Limit: usage.MaxReadBackLimit + 1},
+		"limit too big":  {Limit: maxReadBackLimit + 1},
 	} {
 		_, _, err := e.rep.ReadBack(t.Context(), q)
 		require.ErrorIs(t, err, usage.ErrInvalid, name)

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
@@ -82,18 +83,18 @@ func TestRecordRefusesBadInput(t *testing.T) {
 		rec  usage.Record
 		want error
 	}{
-		"unknown entitlement": {usage.Record{EntitlementID: "nope", Metric: "requests", Value: 1}, usage.ErrUnknownConsumer},
-		"empty entitlement":   {usage.Record{Metric: "requests", Value: 1}, usage.ErrInvalid},
-		"negative value":      {usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: -1}, usage.ErrInvalid},
-		"unknown metric":      {usage.Record{EntitlementID: c.EntitlementID, Metric: "cpu", Value: 1}, usage.ErrInvalid},
-		"double on int64":     {usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", DoubleValue: 1.5}, usage.ErrInvalid},
-		"future":              {usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 1, Time: t0.Add(time.Second)}, usage.ErrInvalid},
-		"before start":        {usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 1, Time: t0.Add(-3 * time.Hour)}, usage.ErrBeforeStart},
-		"upper-case label":    {usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 1, Labels: map[string]string{"Env": "x"}}, usage.ErrInvalid},
-		"label value space":   {usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 1, Labels: map[string]string{"env": "a b"}}, usage.ErrInvalid},
-		"label too long":      {usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 1, Labels: map[string]string{"env": long}}, usage.ErrInvalid},
-		"foreign prefix":      {usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 1, Labels: map[string]string{"example.com/x": "y"}}, usage.ErrInvalid},
-		"key starts digit":    {usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 1, Labels: map[string]string{"1x": "y"}}, usage.ErrInvalid},
+		"unknown entitlement": {usage.Record{EntitlementID: "nope", Metric: "requests", Int64: 1}, usage.ErrUnknownConsumer},
+		"empty entitlement":   {usage.Record{Metric: "requests", Int64: 1}, usage.ErrInvalid},
+		"negative value":      {usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: -1}, usage.ErrInvalid},
+		"unknown metric":      {usage.Record{EntitlementID: c.EntitlementID, Metric: "cpu", Int64: 1}, usage.ErrInvalid},
+		"double on int64":     {usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Double: 1.5}, usage.ErrInvalid},
+		"future":              {usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 1, Time: t0.Add(time.Second)}, usage.ErrInvalid},
+		"before start":        {usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 1, Time: t0.Add(-3 * time.Hour)}, usage.ErrBeforeStart},
+		"upper-case label":    {usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 1, Labels: map[string]string{"Env": "x"}}, usage.ErrInvalid},
+		"label value space":   {usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 1, Labels: map[string]string{"env": "a b"}}, usage.ErrInvalid},
+		"label too long":      {usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 1, Labels: map[string]string{"env": long}}, usage.ErrInvalid},
+		"foreign prefix":      {usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 1, Labels: map[string]string{"example.com/x": "y"}}, usage.ErrInvalid},
+		"key starts digit":    {usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 1, Labels: map[string]string{"1x": "y"}}, usage.ErrInvalid},
 	}
 	for name, tc := range cases {
 		err := e.rep.Record(ctx, tc.rec)
@@ -101,7 +102,7 @@ func TestRecordRefusesBadInput(t *testing.T) {
 	}
 	// After the end (cancellation) too, once the clock is past it.
 	e.clock.Advance(3 * time.Hour)
-	err := e.rep.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 1})
+	err := e.rep.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 1})
 	assert.ErrorIs(t, err, usage.ErrAfterEnd)
 
 	// Nothing was stored: the windows carry zeros only.
@@ -187,7 +188,7 @@ func TestCancellationMidHour(t *testing.T) {
 	c.End = t0.Add(30 * time.Minute)
 	require.NoError(t, e.rep.Register(context.Background(), c))
 	e.record(c, "requests", 2, t0.Add(20*time.Minute), nil)
-	err := e.rep.Record(context.Background(), usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 9, Time: t0.Add(31 * time.Minute)})
+	err := e.rep.Record(context.Background(), usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 9, Time: t0.Add(31 * time.Minute)})
 	require.ErrorIs(t, err, usage.ErrAfterEnd)
 
 	for range 4 {
@@ -200,7 +201,7 @@ func TestCancellationMidHour(t *testing.T) {
 	assert.Equal(t, int64(6), e.srv.BilledTotal(c.UsageReportingID, metricRequests))
 	assert.Empty(t, e.srv.Violations())
 	// Late usage from before the cancellation can no longer be carried.
-	err = e.rep.Record(context.Background(), usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 1, Time: t0.Add(29 * time.Minute)})
+	err = e.rep.Record(context.Background(), usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 1, Time: t0.Add(29 * time.Minute)})
 	assert.ErrorIs(t, err, usage.ErrWindowSealed)
 }
 
@@ -253,17 +254,19 @@ func TestDoubleMetric(t *testing.T) {
 	t.Parallel()
 	svc := "svc.endpoints.acme.cloud.goog"
 	srv := marketplacetest.New(t, marketplacetest.WithService(svc, "requests", "cpu_hours"))
-	r, err := usage.New(context.Background(), svc, memLedger(), usage.WithClientOptions(srv.ClientOptions()...),
-		usage.WithClock(srv.Clock().Now), usage.WithMetric("requests", usage.Int64), usage.WithMetric(svc+"/cpu_hours", usage.Double))
+	r, err := usage.New(context.Background(), svc, memLedger(), &usage.Config{
+		Runtime: gcpmarketplace.Runtime{Clock: srv.Clock().Now},
+		Metrics: map[string]usage.MetricKind{"requests": usage.Int64, svc + "/cpu_hours": usage.Double},
+	}, srv.ClientOptions()...)
 	require.NoError(t, err)
 	id, err := srv.Purchase(context.Background(), marketplacetest.PurchaseParams{UsageBased: true})
 	require.NoError(t, err)
 	ent, _ := srv.Entitlement(id)
 	require.NoError(t, r.Register(context.Background(), usage.Consumer{EntitlementID: id, UsageReportingID: ent.UsageReportingID}))
 	for range 3 {
-		require.NoError(t, r.Record(context.Background(), usage.Record{EntitlementID: id, Metric: "cpu_hours", DoubleValue: 0.25}))
+		require.NoError(t, r.Record(context.Background(), usage.Record{EntitlementID: id, Metric: "cpu_hours", Double: 0.25}))
 	}
-	err = r.Record(context.Background(), usage.Record{EntitlementID: id, Metric: "cpu_hours", Value: 1})
+	err = r.Record(context.Background(), usage.Record{EntitlementID: id, Metric: "cpu_hours", Int64: 1})
 	require.ErrorIs(t, err, usage.ErrInvalid)
 	srv.Clock().Advance(2 * time.Hour)
 	require.NoError(t, r.Flush(context.Background()))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 type servingLog struct {
@@ -32,11 +33,11 @@ func (l *servingLog) list() []usage.ServingChange {
 
 func TestStopServingCodesBlockAndReplay(t *testing.T) {
 	t.Parallel()
-	for _, code := range usage.DefaultStopServingCodes {
+	for _, code := range usage.DefaultStopServingCodes() {
 		t.Run(code, func(t *testing.T) {
 			t.Parallel()
 			var log servingLog
-			e := newEnv(t, nil, usage.WithServingChanged(log.add))
+			e := newEnv(t, nil, withServingChanged(log.add))
 			ctx := context.Background()
 			c := e.consumer(time.Time{}, time.Time{})
 			e.srv.SetCheckError(c.UsageReportingID, code)
@@ -64,7 +65,7 @@ func TestStopServingCodesBlockAndReplay(t *testing.T) {
 			assert.Contains(t, backlog[0].Reason, code)
 
 			e.srv.ClearCheckError(c.UsageReportingID)
-			e.clock.Advance(usage.DefaultCheckCacheTTL)
+			e.clock.Advance(defaultCheckCacheTTL)
 			e.flush()
 			require.Len(t, log.list(), 2)
 			assert.True(t, log.list()[1].Serving)
@@ -83,7 +84,7 @@ func TestTransientCheckErrorDoesNotBlock(t *testing.T) {
 		t.Run(code, func(t *testing.T) {
 			t.Parallel()
 			var log servingLog
-			e := newEnv(t, nil, usage.WithServingChanged(log.add))
+			e := newEnv(t, nil, withServingChanged(log.add))
 			c := e.consumer(time.Time{}, time.Time{})
 			e.srv.SetCheckError(c.UsageReportingID, code)
 			e.record(c, "requests", 5, e.clock.Now().Add(time.Minute), nil)
@@ -128,7 +129,7 @@ func TestPartialReportErrors(t *testing.T) {
 	e.flush()
 	assert.Equal(t, 1, e.srv.ReportCalls())
 	byID := map[string]usage.Window{}
-	all, err := e.ledger.ListWindows(ctx, usage.WindowQuery{})
+	all, err := e.ledger.ListWindows(ctx, ledger.WindowQuery{})
 	require.NoError(t, err)
 	for _, w := range all {
 		byID[w.OperationID] = w
@@ -140,7 +141,7 @@ func TestPartialReportErrors(t *testing.T) {
 
 	e.clock.Advance(time.Minute)
 	e.flush()
-	all, err = e.ledger.ListWindows(ctx, usage.WindowQuery{OperationID: ws[0].OperationID})
+	all, err = e.ledger.ListWindows(ctx, ledger.WindowQuery{OperationID: ws[0].OperationID})
 	require.NoError(t, err)
 	assert.Equal(t, usage.StateReported, all[0].State)
 	assert.Equal(t, 2, all[0].Attempts)
@@ -164,7 +165,7 @@ func sealedWindows(t *testing.T, e *env) []usage.Window {
 	e.srv.InjectFault(marketplacetest.Fault{Method: marketplacetest.MethodServicesCheck, Kind: marketplacetest.FaultStatus, Status: 503, Times: -1})
 	e.flush()
 	e.srv.ClearFaults()
-	ws, err := e.ledger.ListWindows(context.Background(), usage.WindowQuery{})
+	ws, err := e.ledger.ListWindows(context.Background(), ledger.WindowQuery{})
 	require.NoError(t, err)
 	e.clock.Advance(time.Minute) // past the check-failure backoff
 	return ws
@@ -176,7 +177,7 @@ func TestUnknownWindowExpiresAtDeadline(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	var alerts []usage.DeadlineAlert
-	e := newEnv(t, nil, usage.WithDeadlineAlert(20*time.Minute, func(_ context.Context, a usage.DeadlineAlert) {
+	e := newEnv(t, nil, withDeadlineAlert(20*time.Minute, func(_ context.Context, a usage.DeadlineAlert) {
 		mu.Lock()
 		alerts = append(alerts, a)
 		mu.Unlock()
@@ -213,7 +214,7 @@ func TestUnknownWindowExpiresAtDeadline(t *testing.T) {
 	// The operator reconciles and settles it.
 	e.srv.ClearFaults()
 	require.NoError(t, e.rep.Settle(ctx, w.OperationID, usage.StateRejected, "not in the billing export"))
-	ws, err := e.ledger.ListWindows(ctx, usage.WindowQuery{OperationID: w.OperationID})
+	ws, err := e.ledger.ListWindows(ctx, ledger.WindowQuery{OperationID: w.OperationID})
 	require.NoError(t, err)
 	assert.Equal(t, usage.StateRejected, ws[0].State)
 }
@@ -224,7 +225,7 @@ func TestUnknownWindowExpiresAtDeadline(t *testing.T) {
 func TestStopServingAppliesToEveryEntitlementOfTheConsumer(t *testing.T) {
 	t.Parallel()
 	var log servingLog
-	e := newEnv(t, nil, usage.WithServingChanged(log.add))
+	e := newEnv(t, nil, withServingChanged(log.add))
 	ctx := context.Background()
 	first := e.consumer(time.Time{}, time.Time{})
 	id, err := e.srv.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true})
@@ -243,7 +244,7 @@ func TestStopServingAppliesToEveryEntitlementOfTheConsumer(t *testing.T) {
 	require.Len(t, log.list(), 2)
 
 	e.srv.ClearCheckError(first.UsageReportingID)
-	e.clock.Advance(usage.DefaultCheckCacheTTL)
+	e.clock.Advance(defaultCheckCacheTTL)
 	e.flush()
 	for _, c := range []usage.Consumer{first, second} {
 		st, err := e.rep.Serving(ctx, c.EntitlementID)
@@ -273,7 +274,7 @@ func TestReportErrorPermissionIsRetried(t *testing.T) {
 	e.srv.InjectReportError(ws[1].OperationID, 16, "Request had invalid authentication credentials")
 	e.flush()
 	for _, w := range ws {
-		got, err := e.ledger.ListWindows(ctx, usage.WindowQuery{OperationID: w.OperationID})
+		got, err := e.ledger.ListWindows(ctx, ledger.WindowQuery{OperationID: w.OperationID})
 		require.NoError(t, err)
 		assert.Equal(t, usage.StatePending, got[0].State, got[0].Reason)
 	}

@@ -5,26 +5,27 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // Source gives a consumer's usage totals from the vendor's own records (a
 // metering table, a warehouse), for vendors that already meter there and do
-// not want to call Record. See WithSource.
+// not want to call Record. See Config.Source.
 //
 // Totals returns, for the consumer q names, the total of each metric per
 // set of user labels over [q.Start, q.End): at most one Total per metric
 // and label set (duplicates are added up), none for a metric without usage.
 // It is called once per window and consumer when the window is due to be
-// sealed (its end plus the seal grace, WithSealGrace), from several
-// goroutines at once, each call bounded by WithRPCTimeout. Its answer is
+// sealed (its end plus the seal grace, Config.SealGrace), from several
+// goroutines at once, each call bounded by Config.RPCTimeout. Its answer is
 // final: once sealed, the window's numbers are persisted and sent under one
 // operation id, and usage the vendor's records gain later for that interval
-// is never billed. Give late writes time with WithSealGrace.
+// is never billed. Give late writes time with Config.SealGrace.
 //
 // An error (or a timeout) holds the consumer: none of its windows is
 // sealed, it is asked again at the next flush, and a DeadlineAlert with
@@ -51,12 +52,12 @@ type SourceQuery struct {
 // Total is a Source's total of one metric with one set of user labels.
 type Total struct {
 	// Metric is the full metric name or the metric id, one of the metrics
-	// WithSource gave the source.
+	// Config.SourceMetrics gave the source.
 	Metric string
-	// Value is the total of an Int64 metric, not negative.
-	Value int64
-	// DoubleValue is the total of a Double metric, finite and not negative.
-	DoubleValue float64
+	// Int64 is the total of an Int64 metric, not negative.
+	Int64 int64
+	// Double is the total of a Double metric, finite and not negative.
+	Double float64
 	// Labels are the operation's userLabels, as in Record.Labels.
 	Labels map[string]string
 }
@@ -83,54 +84,11 @@ func (e *SourceError) Error() string {
 
 func (e *SourceError) Unwrap() error { return e.Err }
 
-// WithSource takes the usage of the given metrics (all declared metrics if
-// none is named) from src, asked at seal for each consumer's totals per
-// window, instead of from Record. The two do not mix for a metric: Record
-// refuses a metric the source provides (ErrInvalid), and the source may
-// only return its own metrics, so no unit can be counted by both. Metrics
-// not given to the source are recorded as usual; a window's operation then
-// carries the recorded and the source's metrics of the same label set.
-func WithSource(src Source, metrics ...string) Option {
-	return func(c *config) {
-		if src == nil {
-			c.err = errors.Join(c.err, errors.New("nil usage source"))
-			return
-		}
-		c.source, c.sourceMetrics = src, metrics
-	}
-}
-
-// resolveSourceMetrics turns the metrics given to WithSource into full
-// names, every declared metric when none was given.
-func (c *config) resolveSourceMetrics(serviceName string) error {
-	if c.source == nil {
-		return nil
-	}
-	c.fromSource = map[string]bool{}
-	if len(c.sourceMetrics) == 0 {
-		for m := range c.metrics {
-			c.fromSource[m] = true
-		}
-		return nil
-	}
-	for _, m := range c.sourceMetrics {
-		full := m
-		if !strings.Contains(m, "/") {
-			full = serviceName + "/" + m
-		}
-		if _, ok := c.metrics[full]; !ok {
-			return fmt.Errorf("usage source metric %q not declared with WithMetric", m)
-		}
-		c.fromSource[full] = true
-	}
-	return nil
-}
-
 // sourceWindow is one window whose totals were read from the source before
 // Seal, kept as the usage rows Seal's fn folds into the window.
 type sourceWindow struct {
 	start, end time.Time
-	rows       []UsageRow
+	rows       []ledger.Row
 }
 
 // sourceTotals is what the source answered for the consumers due to be
@@ -143,71 +101,21 @@ type sourceTotals map[string][]sourceWindow
 // totals read are not for the windows to seal; Flush reads again.
 var errSourceStale = errors.New("usage: consumer changed since its usage source was read")
 
-// dueWindows lists the windows sealFunc seals for c under p: from its
-// frontier to p.Before, or to its End when that is earlier or c is ended.
-// The source is asked for exactly these.
-func (r *Reporter) dueWindows(c ConsumerState, p SealParams) [][2]time.Time {
-	limit := p.Before
-	if !c.End.IsZero() && (c.End.Before(limit) || p.EndedBy(c.Consumer)) {
-		limit = c.End
-	}
-	var out [][2]time.Time
-	for ws := c.Frontier; ws.Before(limit); {
-		we := r.windowStart(ws).Add(r.cfg.window)
-		if !c.End.IsZero() && c.End.Before(we) {
-			we = c.End
-		}
-		out = append(out, [2]time.Time{ws, we})
-		ws = we
-	}
-	return out
-}
-
-// seal seals every window due under p, first reading the usage source (if
-// any) for them. A consumer that changed between that read and Seal makes
-// Seal roll back its batch (errSourceStale); the read is then repeated, a
-// few times, rather than failing the whole flush.
-func (r *Reporter) seal(ctx context.Context, p SealParams, now time.Time) error {
-	for attempt := 1; ; attempt++ {
-		q := p
-		q.Held = maps.Clone(p.Held)
-		src, err := r.readSource(ctx, &q, now)
-		if err != nil {
-			return err
-		}
-		fn := r.sealFunc(q, now, src)
-		for {
-			var n int
-			n, err = r.ledger.Seal(ctx, q, fn)
-			if err != nil || n < sealBatch {
-				break
-			}
-		}
-		if errors.Is(err, errSourceStale) && attempt < 3 {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("usage: flush: seal windows before %v and consumers ended by %v: %w", p.Before, p.Ended, err)
-		}
-		return nil
-	}
-}
-
 // readSource asks the source for the totals of every window due to be
 // sealed under p, before Seal, since I/O must stay outside the ledger's
 // transaction. A consumer whose source fails is added to p.Held (logged,
 // and alerted as its oldest window's deadline nears). It returns nil when
 // the reporter has no source.
-func (r *Reporter) readSource(ctx context.Context, p *SealParams, now time.Time) (sourceTotals, error) {
+func (r *Reporter) readSource(ctx context.Context, p *ledger.SealParams, now time.Time) (sourceTotals, error) {
 	if r.cfg.source == nil {
 		return nil, nil
 	}
-	consumers, err := r.ledger.ListConsumers(ctx, ConsumerQuery{})
+	consumers, err := r.ledger.ListConsumers(ctx, ledger.ConsumerQuery{})
 	if err != nil {
 		return nil, fmt.Errorf("usage: flush: list consumers for the usage source: %w", err)
 	}
 	type failure struct {
-		c   ConsumerState
+		c   ledger.ConsumerState
 		due [][2]time.Time
 		err error
 	}
@@ -253,7 +161,7 @@ func (r *Reporter) readSource(ctx context.Context, p *SealParams, now time.Time)
 }
 
 // readConsumer reads and validates the totals of c's due windows.
-func (r *Reporter) readConsumer(ctx context.Context, c ConsumerState, due [][2]time.Time) ([]sourceWindow, error) {
+func (r *Reporter) readConsumer(ctx context.Context, c ledger.ConsumerState, due [][2]time.Time) ([]sourceWindow, error) {
 	out := make([]sourceWindow, 0, len(due))
 	for _, d := range due {
 		q := SourceQuery{EntitlementID: c.EntitlementID, UsageReportingID: c.UsageReportingID, Start: d[0], End: d[1]}
@@ -261,7 +169,7 @@ func (r *Reporter) readConsumer(ctx context.Context, c ConsumerState, due [][2]t
 		totals, err := r.cfg.source.Totals(qctx, q)
 		cancel()
 		if err == nil {
-			var rows []UsageRow
+			var rows []ledger.Row
 			rows, err = r.rowsOfTotals(d[0], totals)
 			if err == nil {
 				out = append(out, sourceWindow{start: d[0], end: d[1], rows: rows})
@@ -275,10 +183,10 @@ func (r *Reporter) readConsumer(ctx context.Context, c ConsumerState, due [][2]t
 
 // rowsOfTotals validates a source's answer for the window starting at start
 // and turns it into usage rows, one per metric and label set.
-func (r *Reporter) rowsOfTotals(start time.Time, totals []Total) ([]UsageRow, error) {
+func (r *Reporter) rowsOfTotals(start time.Time, totals []Total) ([]ledger.Row, error) {
 	type key struct{ metric, labels string }
 	idx := map[key]int{}
-	var rows []UsageRow
+	var rows []ledger.Row
 	for _, t := range totals {
 		metric := t.Metric
 		if !strings.Contains(metric, "/") {
@@ -289,10 +197,10 @@ func (r *Reporter) rowsOfTotals(start time.Time, totals []Total) ([]UsageRow, er
 		}
 		kind := r.cfg.metrics[metric]
 		switch {
-		case kind == Int64 && (t.Value < 0 || t.DoubleValue != 0):
-			return nil, fmt.Errorf("int64 metric %s: value %d, double value %v: %w", metric, t.Value, t.DoubleValue, ErrBadTotal)
-		case kind == Double && (math.IsNaN(t.DoubleValue) || math.IsInf(t.DoubleValue, 0) || t.DoubleValue < 0 || t.Value != 0):
-			return nil, fmt.Errorf("double metric %s: value %d, double value %v: %w", metric, t.Value, t.DoubleValue, ErrBadTotal)
+		case kind == Int64 && (t.Int64 < 0 || t.Double != 0):
+			return nil, fmt.Errorf("int64 metric %s: value %d, double value %v: %w", metric, t.Int64, t.Double, ErrBadTotal)
+		case kind == Double && (math.IsNaN(t.Double) || math.IsInf(t.Double, 0) || t.Double < 0 || t.Int64 != 0):
+			return nil, fmt.Errorf("double metric %s: value %d, double value %v: %w", metric, t.Int64, t.Double, ErrBadTotal)
 		}
 		if err := validateLabels(t.Labels); err != nil {
 			return nil, fmt.Errorf("metric %s: %v: %w", metric, err, ErrBadTotal)
@@ -301,13 +209,13 @@ func (r *Reporter) rowsOfTotals(start time.Time, totals []Total) ([]UsageRow, er
 		i, ok := idx[k]
 		if !ok {
 			idx[k], i = len(rows), len(rows)
-			rows = append(rows, UsageRow{Window: start, Metric: metric, Kind: kind, Labels: k.labels})
+			rows = append(rows, ledger.Row{Bucket: start, Metric: metric, Kind: kind, Labels: k.labels})
 		}
-		if kind == Int64 && rows[i].Int64 > math.MaxInt64-t.Value {
+		if kind == Int64 && rows[i].Int64 > math.MaxInt64-t.Int64 {
 			return nil, fmt.Errorf("metric %s: totals overflow int64: %w", metric, ErrBadTotal)
 		}
-		rows[i].Int64 += t.Value
-		rows[i].Double += t.DoubleValue
+		rows[i].Int64 += t.Int64
+		rows[i].Double += t.Double
 		if math.IsInf(rows[i].Double, 0) {
 			return nil, fmt.Errorf("metric %s: totals overflow float64: %w", metric, ErrBadTotal)
 		}
@@ -317,7 +225,7 @@ func (r *Reporter) rowsOfTotals(start time.Time, totals []Total) ([]UsageRow, er
 
 // holdForSource keeps c out of this flush's Seal and alerts as
 // the deadline of its oldest due window nears or passes.
-func (r *Reporter) holdForSource(ctx context.Context, p *SealParams, c ConsumerState, due [][2]time.Time, err error, now time.Time) {
+func (r *Reporter) holdForSource(ctx context.Context, p *ledger.SealParams, c ledger.ConsumerState, due [][2]time.Time, err error, now time.Time) {
 	if p.Held == nil {
 		p.Held = map[string]bool{}
 	}
@@ -333,7 +241,7 @@ func (r *Reporter) holdForSource(ctx context.Context, p *SealParams, c ConsumerS
 
 // sourceRows is the hook of sealFunc: the rows the source answered for c's
 // windows, which must be exactly the windows sealFunc is about to seal.
-func (t sourceTotals) sourceRows(r *Reporter, c ConsumerState, p SealParams) ([]UsageRow, error) {
+func (t sourceTotals) sourceRows(r *Reporter, c ledger.ConsumerState, p ledger.SealParams) ([]ledger.Row, error) {
 	if t == nil {
 		return nil, nil
 	}
@@ -342,7 +250,7 @@ func (t sourceTotals) sourceRows(r *Reporter, c ConsumerState, p SealParams) ([]
 	if len(got) != len(due) {
 		return nil, fmt.Errorf("%s: %d windows due, %d read: %w", c.EntitlementID, len(due), len(got), errSourceStale)
 	}
-	var rows []UsageRow
+	var rows []ledger.Row
 	for i, d := range due {
 		if !got[i].start.Equal(d[0]) || !got[i].end.Equal(d[1]) {
 			return nil, fmt.Errorf("%s: window [%v, %v) due, [%v, %v) read: %w", c.EntitlementID, d[0], d[1], got[i].start, got[i].end, errSourceStale)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"google.golang.org/api/option"
+
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // FuzzSourceTotals: whatever a Source answers, the reporter either refuses
@@ -21,9 +23,10 @@ func FuzzSourceTotals(f *testing.F) {
 	f.Add("storage", int64(1), math.Inf(1), "k", "")
 	f.Add("gib", int64(0), 1e308, "", "") // twice: +Inf
 	src := SourceFunc(func(context.Context, SourceQuery) ([]Total, error) { return nil, nil })
-	r, err := New(context.Background(), "svc.example.com", nopLedger{}, WithSource(src, "requests", "gib"),
-		WithMetric("requests", Int64), WithMetric("gib", Double), WithMetric("storage", Int64),
-		WithClientOptions(option.WithoutAuthentication(), option.WithEndpoint("http://127.0.0.1:1/")))
+	r, err := New(context.Background(), "svc.example.com", nopLedger{}, &Config{
+		Source: src, SourceMetrics: []string{"requests", "gib"},
+		Metrics: map[string]MetricKind{"requests": Int64, "gib": Double, "storage": Int64},
+	}, option.WithoutAuthentication(), option.WithEndpoint("http://127.0.0.1:1/"))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -34,7 +37,7 @@ func FuzzSourceTotals(f *testing.F) {
 			labels = map[string]string{key: val}
 		}
 		// Twice the same total: duplicates add up.
-		totals := []Total{{Metric: metric, Value: value, DoubleValue: double, Labels: labels}, {Metric: metric, Value: value, DoubleValue: double, Labels: labels}}
+		totals := []Total{{Metric: metric, Int64: value, Double: double, Labels: labels}, {Metric: metric, Int64: value, Double: double, Labels: labels}}
 		rows, err := r.rowsOfTotals(start, totals)
 		if err != nil {
 			if !errors.Is(err, ErrBadTotal) {
@@ -46,7 +49,7 @@ func FuzzSourceTotals(f *testing.F) {
 			t.Fatalf("%d rows for one metric and label set", len(rows))
 		}
 		row := rows[0]
-		if !r.cfg.fromSource[row.Metric] || row.Kind != r.cfg.metrics[row.Metric] || !row.Window.Equal(start) {
+		if !r.cfg.fromSource[row.Metric] || row.Kind != r.cfg.metrics[row.Metric] || !row.Bucket.Equal(start) {
 			t.Fatalf("row %+v", row)
 		}
 		if row.Int64 < 0 || row.Double < 0 || math.IsNaN(row.Double) || math.IsInf(row.Double, 0) {
@@ -63,4 +66,4 @@ func FuzzSourceTotals(f *testing.F) {
 }
 
 // nopLedger lets the fuzz target build a Reporter; it is never called.
-type nopLedger struct{ Ledger }
+type nopLedger struct{ ledger.Ledger }

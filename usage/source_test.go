@@ -13,6 +13,7 @@ import (
 
 	mt "github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // The source's totals are billed per window, with their labels, beside the
@@ -24,7 +25,7 @@ func TestSourceTotalsArePersistedAtSealAndResentUnchanged(t *testing.T) {
 	e := newEnvMode(t, "source", 0, sqliteLedger(t, ""))
 	t0 := e.clock.Now()
 	c := e.consumer(time.Time{}, time.Time{})
-	err := e.rep.Record(t.Context(), usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 1})
+	err := e.rep.Record(t.Context(), usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 1})
 	require.ErrorIs(t, err, usage.ErrInvalid, "the source's metric is not recorded")
 
 	e.use(c, "requests", 5, t0.Add(10*time.Minute), nil)
@@ -70,7 +71,7 @@ func TestSourceErrorHoldsTheWindowWithinItsDeadline(t *testing.T) {
 		}
 		return table.Totals(ctx, q)
 	})
-	e := newEnv(t, nil, usage.WithSource(src, "requests"), usage.WithDeadlineAlert(15*time.Minute, got.add))
+	e := newEnv(t, nil, withSource(src, "requests"), withDeadlineAlert(15*time.Minute, got.add))
 	e.table = table
 	t0 := e.clock.Now()
 	bad := e.consumer(time.Time{}, time.Time{})
@@ -84,7 +85,7 @@ func TestSourceErrorHoldsTheWindowWithinItsDeadline(t *testing.T) {
 		e.flush()
 	}
 	assert.Empty(t, reportsOf(e.srv, bad.UsageReportingID), "nothing sealed while the source fails")
-	ws, err := e.ledger.ListWindows(t.Context(), usage.WindowQuery{EntitlementID: bad.EntitlementID})
+	ws, err := e.ledger.ListWindows(t.Context(), ledger.WindowQuery{EntitlementID: bad.EntitlementID})
 	require.NoError(t, err)
 	assert.Empty(t, ws)
 	assert.Equal(t, int64(2), billedOnce(e.srv, good.UsageReportingID, metricRequests))
@@ -113,26 +114,26 @@ func TestSourceErrorHoldsTheWindowWithinItsDeadline(t *testing.T) {
 func TestSourceBadTotalsHoldTheWindow(t *testing.T) {
 	t.Parallel()
 	bad := map[string]usage.Total{
-		"negative":       {Metric: "requests", Value: -1},
-		"double in int":  {Metric: "requests", DoubleValue: 1.5},
-		"recorded":       {Metric: "storage_gib", Value: 1},
-		"undeclared":     {Metric: "cpu", Value: 1},
-		"bad label":      {Metric: "requests", Value: 1, Labels: map[string]string{"Bad Key": "x"}},
-		"other service":  {Metric: "other.example.com/requests", Value: 1},
-		"label too long": {Metric: "requests", Value: 1, Labels: map[string]string{"k": strings.Repeat("a", 300)}},
+		"negative":       {Metric: "requests", Int64: -1},
+		"double in int":  {Metric: "requests", Double: 1.5},
+		"recorded":       {Metric: "storage_gib", Int64: 1},
+		"undeclared":     {Metric: "cpu", Int64: 1},
+		"bad label":      {Metric: "requests", Int64: 1, Labels: map[string]string{"Bad Key": "x"}},
+		"other service":  {Metric: "other.example.com/requests", Int64: 1},
+		"label too long": {Metric: "requests", Int64: 1, Labels: map[string]string{"k": strings.Repeat("a", 300)}},
 	}
 	for name, total := range bad {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			var got alerts
 			var mu sync.Mutex
-			answer := []usage.Total{{Metric: "requests", Value: 9}, total}
+			answer := []usage.Total{{Metric: "requests", Int64: 9}, total}
 			src := usage.SourceFunc(func(context.Context, usage.SourceQuery) ([]usage.Total, error) {
 				mu.Lock()
 				defer mu.Unlock()
 				return answer, nil
 			})
-			e := newEnv(t, nil, usage.WithSource(src, "requests"), usage.WithDeadlineAlert(time.Hour, got.add))
+			e := newEnv(t, nil, withSource(src, "requests"), withDeadlineAlert(time.Hour, got.add))
 			t0 := e.clock.Now()
 			c := e.consumer(time.Time{}, time.Time{})
 			require.NoError(t, e.clock.Set(t0.Add(time.Hour+time.Minute)))
@@ -171,7 +172,7 @@ func TestSourceHonoursEnd(t *testing.T) {
 	}
 }
 
-func testSourceHonoursEnd(t *testing.T, ledger usage.Ledger, late bool) {
+func testSourceHonoursEnd(t *testing.T, ledger ledger.Ledger, late bool) {
 	table := &vendorTable{}
 	var e *env
 	var c usage.Consumer
@@ -185,7 +186,7 @@ func testSourceHonoursEnd(t *testing.T, ledger usage.Ledger, late bool) {
 		}
 		return table.Totals(ctx, q)
 	})
-	e = newEnv(t, ledger, usage.WithSource(src, "requests"))
+	e = newEnv(t, ledger, withSource(src, "requests"))
 	e.table = table
 	t0 := e.clock.Now()
 	c = e.consumer(time.Time{}, time.Time{})

@@ -53,25 +53,24 @@ func TestDeadline(t *testing.T) {
 func TestNewRefusesBadConfig(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	for name, opts := range map[string][]usage.Option{
-		"window":   {usage.WithWindow(7 * time.Minute)},
-		"ttl":      {usage.WithCheckCacheTTL(2 * time.Minute)},
-		"bytes":    {usage.WithMaxRequestBytes(2 << 20)},
-		"kind":     {usage.WithMetric("x", usage.MetricKind(9))},
-		"no owner": {usage.WithOwner("")},
-		"checks":   {usage.WithMaxChecksPerFlush(0)},
-		"lease":    {usage.WithLease(time.Second)},
-		"source":   {usage.WithSource(nil)},
-		"source metric": {usage.WithSource(usage.SourceFunc(func(context.Context, usage.SourceQuery) ([]usage.Total, error) {
+	for name, opts := range map[string][]configFunc{
+		"window": {withWindow(7 * time.Minute)},
+		"ttl":    {withCheckCacheTTL(2 * time.Minute)},
+		"bytes":  {withMaxRequestBytes(2 << 20)},
+		"kind":   {withMetric("x", usage.MetricKind(9))},
+		"checks": {withMaxChecksPerFlush(-1)},
+		"lease":  {withLease(time.Second)},
+		"source": {withSource(nil, "requests")},
+		"source metric": {withSource(usage.SourceFunc(func(context.Context, usage.SourceQuery) ([]usage.Total, error) {
 			return nil, nil
 		}), "undeclared")},
 	} {
-		_, err := usage.New(t.Context(), e.srv.ServiceName(), e.ledger, append(e.opts, opts...)...)
+		_, err := usage.New(t.Context(), e.srv.ServiceName(), e.ledger, configOf(append(e.opts, opts...)...), e.client...)
 		assert.ErrorIs(t, err, usage.ErrInvalid, name)
 	}
-	_, err := usage.New(t.Context(), e.srv.ServiceName(), e.ledger)
+	_, err := usage.New(t.Context(), e.srv.ServiceName(), e.ledger, nil, e.client...)
 	assert.ErrorIs(t, err, usage.ErrInvalid, "no metric")
-	_, err = usage.New(t.Context(), "", e.ledger, e.opts...)
+	_, err = usage.New(t.Context(), "", e.ledger, configOf(e.opts...), e.client...)
 	assert.ErrorIs(t, err, usage.ErrInvalid, "no service")
 }
 
@@ -87,7 +86,7 @@ func FuzzRecordLabels(f *testing.F) {
 	e := newEnv(f, nil)
 	c := e.consumer(time.Time{}, time.Time{})
 	f.Fuzz(func(t *testing.T, k, v string) {
-		err := e.rep.Record(t.Context(), usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Value: 1, Labels: map[string]string{k: v}})
+		err := e.rep.Record(t.Context(), usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 1, Labels: map[string]string{k: v}})
 		if err != nil {
 			assert.ErrorIs(t, err, usage.ErrInvalid)
 			assert.Less(t, len(err.Error()), 400, "errors keep customer data short")

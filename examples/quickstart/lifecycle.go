@@ -179,7 +179,7 @@ func (d *driver) reportUsage() error {
 			if err := d.emu.Clock().Set(hourStart.Add([]time.Duration{10, 25, 50}[i] * time.Minute)); err != nil {
 				return err
 			}
-			if err := d.reporter.Record(ctx, usage.Record{EntitlementID: ent, Metric: metric, Value: n}); err != nil {
+			if err := d.reporter.Record(ctx, usage.Record{EntitlementID: ent, Metric: metric, Int64: n}); err != nil {
 				return fmt.Errorf("record usage: %w", err)
 			}
 			total += n
@@ -270,7 +270,7 @@ func (d *driver) cancel() error {
 		return err
 	}
 	emu.Clock().Advance(time.Minute)
-	if err := d.reporter.Record(ctx, usage.Record{EntitlementID: ent, Metric: metric, Value: 1}); !errors.Is(err, usage.ErrAfterEnd) {
+	if err := d.reporter.Record(ctx, usage.Record{EntitlementID: ent, Metric: metric, Int64: 1}); !errors.Is(err, usage.ErrAfterEnd) {
 		return fmt.Errorf("usage after the cancellation: got %v, want usage.ErrAfterEnd", err)
 	}
 	tl.done("entitlement cancelled; service turned off; usage after the cancellation is refused")

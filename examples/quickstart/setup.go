@@ -51,12 +51,11 @@ func newSDK(ctx context.Context, emu *marketplacetest.Server, store *sqlitestore
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("procurement client: %w", err)
 	}
-	reporter, err := usage.New(ctx, emu.ServiceName(), store,
-		usage.WithMetric(metric, usage.Int64),
-		usage.WithClientOptions(emu.ClientOptions()...),
-		usage.WithClock(clock.Now),
-		usage.WithFlushInterval(10*time.Millisecond), // real time; production keeps the one-minute default
-		usage.WithLogger(logger), usage.WithMeterProvider(meterProvider))
+	reporter, err := usage.New(ctx, emu.ServiceName(), store, &usage.Config{
+		Runtime:       gcpmarketplace.Runtime{Logger: logger, MeterProvider: meterProvider, Clock: clock.Now},
+		Metrics:       map[string]usage.MetricKind{metric: usage.Int64},
+		FlushInterval: 10 * time.Millisecond, // real time; production keeps the one-minute default
+	}, emu.ClientOptions()...)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("usage reporter: %w", err)
 	}

@@ -240,7 +240,7 @@ func (b *backend) work(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// ... do the work ...
-	err = b.reporter.Record(r.Context(), usage.Record{EntitlementID: sub.EntitlementID, Metric: b.cfg.Metrics[0], Value: 1})
+	err = b.reporter.Record(r.Context(), usage.Record{EntitlementID: sub.EntitlementID, Metric: b.cfg.Metrics[0], Int64: 1})
 	switch {
 	case errors.Is(err, usage.ErrAfterEnd), errors.Is(err, usage.ErrWindowSealed), errors.Is(err, usage.ErrUnknownConsumer):
 		http.Error(w, "subscription ended", http.StatusPaymentRequired)

@@ -50,6 +50,7 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 func main() { cmdmain.Serve("saas-backend", serve) }
@@ -63,7 +64,7 @@ const shutdownTimeout = 20 * time.Second
 type stateStore interface {
 	marketplace.Store
 	marketplace.UsedTokens // sign-up tokens already used
-	usage.Ledger
+	ledger.Ledger
 }
 
 // backend is the running service.
@@ -172,27 +173,28 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 		}
 	}()
 
-	reporterOpts := []usage.Option{
-		usage.WithClientOptions(scOpts...), usage.WithClock(b.now), usage.WithLogger(b.log),
-		usage.WithMeterProvider(meterProvider),
-		usage.WithServingChanged(func(ctx context.Context, c usage.ServingChange) {
+	reporterCfg := &usage.Config{
+		Runtime: gcpmarketplace.Runtime{Logger: b.log, MeterProvider: meterProvider, Clock: b.now},
+		Metrics: map[string]usage.MetricKind{},
+		OnServingChange: func(ctx context.Context, c usage.ServingChange) {
 			// Your app: stop (or resume) serving the customer, e.g. flag the tenant.
 			b.log.WarnContext(ctx, "customer serving state changed", "entitlement_id", c.EntitlementID,
 				"serving", c.Serving, "code", c.Block.Code)
-		}),
-		usage.WithDeadlineAlert(15*time.Minute, func(ctx context.Context, a usage.DeadlineAlert) {
+		},
+		DeadlineAlertMargin: 15 * time.Minute,
+		OnDeadlineAlert: func(ctx context.Context, a usage.DeadlineAlert) {
 			// Your app: page someone. Usage not reported by the deadline is not billed.
 			b.log.ErrorContext(ctx, "usage window not reported by its deadline", "operation_id", a.Window.OperationID,
 				"entitlement_id", a.Window.EntitlementID, "missed", a.Missed, "reason", a.Window.Reason)
-		}),
+		},
 	}
 	if cfg.Emulator {
-		reporterOpts = append(reporterOpts, usage.WithFlushInterval(time.Second)) // the emulator's clock jumps by hours
+		reporterCfg.FlushInterval = time.Second // the emulator's clock jumps by hours
 	}
 	for _, m := range cfg.Metrics {
-		reporterOpts = append(reporterOpts, usage.WithMetric(m, usage.Int64))
+		reporterCfg.Metrics[m] = usage.Int64
 	}
-	b.reporter, err = usage.New(ctx, cfg.ServiceName, b.store, reporterOpts...)
+	b.reporter, err = usage.New(ctx, cfg.ServiceName, b.store, reporterCfg, scOpts...)
 	if err != nil {
 		return fmt.Errorf("usage reporter: %w%s", err, credentialsHint)
 	}

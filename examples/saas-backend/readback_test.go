@@ -31,7 +31,7 @@ func TestOpsUsageReported(t *testing.T) {
 		ent, ok := b.emu.Entitlement(id)
 		require.True(t, ok)
 		require.NoError(t, b.reporter.Register(ctx, usage.Consumer{EntitlementID: id, UsageReportingID: ent.UsageReportingID}))
-		require.NoError(t, b.reporter.Record(ctx, usage.Record{EntitlementID: id, Metric: "requests", Value: 7}))
+		require.NoError(t, b.reporter.Record(ctx, usage.Record{EntitlementID: id, Metric: "requests", Int64: 7}))
 		ents = append(ents, ent)
 	}
 	b.emu.Clock().Advance(2 * time.Hour)

@@ -20,7 +20,7 @@
 //
 // With -source <file>, /api/work meters into your own api_calls table (a
 // SQLite file) instead of calling Record, and the reporter reads that
-// table's totals per window when it seals them (usage.WithSource; see
+// table's totals per window when it seals them (usage.Config.Source; see
 // source.go): the shape for a vendor that already meters in its own
 // database or warehouse.
 package main
@@ -43,6 +43,7 @@ import (
 
 	"google.golang.org/api/option"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/cmdmain"
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/opshttp"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
@@ -50,6 +51,7 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 func main() { cmdmain.Serve("usage-only", serve) }
@@ -58,17 +60,17 @@ type config struct {
 	ServiceName, DatabaseURL, Listen, OpsToken string
 	Metrics                                    []string
 	Emulator                                   bool
-	SourceDB                                   string // -source: meter in an api_calls table read by usage.WithSource
+	SourceDB                                   string // -source: meter in an api_calls table read by usage.Config.Source
 	ServiceControlEndpoint                     string // external emulator only
 	ProviderID                                 string // Procurement provider, for confirming ends
 	ProcurementEndpoint                        string // external emulator only
 	UnconfirmedEnds                            bool   // opt out of confirming ends
 }
 
-// ledger is where usage lives until Google confirms it: the SQLite or
-// PostgreSQL store (only its usage.Ledger side is used here).
-type ledger interface {
-	usage.Ledger
+// ledgerStore is where usage lives until Google confirms it: the SQLite or
+// PostgreSQL store (only its ledger.Ledger side is used here).
+type ledgerStore interface {
+	ledger.Ledger
 	Close() error
 }
 
@@ -131,24 +133,27 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	}
 	s := &service{cfg: cfg, log: slog.New(slog.NewTextHandler(out, nil)), now: time.Now}
 
-	var procurementOpts []option.ClientOption
-	opts := []usage.Option{usage.WithLogger(s.log),
-		usage.WithServingChanged(func(ctx context.Context, c usage.ServingChange) {
+	var procurementOpts, scOpts []option.ClientOption
+	rcfg := &usage.Config{
+		Runtime: gcpmarketplace.Runtime{Logger: s.log},
+		Metrics: map[string]usage.MetricKind{},
+		OnServingChange: func(ctx context.Context, c usage.ServingChange) {
 			// Your app: suspend or resume the customer.
 			s.log.WarnContext(ctx, "serving state changed", "entitlement_id", c.EntitlementID, "serving", c.Serving, "code", c.Block.Code)
-		}),
-		usage.WithDeadlineAlert(15*time.Minute, func(ctx context.Context, a usage.DeadlineAlert) {
+		},
+		DeadlineAlertMargin: 15 * time.Minute,
+		OnDeadlineAlert: func(ctx context.Context, a usage.DeadlineAlert) {
 			if a.Held != nil { // -source: the window could not be sealed yet
 				s.log.ErrorContext(ctx, "usage window not sealed near its deadline", "entitlement_id", a.Window.EntitlementID,
 					"window_start", a.Window.Start, "missed", a.Missed, "error", a.Held)
 				return
 			}
 			s.log.ErrorContext(ctx, "usage window not reported by its deadline", "operation_id", a.Window.OperationID, "missed", a.Missed)
-		}),
-		usage.WithBilledAfterEnd(func(ctx context.Context, a usage.BilledAfterEnd) {
+		},
+		OnBilledAfterEnd: func(ctx context.Context, a usage.BilledAfterEnd) {
 			// Your app: issue the customer a credit for a.Values.
 			s.log.ErrorContext(ctx, "usage billed after a cancellation", "entitlement_id", a.EntitlementID, "operation_ids", a.OperationIDs)
-		}),
+		},
 	}
 	switch {
 	case cfg.Emulator:
@@ -168,11 +173,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		if s.cfg.OpsToken == "" {
 			s.cfg.OpsToken = "emulator"
 		}
-		opts = append(opts, usage.WithClientOptions(emu.ClientOptions()...), usage.WithClock(emu.Clock().Now),
-			usage.WithFlushInterval(time.Second))
+		scOpts, rcfg.Clock, rcfg.FlushInterval = emu.ClientOptions(), emu.Clock().Now, time.Second
 		s.cfg.ProviderID, procurementOpts = emu.ProviderID(), emu.ClientOptions()
 	case cfg.ServiceControlEndpoint != "":
-		opts = append(opts, usage.WithClientOptions(option.WithEndpoint(cfg.ServiceControlEndpoint), option.WithoutAuthentication()))
+		scOpts = []option.ClientOption{option.WithEndpoint(cfg.ServiceControlEndpoint), option.WithoutAuthentication()}
 	}
 	if cfg.ProcurementEndpoint != "" && !cfg.Emulator {
 		procurementOpts = []option.ClientOption{option.WithEndpoint(cfg.ProcurementEndpoint), option.WithoutAuthentication()}
@@ -182,10 +186,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		if err != nil {
 			return fmt.Errorf("procurement client: %w", err)
 		}
-		opts = append(opts, usage.WithEndConfirmer(client))
+		rcfg.EndConfirmer = client
 	}
 	for _, m := range cfg.Metrics {
-		opts = append(opts, usage.WithMetric(m, usage.Int64))
+		rcfg.Metrics[m] = usage.Int64
 	}
 
 	if cfg.SourceDB != "" {
@@ -193,7 +197,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 			return err
 		}
 		defer s.calls.Close()
-		opts = append(opts, usage.WithSource(s.calls)) // every metric
+		rcfg.Source = s.calls // every metric
 	}
 	store, err := openLedger(ctx, cfg.DatabaseURL, s.log)
 	if err != nil {
@@ -204,7 +208,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 			err = cerr
 		}
 	}()
-	s.reporter, err = usage.New(ctx, s.cfg.ServiceName, store, opts...)
+	s.reporter, err = usage.New(ctx, s.cfg.ServiceName, store, rcfg, scOpts...)
 	if err != nil {
 		return fmt.Errorf("usage reporter: %w (credentials are Application Default Credentials of the service account"+
 			" holding roles/servicemanagement.serviceController, linked in Producer Portal)", err)
@@ -238,10 +242,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
 	_ = web.Shutdown(shutdownCtx)
-	stopBackground()
-	if err := s.reporter.Flush(shutdownCtx); err != nil {
+	if err := s.reporter.Close(shutdownCtx); err != nil { // stops Run, flushes once more
 		s.log.Warn("final usage flush failed; the next start reports it", "error", err)
 	}
+	stopBackground()
 	s.log.Info("stopped")
 	return nil
 }
@@ -275,7 +279,7 @@ func orDefault(s, def string) string {
 	return s
 }
 
-func openLedger(ctx context.Context, url string, log *slog.Logger) (ledger, error) {
+func openLedger(ctx context.Context, url string, log *slog.Logger) (ledgerStore, error) {
 	if strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://") {
 		s, err := pgstore.Open(ctx, url, pgstore.WithLogger(log))
 		if err != nil {
@@ -341,7 +345,7 @@ func (s *service) work(w http.ResponseWriter, r *http.Request) {
 	if s.calls != nil {
 		err = s.calls.add(r.Context(), ent, s.cfg.Metrics[0], 1, s.now())
 	} else {
-		err = s.reporter.Record(r.Context(), usage.Record{EntitlementID: ent, Metric: s.cfg.Metrics[0], Value: 1})
+		err = s.reporter.Record(r.Context(), usage.Record{EntitlementID: ent, Metric: s.cfg.Metrics[0], Int64: 1})
 	}
 	switch {
 	case errors.Is(err, usage.ErrAfterEnd), errors.Is(err, usage.ErrWindowSealed), errors.Is(err, usage.ErrBeforeStart):

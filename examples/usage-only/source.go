@@ -64,7 +64,7 @@ func (a *apiCalls) Totals(ctx context.Context, q usage.SourceQuery) ([]usage.Tot
 	var out []usage.Total
 	for rows.Next() {
 		var t usage.Total
-		if err := rows.Scan(&t.Metric, &t.Value); err != nil {
+		if err := rows.Scan(&t.Metric, &t.Int64); err != nil {
 			return nil, fmt.Errorf("sum api_calls: %w", err)
 		}
 		out = append(out, t)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
-	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // Deliberately broken variants of the system under test. Each breaks one
@@ -69,9 +69,9 @@ type lossyLedger struct {
 	rng *lockedRand
 }
 
-func (l *lossyLedger) AddUsage(ctx context.Context, u usage.Usage) (time.Time, error) {
+func (l *lossyLedger) AddUsage(ctx context.Context, u ledger.Usage) (time.Time, error) {
 	if l.rng.Float64() < 0.02 {
-		return u.Window, nil
+		return u.Bucket, nil
 	}
 	return l.Store.AddUsage(ctx, u)
 }

@@ -15,12 +15,14 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/api/option"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/internal/testenv"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // breakage names a deliberately broken variant of the system under test,
@@ -211,22 +213,21 @@ func (e *env) open() {
 	require.NoError(e.t, err)
 	e.db = db
 	var store marketplace.Store = db
-	var ledger usage.Ledger = db
+	var l ledger.Ledger = db
 	switch e.cfg.broken {
 	case brokenDropCommit:
 		store = &dropCommitStore{db: db, rng: e.brokenRng}
 	case brokenSkipDedupe:
 		store = &forgetfulStore{db: db}
 	case brokenLoseUsage:
-		ledger = &lossyLedger{Store: db, rng: e.brokenRng}
+		l = &lossyLedger{Store: db, rng: e.brokenRng}
 	}
-	rep, err := usage.New(e.ctx, e.srv.ServiceName(), ledger,
-		usage.WithClientOptions(option.WithEndpoint(e.srv.URL()+"/"), option.WithoutAuthentication(), option.WithHTTPClient(e.scHTTP)),
-		usage.WithClock(e.clock.Now),
-		usage.WithMetric(metricRequests, usage.Int64),
-		usage.WithMetric(metricStorage, usage.Int64),
-		usage.WithRPCTimeout(rpcTimeout),
-		usage.WithMaxRequestBytes(64<<10)) // several report calls per flush
+	rep, err := usage.New(e.ctx, e.srv.ServiceName(), l, &usage.Config{
+		Runtime:         gcpmarketplace.Runtime{Clock: e.clock.Now},
+		Metrics:         map[string]usage.MetricKind{metricRequests: usage.Int64, metricStorage: usage.Int64},
+		RPCTimeout:      rpcTimeout,
+		MaxRequestBytes: 64 << 10, // several report calls per flush
+	}, option.WithEndpoint(e.srv.URL()+"/"), option.WithoutAuthentication(), option.WithHTTPClient(e.scHTTP))
 	require.NoError(e.t, err)
 	proc, err := marketplace.New(store, e.client, e.rec.handler(),
 		marketplace.WithPolicy(chaosPolicy),

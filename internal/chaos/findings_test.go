@@ -10,6 +10,7 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	mt "github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // Findings: SDK defects the fault suite ran into, each reduced to a short
@@ -39,7 +40,7 @@ func TestFindingUsageAcceptedBeforeActivation(t *testing.T) {
 	require.Equal(t, mt.StateActivationRequested, x.State, "parked: the account has not signed up")
 
 	e.clock.Advance(time.Minute)
-	err = e.rep.Record(e.ctx, usage.Record{EntitlementID: id, Metric: metricRequests, Value: 7})
+	err = e.rep.Record(e.ctx, usage.Record{EntitlementID: id, Metric: metricRequests, Int64: 7})
 	assert.ErrorIs(t, err, usage.ErrUnknownConsumer,
 		"usage of an entitlement that was never approved must be refused (it is not usable)")
 }
@@ -66,7 +67,7 @@ func TestFindingFinalWindowSealedAfterItsDeadline(t *testing.T) {
 	e.drain(1, true)
 
 	e.clock.Advance(10 * time.Second)
-	require.NoError(t, e.rep.Record(e.ctx, usage.Record{EntitlementID: id, Metric: metricRequests, Value: 5}))
+	require.NoError(t, e.rep.Record(e.ctx, usage.Record{EntitlementID: id, Metric: metricRequests, Int64: 5}))
 	e.clock.Advance(20 * time.Second) // 09:00:30
 	require.NoError(t, e.srv.Cancel(e.ctx, id, true))
 	e.drain(2, true)
@@ -89,7 +90,7 @@ func TestFindingFinalWindowSealedAfterItsDeadline(t *testing.T) {
 	}
 	assert.Equal(t, int64(5), billed, "5 units recorded before the cancellation: billed %d", billed)
 	assert.Len(t, backlog, 0, "a single failed call must not leave usage to an operator")
-	ws, err := e.db.ListWindows(e.ctx, usage.WindowQuery{EntitlementID: id})
+	ws, err := e.db.ListWindows(e.ctx, ledger.WindowQuery{EntitlementID: id})
 	require.NoError(t, err)
 	require.Len(t, ws, 1, "one final window")
 	w := ws[0]

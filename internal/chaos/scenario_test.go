@@ -11,6 +11,7 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	mt "github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // Plans and what the policy does with them.
@@ -440,7 +441,7 @@ func (e *env) recordUsage(truth map[string]mt.Entitlement) {
 					at = t.CreateTime
 				}
 				fns = append(fns, func() {
-					err := e.rep.Record(e.ctx, usage.Record{EntitlementID: en.id, Metric: metric, Value: v, Time: at})
+					err := e.rep.Record(e.ctx, usage.Record{EntitlementID: en.id, Metric: metric, Int64: v, Time: at})
 					if err != nil {
 						e.violate("usage of usable entitlement %s (%s) refused: %v", en.id, t.State, err)
 						return
@@ -474,7 +475,7 @@ func (e *env) finishUsage() {
 		if err := e.rep.Flush(e.ctx); err != nil {
 			e.violate("usage flush without faults: %v", err)
 		}
-		open, err := e.db.ListWindows(e.ctx, usage.WindowQuery{States: []usage.WindowState{usage.StatePending, usage.StateUnknown}})
+		open, err := e.db.ListWindows(e.ctx, ledger.WindowQuery{States: []usage.WindowState{usage.StatePending, usage.StateUnknown}})
 		if err != nil {
 			e.violate("listing open usage windows: %v", err)
 			return

@@ -9,18 +9,18 @@ import (
 	"time"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
-	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
-var _ usage.Ledger = (*Store)(nil)
+var _ ledger.Ledger = (*Store)(nil)
 
 // ledgerState is the usage ledger. It is guarded by Store.mu, like the rest
 // of the store; every ledger method is one critical section, so each is
 // atomic and they serialise with InTx.
 type ledgerState struct {
-	consumers map[string]*usage.ConsumerState
-	rows      map[string]map[rowKey]*usage.UsageRow // by entitlement id
-	windows   map[string]*usage.Window              // by operation id
+	consumers map[string]*ledger.ConsumerState
+	rows      map[string]map[rowKey]*ledger.Row // by entitlement id
+	windows   map[string]*ledger.Window         // by operation id
 }
 
 type rowKey struct {
@@ -31,9 +31,9 @@ type rowKey struct {
 
 func (l *ledgerState) init() {
 	if l.consumers == nil {
-		l.consumers = map[string]*usage.ConsumerState{}
-		l.rows = map[string]map[rowKey]*usage.UsageRow{}
-		l.windows = map[string]*usage.Window{}
+		l.consumers = map[string]*ledger.ConsumerState{}
+		l.rows = map[string]map[rowKey]*ledger.Row{}
+		l.windows = map[string]*ledger.Window{}
 	}
 }
 
@@ -44,7 +44,7 @@ func (s *Store) lockLedger(ctx context.Context, op string, ids ...string) error 
 	}
 	for _, id := range ids {
 		if id == "" {
-			return fmt.Errorf("memstore: %s: empty id: %w", op, usage.ErrInvalid)
+			return fmt.Errorf("memstore: %s: empty id: %w", op, ledger.ErrInvalid)
 		}
 	}
 	s.mu.Lock()
@@ -58,8 +58,8 @@ func (s *Store) lockLedger(ctx context.Context, op string, ids ...string) error 
 
 func utc(t time.Time) time.Time { return t.UTC() }
 
-// PutConsumer implements usage.Ledger.
-func (s *Store) PutConsumer(ctx context.Context, c usage.Consumer, frontier time.Time) error {
+// PutConsumer implements ledger.Ledger.
+func (s *Store) PutConsumer(ctx context.Context, c ledger.Consumer, frontier time.Time) error {
 	if err := s.lockLedger(ctx, "put consumer", c.EntitlementID); err != nil {
 		return err
 	}
@@ -69,80 +69,71 @@ func (s *Store) PutConsumer(ctx context.Context, c usage.Consumer, frontier time
 		old.Consumer = c
 		return nil
 	}
-	s.ledger.consumers[c.EntitlementID] = &usage.ConsumerState{Consumer: c, Frontier: utc(frontier)}
+	s.ledger.consumers[c.EntitlementID] = &ledger.ConsumerState{Consumer: c, Frontier: utc(frontier)}
 	return nil
 }
 
-// GetConsumer implements usage.Ledger.
-func (s *Store) GetConsumer(ctx context.Context, entitlementID string) (usage.ConsumerState, error) {
+// GetConsumer implements ledger.Ledger.
+func (s *Store) GetConsumer(ctx context.Context, entitlementID string) (ledger.ConsumerState, error) {
 	if err := s.lockLedger(ctx, "get consumer", entitlementID); err != nil {
-		return usage.ConsumerState{}, err
+		return ledger.ConsumerState{}, err
 	}
 	defer s.mu.Unlock()
 	c, ok := s.ledger.consumers[entitlementID]
 	if !ok {
-		return usage.ConsumerState{}, fmt.Errorf("memstore: get consumer %q: %w", entitlementID, usage.ErrUnknownConsumer)
+		return ledger.ConsumerState{}, fmt.Errorf("memstore: get consumer %q: %w", entitlementID, ledger.ErrUnknownConsumer)
 	}
 	return *c, nil
 }
 
-// ListConsumers implements usage.Ledger.
-func (s *Store) ListConsumers(ctx context.Context, q usage.ConsumerQuery) ([]usage.ConsumerState, error) {
+// ListConsumers implements ledger.Ledger.
+func (s *Store) ListConsumers(ctx context.Context, q ledger.ConsumerQuery) ([]ledger.ConsumerState, error) {
 	if err := s.lockLedger(ctx, "list consumers"); err != nil {
 		return nil, err
 	}
 	defer s.mu.Unlock()
-	out := []usage.ConsumerState{}
+	out := []ledger.ConsumerState{}
 	for _, c := range s.ledger.consumers {
 		if !q.BlockedOnly || c.Block.Code != "" {
 			out = append(out, *c)
 		}
 	}
-	slices.SortFunc(out, func(a, b usage.ConsumerState) int { return strings.Compare(a.EntitlementID, b.EntitlementID) })
+	slices.SortFunc(out, func(a, b ledger.ConsumerState) int { return strings.Compare(a.EntitlementID, b.EntitlementID) })
 	return out, nil
 }
 
-// SetBlock implements usage.Ledger.
-func (s *Store) SetBlock(ctx context.Context, entitlementID string, b usage.Block) error {
+// SetBlock implements ledger.Ledger.
+func (s *Store) SetBlock(ctx context.Context, entitlementID string, b ledger.Block) error {
 	if err := s.lockLedger(ctx, "set block", entitlementID); err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
 	c, ok := s.ledger.consumers[entitlementID]
 	if !ok {
-		return fmt.Errorf("memstore: set block of %q: %w", entitlementID, usage.ErrUnknownConsumer)
+		return fmt.Errorf("memstore: set block of %q: %w", entitlementID, ledger.ErrUnknownConsumer)
 	}
 	b.Since = utc(b.Since)
 	c.Block = b
 	return nil
 }
 
-// AddUsage implements usage.Ledger.
-func (s *Store) AddUsage(ctx context.Context, u usage.Usage) (time.Time, error) {
+// AddUsage implements ledger.Ledger.
+func (s *Store) AddUsage(ctx context.Context, u ledger.Usage) (time.Time, error) {
 	if err := s.lockLedger(ctx, "add usage", u.EntitlementID); err != nil {
 		return time.Time{}, err
 	}
 	defer s.mu.Unlock()
 	c, ok := s.ledger.consumers[u.EntitlementID]
 	if !ok {
-		return time.Time{}, fmt.Errorf("memstore: add usage for %q: %w", u.EntitlementID, usage.ErrUnknownConsumer)
+		return time.Time{}, fmt.Errorf("memstore: add usage for %q: %w", u.EntitlementID, ledger.ErrUnknownConsumer)
 	}
-	if !c.Start.IsZero() && u.At.Before(c.Start) {
-		return time.Time{}, fmt.Errorf("memstore: add usage for %q at %v: %w", u.EntitlementID, u.At, usage.ErrBeforeStart)
-	}
-	if !c.End.IsZero() && !u.At.Before(c.End) {
-		return time.Time{}, fmt.Errorf("memstore: add usage for %q at %v: %w", u.EntitlementID, u.At, usage.ErrAfterEnd)
-	}
-	w := utc(u.Window)
-	if w.Before(c.Frontier) {
-		w = c.Frontier
-	}
-	if !c.End.IsZero() && !w.Before(c.End) {
-		return time.Time{}, fmt.Errorf("memstore: add usage for %q at %v: %w", u.EntitlementID, u.At, usage.ErrWindowSealed)
+	w, err := ledger.Admit(*c, u)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("memstore: add %w", err)
 	}
 	rows := s.ledger.rows[u.EntitlementID]
 	if rows == nil {
-		rows = map[rowKey]*usage.UsageRow{}
+		rows = map[rowKey]*ledger.Row{}
 		s.ledger.rows[u.EntitlementID] = rows
 	}
 	k := rowKey{w.UnixNano(), u.Metric, u.Labels}
@@ -150,19 +141,19 @@ func (s *Store) AddUsage(ctx context.Context, u usage.Usage) (time.Time, error) 
 		r.Int64 += u.Int64
 		r.Double += u.Double
 	} else {
-		rows[k] = &usage.UsageRow{Window: w, Metric: u.Metric, Kind: u.Kind, Labels: u.Labels, Int64: u.Int64, Double: u.Double}
+		rows[k] = &ledger.Row{Bucket: w, Metric: u.Metric, Kind: u.Kind, Labels: u.Labels, Int64: u.Int64, Double: u.Double}
 	}
 	return w, nil
 }
 
-// Seal implements usage.Ledger.
-func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc) (int, error) {
+// Seal implements ledger.Ledger.
+func (s *Store) Seal(ctx context.Context, p ledger.SealParams, fn ledger.SealFunc) (int, error) {
 	if err := s.lockLedger(ctx, "seal"); err != nil {
 		return 0, err
 	}
 	defer s.mu.Unlock()
 	type pick struct {
-		c    *usage.ConsumerState
+		c    *ledger.ConsumerState
 		keys []rowKey
 	}
 	var picks []pick
@@ -173,7 +164,7 @@ func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc)
 		ended := p.EndedBy(c.Consumer)
 		var keys []rowKey
 		for k, r := range s.ledger.rows[c.EntitlementID] {
-			if ended || r.Window.Before(p.Before) {
+			if ended || r.Bucket.Before(p.Before) {
 				keys = append(keys, k)
 			}
 		}
@@ -192,14 +183,14 @@ func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc)
 		picks = picks[:p.Limit]
 	}
 	// Compute everything first so that an error leaves nothing changed.
-	results := make([]usage.Sealed, len(picks))
+	results := make([]ledger.Sealed, len(picks))
 	for i, pk := range picks {
-		rows := make([]usage.UsageRow, 0, len(pk.keys))
+		rows := make([]ledger.Row, 0, len(pk.keys))
 		for _, k := range pk.keys {
 			rows = append(rows, *s.ledger.rows[pk.c.EntitlementID][k])
 		}
-		slices.SortFunc(rows, func(a, b usage.UsageRow) int {
-			return cmp.Or(a.Window.Compare(b.Window), strings.Compare(a.Metric, b.Metric), strings.Compare(a.Labels, b.Labels))
+		slices.SortFunc(rows, func(a, b ledger.Row) int {
+			return cmp.Or(a.Bucket.Compare(b.Bucket), strings.Compare(a.Metric, b.Metric), strings.Compare(a.Labels, b.Labels))
 		})
 		res, err := fn(*pk.c, rows)
 		if err != nil {
@@ -223,26 +214,26 @@ func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc)
 	return len(picks), nil
 }
 
-func cloneWindow(w usage.Window) usage.Window {
+func cloneWindow(w ledger.Window) ledger.Window {
 	w.Values = slices.Clone(w.Values)
 	w.Start, w.End, w.Deadline = utc(w.Start), utc(w.End), utc(w.Deadline)
 	w.SealedAt, w.LastAttempt, w.ReportedAt, w.LeaseUntil = utc(w.SealedAt), utc(w.LastAttempt), utc(w.ReportedAt), utc(w.LeaseUntil)
 	return w
 }
 
-func windowOrder(a, b *usage.Window) int {
+func windowOrder(a, b *ledger.Window) int {
 	return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.OperationID, b.OperationID))
 }
 
-// ClaimWindows implements usage.Ledger.
-func (s *Store) ClaimWindows(ctx context.Context, p usage.ClaimParams) ([]usage.Window, error) {
+// ClaimWindows implements ledger.Ledger.
+func (s *Store) ClaimWindows(ctx context.Context, p ledger.ClaimParams) ([]ledger.Window, error) {
 	if err := s.lockLedger(ctx, "claim windows"); err != nil {
 		return nil, err
 	}
 	defer s.mu.Unlock()
-	var ws []*usage.Window
+	var ws []*ledger.Window
 	for _, w := range s.ledger.windows {
-		if (w.State == usage.StatePending || w.State == usage.StateUnknown) && !w.LeaseUntil.After(p.Now) {
+		if (w.State == ledger.StatePending || w.State == ledger.StateUnknown) && !w.LeaseUntil.After(p.Now) {
 			ws = append(ws, w)
 		}
 	}
@@ -250,7 +241,7 @@ func (s *Store) ClaimWindows(ctx context.Context, p usage.ClaimParams) ([]usage.
 	if p.Limit > 0 && len(ws) > p.Limit {
 		ws = ws[:p.Limit]
 	}
-	out := make([]usage.Window, len(ws))
+	out := make([]ledger.Window, len(ws))
 	for i, w := range ws {
 		w.LeaseOwner, w.LeaseUntil = p.Owner, utc(p.LeaseUntil)
 		w.LeaseToken++
@@ -259,15 +250,15 @@ func (s *Store) ClaimWindows(ctx context.Context, p usage.ClaimParams) ([]usage.
 	return out, nil
 }
 
-// UpdateWindows implements usage.Ledger.
-func (s *Store) UpdateWindows(ctx context.Context, owner string, updates []usage.WindowUpdate) ([]string, error) {
+// UpdateWindows implements ledger.Ledger.
+func (s *Store) UpdateWindows(ctx context.Context, owner string, updates []ledger.WindowUpdate) ([]string, error) {
 	if err := s.lockLedger(ctx, "update windows"); err != nil {
 		return nil, err
 	}
 	defer s.mu.Unlock()
 	for _, u := range updates {
 		if u.OperationID == "" {
-			return nil, fmt.Errorf("memstore: update windows: empty operation id: %w", usage.ErrInvalid)
+			return nil, fmt.Errorf("memstore: update windows: empty operation id: %w", ledger.ErrInvalid)
 		}
 	}
 	var lost []string
@@ -286,13 +277,13 @@ func (s *Store) UpdateWindows(ctx context.Context, owner string, updates []usage
 	return lost, nil
 }
 
-// ListWindows implements usage.Ledger.
-func (s *Store) ListWindows(ctx context.Context, q usage.WindowQuery) ([]usage.Window, error) {
+// ListWindows implements ledger.Ledger.
+func (s *Store) ListWindows(ctx context.Context, q ledger.WindowQuery) ([]ledger.Window, error) {
 	if err := s.lockLedger(ctx, "list windows"); err != nil {
 		return nil, err
 	}
 	defer s.mu.Unlock()
-	ws := []*usage.Window{}
+	ws := []*ledger.Window{}
 	for _, w := range s.ledger.windows {
 		if windowMatches(w, q) {
 			ws = append(ws, w)
@@ -302,21 +293,21 @@ func (s *Store) ListWindows(ctx context.Context, q usage.WindowQuery) ([]usage.W
 	if q.Limit > 0 && len(ws) > q.Limit {
 		ws = ws[:q.Limit]
 	}
-	out := make([]usage.Window, len(ws))
+	out := make([]ledger.Window, len(ws))
 	for i, w := range ws {
 		out[i] = cloneWindow(*w)
 	}
 	return out, nil
 }
 
-func windowMatches(w *usage.Window, q usage.WindowQuery) bool {
-	after := q.After.IsZero() || windowOrder(w, &usage.Window{Start: q.After.Start, OperationID: q.After.OperationID}) > 0
+func windowMatches(w *ledger.Window, q ledger.WindowQuery) bool {
+	after := q.After.IsZero() || windowOrder(w, &ledger.Window{Start: q.After.Start, OperationID: q.After.OperationID}) > 0
 	return (q.States == nil || slices.Contains(q.States, w.State)) && (q.EntitlementID == "" || q.EntitlementID == w.EntitlementID) &&
 		(q.OperationID == "" || q.OperationID == w.OperationID) &&
 		(q.From.IsZero() || !w.Start.Before(q.From)) && (q.To.IsZero() || w.Start.Before(q.To)) && after
 }
 
-// PruneWindows implements usage.Ledger.
+// PruneWindows implements ledger.Ledger.
 func (s *Store) PruneWindows(ctx context.Context, before time.Time) (int, error) {
 	if err := s.lockLedger(ctx, "prune windows"); err != nil {
 		return 0, err
@@ -324,7 +315,7 @@ func (s *Store) PruneWindows(ctx context.Context, before time.Time) (int, error)
 	defer s.mu.Unlock()
 	n := 0
 	for id, w := range s.ledger.windows {
-		if (w.State == usage.StateReported || w.State == usage.StateRejected) && w.SealedAt.Before(before) {
+		if (w.State == ledger.StateReported || w.State == ledger.StateRejected) && w.SealedAt.Before(before) {
 			delete(s.ledger.windows, id)
 			n++
 		}

@@ -34,7 +34,7 @@ type Store struct {
 	seq       int64 // last approval Seq handed out
 	poisonSeq int64 // insertion order, to break ties between equal At
 
-	ledger ledgerState // usage.Ledger (ledger.go)
+	ledger ledgerState // ledger.Ledger (ledger.go)
 
 	usedTokens map[string]time.Time // marketplace.UsedTokens (tokens.go): key → expiry
 	origin     marketplace.Origin   // marketplace.OriginRecorder (origin.go); zero until recorded

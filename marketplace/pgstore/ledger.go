@@ -10,10 +10,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
-// The usage ledger (usage.Ledger) lives in the store's schema. Every method
+// The usage ledger (ledger.Ledger) lives in the store's schema. Every method
 // is one READ COMMITTED transaction. Replicas share it safely:
 //
 //   - AddUsage locks the consumer's row FOR SHARE and Seal locks it FOR
@@ -28,7 +28,7 @@ import (
 //     (its holder died) is claimed by the next replica that asks. The old
 //     holder's UpdateWindows then reports it lost.
 
-var _ usage.Ledger = (*Store)(nil)
+var _ ledger.Ledger = (*Store)(nil)
 
 const nsSeal = "seal" // advisory lock namespace: consumers being sealed
 
@@ -135,21 +135,21 @@ func (s *Store) ledgerTx(ctx context.Context, op string, fn func(ctx context.Con
 	return nil
 }
 
-// checkIDs rejects empty and unstorable identifiers with usage.ErrInvalid.
+// checkIDs rejects empty and unstorable identifiers with ledger.ErrInvalid.
 func checkIDs(op string, ids ...string) error {
 	for _, id := range ids {
 		if id == "" {
-			return fmt.Errorf("pgstore: %s: empty id: %w", op, usage.ErrInvalid)
+			return fmt.Errorf("pgstore: %s: empty id: %w", op, ledger.ErrInvalid)
 		}
 	}
 	if err := badText(ids...); err != nil {
-		return fmt.Errorf("pgstore: %s: %w", op, invalid(usage.ErrInvalid, err))
+		return fmt.Errorf("pgstore: %s: %w", op, invalid(ledger.ErrInvalid, err))
 	}
 	return nil
 }
 
-func scanConsumer(row pgx.Row) (usage.ConsumerState, error) {
-	var c usage.ConsumerState
+func scanConsumer(row pgx.Row) (ledger.ConsumerState, error) {
+	var c ledger.ConsumerState
 	err := row.Scan(&c.EntitlementID, &c.UsageReportingID, &c.Start, &c.End, &c.Frontier, &c.Block.Code, &c.Block.Detail, &c.Block.Since)
 	c.Start, c.End, c.Frontier, c.Block.Since = c.Start.UTC(), c.End.UTC(), c.Frontier.UTC(), c.Block.Since.UTC()
 	return c, err
@@ -158,19 +158,19 @@ func scanConsumer(row pgx.Row) (usage.ConsumerState, error) {
 // consumerError translates a failed consumer read.
 func consumerError(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
-		return usage.ErrUnknownConsumer
+		return ledger.ErrUnknownConsumer
 	}
 	return interpretError(err)
 }
 
-// PutConsumer implements usage.Ledger.
-func (s *Store) PutConsumer(ctx context.Context, c usage.Consumer, frontier time.Time) error {
+// PutConsumer implements ledger.Ledger.
+func (s *Store) PutConsumer(ctx context.Context, c ledger.Consumer, frontier time.Time) error {
 	const op = "put consumer"
 	if err := checkIDs(op, c.EntitlementID); err != nil {
 		return err
 	}
 	if err := errors.Join(badText(c.UsageReportingID), badTime(c.Start, c.End, frontier)); err != nil {
-		return fmt.Errorf("pgstore: put consumer %q: %w", c.EntitlementID, invalid(usage.ErrInvalid, err))
+		return fmt.Errorf("pgstore: put consumer %q: %w", c.EntitlementID, invalid(ledger.ErrInvalid, err))
 	}
 	return s.ledgerTx(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, s.lq.putConsumer, c.EntitlementID, c.UsageReportingID, c.Start, c.End, frontier); err != nil {
@@ -180,13 +180,13 @@ func (s *Store) PutConsumer(ctx context.Context, c usage.Consumer, frontier time
 	})
 }
 
-// GetConsumer implements usage.Ledger.
-func (s *Store) GetConsumer(ctx context.Context, entitlementID string) (usage.ConsumerState, error) {
+// GetConsumer implements ledger.Ledger.
+func (s *Store) GetConsumer(ctx context.Context, entitlementID string) (ledger.ConsumerState, error) {
 	const op = "get consumer"
 	if err := checkIDs(op, entitlementID); err != nil {
-		return usage.ConsumerState{}, err
+		return ledger.ConsumerState{}, err
 	}
-	var c usage.ConsumerState
+	var c ledger.ConsumerState
 	err := s.ledgerTx(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
 		if c, err = scanConsumer(tx.QueryRow(ctx, s.lq.getConsumer, entitlementID)); err != nil {
@@ -197,13 +197,13 @@ func (s *Store) GetConsumer(ctx context.Context, entitlementID string) (usage.Co
 	return c, err
 }
 
-// ListConsumers implements usage.Ledger.
-func (s *Store) ListConsumers(ctx context.Context, q usage.ConsumerQuery) ([]usage.ConsumerState, error) {
+// ListConsumers implements ledger.Ledger.
+func (s *Store) ListConsumers(ctx context.Context, q ledger.ConsumerQuery) ([]ledger.ConsumerState, error) {
 	query := s.lq.listConsumers
 	if q.BlockedOnly {
 		query = s.lq.listBlocked
 	}
-	var out []usage.ConsumerState
+	var out []ledger.ConsumerState
 	err := s.ledgerTx(ctx, "list consumers", func(ctx context.Context, tx pgx.Tx) error {
 		var err error
 		if out, err = collect(ctx, tx, query, nil, scanConsumer); err != nil {
@@ -214,15 +214,15 @@ func (s *Store) ListConsumers(ctx context.Context, q usage.ConsumerQuery) ([]usa
 	return out, err
 }
 
-// SetBlock implements usage.Ledger. Block.Detail is Google's text: bytes
+// SetBlock implements ledger.Ledger. Block.Detail is Google's text: bytes
 // PostgreSQL cannot store are replaced, not refused.
-func (s *Store) SetBlock(ctx context.Context, entitlementID string, b usage.Block) error {
+func (s *Store) SetBlock(ctx context.Context, entitlementID string, b ledger.Block) error {
 	const op = "set block"
 	if err := checkIDs(op, entitlementID); err != nil {
 		return err
 	}
 	if err := badTime(b.Since); err != nil {
-		return fmt.Errorf("pgstore: set block of %q: %w", entitlementID, invalid(usage.ErrInvalid, err))
+		return fmt.Errorf("pgstore: set block of %q: %w", entitlementID, invalid(ledger.ErrInvalid, err))
 	}
 	return s.ledgerTx(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, s.lq.setBlock, entitlementID, cleanText(b.Code), cleanText(b.Detail), b.Since)
@@ -230,24 +230,24 @@ func (s *Store) SetBlock(ctx context.Context, entitlementID string, b usage.Bloc
 			return fmt.Errorf("pgstore: set block of %q: %w", entitlementID, interpretError(err))
 		}
 		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("pgstore: set block of %q: %w", entitlementID, usage.ErrUnknownConsumer)
+			return fmt.Errorf("pgstore: set block of %q: %w", entitlementID, ledger.ErrUnknownConsumer)
 		}
 		return nil
 	})
 }
 
-// AddUsage implements usage.Ledger.
-func (s *Store) AddUsage(ctx context.Context, u usage.Usage) (time.Time, error) {
+// AddUsage implements ledger.Ledger.
+func (s *Store) AddUsage(ctx context.Context, u ledger.Usage) (time.Time, error) {
 	const op = "add usage"
 	if err := checkIDs(op, u.EntitlementID); err != nil {
 		return time.Time{}, err
 	}
-	if err := errors.Join(badText(u.Metric, u.Labels), badTime(u.At, u.Window)); err != nil {
-		return time.Time{}, fmt.Errorf("pgstore: add usage for %q: %w", u.EntitlementID, invalid(usage.ErrInvalid, err))
+	if err := errors.Join(badText(u.Metric, u.Labels), badTime(u.At, u.Bucket)); err != nil {
+		return time.Time{}, fmt.Errorf("pgstore: add usage for %q: %w", u.EntitlementID, invalid(ledger.ErrInvalid, err))
 	}
 	var w time.Time
 	err := s.ledgerTx(ctx, op, func(ctx context.Context, tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, s.lq.addUsage, u.EntitlementID, u.Window, u.Metric, u.Labels, int16(u.Kind), u.Int64, u.Double, u.At).Scan(&w)
+		err := tx.QueryRow(ctx, s.lq.addUsage, u.EntitlementID, u.Bucket, u.Metric, u.Labels, int16(u.Kind), u.Int64, u.Double, u.At).Scan(&w)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return s.addUsageWhy(ctx, tx, u)
 		}
@@ -259,31 +259,21 @@ func (s *Store) AddUsage(ctx context.Context, u usage.Usage) (time.Time, error) 
 	return w.UTC(), err
 }
 
-// addUsageWhy explains why addUsage inserted nothing, with the checks of
-// usage.Ledger.AddUsage in their order.
-func (s *Store) addUsageWhy(ctx context.Context, tx pgx.Tx, u usage.Usage) error {
+// addUsageWhy explains why addUsage inserted nothing: the query applies
+// ledger.Admit's rule in SQL, and Admit says which part of it refused u.
+func (s *Store) addUsageWhy(ctx context.Context, tx pgx.Tx, u ledger.Usage) error {
 	c, err := scanConsumer(tx.QueryRow(ctx, s.lq.getConsumer, u.EntitlementID))
 	if err != nil {
 		return fmt.Errorf("pgstore: add usage for %q: %w", u.EntitlementID, consumerError(err))
 	}
-	w := u.Window.UTC().Truncate(time.Microsecond)
-	if w.Before(c.Frontier) {
-		w = c.Frontier
+	u.Bucket = u.Bucket.Truncate(time.Microsecond) // as stored
+	if _, err := ledger.Admit(c, u); err != nil {
+		return fmt.Errorf("pgstore: add %w", err)
 	}
-	switch {
-	case !c.Start.IsZero() && u.At.Before(c.Start):
-		err = usage.ErrBeforeStart
-	case !c.End.IsZero() && !u.At.Before(c.End):
-		err = usage.ErrAfterEnd
-	case !c.End.IsZero() && !w.Before(c.End):
-		err = usage.ErrWindowSealed
-	default:
-		err = errors.New("usage row not written for an unexplained reason")
-	}
-	return fmt.Errorf("pgstore: add usage for %q at %v: %w", u.EntitlementID, u.At, err)
+	return fmt.Errorf("pgstore: add usage for %q at %v: usage row not written for an unexplained reason", u.EntitlementID, u.At)
 }
 
-// storedValue is how a usage.MetricValue is kept in metric_values (the
+// storedValue is how a ledger.MetricValue is kept in metric_values (the
 // same JSON as sqlitestore's).
 type storedValue struct {
 	Metric string  `json:"m"`
@@ -292,7 +282,7 @@ type storedValue struct {
 	Double float64 `json:"d,omitempty"`
 }
 
-func encodeValues(vs []usage.MetricValue) (string, error) {
+func encodeValues(vs []ledger.MetricValue) (string, error) {
 	out := make([]storedValue, len(vs))
 	for i, v := range vs {
 		out[i] = storedValue{v.Metric, int(v.Kind), v.Int64, v.Double}
@@ -301,27 +291,27 @@ func encodeValues(vs []usage.MetricValue) (string, error) {
 	return string(b), err
 }
 
-func decodeValues(s string) ([]usage.MetricValue, error) {
+func decodeValues(s string) ([]ledger.MetricValue, error) {
 	var in []storedValue
 	if err := json.Unmarshal([]byte(s), &in); err != nil {
 		return nil, fmt.Errorf("stored metric values: %w", err)
 	}
-	out := make([]usage.MetricValue, len(in))
+	out := make([]ledger.MetricValue, len(in))
 	for i, v := range in {
-		out[i] = usage.MetricValue{Metric: v.Metric, Kind: usage.MetricKind(v.Kind), Int64: v.Int64, Double: v.Double}
+		out[i] = ledger.MetricValue{Metric: v.Metric, Kind: ledger.MetricKind(v.Kind), Int64: v.Int64, Double: v.Double}
 	}
 	return out, nil
 }
 
-func windowArgs(w usage.Window) ([]any, error) {
+func windowArgs(w ledger.Window) ([]any, error) {
 	if err := errors.Join(
 		badText(w.OperationID, w.EntitlementID, w.ConsumerID, w.Labels, string(w.State), w.LeaseOwner),
 		badTime(w.Start, w.End, w.Deadline, w.SealedAt, w.LastAttempt, w.ReportedAt, w.LeaseUntil),
 	); err != nil {
-		return nil, invalid(usage.ErrInvalid, err)
+		return nil, invalid(ledger.ErrInvalid, err)
 	}
 	if w.OperationID == "" {
-		return nil, fmt.Errorf("empty operation id: %w", usage.ErrInvalid)
+		return nil, fmt.Errorf("empty operation id: %w", ledger.ErrInvalid)
 	}
 	vals, err := encodeValues(w.Values)
 	if err != nil {
@@ -331,14 +321,14 @@ func windowArgs(w usage.Window) ([]any, error) {
 		w.Deadline, w.Attempts, w.SealedAt, w.LastAttempt, w.ReportedAt, w.LeaseOwner, w.LeaseUntil, w.LeaseToken}, nil
 }
 
-func scanWindow(row pgx.Row) (usage.Window, error) {
-	var w usage.Window
+func scanWindow(row pgx.Row) (ledger.Window, error) {
+	var w ledger.Window
 	var vals, state string
 	if err := row.Scan(&w.OperationID, &w.EntitlementID, &w.ConsumerID, &w.Start, &w.End, &w.Labels, &vals, &state, &w.Reason,
 		&w.Deadline, &w.Attempts, &w.SealedAt, &w.LastAttempt, &w.ReportedAt, &w.LeaseOwner, &w.LeaseUntil, &w.LeaseToken); err != nil {
 		return w, err
 	}
-	w.State = usage.WindowState(state)
+	w.State = ledger.WindowState(state)
 	for _, t := range []*time.Time{&w.Start, &w.End, &w.Deadline, &w.SealedAt, &w.LastAttempt, &w.ReportedAt, &w.LeaseUntil} {
 		*t = t.UTC()
 	}
@@ -347,13 +337,13 @@ func scanWindow(row pgx.Row) (usage.Window, error) {
 	return w, err
 }
 
-// Seal implements usage.Ledger. Several replicas may seal at once: each
+// Seal implements ledger.Ledger. Several replicas may seal at once: each
 // consumer is sealed by one of them, and a consumer another replica is
 // sealing is skipped (it does not count towards the result). Seal waits
 // for AddUsage transactions in flight on the consumers it seals.
-func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc) (int, error) {
+func (s *Store) Seal(ctx context.Context, p ledger.SealParams, fn ledger.SealFunc) (int, error) {
 	if err := badTime(p.Before, p.Ended); err != nil {
-		return 0, fmt.Errorf("pgstore: seal: %w", invalid(usage.ErrInvalid, err))
+		return 0, fmt.Errorf("pgstore: seal: %w", invalid(ledger.ErrInvalid, err))
 	}
 	n := 0
 	err := s.ledgerTx(ctx, "seal", func(ctx context.Context, tx pgx.Tx) error {
@@ -390,7 +380,7 @@ func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc)
 
 // sealOne seals consumer id unless another replica holds it or, once it is
 // locked, it turns out to have nothing left to seal.
-func (s *Store) sealOne(ctx context.Context, tx pgx.Tx, id string, p usage.SealParams, fn usage.SealFunc) (bool, error) {
+func (s *Store) sealOne(ctx context.Context, tx pgx.Tx, id string, p ledger.SealParams, fn ledger.SealFunc) (bool, error) {
 	var mine bool
 	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", s.lockID(nsSeal, id)).Scan(&mine); err != nil {
 		return false, fmt.Errorf("pgstore: seal %q: %w", id, interpretError(err))
@@ -406,11 +396,11 @@ func (s *Store) sealOne(ctx context.Context, tx pgx.Tx, id string, p usage.SealP
 		return false, fmt.Errorf("pgstore: seal %q: %w", id, interpretError(err))
 	}
 	ended := p.EndedBy(c.Consumer)
-	rows, err := collect(ctx, tx, s.lq.sealRows, []any{id, p.Before, ended}, func(r pgx.Row) (usage.UsageRow, error) {
-		var u usage.UsageRow
+	rows, err := collect(ctx, tx, s.lq.sealRows, []any{id, p.Before, ended}, func(r pgx.Row) (ledger.Row, error) {
+		var u ledger.Row
 		var kind int16
-		err := r.Scan(&u.Window, &u.Metric, &u.Labels, &kind, &u.Int64, &u.Double)
-		u.Kind, u.Window = usage.MetricKind(kind), u.Window.UTC()
+		err := r.Scan(&u.Bucket, &u.Metric, &u.Labels, &kind, &u.Int64, &u.Double)
+		u.Kind, u.Bucket = ledger.MetricKind(kind), u.Bucket.UTC()
 		return u, err
 	})
 	if err != nil {
@@ -428,7 +418,7 @@ func (s *Store) sealOne(ctx context.Context, tx pgx.Tx, id string, p usage.SealP
 		return false, err
 	}
 	if err := badTime(res.Frontier); err != nil {
-		return false, fmt.Errorf("pgstore: seal %q: frontier: %w", id, invalid(usage.ErrInvalid, err))
+		return false, fmt.Errorf("pgstore: seal %q: frontier: %w", id, invalid(ledger.ErrInvalid, err))
 	}
 	batch := &pgx.Batch{}
 	for _, w := range res.Windows {

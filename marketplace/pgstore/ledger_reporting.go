@@ -11,11 +11,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
-func sortWindows(ws []usage.Window) {
-	slices.SortFunc(ws, func(a, b usage.Window) int {
+func sortWindows(ws []ledger.Window) {
+	slices.SortFunc(ws, func(a, b ledger.Window) int {
 		return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.OperationID, b.OperationID))
 	})
 }
@@ -29,14 +29,14 @@ func limitArg(n int) *int64 {
 	return &l
 }
 
-// ClaimWindows implements usage.Ledger with FOR UPDATE SKIP LOCKED: windows
+// ClaimWindows implements ledger.Ledger with FOR UPDATE SKIP LOCKED: windows
 // another replica is claiming at the same moment are skipped, not waited
 // for, and a window is claimable again once its lease has expired.
-func (s *Store) ClaimWindows(ctx context.Context, p usage.ClaimParams) ([]usage.Window, error) {
+func (s *Store) ClaimWindows(ctx context.Context, p ledger.ClaimParams) ([]ledger.Window, error) {
 	if err := errors.Join(badText(p.Owner), badTime(p.Now, p.LeaseUntil)); err != nil {
-		return nil, fmt.Errorf("pgstore: claim windows: %w", invalid(usage.ErrInvalid, err))
+		return nil, fmt.Errorf("pgstore: claim windows: %w", invalid(ledger.ErrInvalid, err))
 	}
-	var out []usage.Window
+	var out []ledger.Window
 	err := s.ledgerTx(ctx, "claim windows", func(ctx context.Context, tx pgx.Tx) error {
 		var err error
 		out, err = collect(ctx, tx, s.lq.claim, []any{p.Owner, p.LeaseUntil, p.Now, limitArg(p.Limit)}, scanWindow)
@@ -52,17 +52,17 @@ func (s *Store) ClaimWindows(ctx context.Context, p usage.ClaimParams) ([]usage.
 	return out, nil
 }
 
-// UpdateWindows implements usage.Ledger. The updates travel in one batch.
-func (s *Store) UpdateWindows(ctx context.Context, owner string, updates []usage.WindowUpdate) ([]string, error) {
+// UpdateWindows implements ledger.Ledger. The updates travel in one batch.
+func (s *Store) UpdateWindows(ctx context.Context, owner string, updates []ledger.WindowUpdate) ([]string, error) {
 	if err := badText(owner); err != nil {
-		return nil, fmt.Errorf("pgstore: update windows: %w", invalid(usage.ErrInvalid, err))
+		return nil, fmt.Errorf("pgstore: update windows: %w", invalid(ledger.ErrInvalid, err))
 	}
 	for _, u := range updates {
 		if u.OperationID == "" {
-			return nil, fmt.Errorf("pgstore: update windows: empty operation id: %w", usage.ErrInvalid)
+			return nil, fmt.Errorf("pgstore: update windows: empty operation id: %w", ledger.ErrInvalid)
 		}
 		if err := errors.Join(badText(u.OperationID, string(u.State)), badTime(u.LastAttempt, u.ReportedAt, u.LeaseUntil)); err != nil {
-			return nil, fmt.Errorf("pgstore: update window %.64q: %w", u.OperationID, invalid(usage.ErrInvalid, err))
+			return nil, fmt.Errorf("pgstore: update window %.64q: %w", u.OperationID, invalid(ledger.ErrInvalid, err))
 		}
 	}
 	var lost []string
@@ -98,13 +98,13 @@ func (s *Store) UpdateWindows(ctx context.Context, owner string, updates []usage
 	return lost, nil
 }
 
-// ListWindows implements usage.Ledger.
-func (s *Store) ListWindows(ctx context.Context, q usage.WindowQuery) ([]usage.Window, error) {
+// ListWindows implements ledger.Ledger.
+func (s *Store) ListWindows(ctx context.Context, q ledger.WindowQuery) ([]ledger.Window, error) {
 	var where []string
 	var args []any
 	if q.States != nil {
 		if len(q.States) == 0 {
-			return []usage.Window{}, nil
+			return []ledger.Window{}, nil
 		}
 		states := make([]string, len(q.States))
 		for i, st := range q.States {
@@ -134,7 +134,7 @@ func (s *Store) ListWindows(ctx context.Context, q usage.WindowQuery) ([]usage.W
 		where = append(where, fmt.Sprintf("(start_time, operation_id) > ($%d, $%d)", len(args)-1, len(args)))
 	}
 	if err := errors.Join(badText(q.EntitlementID, q.OperationID, q.After.OperationID), badTime(q.From, q.To, q.After.Start)); err != nil {
-		return nil, fmt.Errorf("pgstore: list windows: %w", invalid(usage.ErrInvalid, err))
+		return nil, fmt.Errorf("pgstore: list windows: %w", invalid(ledger.ErrInvalid, err))
 	}
 	query := s.lq.listWindows
 	if len(where) > 0 {
@@ -142,7 +142,7 @@ func (s *Store) ListWindows(ctx context.Context, q usage.WindowQuery) ([]usage.W
 	}
 	args = append(args, limitArg(q.Limit))
 	query += fmt.Sprintf(" ORDER BY start_time, operation_id LIMIT $%d", len(args))
-	var out []usage.Window
+	var out []ledger.Window
 	err := s.ledgerTx(ctx, "list windows", func(ctx context.Context, tx pgx.Tx) error {
 		var err error
 		if out, err = collect(ctx, tx, query, args, scanWindow); err != nil {
@@ -153,10 +153,10 @@ func (s *Store) ListWindows(ctx context.Context, q usage.WindowQuery) ([]usage.W
 	return out, err
 }
 
-// PruneWindows implements usage.Ledger.
+// PruneWindows implements ledger.Ledger.
 func (s *Store) PruneWindows(ctx context.Context, before time.Time) (int, error) {
 	if err := badTime(before); err != nil {
-		return 0, fmt.Errorf("pgstore: prune windows: %w", invalid(usage.ErrInvalid, err))
+		return 0, fmt.Errorf("pgstore: prune windows: %w", invalid(ledger.ErrInvalid, err))
 	}
 	n := 0
 	err := s.ledgerTx(ctx, "prune windows", func(ctx context.Context, tx pgx.Tx) error {

@@ -15,10 +15,10 @@ import (
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/pgstore"
-	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
-var _ usage.Ledger = (*pgstore.Store)(nil)
+var _ ledger.Ledger = (*pgstore.Store)(nil)
 
 const metric = "example.googleapis.com/requests"
 
@@ -27,30 +27,30 @@ func hour(n int) time.Time { return base.Truncate(time.Hour).Add(time.Duration(n
 // sealHourly is a SealFunc: one window per consumer, hour and labels,
 // holding the hour's usage, and the frontier moved to before (capped at the
 // consumer's end).
-func sealHourly(before time.Time) usage.SealFunc {
-	return func(c usage.ConsumerState, rows []usage.UsageRow) (usage.Sealed, error) {
+func sealHourly(before time.Time) ledger.SealFunc {
+	return func(c ledger.ConsumerState, rows []ledger.Row) (ledger.Sealed, error) {
 		type key struct {
 			start  time.Time
 			labels string
 		}
-		byKey := map[key]*usage.Window{}
+		byKey := map[key]*ledger.Window{}
 		var order []key
 		for _, r := range rows {
-			k := key{r.Window, r.Labels}
+			k := key{r.Bucket, r.Labels}
 			w, ok := byKey[k]
 			if !ok {
-				w = &usage.Window{
-					OperationID:   fmt.Sprintf("%s/%d/%s", c.EntitlementID, r.Window.Unix(), r.Labels),
+				w = &ledger.Window{
+					OperationID:   fmt.Sprintf("%s/%d/%s", c.EntitlementID, r.Bucket.Unix(), r.Labels),
 					EntitlementID: c.EntitlementID, ConsumerID: c.UsageReportingID,
-					Start: r.Window, End: r.Window.Add(time.Hour), Labels: r.Labels,
-					State: usage.StatePending, Deadline: r.Window.Add(2 * time.Hour), SealedAt: before,
+					Start: r.Bucket, End: r.Bucket.Add(time.Hour), Labels: r.Labels,
+					State: ledger.StatePending, Deadline: r.Bucket.Add(2 * time.Hour), SealedAt: before,
 				}
 				byKey[k] = w
 				order = append(order, k)
 			}
-			w.Values = append(w.Values, usage.MetricValue{Metric: r.Metric, Kind: r.Kind, Int64: r.Int64, Double: r.Double})
+			w.Values = append(w.Values, ledger.MetricValue{Metric: r.Metric, Kind: r.Kind, Int64: r.Int64, Double: r.Double})
 		}
-		out := usage.Sealed{Frontier: before}
+		out := ledger.Sealed{Frontier: before}
 		if !c.End.IsZero() && c.End.Before(before) {
 			out.Frontier = c.End
 		}
@@ -71,14 +71,14 @@ func TestLedgerConsumers(t *testing.T) {
 	s := ledgerStore(t)
 	ctx := context.Background()
 	_, err := s.GetConsumer(ctx, "ent-1")
-	require.ErrorIs(t, err, usage.ErrUnknownConsumer)
-	require.ErrorIs(t, s.PutConsumer(ctx, usage.Consumer{}, hour(0)), usage.ErrInvalid)
-	require.ErrorIs(t, s.SetBlock(ctx, "ent-1", usage.Block{Code: "X"}), usage.ErrUnknownConsumer)
+	require.ErrorIs(t, err, ledger.ErrUnknownConsumer)
+	require.ErrorIs(t, s.PutConsumer(ctx, ledger.Consumer{}, hour(0)), ledger.ErrInvalid)
+	require.ErrorIs(t, s.SetBlock(ctx, "ent-1", ledger.Block{Code: "X"}), ledger.ErrUnknownConsumer)
 
-	c := usage.Consumer{EntitlementID: "ent-b", UsageReportingID: "project_number:1", Start: hour(-5).In(time.FixedZone("X", 3600))}
+	c := ledger.Consumer{EntitlementID: "ent-b", UsageReportingID: "project_number:1", Start: hour(-5).In(time.FixedZone("X", 3600))}
 	require.NoError(t, s.PutConsumer(ctx, c, hour(0)))
-	require.NoError(t, s.PutConsumer(ctx, usage.Consumer{EntitlementID: "ent-a", UsageReportingID: "project_number:2"}, hour(1)))
-	require.NoError(t, s.SetBlock(ctx, "ent-b", usage.Block{Code: "BILLING_DISABLED", Detail: "bad\x00detail\xff", Since: hour(2)}))
+	require.NoError(t, s.PutConsumer(ctx, ledger.Consumer{EntitlementID: "ent-a", UsageReportingID: "project_number:2"}, hour(1)))
+	require.NoError(t, s.SetBlock(ctx, "ent-b", ledger.Block{Code: "BILLING_DISABLED", Detail: "bad\x00detail\xff", Since: hour(2)}))
 
 	// Update: reporting id and times replaced, frontier and block kept.
 	c.UsageReportingID, c.End = "project_number:3", hour(10)
@@ -93,18 +93,18 @@ func TestLedgerConsumers(t *testing.T) {
 	assert.Equal(t, "bad\uFFFDdetail\uFFFD", got.Block.Detail, "unstorable bytes replaced")
 	assert.True(t, got.Block.Since.Equal(hour(2)))
 
-	all, err := s.ListConsumers(ctx, usage.ConsumerQuery{})
+	all, err := s.ListConsumers(ctx, ledger.ConsumerQuery{})
 	require.NoError(t, err)
 	require.Len(t, all, 2)
 	assert.Equal(t, "ent-a", all[0].EntitlementID)
 	assert.True(t, all[0].Start.IsZero() && all[0].End.IsZero(), "zero times round-trip")
-	blocked, err := s.ListConsumers(ctx, usage.ConsumerQuery{BlockedOnly: true})
+	blocked, err := s.ListConsumers(ctx, ledger.ConsumerQuery{BlockedOnly: true})
 	require.NoError(t, err)
 	require.Len(t, blocked, 1)
 	assert.Equal(t, "ent-b", blocked[0].EntitlementID)
 
-	require.NoError(t, s.SetBlock(ctx, "ent-b", usage.Block{}))
-	blocked, err = s.ListConsumers(ctx, usage.ConsumerQuery{BlockedOnly: true})
+	require.NoError(t, s.SetBlock(ctx, "ent-b", ledger.Block{}))
+	blocked, err = s.ListConsumers(ctx, ledger.ConsumerQuery{BlockedOnly: true})
 	require.NoError(t, err)
 	assert.Empty(t, blocked)
 }
@@ -113,10 +113,10 @@ func TestLedgerAddUsage(t *testing.T) {
 	t.Parallel()
 	s := ledgerStore(t)
 	ctx := context.Background()
-	require.NoError(t, s.PutConsumer(ctx, usage.Consumer{EntitlementID: "ent-1", Start: hour(0), End: hour(5)}, hour(2)))
+	require.NoError(t, s.PutConsumer(ctx, ledger.Consumer{EntitlementID: "ent-1", Start: hour(0), End: hour(5)}, hour(2)))
 
 	add := func(at time.Time, n int64) (time.Time, error) {
-		return s.AddUsage(ctx, usage.Usage{EntitlementID: "ent-1", At: at, Window: at.Truncate(time.Hour), Metric: metric, Labels: "{}", Int64: n})
+		return s.AddUsage(ctx, ledger.Usage{EntitlementID: "ent-1", At: at, Bucket: at.Truncate(time.Hour), Metric: metric, Labels: "{}", Int64: n})
 	}
 	w, err := add(hour(3).Add(time.Minute), 2)
 	require.NoError(t, err)
@@ -129,38 +129,38 @@ func TestLedgerAddUsage(t *testing.T) {
 	assert.True(t, w.Equal(hour(2)), "late usage window %v", w)
 
 	_, err = add(hour(0).Add(-time.Second), 1)
-	assert.ErrorIs(t, err, usage.ErrBeforeStart)
+	assert.ErrorIs(t, err, ledger.ErrBeforeStart)
 	_, err = add(hour(5), 1)
-	assert.ErrorIs(t, err, usage.ErrAfterEnd)
-	_, err = s.AddUsage(ctx, usage.Usage{EntitlementID: "ent-nope", At: hour(1), Window: hour(1), Metric: metric, Labels: "{}"})
-	assert.ErrorIs(t, err, usage.ErrUnknownConsumer)
-	_, err = s.AddUsage(ctx, usage.Usage{At: hour(1)})
-	assert.ErrorIs(t, err, usage.ErrInvalid)
-	_, err = s.AddUsage(ctx, usage.Usage{EntitlementID: "ent-1", At: hour(3), Window: hour(3), Metric: "m\x00", Labels: "{}"})
-	assert.ErrorIs(t, err, usage.ErrInvalid)
+	assert.ErrorIs(t, err, ledger.ErrAfterEnd)
+	_, err = s.AddUsage(ctx, ledger.Usage{EntitlementID: "ent-nope", At: hour(1), Bucket: hour(1), Metric: metric, Labels: "{}"})
+	assert.ErrorIs(t, err, ledger.ErrUnknownConsumer)
+	_, err = s.AddUsage(ctx, ledger.Usage{At: hour(1)})
+	assert.ErrorIs(t, err, ledger.ErrInvalid)
+	_, err = s.AddUsage(ctx, ledger.Usage{EntitlementID: "ent-1", At: hour(3), Bucket: hour(3), Metric: "m\x00", Labels: "{}"})
+	assert.ErrorIs(t, err, ledger.ErrInvalid)
 
-	var seen []usage.UsageRow
-	n, err := s.Seal(ctx, usage.SealParams{Before: hour(4)}, func(c usage.ConsumerState, rows []usage.UsageRow) (usage.Sealed, error) {
+	var seen []ledger.Row
+	n, err := s.Seal(ctx, ledger.SealParams{Before: hour(4)}, func(c ledger.ConsumerState, rows []ledger.Row) (ledger.Sealed, error) {
 		seen = rows
 		return sealHourly(hour(4))(c, rows)
 	})
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
 	require.Len(t, seen, 2)
-	assert.True(t, seen[0].Window.Equal(hour(2)) && seen[0].Int64 == 1, "%+v", seen[0])
-	assert.True(t, seen[1].Window.Equal(hour(3)) && seen[1].Int64 == 7, "aggregated: %+v", seen[1])
+	assert.True(t, seen[0].Bucket.Equal(hour(2)) && seen[0].Int64 == 1, "%+v", seen[0])
+	assert.True(t, seen[1].Bucket.Equal(hour(3)) && seen[1].Int64 == 7, "aggregated: %+v", seen[1])
 
 	// The final window [4h, 5h) is not sealed yet: usage before End is
 	// taken; once sealed up to End, it is refused.
 	_, err = add(hour(4).Add(time.Minute), 1)
 	require.NoError(t, err)
-	_, err = s.Seal(ctx, usage.SealParams{Before: hour(9)}, sealHourly(hour(9)))
+	_, err = s.Seal(ctx, ledger.SealParams{Before: hour(9)}, sealHourly(hour(9)))
 	require.NoError(t, err)
 	c, err := s.GetConsumer(ctx, "ent-1")
 	require.NoError(t, err)
 	assert.True(t, c.Frontier.Equal(hour(5)), "frontier capped at End: %v", c.Frontier)
 	_, err = add(hour(4).Add(2*time.Minute), 1)
-	assert.ErrorIs(t, err, usage.ErrWindowSealed)
+	assert.ErrorIs(t, err, ledger.ErrWindowSealed)
 }
 
 func TestLedgerSeal(t *testing.T) {
@@ -168,13 +168,13 @@ func TestLedgerSeal(t *testing.T) {
 	s := ledgerStore(t)
 	ctx := context.Background()
 	for _, id := range []string{"ent-1", "ent-2", "ent-3"} {
-		require.NoError(t, s.PutConsumer(ctx, usage.Consumer{EntitlementID: id, UsageReportingID: "c-" + id}, hour(0)))
+		require.NoError(t, s.PutConsumer(ctx, ledger.Consumer{EntitlementID: id, UsageReportingID: "c-" + id}, hour(0)))
 	}
-	for _, u := range []usage.Usage{
-		{EntitlementID: "ent-1", At: hour(0), Window: hour(0), Metric: metric, Labels: "{}", Int64: 3},
-		{EntitlementID: "ent-1", At: hour(1), Window: hour(1), Metric: metric, Labels: `{"k":"v"}`, Int64: 4},
-		{EntitlementID: "ent-2", At: hour(0), Window: hour(0), Metric: metric, Kind: usage.Double, Labels: "{}", Double: 0.5},
-		{EntitlementID: "ent-2", At: hour(3), Window: hour(3), Metric: metric, Labels: "{}", Int64: 9}, // not sealed yet
+	for _, u := range []ledger.Usage{
+		{EntitlementID: "ent-1", At: hour(0), Bucket: hour(0), Metric: metric, Labels: "{}", Int64: 3},
+		{EntitlementID: "ent-1", At: hour(1), Bucket: hour(1), Metric: metric, Labels: `{"k":"v"}`, Int64: 4},
+		{EntitlementID: "ent-2", At: hour(0), Bucket: hour(0), Metric: metric, Kind: ledger.Double, Labels: "{}", Double: 0.5},
+		{EntitlementID: "ent-2", At: hour(3), Bucket: hour(3), Metric: metric, Labels: "{}", Int64: 9}, // not sealed yet
 	} {
 		_, err := s.AddUsage(ctx, u)
 		require.NoError(t, err)
@@ -182,63 +182,63 @@ func TestLedgerSeal(t *testing.T) {
 
 	// A failing SealFunc changes nothing.
 	errSeal := errors.New("seal failed")
-	_, err := s.Seal(ctx, usage.SealParams{Before: hour(2)}, func(usage.ConsumerState, []usage.UsageRow) (usage.Sealed, error) {
-		return usage.Sealed{}, errSeal
+	_, err := s.Seal(ctx, ledger.SealParams{Before: hour(2)}, func(ledger.ConsumerState, []ledger.Row) (ledger.Sealed, error) {
+		return ledger.Sealed{}, errSeal
 	})
 	require.ErrorIs(t, err, errSeal)
-	ws, err := s.ListWindows(ctx, usage.WindowQuery{})
+	ws, err := s.ListWindows(ctx, ledger.WindowQuery{})
 	require.NoError(t, err)
 	assert.Empty(t, ws)
 
-	n, err := s.Seal(ctx, usage.SealParams{Before: hour(2), Limit: 2}, sealHourly(hour(2)))
+	n, err := s.Seal(ctx, ledger.SealParams{Before: hour(2), Limit: 2}, sealHourly(hour(2)))
 	require.NoError(t, err)
 	assert.Equal(t, 2, n, "limited")
-	n, err = s.Seal(ctx, usage.SealParams{Before: hour(2)}, sealHourly(hour(2)))
+	n, err = s.Seal(ctx, ledger.SealParams{Before: hour(2)}, sealHourly(hour(2)))
 	require.NoError(t, err)
 	assert.Equal(t, 1, n, "the rest")
-	n, err = s.Seal(ctx, usage.SealParams{Before: hour(2)}, sealHourly(hour(2)))
+	n, err = s.Seal(ctx, ledger.SealParams{Before: hour(2)}, sealHourly(hour(2)))
 	require.NoError(t, err)
 	assert.Zero(t, n, "nothing left")
 
-	ws, err = s.ListWindows(ctx, usage.WindowQuery{})
+	ws, err = s.ListWindows(ctx, ledger.WindowQuery{})
 	require.NoError(t, err)
 	require.Len(t, ws, 3)
 	for i := 1; i < len(ws); i++ {
 		assert.True(t, !ws[i].Start.Before(ws[i-1].Start), "ordered by start")
 	}
-	byID := map[string]usage.Window{}
+	byID := map[string]ledger.Window{}
 	for _, w := range ws {
 		byID[w.OperationID] = w
 	}
 	w2 := byID[fmt.Sprintf("ent-2/%d/{}", hour(0).Unix())]
 	require.Len(t, w2.Values, 1)
-	assert.Equal(t, usage.MetricValue{Metric: metric, Kind: usage.Double, Double: 0.5}, w2.Values[0])
+	assert.Equal(t, ledger.MetricValue{Metric: metric, Kind: ledger.Double, Double: 0.5}, w2.Values[0])
 	assert.Equal(t, "c-ent-2", w2.ConsumerID)
-	assert.Equal(t, usage.StatePending, w2.State)
+	assert.Equal(t, ledger.StatePending, w2.State)
 	assert.True(t, w2.Deadline.Equal(hour(2)) && w2.LastAttempt.IsZero() && w2.LeaseUntil.IsZero())
 
 	// Re-sealing a window whose operation id exists leaves it as it is.
-	_, err = s.AddUsage(ctx, usage.Usage{EntitlementID: "ent-2", At: hour(3), Window: hour(3), Metric: metric, Labels: "{}", Int64: 1})
+	_, err = s.AddUsage(ctx, ledger.Usage{EntitlementID: "ent-2", At: hour(3), Bucket: hour(3), Metric: metric, Labels: "{}", Int64: 1})
 	require.NoError(t, err)
-	_, err = s.Seal(ctx, usage.SealParams{Before: hour(4)}, func(c usage.ConsumerState, rows []usage.UsageRow) (usage.Sealed, error) {
+	_, err = s.Seal(ctx, ledger.SealParams{Before: hour(4)}, func(c ledger.ConsumerState, rows []ledger.Row) (ledger.Sealed, error) {
 		res, err := sealHourly(hour(4))(c, rows)
 		if c.EntitlementID == "ent-2" {
 			dup := w2
-			dup.Values = []usage.MetricValue{{Metric: metric, Int64: 999}}
+			dup.Values = []ledger.MetricValue{{Metric: metric, Int64: 999}}
 			res.Windows = append(res.Windows, dup)
 		}
 		return res, err
 	})
 	require.NoError(t, err)
-	again, err := s.ListWindows(ctx, usage.WindowQuery{OperationID: w2.OperationID})
+	again, err := s.ListWindows(ctx, ledger.WindowQuery{OperationID: w2.OperationID})
 	require.NoError(t, err)
 	require.Len(t, again, 1)
 	assert.Equal(t, w2.Values, again[0].Values)
-	hour3, err := s.ListWindows(ctx, usage.WindowQuery{EntitlementID: "ent-2", States: []usage.WindowState{usage.StatePending}, Limit: 5})
+	hour3, err := s.ListWindows(ctx, ledger.WindowQuery{EntitlementID: "ent-2", States: []ledger.WindowState{ledger.StatePending}, Limit: 5})
 	require.NoError(t, err)
 	require.Len(t, hour3, 2)
 	assert.Equal(t, int64(10), hour3[1].Values[0].Int64, "usage added to a row before sealing")
-	none, err := s.ListWindows(ctx, usage.WindowQuery{States: []usage.WindowState{}})
+	none, err := s.ListWindows(ctx, ledger.WindowQuery{States: []ledger.WindowState{}})
 	require.NoError(t, err)
 	assert.Empty(t, none)
 }
@@ -247,12 +247,12 @@ func TestLedgerSeal(t *testing.T) {
 func seedWindows(t *testing.T, s *pgstore.Store, id string, n int) {
 	t.Helper()
 	ctx := context.Background()
-	require.NoError(t, s.PutConsumer(ctx, usage.Consumer{EntitlementID: id, UsageReportingID: "c-" + id}, hour(0)))
+	require.NoError(t, s.PutConsumer(ctx, ledger.Consumer{EntitlementID: id, UsageReportingID: "c-" + id}, hour(0)))
 	for i := range n {
-		_, err := s.AddUsage(ctx, usage.Usage{EntitlementID: id, At: hour(i), Window: hour(i), Metric: metric, Labels: "{}", Int64: 1})
+		_, err := s.AddUsage(ctx, ledger.Usage{EntitlementID: id, At: hour(i), Bucket: hour(i), Metric: metric, Labels: "{}", Int64: 1})
 		require.NoError(t, err)
 	}
-	_, err := s.Seal(ctx, usage.SealParams{Before: hour(n)}, sealHourly(hour(n)))
+	_, err := s.Seal(ctx, ledger.SealParams{Before: hour(n)}, sealHourly(hour(n)))
 	require.NoError(t, err)
 }
 
@@ -263,7 +263,7 @@ func TestLedgerClaimUpdatePrune(t *testing.T) {
 	seedWindows(t, s, "ent-1", 3)
 	now := hour(10)
 
-	got, err := s.ClaimWindows(ctx, usage.ClaimParams{Owner: "a", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 2})
+	got, err := s.ClaimWindows(ctx, ledger.ClaimParams{Owner: "a", Now: now, LeaseUntil: now.Add(time.Minute), Limit: 2})
 	require.NoError(t, err)
 	require.Len(t, got, 2)
 	assert.True(t, got[0].Start.Equal(hour(0)) && got[1].Start.Equal(hour(1)), "oldest first")
@@ -271,35 +271,35 @@ func TestLedgerClaimUpdatePrune(t *testing.T) {
 	assert.True(t, got[0].LeaseUntil.Equal(now.Add(time.Minute)))
 
 	// Update by the owner; by someone else: lost; unknown id: lost.
-	lost, err := s.UpdateWindows(ctx, "a", []usage.WindowUpdate{
-		{OperationID: got[0].OperationID, State: usage.StateReported, Attempts: 1, LastAttempt: now, ReportedAt: now, LeaseToken: got[0].LeaseToken},
-		{OperationID: "no-such-op", State: usage.StateReported},
+	lost, err := s.UpdateWindows(ctx, "a", []ledger.WindowUpdate{
+		{OperationID: got[0].OperationID, State: ledger.StateReported, Attempts: 1, LastAttempt: now, ReportedAt: now, LeaseToken: got[0].LeaseToken},
+		{OperationID: "no-such-op", State: ledger.StateReported},
 	})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"no-such-op"}, lost)
-	lost, err = s.UpdateWindows(ctx, "b", []usage.WindowUpdate{{OperationID: got[1].OperationID, State: usage.StateRejected}})
+	lost, err = s.UpdateWindows(ctx, "b", []ledger.WindowUpdate{{OperationID: got[1].OperationID, State: ledger.StateRejected}})
 	require.NoError(t, err)
 	assert.Equal(t, []string{got[1].OperationID}, lost)
-	_, err = s.UpdateWindows(ctx, "a", []usage.WindowUpdate{{}})
-	require.ErrorIs(t, err, usage.ErrInvalid)
+	_, err = s.UpdateWindows(ctx, "a", []ledger.WindowUpdate{{}})
+	require.ErrorIs(t, err, ledger.ErrInvalid)
 
 	// A window released with a later LeaseUntil is not claimed before it.
-	lost, err = s.UpdateWindows(ctx, "a", []usage.WindowUpdate{{OperationID: got[1].OperationID, State: usage.StateUnknown, Reason: "timeout", Attempts: 1, LeaseUntil: now.Add(time.Hour), LeaseToken: got[1].LeaseToken}})
+	lost, err = s.UpdateWindows(ctx, "a", []ledger.WindowUpdate{{OperationID: got[1].OperationID, State: ledger.StateUnknown, Reason: "timeout", Attempts: 1, LeaseUntil: now.Add(time.Hour), LeaseToken: got[1].LeaseToken}})
 	require.NoError(t, err)
 	assert.Empty(t, lost)
-	more, err := s.ClaimWindows(ctx, usage.ClaimParams{Owner: "b", Now: now.Add(2 * time.Minute), LeaseUntil: now.Add(3 * time.Minute)})
+	more, err := s.ClaimWindows(ctx, ledger.ClaimParams{Owner: "b", Now: now.Add(2 * time.Minute), LeaseUntil: now.Add(3 * time.Minute)})
 	require.NoError(t, err)
 	require.Len(t, more, 1, "only the never-claimed window")
 	assert.True(t, more[0].Start.Equal(hour(2)))
-	more, err = s.ClaimWindows(ctx, usage.ClaimParams{Owner: "b", Now: now.Add(time.Hour), LeaseUntil: now.Add(2 * time.Hour)})
+	more, err = s.ClaimWindows(ctx, ledger.ClaimParams{Owner: "b", Now: now.Add(time.Hour), LeaseUntil: now.Add(2 * time.Hour)})
 	require.NoError(t, err)
 	require.Len(t, more, 2, "hour 1 after its not-before time, hour 2 after its lease")
 	assert.Equal(t, got[1].OperationID, more[0].OperationID)
 	assert.Equal(t, "timeout", more[0].Reason)
-	assert.Equal(t, usage.StateUnknown, more[0].State)
+	assert.Equal(t, ledger.StateUnknown, more[0].State)
 
 	// An operator's override ignores the lease.
-	lost, err = s.UpdateWindows(ctx, "", []usage.WindowUpdate{{OperationID: more[0].OperationID, State: usage.StateRejected, Reason: "operator"}})
+	lost, err = s.UpdateWindows(ctx, "", []ledger.WindowUpdate{{OperationID: more[0].OperationID, State: ledger.StateRejected, Reason: "operator"}})
 	require.NoError(t, err)
 	assert.Empty(t, lost)
 
@@ -311,7 +311,7 @@ func TestLedgerClaimUpdatePrune(t *testing.T) {
 	n, err = s.PruneWindows(ctx, hour(3).Add(time.Microsecond))
 	require.NoError(t, err)
 	assert.Equal(t, 2, n)
-	left, err := s.ListWindows(ctx, usage.WindowQuery{})
+	left, err := s.ListWindows(ctx, ledger.WindowQuery{})
 	require.NoError(t, err)
 	require.Len(t, left, 1)
 	assert.True(t, left[0].Start.Equal(hour(2)))
@@ -328,22 +328,22 @@ func TestLedgerReplicasLeaseTakeover(t *testing.T) {
 	now := hour(10) // the manual clock
 	lease := 30 * time.Second
 
-	claimedA, err := a.ClaimWindows(ctx, usage.ClaimParams{Owner: "replica-a", Now: now, LeaseUntil: now.Add(lease)})
+	claimedA, err := a.ClaimWindows(ctx, ledger.ClaimParams{Owner: "replica-a", Now: now, LeaseUntil: now.Add(lease)})
 	require.NoError(t, err)
 	require.Len(t, claimedA, 4)
 
 	// While A's lease runs, B gets nothing.
 	now = now.Add(lease - time.Microsecond)
-	claimedB, err := b.ClaimWindows(ctx, usage.ClaimParams{Owner: "replica-b", Now: now, LeaseUntil: now.Add(lease)})
+	claimedB, err := b.ClaimWindows(ctx, ledger.ClaimParams{Owner: "replica-b", Now: now, LeaseUntil: now.Add(lease)})
 	require.NoError(t, err)
 	assert.Empty(t, claimedB)
 
 	// A reports one window, then dies. Its lease expires; B takes over the rest.
-	lost, err := a.UpdateWindows(ctx, "replica-a", []usage.WindowUpdate{{OperationID: claimedA[0].OperationID, State: usage.StateReported, Attempts: 1, LastAttempt: now, ReportedAt: now, LeaseToken: claimedA[0].LeaseToken}})
+	lost, err := a.UpdateWindows(ctx, "replica-a", []ledger.WindowUpdate{{OperationID: claimedA[0].OperationID, State: ledger.StateReported, Attempts: 1, LastAttempt: now, ReportedAt: now, LeaseToken: claimedA[0].LeaseToken}})
 	require.NoError(t, err)
 	require.Empty(t, lost)
 	now = now.Add(time.Microsecond) // exactly at the lease end
-	claimedB, err = b.ClaimWindows(ctx, usage.ClaimParams{Owner: "replica-b", Now: now, LeaseUntil: now.Add(lease)})
+	claimedB, err = b.ClaimWindows(ctx, ledger.ClaimParams{Owner: "replica-b", Now: now, LeaseUntil: now.Add(lease)})
 	require.NoError(t, err)
 	require.Len(t, claimedB, 3)
 	for i, w := range claimedB {
@@ -352,16 +352,16 @@ func TestLedgerReplicasLeaseTakeover(t *testing.T) {
 	}
 
 	// A comes back late: its updates are lost, B's are applied.
-	lost, err = a.UpdateWindows(ctx, "replica-a", []usage.WindowUpdate{{OperationID: claimedA[1].OperationID, State: usage.StateReported, LeaseToken: claimedA[1].LeaseToken}})
+	lost, err = a.UpdateWindows(ctx, "replica-a", []ledger.WindowUpdate{{OperationID: claimedA[1].OperationID, State: ledger.StateReported, LeaseToken: claimedA[1].LeaseToken}})
 	require.NoError(t, err)
 	assert.Equal(t, []string{claimedA[1].OperationID}, lost)
-	lost, err = b.UpdateWindows(ctx, "replica-b", []usage.WindowUpdate{{OperationID: claimedB[0].OperationID, State: usage.StateReported, Attempts: 1, ReportedAt: now, LeaseToken: claimedB[0].LeaseToken}})
+	lost, err = b.UpdateWindows(ctx, "replica-b", []ledger.WindowUpdate{{OperationID: claimedB[0].OperationID, State: ledger.StateReported, Attempts: 1, ReportedAt: now, LeaseToken: claimedB[0].LeaseToken}})
 	require.NoError(t, err)
 	assert.Empty(t, lost)
-	w, err := a.ListWindows(ctx, usage.WindowQuery{OperationID: claimedB[0].OperationID})
+	w, err := a.ListWindows(ctx, ledger.WindowQuery{OperationID: claimedB[0].OperationID})
 	require.NoError(t, err)
 	require.Len(t, w, 1)
-	assert.Equal(t, usage.StateReported, w[0].State)
+	assert.Equal(t, ledger.StateReported, w[0].State)
 	assert.Equal(t, "replica-b", w[0].LeaseOwner)
 }
 
@@ -382,7 +382,7 @@ func TestLedgerReplicasConcurrentClaims(t *testing.T) {
 		owner := fmt.Sprintf("worker-%d", i)
 		wg.Go(func() {
 			for {
-				got, err := s.ClaimWindows(ctx, usage.ClaimParams{Owner: owner, Now: now, LeaseUntil: now.Add(time.Hour), Limit: 3})
+				got, err := s.ClaimWindows(ctx, ledger.ClaimParams{Owner: owner, Now: now, LeaseUntil: now.Add(time.Hour), Limit: 3})
 				if !assert.NoError(t, err) || len(got) == 0 {
 					return
 				}
@@ -400,7 +400,7 @@ func TestLedgerReplicasConcurrentClaims(t *testing.T) {
 		assert.Len(t, os, 1, "claimers of %s: %v", id, os)
 	}
 	// Each window's recorded owner is the one that got it.
-	ws, err := rs[1].ListWindows(ctx, usage.WindowQuery{})
+	ws, err := rs[1].ListWindows(ctx, ledger.WindowQuery{})
 	require.NoError(t, err)
 	for _, w := range ws {
 		assert.Equal(t, owners[w.OperationID][0], w.LeaseOwner)
@@ -415,7 +415,7 @@ func TestLedgerReplicasSealWhileAdding(t *testing.T) {
 	ctx := context.Background()
 	consumers := []string{"ent-1", "ent-2", "ent-3"}
 	for _, id := range consumers {
-		require.NoError(t, rs[0].PutConsumer(ctx, usage.Consumer{EntitlementID: id, UsageReportingID: "c-" + id}, hour(0)))
+		require.NoError(t, rs[0].PutConsumer(ctx, ledger.Consumer{EntitlementID: id, UsageReportingID: "c-" + id}, hour(0)))
 	}
 	const adders, adds = 4, 30
 	var added atomic.Int64
@@ -432,7 +432,7 @@ func TestLedgerReplicasSealWhileAdding(t *testing.T) {
 				default:
 				}
 				before := hour(min(h, 50))
-				if _, err := s.Seal(ctx, usage.SealParams{Before: before}, sealHourly(before)); err != nil {
+				if _, err := s.Seal(ctx, ledger.SealParams{Before: before}, sealHourly(before)); err != nil {
 					if !pgstore.IsRetryable(err) {
 						t.Errorf("Seal: %v", err)
 					}
@@ -447,7 +447,7 @@ func TestLedgerReplicasSealWhileAdding(t *testing.T) {
 			for j := range adds {
 				id := consumers[(i+j)%len(consumers)]
 				at := hour(j % 40)
-				_, err := s.AddUsage(ctx, usage.Usage{EntitlementID: id, At: at, Window: at, Metric: metric, Labels: "{}", Int64: 1})
+				_, err := s.AddUsage(ctx, ledger.Usage{EntitlementID: id, At: at, Bucket: at, Metric: metric, Labels: "{}", Int64: 1})
 				if !assert.NoError(t, err) {
 					return
 				}
@@ -459,10 +459,10 @@ func TestLedgerReplicasSealWhileAdding(t *testing.T) {
 	close(stop)
 	sealers.Wait()
 	// Seal everything left.
-	_, err := rs[1].Seal(ctx, usage.SealParams{Before: hour(60)}, sealHourly(hour(60)))
+	_, err := rs[1].Seal(ctx, ledger.SealParams{Before: hour(60)}, sealHourly(hour(60)))
 	require.NoError(t, err)
 
-	ws, err := rs[0].ListWindows(ctx, usage.WindowQuery{})
+	ws, err := rs[0].ListWindows(ctx, ledger.WindowQuery{})
 	require.NoError(t, err)
 	var total int64
 	spans := map[string][]time.Time{}
@@ -486,6 +486,6 @@ func TestLedgerClosed(t *testing.T) {
 	s, err := pgstore.New(context.Background(), sharedPool(t), pgstore.WithSchema(freshSchema(t)))
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
-	_, err = s.ListWindows(context.Background(), usage.WindowQuery{})
+	_, err = s.ListWindows(context.Background(), ledger.WindowQuery{})
 	require.ErrorIs(t, err, marketplace.ErrClosed)
 }

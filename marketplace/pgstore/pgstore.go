@@ -25,7 +25,7 @@
 //     connection taken from the pool for as long as the caller processes a
 //     message, so duplicate deliveries on two replicas never run callbacks
 //     at the same time.
-//   - The usage ledger (usage.Ledger, also implemented by Store) leases
+//   - The usage ledger (ledger.Ledger of package usage/ledger, also implemented by Store) leases
 //     sealed windows with FOR UPDATE SKIP LOCKED and an expiry, so each
 //     window is reported by one replica and a dead replica's windows are
 //     taken over when its lease ends; see ClaimWindows and Seal.

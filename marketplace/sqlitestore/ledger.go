@@ -12,14 +12,14 @@ import (
 	"time"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
-	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
-// The usage ledger (usage.Ledger) lives in the same file and goes through
+// The usage ledger (ledger.Ledger) lives in the same file and goes through
 // the same writer as the rest of the store, so every ledger method is one
 // transaction of the group commit: concurrent Record calls share commits.
 
-var _ usage.Ledger = (*Store)(nil)
+var _ ledger.Ledger = (*Store)(nil)
 
 // zeroTime is how the zero time.Time is stored.
 const zeroTime = "0001-01-01T00:00:00.000000000Z"
@@ -110,7 +110,7 @@ func (t *tx) ledgerQuery(query string, args ...any) (*sql.Rows, error) {
 func (s *Store) ledgerTx(ctx context.Context, op string, fn func(t *tx) error, ids ...string) error {
 	for _, id := range ids {
 		if id == "" {
-			return fmt.Errorf("sqlitestore: %s: empty id: %w", op, usage.ErrInvalid)
+			return fmt.Errorf("sqlitestore: %s: empty id: %w", op, ledger.ErrInvalid)
 		}
 	}
 	return s.InTx(ctx, func(ctx context.Context, mtx marketplace.Tx) error {
@@ -123,8 +123,8 @@ func (s *Store) ledgerTx(ctx context.Context, op string, fn func(t *tx) error, i
 	})
 }
 
-// PutConsumer implements usage.Ledger.
-func (s *Store) PutConsumer(ctx context.Context, c usage.Consumer, frontier time.Time) error {
+// PutConsumer implements ledger.Ledger.
+func (s *Store) PutConsumer(ctx context.Context, c ledger.Consumer, frontier time.Time) error {
 	ts, err := encodeTimes(c.Start, c.End, frontier)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: put consumer %q: %w", c.EntitlementID, err)
@@ -137,8 +137,8 @@ func (s *Store) PutConsumer(ctx context.Context, c usage.Consumer, frontier time
 	}, c.EntitlementID)
 }
 
-func scanConsumer(row scanner) (usage.ConsumerState, error) {
-	var c usage.ConsumerState
+func scanConsumer(row scanner) (ledger.ConsumerState, error) {
+	var c ledger.ConsumerState
 	var start, end, frontier, since string
 	if err := row.Scan(&c.EntitlementID, &c.UsageReportingID, &start, &end, &frontier, &c.Block.Code, &c.Block.Detail, &since); err != nil {
 		return c, err
@@ -155,29 +155,29 @@ func scanConsumer(row scanner) (usage.ConsumerState, error) {
 	return c, nil
 }
 
-func (t *tx) getConsumer(id string) (usage.ConsumerState, error) {
+func (t *tx) getConsumer(id string) (ledger.ConsumerState, error) {
 	rows, err := t.ledgerQuery(sqlGetConsumer, id)
 	if err != nil {
-		return usage.ConsumerState{}, err
+		return ledger.ConsumerState{}, err
 	}
 	cs, err := collect(rows, scanConsumer)
 	if err != nil {
-		return usage.ConsumerState{}, err
+		return ledger.ConsumerState{}, err
 	}
 	if len(cs) == 0 {
-		return usage.ConsumerState{}, usage.ErrUnknownConsumer
+		return ledger.ConsumerState{}, ledger.ErrUnknownConsumer
 	}
 	return cs[0], nil
 }
 
-// ListConsumers implements usage.Ledger.
-func (s *Store) ListConsumers(ctx context.Context, q usage.ConsumerQuery) ([]usage.ConsumerState, error) {
+// ListConsumers implements ledger.Ledger.
+func (s *Store) ListConsumers(ctx context.Context, q ledger.ConsumerQuery) ([]ledger.ConsumerState, error) {
 	query := "SELECT " + consumerColumns + " FROM usage_consumers"
 	if q.BlockedOnly {
 		query += " WHERE block_code <> ''"
 	}
 	query += " ORDER BY entitlement_id"
-	var out []usage.ConsumerState
+	var out []ledger.ConsumerState
 	err := s.ledgerTx(ctx, "list consumers", func(t *tx) error {
 		rows, err := t.ledgerQuery(query)
 		if err != nil {
@@ -191,9 +191,9 @@ func (s *Store) ListConsumers(ctx context.Context, q usage.ConsumerQuery) ([]usa
 	return out, err
 }
 
-// GetConsumer implements usage.Ledger.
-func (s *Store) GetConsumer(ctx context.Context, entitlementID string) (usage.ConsumerState, error) {
-	var c usage.ConsumerState
+// GetConsumer implements ledger.Ledger.
+func (s *Store) GetConsumer(ctx context.Context, entitlementID string) (ledger.ConsumerState, error) {
+	var c ledger.ConsumerState
 	err := s.ledgerTx(ctx, "get consumer", func(t *tx) error {
 		var err error
 		if c, err = t.getConsumer(entitlementID); err != nil {
@@ -204,8 +204,8 @@ func (s *Store) GetConsumer(ctx context.Context, entitlementID string) (usage.Co
 	return c, err
 }
 
-// SetBlock implements usage.Ledger.
-func (s *Store) SetBlock(ctx context.Context, entitlementID string, b usage.Block) error {
+// SetBlock implements ledger.Ledger.
+func (s *Store) SetBlock(ctx context.Context, entitlementID string, b ledger.Block) error {
 	since, err := encodeTime(b.Since)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: set block of %q: %w", entitlementID, err)
@@ -216,22 +216,22 @@ func (s *Store) SetBlock(ctx context.Context, entitlementID string, b usage.Bloc
 			return fmt.Errorf("sqlitestore: set block of %q: %w", entitlementID, interpretError(err))
 		}
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return fmt.Errorf("sqlitestore: set block of %q: %w", entitlementID, cmp.Or(err, usage.ErrUnknownConsumer))
+			return fmt.Errorf("sqlitestore: set block of %q: %w", entitlementID, cmp.Or(err, ledger.ErrUnknownConsumer))
 		}
 		return nil
 	}, entitlementID)
 }
 
-// AddUsage implements usage.Ledger. Concurrent calls are combined: the first
+// AddUsage implements ledger.Ledger. Concurrent calls are combined: the first
 // caller to find no batch running takes every call waiting and runs them as
 // one transaction turn of the group commit (one savepoint, one statement per
 // call), so that a usage record costs one statement rather than a whole
 // turn. A call whose checks fail gets its own error; the others commit.
-func (s *Store) AddUsage(ctx context.Context, u usage.Usage) (time.Time, error) {
+func (s *Store) AddUsage(ctx context.Context, u ledger.Usage) (time.Time, error) {
 	if u.EntitlementID == "" {
-		return time.Time{}, fmt.Errorf("sqlitestore: add usage: empty id: %w", usage.ErrInvalid)
+		return time.Time{}, fmt.Errorf("sqlitestore: add usage: empty id: %w", ledger.ErrInvalid)
 	}
-	ts, err := encodeTimes(u.Window, u.At)
+	ts, err := encodeTimes(u.Bucket, u.At)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("sqlitestore: add usage for %q: %w", u.EntitlementID, err)
 	}
@@ -273,7 +273,7 @@ type addCombiner struct {
 }
 
 type addRequest struct {
-	u          usage.Usage
+	u          ledger.Usage
 	window, at string
 	done       chan addResult // buffered (1): receives exactly one result
 }
@@ -311,8 +311,8 @@ func (s *Store) runAdds(ctx context.Context) {
 	err := s.ledgerTx(context.WithoutCancel(ctx), "add usage", func(t *tx) error {
 		for i, r := range batch {
 			w, err := t.addUsage(r)
-			if err != nil && !errors.Is(err, usage.ErrBeforeStart) && !errors.Is(err, usage.ErrAfterEnd) &&
-				!errors.Is(err, usage.ErrWindowSealed) && !errors.Is(err, usage.ErrUnknownConsumer) {
+			if err != nil && !errors.Is(err, ledger.ErrBeforeStart) && !errors.Is(err, ledger.ErrAfterEnd) &&
+				!errors.Is(err, ledger.ErrWindowSealed) && !errors.Is(err, ledger.ErrUnknownConsumer) {
 				return err // a database error: fail the whole batch, keep nothing
 			}
 			results[i] = addResult{window: w, err: err}
@@ -358,31 +358,21 @@ func (t *tx) addUsage(r *addRequest) (time.Time, error) {
 	return decodeTime(got)
 }
 
-// addUsageWhy explains why sqlAddUsage inserted nothing, with the checks of
-// usage.Ledger.AddUsage in their order.
-func (t *tx) addUsageWhy(u usage.Usage) error {
+// addUsageWhy explains why sqlAddUsage inserted nothing: sqlAddUsage
+// applies ledger.Admit's rule in SQL, and Admit says which part of it
+// refused u.
+func (t *tx) addUsageWhy(u ledger.Usage) error {
 	c, err := t.getConsumer(u.EntitlementID)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: add usage for %q: %w", u.EntitlementID, interpretError(err))
 	}
-	w := u.Window.UTC()
-	if w.Before(c.Frontier) {
-		w = c.Frontier
+	if _, err := ledger.Admit(c, u); err != nil {
+		return fmt.Errorf("sqlitestore: add %w", err)
 	}
-	switch {
-	case !c.Start.IsZero() && u.At.Before(c.Start):
-		err = usage.ErrBeforeStart
-	case !c.End.IsZero() && !u.At.Before(c.End):
-		err = usage.ErrAfterEnd
-	case !c.End.IsZero() && !w.Before(c.End):
-		err = usage.ErrWindowSealed
-	default:
-		err = errors.New("usage row not written for an unexplained reason")
-	}
-	return fmt.Errorf("sqlitestore: add usage for %q at %v: %w", u.EntitlementID, u.At, err)
+	return fmt.Errorf("sqlitestore: add usage for %q at %v: usage row not written for an unexplained reason", u.EntitlementID, u.At)
 }
 
-// storedValue is how a usage.MetricValue is kept in metric_values.
+// storedValue is how a ledger.MetricValue is kept in metric_values.
 type storedValue struct {
 	Metric string  `json:"m"`
 	Kind   int     `json:"k,omitempty"`
@@ -390,7 +380,7 @@ type storedValue struct {
 	Double float64 `json:"d,omitempty"`
 }
 
-func encodeValues(vs []usage.MetricValue) (string, error) {
+func encodeValues(vs []ledger.MetricValue) (string, error) {
 	out := make([]storedValue, len(vs))
 	for i, v := range vs {
 		out[i] = storedValue{v.Metric, int(v.Kind), v.Int64, v.Double}
@@ -399,19 +389,19 @@ func encodeValues(vs []usage.MetricValue) (string, error) {
 	return string(b), err
 }
 
-func decodeValues(s string) ([]usage.MetricValue, error) {
+func decodeValues(s string) ([]ledger.MetricValue, error) {
 	var in []storedValue
 	if err := json.Unmarshal([]byte(s), &in); err != nil {
 		return nil, fmt.Errorf("stored metric values: %w", err)
 	}
-	out := make([]usage.MetricValue, len(in))
+	out := make([]ledger.MetricValue, len(in))
 	for i, v := range in {
-		out[i] = usage.MetricValue{Metric: v.Metric, Kind: usage.MetricKind(v.Kind), Int64: v.Int64, Double: v.Double}
+		out[i] = ledger.MetricValue{Metric: v.Metric, Kind: ledger.MetricKind(v.Kind), Int64: v.Int64, Double: v.Double}
 	}
 	return out, nil
 }
 
-func windowArgs(w usage.Window) ([]any, error) {
+func windowArgs(w ledger.Window) ([]any, error) {
 	ts, err := encodeTimes(w.Start, w.End, w.Deadline, w.SealedAt, w.LastAttempt, w.ReportedAt, w.LeaseUntil)
 	if err != nil {
 		return nil, err
@@ -424,14 +414,14 @@ func windowArgs(w usage.Window) ([]any, error) {
 		ts[2], w.Attempts, ts[3], ts[4], ts[5], w.LeaseOwner, ts[6], w.LeaseToken}, nil
 }
 
-func scanWindow(row scanner) (usage.Window, error) {
-	var w usage.Window
+func scanWindow(row scanner) (ledger.Window, error) {
+	var w ledger.Window
 	var start, end, vals, state, deadline, sealed, last, reported, lease string
 	if err := row.Scan(&w.OperationID, &w.EntitlementID, &w.ConsumerID, &start, &end, &w.Labels, &vals, &state, &w.Reason,
 		&deadline, &w.Attempts, &sealed, &last, &reported, &w.LeaseOwner, &lease, &w.LeaseToken); err != nil {
 		return w, err
 	}
-	w.State = usage.WindowState(state)
+	w.State = ledger.WindowState(state)
 	var err error
 	for _, f := range []struct {
 		dst *time.Time
@@ -446,8 +436,8 @@ func scanWindow(row scanner) (usage.Window, error) {
 	return w, err
 }
 
-// Seal implements usage.Ledger.
-func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc) (int, error) {
+// Seal implements ledger.Ledger.
+func (s *Store) Seal(ctx context.Context, p ledger.SealParams, fn ledger.SealFunc) (int, error) {
 	ts, err := encodeTimes(p.Before, p.Ended)
 	if err != nil {
 		return 0, fmt.Errorf("sqlitestore: seal: %w", err)
@@ -488,7 +478,7 @@ func (s *Store) Seal(ctx context.Context, p usage.SealParams, fn usage.SealFunc)
 	return n, err
 }
 
-func (t *tx) sealOne(id, before string, p usage.SealParams, fn usage.SealFunc) error {
+func (t *tx) sealOne(id, before string, p ledger.SealParams, fn ledger.SealFunc) error {
 	c, err := t.getConsumer(id)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: seal %q: %w", id, interpretError(err))
@@ -498,16 +488,16 @@ func (t *tx) sealOne(id, before string, p usage.SealParams, fn usage.SealFunc) e
 	if err != nil {
 		return fmt.Errorf("sqlitestore: seal %q: %w", id, interpretError(err))
 	}
-	urows, err := collect(rows, func(r scanner) (usage.UsageRow, error) {
-		var u usage.UsageRow
+	urows, err := collect(rows, func(r scanner) (ledger.Row, error) {
+		var u ledger.Row
 		var w string
 		var kind int64
 		if err := r.Scan(&w, &u.Metric, &u.Labels, &kind, &u.Int64, &u.Double); err != nil {
 			return u, err
 		}
-		u.Kind = usage.MetricKind(kind)
+		u.Kind = ledger.MetricKind(kind)
 		var err error
-		u.Window, err = decodeTime(w)
+		u.Bucket, err = decodeTime(w)
 		return u, err
 	})
 	if err != nil {

@@ -9,17 +9,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
-func sortWindows(ws []usage.Window) {
-	slices.SortFunc(ws, func(a, b usage.Window) int {
+func sortWindows(ws []ledger.Window) {
+	slices.SortFunc(ws, func(a, b ledger.Window) int {
 		return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.OperationID, b.OperationID))
 	})
 }
 
-// ClaimWindows implements usage.Ledger.
-func (s *Store) ClaimWindows(ctx context.Context, p usage.ClaimParams) ([]usage.Window, error) {
+// ClaimWindows implements ledger.Ledger.
+func (s *Store) ClaimWindows(ctx context.Context, p ledger.ClaimParams) ([]ledger.Window, error) {
 	ts, err := encodeTimes(p.LeaseUntil, p.Now)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: claim windows: %w", err)
@@ -28,7 +28,7 @@ func (s *Store) ClaimWindows(ctx context.Context, p usage.ClaimParams) ([]usage.
 	if limit <= 0 {
 		limit = -1
 	}
-	var out []usage.Window
+	var out []ledger.Window
 	err = s.ledgerTx(ctx, "claim windows", func(t *tx) error {
 		rows, err := t.ledgerQuery(sqlClaim, p.Owner, ts[0], ts[1], limit)
 		if err != nil {
@@ -46,16 +46,16 @@ func (s *Store) ClaimWindows(ctx context.Context, p usage.ClaimParams) ([]usage.
 	return out, nil
 }
 
-// UpdateWindows implements usage.Ledger.
-func (s *Store) UpdateWindows(ctx context.Context, owner string, updates []usage.WindowUpdate) ([]string, error) {
+// UpdateWindows implements ledger.Ledger.
+func (s *Store) UpdateWindows(ctx context.Context, owner string, updates []ledger.WindowUpdate) ([]string, error) {
 	type encoded struct {
-		u  usage.WindowUpdate
+		u  ledger.WindowUpdate
 		ts []string
 	}
 	enc := make([]encoded, len(updates))
 	for i, u := range updates {
 		if u.OperationID == "" {
-			return nil, fmt.Errorf("sqlitestore: update windows: empty operation id: %w", usage.ErrInvalid)
+			return nil, fmt.Errorf("sqlitestore: update windows: empty operation id: %w", ledger.ErrInvalid)
 		}
 		ts, err := encodeTimes(u.LastAttempt, u.ReportedAt, u.LeaseUntil)
 		if err != nil {
@@ -87,13 +87,13 @@ func (s *Store) UpdateWindows(ctx context.Context, owner string, updates []usage
 	return lost, nil
 }
 
-// ListWindows implements usage.Ledger.
-func (s *Store) ListWindows(ctx context.Context, q usage.WindowQuery) ([]usage.Window, error) {
+// ListWindows implements ledger.Ledger.
+func (s *Store) ListWindows(ctx context.Context, q ledger.WindowQuery) ([]ledger.Window, error) {
 	var where []string
 	var args []any
 	if q.States != nil {
 		if len(q.States) == 0 {
-			return []usage.Window{}, nil
+			return []ledger.Window{}, nil
 		}
 		ph := make([]string, len(q.States))
 		for i, st := range q.States {
@@ -123,7 +123,7 @@ func (s *Store) ListWindows(ctx context.Context, q usage.WindowQuery) ([]usage.W
 	if q.Limit > 0 {
 		query += fmt.Sprintf(" LIMIT %d", q.Limit)
 	}
-	var out []usage.Window
+	var out []ledger.Window
 	err = s.ledgerTx(ctx, "list windows", func(t *tx) error {
 		rows, err := t.s.conn.QueryContext(stmtCtx, query, args...)
 		if err != nil {
@@ -139,12 +139,12 @@ func (s *Store) ListWindows(ctx context.Context, q usage.WindowQuery) ([]usage.W
 
 // windowBounds is the SQL of q's time range and cursor. Times are stored
 // as fixed-width text, so text order is time order.
-func windowBounds(q usage.WindowQuery) (sqlWhere, error) {
+func windowBounds(q ledger.WindowQuery) (sqlWhere, error) {
 	var b sqlWhere
 	add := func(cond string, t time.Time, more ...any) error {
 		ts, err := encodeTime(t)
 		if err != nil {
-			return fmt.Errorf("%w: %w", usage.ErrInvalid, err)
+			return fmt.Errorf("%w: %w", ledger.ErrInvalid, err)
 		}
 		b.where, b.args = append(b.where, cond), append(append(b.args, ts), more...)
 		return nil
@@ -162,7 +162,7 @@ func windowBounds(q usage.WindowQuery) (sqlWhere, error) {
 	return b, errors.Join(errs...)
 }
 
-// PruneWindows implements usage.Ledger.
+// PruneWindows implements ledger.Ledger.
 func (s *Store) PruneWindows(ctx context.Context, before time.Time) (int, error) {
 	ts, err := encodeTime(before)
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
-	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 func TestLoadMigrations(t *testing.T) {
@@ -192,14 +192,14 @@ func TestMigrateAddsLeaseToken(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	now := time.Date(2026, 1, 5, 10, 2, 0, 0, time.UTC)
-	ws, err := s.ClaimWindows(ctx, usage.ClaimParams{Owner: "a", Now: now, LeaseUntil: now.Add(time.Minute)})
+	ws, err := s.ClaimWindows(ctx, ledger.ClaimParams{Owner: "a", Now: now, LeaseUntil: now.Add(time.Minute)})
 	require.NoError(t, err)
 	require.Len(t, ws, 1)
 	assert.Equal(t, int64(1), ws[0].LeaseToken)
-	lost, err := s.UpdateWindows(ctx, "a", []usage.WindowUpdate{{OperationID: "op-old", State: usage.StateUnknown, LeaseToken: 0}})
+	lost, err := s.UpdateWindows(ctx, "a", []ledger.WindowUpdate{{OperationID: "op-old", State: ledger.StateUnknown, LeaseToken: 0}})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"op-old"}, lost, "an update without the claim's token")
-	lost, err = s.UpdateWindows(ctx, "a", []usage.WindowUpdate{{OperationID: "op-old", State: usage.StateUnknown, LeaseToken: 1}})
+	lost, err = s.UpdateWindows(ctx, "a", []ledger.WindowUpdate{{OperationID: "op-old", State: ledger.StateUnknown, LeaseToken: 1}})
 	require.NoError(t, err)
 	assert.Empty(t, lost)
 }

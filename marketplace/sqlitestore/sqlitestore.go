@@ -159,7 +159,7 @@ type Store struct {
 
 	testHookBatch func(kept int, err error) // called by the writer after each commit
 
-	ledgerStmts map[string]*sql.Stmt // usage.Ledger statements (ledger.go), used only in a writer turn
+	ledgerStmts map[string]*sql.Stmt // ledger.Ledger statements (ledger.go), used only in a writer turn
 	adds        addCombiner          // concurrent AddUsage calls share a turn (ledger.go)
 }
 

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // testLedgerListRangePages: WindowQuery's From/To bound the windows' Start,
@@ -14,17 +14,17 @@ import (
 func testLedgerListRangePages(t *testing.T, h Harness) {
 	l := newLedger(t, h)
 	for _, id := range []string{"ent-a", "ent-b", "ent-c"} {
-		noErr(t, l.PutConsumer(bg, usage.Consumer{EntitlementID: id, UsageReportingID: "c-" + id}, hour(0)), "PutConsumer")
+		noErr(t, l.PutConsumer(bg, ledger.Consumer{EntitlementID: id, UsageReportingID: "c-" + id}, hour(0)), "PutConsumer")
 		for h := range 3 {
 			addUsage(t, l, id, hour(h).Add(5*time.Minute), "m", "{}", int64(h+1))
 		}
 	}
 	sealAll(t, l, hour(3))
-	all, err := l.ListWindows(bg, usage.WindowQuery{})
+	all, err := l.ListWindows(bg, ledger.WindowQuery{})
 	noErr(t, err, "ListWindows")
 	equal(t, len(all), 9, "windows")
 
-	count := func(q usage.WindowQuery, want int, what string) []usage.Window {
+	count := func(q ledger.WindowQuery, want int, what string) []ledger.Window {
 		t.Helper()
 		ws, err := l.ListWindows(bg, q)
 		noErr(t, err, what)
@@ -36,26 +36,26 @@ func testLedgerListRangePages(t *testing.T, h Harness) {
 		}
 		return ws
 	}
-	count(usage.WindowQuery{From: hour(1)}, 6, "From")
-	count(usage.WindowQuery{To: hour(2)}, 6, "To")
-	count(usage.WindowQuery{From: hour(1), To: hour(2)}, 3, "From and To")
-	count(usage.WindowQuery{From: hour(1).Add(time.Minute), To: hour(2)}, 0, "From inside a window")
-	count(usage.WindowQuery{From: hour(1), EntitlementID: "ent-b"}, 2, "From and entitlement")
+	count(ledger.WindowQuery{From: hour(1)}, 6, "From")
+	count(ledger.WindowQuery{To: hour(2)}, 6, "To")
+	count(ledger.WindowQuery{From: hour(1), To: hour(2)}, 3, "From and To")
+	count(ledger.WindowQuery{From: hour(1).Add(time.Minute), To: hour(2)}, 0, "From inside a window")
+	count(ledger.WindowQuery{From: hour(1), EntitlementID: "ent-b"}, 2, "From and entitlement")
 
 	// A cursor between two windows of the same Start: the tie is broken by
 	// the operation id.
-	tie := count(usage.WindowQuery{After: usage.WindowKey{Start: hour(1), OperationID: "ent-b"}}, 5, "After a key between ties")
+	tie := count(ledger.WindowQuery{After: ledger.WindowKey{Start: hour(1), OperationID: "ent-b"}}, 5, "After a key between ties")
 	equal(t, tie[0].Start.Equal(hour(1)), true, "first window after the cursor starts at hour 1")
 	equal(t, tie[0].EntitlementID, "ent-b", "first window after the cursor")
 
 	for _, size := range []int{1, 2, 4} {
-		var got []usage.Window
-		var after usage.WindowKey
+		var got []ledger.Window
+		var after ledger.WindowKey
 		for pages := 0; ; pages++ {
 			if pages > len(all) {
 				t.Fatalf("page size %d: paging does not end", size)
 			}
-			page, err := l.ListWindows(bg, usage.WindowQuery{After: after, Limit: size})
+			page, err := l.ListWindows(bg, ledger.WindowQuery{After: after, Limit: size})
 			noErr(t, err, "ListWindows page")
 			if len(page) > size {
 				t.Fatalf("page size %d: got %d windows", size, len(page))
@@ -74,7 +74,7 @@ func testLedgerListRangePages(t *testing.T, h Harness) {
 
 	// Paging composes with the other filters.
 	var ids []string
-	q := usage.WindowQuery{EntitlementID: "ent-c", From: hour(1), Limit: 1}
+	q := ledger.WindowQuery{EntitlementID: "ent-c", From: hour(1), Limit: 1}
 	for {
 		page, err := l.ListWindows(bg, q)
 		noErr(t, err, "ListWindows filtered page")

@@ -60,7 +60,7 @@ func Run(t *testing.T, h Harness) {
 		{"Approvals", approvalCases},
 		{"Poison", poisonCases},
 		{"Durability", durabilityCases},
-		{"Ledger", ledgerCases},        // usage.Ledger, for stores that implement it
+		{"Ledger", ledgerCases},        // ledger.Ledger, for stores that implement it
 		{"UsedTokens", usedTokenCases}, // marketplace.UsedTokens, likewise
 		{"View", viewCases},
 		{"Origin", originCases}, // marketplace.OriginRecorder, for stores that implement it

@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/internal/testenv"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
@@ -38,6 +39,7 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/pgstore"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
 
 // envURL names the database, e.g.
@@ -189,7 +191,7 @@ func (a *app) handler(replica string) events.Handler {
 			case <-time.After(2 * time.Millisecond):
 			}
 		}
-		if err := a.reporter.Record(ctx, usage.Record{EntitlementID: res, Metric: metricName, Value: units}); err != nil {
+		if err := a.reporter.Record(ctx, usage.Record{EntitlementID: res, Metric: metricName, Int64: units}); err != nil {
 			a.emit(fmt.Sprintf("RECERR %s %s %v", replica, res, err))
 			return err
 		}
@@ -198,14 +200,14 @@ func (a *app) handler(replica string) events.Handler {
 	})
 }
 
-func newReporter(t testing.TB, ledger usage.Ledger, httpURL, owner string, now func() time.Time) *usage.Reporter {
+func newReporter(t testing.TB, l ledger.Ledger, httpURL, owner string, now func() time.Time) *usage.Reporter {
 	t.Helper()
-	r, err := usage.New(context.Background(), marketplacetest.DefaultServiceName, ledger,
-		usage.WithClientOptions(option.WithEndpoint(httpURL+"/"), option.WithoutAuthentication()),
-		usage.WithClock(now),
-		usage.WithMetric(metricName, usage.Int64),
-		usage.WithFlushInterval(200*time.Millisecond),
-		usage.WithOwner(owner))
+	r, err := usage.New(context.Background(), marketplacetest.DefaultServiceName, l, &usage.Config{
+		Runtime:       gcpmarketplace.Runtime{Clock: now},
+		Metrics:       map[string]usage.MetricKind{metricName: usage.Int64},
+		FlushInterval: 200 * time.Millisecond,
+		Owner:         owner,
+	}, option.WithEndpoint(httpURL+"/"), option.WithoutAuthentication())
 	require.NoError(t, err)
 	return r
 }
@@ -832,7 +834,7 @@ func TestReplicasShareSubscriptionAndDatabase(t *testing.T) {
 		billedAll += billed
 		units += recorded[c.ent]
 		if billed < recorded[c.ent] {
-			ws, err := store.ListWindows(ctx, usage.WindowQuery{EntitlementID: c.ent})
+			ws, err := store.ListWindows(ctx, ledger.WindowQuery{EntitlementID: c.ent})
 			require.NoError(t, err)
 			cons, err := store.GetConsumer(ctx, c.ent)
 			require.NoError(t, err)

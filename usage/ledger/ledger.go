@@ -1,4 +1,13 @@
-package usage
+// Package ledger is the contract between the usage Reporter and the store
+// that keeps its state: registered consumers, usage not yet sealed into a
+// window, and sealed windows with their reporting state. Applications use
+// package usage and pick a store (memstore, sqlitestore, pgstore); this
+// package is for those who write a store, and for the stores themselves.
+//
+// A store implements Ledger, calls Admit in AddUsage (the one rule that
+// decides whether usage is accepted and into which bucket), and passes the
+// contract cases of marketplace/storetest.
+package ledger
 
 import (
 	"context"
@@ -6,7 +15,7 @@ import (
 	"time"
 )
 
-// Ledger is the durable state behind a Reporter: registered consumers,
+// Ledger is the durable state behind a usage.Reporter: registered consumers,
 // aggregated usage not yet sealed into a window, and sealed windows with
 // their reporting state. Every method is one atomic transaction; when it
 // returns nil its effects are durable to the degree the implementation
@@ -47,17 +56,13 @@ type Ledger interface {
 	// unknown consumer.
 	SetBlock(ctx context.Context, entitlementID string, b Block) error
 
-	// AddUsage adds u to the consumer's aggregated usage, in this order:
-	//  1. no consumer u.EntitlementID: ErrUnknownConsumer;
-	//  2. u.At before a non-zero Start: ErrBeforeStart; u.At at or after a
-	//     non-zero End: ErrAfterEnd;
-	//  3. the row's window is w = max(u.Window, frontier); if End is non-zero
-	//     and w is not before End (the final window is already sealed):
-	//     ErrWindowSealed;
-	//  4. the row keyed (EntitlementID, w, Metric, Labels) is created with
-	//     u's values and Kind, or u.Int64 and u.Double are added to it.
-	// It returns w. On error nothing is stored.
-	AddUsage(ctx context.Context, u Usage) (window time.Time, err error)
+	// AddUsage adds u to the consumer's aggregated usage under the rule of
+	// Admit: no consumer u.EntitlementID is ErrUnknownConsumer; otherwise
+	// Admit(consumer, u) decides, and on success the row keyed
+	// (EntitlementID, bucket, Metric, Labels) is created with u's values
+	// and Kind, or u.Int64 and u.Double are added to it. It returns the
+	// bucket. On error nothing is stored.
+	AddUsage(ctx context.Context, u Usage) (bucket time.Time, err error)
 
 	// Seal turns closed usage into windows, in one transaction for up to
 	// p.Limit consumers (p.Limit <= 0: no limit). A consumer is ended when
@@ -65,13 +70,13 @@ type Ledger interface {
 	// consumer is live. Seal selects:
 	//   - the consumers whose frontier is before both p.Before and their End
 	//     (End zero: no end);
-	//   - the consumers that have usage rows whose window is before p.Before;
+	//   - the consumers that have usage rows whose bucket is before p.Before;
 	//   - the ended consumers whose frontier is before their End or that
 	//     have any usage row;
 	// except the consumers in p.Held, which it leaves untouched.
 	// For each it calls fn with the consumer and its rows (ordered by
-	// window, metric, labels): every row of an ended consumer, whatever its
-	// window, and only the rows whose window is before p.Before of a live
+	// bucket, metric, labels): every row of an ended consumer, whatever its
+	// window, and only the rows whose bucket is before p.Before of a live
 	// one. It then inserts the windows fn returns (an OperationID already
 	// present is left as it is), deletes the rows it passed to fn, and sets
 	// the frontier to the returned one. Consumers are taken in (frontier,
@@ -113,7 +118,8 @@ type Ledger interface {
 	PruneWindows(ctx context.Context, before time.Time) (int, error)
 }
 
-// Errors of the Ledger contract, also returned (wrapped) by Reporter.Record.
+// Errors of the Ledger contract, also returned (wrapped) by usage's
+// Reporter.Record (package usage re-exports them).
 var (
 	// ErrUnknownConsumer: no consumer is registered for the entitlement.
 	ErrUnknownConsumer = errors.New("usage: entitlement not registered")
@@ -153,7 +159,7 @@ func (k MetricKind) String() string {
 }
 
 // Consumer is an entitlement whose usage is reported, registered with
-// Reporter.Register.
+// usage's Reporter.Register.
 type Consumer struct {
 	EntitlementID    string
 	UsageReportingID string    // Service Control consumerId (the entitlement's usageReportingId)
@@ -181,18 +187,22 @@ type ConsumerState struct {
 // Usage is one addition to aggregated usage (see Ledger.AddUsage).
 type Usage struct {
 	EntitlementID string
-	At            time.Time  // when the usage happened
-	Window        time.Time  // start of the bucket containing At: a minute (or less, dividing the window) that the reporter groups into its window at seal, so that usage can be split at a consumer's End
-	Metric        string     // full metric name, "<service>/<metric>"
-	Kind          MetricKind // stored when the row is created
-	Labels        string     // canonical user labels (a JSON object with sorted keys, "{}" for none)
-	Int64         int64
-	Double        float64
+	At            time.Time // when the usage happened
+	// Bucket is the start of the bucket containing At: a minute (or less,
+	// dividing the window) that the reporter groups into its window at
+	// seal, so that usage can be split at a consumer's End.
+	Bucket time.Time
+	Metric string     // full metric name, "<service>/<metric>"
+	Kind   MetricKind // stored when the row is created
+	Labels string     // canonical user labels (a JSON object with sorted keys, "{}" for none)
+	Int64  int64
+	Double float64
 }
 
-// UsageRow is aggregated usage not yet sealed.
-type UsageRow struct {
-	Window time.Time
+// Row is aggregated usage not yet sealed: the sum of the Usage added to
+// one bucket of one consumer for one metric and label set.
+type Row struct {
+	Bucket time.Time // the bucket (see Usage.Bucket), or the consumer's frontier when it was later
 	Metric string
 	Kind   MetricKind
 	Labels string
@@ -221,8 +231,8 @@ type SealParams struct {
 }
 
 // EndedBy reports whether Seal treats c as ended under p: its End is
-// non-zero and not after a non-zero p.Ended. Every Ledger and the Reporter's
-// SealFunc use it, so that they agree on which consumers are sealed through
+// non-zero and not after a non-zero p.Ended. Every Ledger and the
+// Reporter's SealFunc use it, so that they agree on which consumers are sealed through
 // End.
 func (p SealParams) EndedBy(c Consumer) bool {
 	return !p.Ended.IsZero() && !c.End.IsZero() && !c.End.After(p.Ended)
@@ -233,7 +243,7 @@ func (p SealParams) EndedBy(c Consumer) bool {
 // one). Frontier must not be before End for an ended consumer (see
 // Ledger.Seal), nor before min(Before, End) for a live one, unless the
 // consumer has nothing left to seal; otherwise Seal would select it again.
-type SealFunc func(c ConsumerState, rows []UsageRow) (Sealed, error)
+type SealFunc func(c ConsumerState, rows []Row) (Sealed, error)
 
 // Sealed is what a SealFunc returns.
 type Sealed struct {
