@@ -5,30 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+
+	"github.com/gcpmarketplace/gcpmarketplace/events"
 )
-
-// ReconcileReport says what Reconcile changed. Each list holds ids.
-type ReconcileReport struct {
-	AccountsAdded   []string // accounts stored for the first time
-	AccountsUpdated []string // accounts whose stored state was out of date
-	AccountsPurged  []string // accounts deleted at Google: OnAccountDeleted ran, local state removed
-
-	EntitlementsAdded   []string // entitlements stored for the first time
-	EntitlementsUpdated []string // entitlements whose stored state was out of date (or parking changed)
-	EntitlementsDeleted []string // entitlements deleted at Google, removed locally
-
-	Approved []string // entitlements or plan changes approved
-	Rejected []string // entitlements or plan changes rejected by the policy
-	Queued   []string // requests put in the approval queue
-	Parked   []string // entitlements newly parked until their account signs up
-}
-
-// Changed reports whether Reconcile changed anything.
-func (r ReconcileReport) Changed() bool {
-	return len(r.AccountsAdded)+len(r.AccountsUpdated)+len(r.AccountsPurged)+
-		len(r.EntitlementsAdded)+len(r.EntitlementsUpdated)+len(r.EntitlementsDeleted)+
-		len(r.Approved)+len(r.Rejected)+len(r.Queued)+len(r.Parked) > 0
-}
 
 // Reconcile brings local state in line with the Procurement API, for
 // notifications missed while the processor was down or never sent (Google
@@ -44,9 +23,10 @@ func (r ReconcileReport) Changed() bool {
 // refused with an error wrapping ErrForeignStore before anything is read
 // from the API, changed or purged.
 //
-// It is safe to run at start-up and alongside the message transports: work
-// on each account and entitlement is serialised with theirs. A resource that
-// cannot be settled does not stop the others; the error joins their errors.
+// Run calls it at start. It is safe to run alongside the message
+// transports too: work on each account and entitlement is serialised with
+// theirs. A resource that cannot be settled does not stop the others: its
+// Result carries its error, and the returned error joins them.
 func (p *Processor) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if err := p.checkOrigin(ctx); err != nil {
 		return ReconcileReport{}, fmt.Errorf("marketplace: reconcile: %w", err)
@@ -56,6 +36,14 @@ func (p *Processor) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		rep  ReconcileReport
 		errs []error
 	)
+	add := func(r Result) {
+		if r.Err != nil {
+			errs = append(errs, r.Err)
+		}
+		if r.Err != nil || len(r.Outcomes) > 0 {
+			rep.Results = append(rep.Results, r)
+		}
+	}
 	var localAccounts []Account
 	var localEnts []Entitlement
 	err := p.read(ctx, func(ctx context.Context, tx Tx) error {
@@ -78,14 +66,15 @@ func (p *Processor) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		}
 		seen[a.ID] = true
 		r, err := p.settleAccount(ctx, a.ID, accTrigger{source: sourceReconcile, listed: &a}, log)
+		res := accountResult(a.ID, err)
 		switch {
 		case err != nil:
-			errs = append(errs, err)
 		case r.added:
-			rep.AccountsAdded = append(rep.AccountsAdded, a.ID)
+			res.Outcomes = []Outcome{OutcomeAdded}
 		case r.updated:
-			rep.AccountsUpdated = append(rep.AccountsUpdated, a.ID)
+			res.Outcomes = []Outcome{OutcomeUpdated}
 		}
+		add(res)
 	}
 	for _, a := range localAccounts {
 		if seen[a.ID] {
@@ -93,12 +82,13 @@ func (p *Processor) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		}
 		// Confirmed by a GET before anything is deleted.
 		r, err := p.settleAccount(ctx, a.ID, accTrigger{source: sourceReconcile}, log)
-		switch {
-		case err != nil:
-			errs = append(errs, err)
-		case r.purged:
-			rep.AccountsPurged = append(rep.AccountsPurged, a.ID)
-			rep.EntitlementsDeleted = append(rep.EntitlementsDeleted, r.deleted...)
+		res := accountResult(a.ID, err)
+		if err == nil && r.purged {
+			res.Outcomes = []Outcome{OutcomeDeleted}
+		}
+		add(res)
+		for _, id := range r.deleted {
+			add(entitlementResult(id, entResult{deleted: true}, nil))
 		}
 	}
 
@@ -111,51 +101,33 @@ func (p *Processor) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		}
 		seen[e.ID] = true
 		r, err := p.settleEntitlement(ctx, e.ID, entTrigger{source: sourceReconcile, listed: &e}, log)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		rep.addEntitlement(e.ID, r)
+		add(entitlementResult(e.ID, r, err))
 	}
 	for _, e := range localEnts {
 		if seen[e.ID] {
 			continue
 		}
 		r, err := p.settleEntitlement(ctx, e.ID, entTrigger{source: sourceReconcile}, log)
-		if err != nil {
-			if !errors.Is(err, ErrNotFound) {
-				errs = append(errs, err)
-			}
+		if errors.Is(err, ErrNotFound) {
 			continue
 		}
-		rep.addEntitlement(e.ID, r)
+		add(entitlementResult(e.ID, r, err))
 	}
-	log.LogAttrs(ctx, slog.LevelInfo, "marketplace: reconciled",
-		slog.Int("accounts_added", len(rep.AccountsAdded)), slog.Int("accounts_updated", len(rep.AccountsUpdated)),
-		slog.Int("accounts_purged", len(rep.AccountsPurged)), slog.Int("entitlements_added", len(rep.EntitlementsAdded)),
-		slog.Int("entitlements_updated", len(rep.EntitlementsUpdated)), slog.Int("entitlements_deleted", len(rep.EntitlementsDeleted)),
-		slog.Int("approved", len(rep.Approved)), slog.Int("rejected", len(rep.Rejected)),
-		slog.Int("queued", len(rep.Queued)), slog.Int("parked", len(rep.Parked)), slog.Int("errors", len(errs)))
+	counts := map[Outcome]int{}
+	for _, r := range rep.Results {
+		for _, o := range r.Outcomes {
+			counts[o]++
+		}
+	}
+	attrs := []slog.Attr{slog.Int("results", len(rep.Results)), slog.Int("errors", len(errs))}
+	for _, o := range [...]Outcome{OutcomeAdded, OutcomeUpdated, OutcomeDeleted, OutcomeApproved, OutcomeRejected, OutcomeQueued, OutcomeParked} {
+		attrs = append(attrs, slog.Int(string(o), counts[o]))
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "marketplace: reconciled", attrs...)
 	return rep, errors.Join(errs...)
 }
 
-func (r *ReconcileReport) addEntitlement(id string, res entResult) {
-	switch {
-	case res.added:
-		r.EntitlementsAdded = append(r.EntitlementsAdded, id)
-	case res.deleted:
-		r.EntitlementsDeleted = append(r.EntitlementsDeleted, id)
-	case res.updated:
-		r.EntitlementsUpdated = append(r.EntitlementsUpdated, id)
-	}
-	switch res.action {
-	case RuleApproved:
-		r.Approved = append(r.Approved, id)
-	case RuleRejected:
-		r.Rejected = append(r.Rejected, id)
-	case RuleQueued:
-		r.Queued = append(r.Queued, id)
-	case RuleParked:
-		r.Parked = append(r.Parked, id)
-	}
+// accountResult is the Result of settling an account, without outcomes.
+func accountResult(id string, err error) Result {
+	return Result{Resource: events.Resource{Kind: events.ResourceAccount, ID: id}, Err: err}
 }

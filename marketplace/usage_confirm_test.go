@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
@@ -42,7 +43,7 @@ func newLateCancel(t *testing.T, opts ...usage.Option) *lateCancel {
 		}))...)
 	require.NoError(t, err)
 	proc, err := marketplace.New(store, env.client, env.rec.handler(),
-		marketplace.WithClock(env.srv.Clock().Now), marketplace.WithUsageReporter(rep))
+		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Clock: env.srv.Clock().Now}, Usage: rep})
 	require.NoError(t, err)
 	env.proc, lc.rep = proc, rep
 

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
@@ -28,7 +29,7 @@ func TestUsageReporterRegistration(t *testing.T) {
 		usage.WithClock(env.srv.Clock().Now), usage.WithClientOptions(env.srv.ClientOptions()...))
 	require.NoError(t, err)
 	proc, err := marketplace.New(store, env.client, env.rec.handler(),
-		marketplace.WithClock(env.srv.Clock().Now), marketplace.WithUsageReporter(rep))
+		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Clock: env.srv.Clock().Now}, Usage: rep})
 	require.NoError(t, err)
 	env.proc = proc
 
@@ -71,7 +72,7 @@ func TestUsageRecordedInOnEntitlementActive(t *testing.T) {
 		return nil
 	})
 	proc, err := marketplace.New(store, env.client, env.rec.handler(),
-		marketplace.WithClock(env.srv.Clock().Now), marketplace.WithUsageReporter(rep))
+		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Clock: env.srv.Clock().Now}, Usage: rep})
 	require.NoError(t, err)
 	env.proc = proc
 

@@ -34,6 +34,7 @@ import (
 
 	"google.golang.org/api/option"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/promexport"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
@@ -188,19 +189,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		return fmt.Errorf("usage reporter: %w%s", err, credentialsHint)
 	}
 	b.tenants = newTenantDirectory()
-	policy := marketplace.AutoApprove
+	var policy marketplace.Policy // nil: approve automatically
 	if cfg.Approval == "manual" {
 		policy = marketplace.ManualApproval("We are setting up your subscription; this usually takes one business day.")
 	}
 	b.proc, err = marketplace.New(b.store, client, &app{tenants: b.tenants, log: b.log},
-		marketplace.WithPolicy(policy),
-		marketplace.WithUsageReporter(b.reporter),
-		marketplace.WithLogger(b.log),
-		marketplace.WithMeterProvider(meterProvider),
-		marketplace.WithClock(b.now))
+		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Logger: b.log, MeterProvider: meterProvider, Clock: b.now},
+			Policy: policy, Usage: b.reporter})
 	if err != nil {
 		return fmt.Errorf("processor: %w", err)
 	}
+	defer func() { _ = b.proc.Close() }()
 	signupOpts = append(signupOpts, marketplace.WithSignupLogger(b.log), marketplace.WithSignupClock(b.now))
 	verifier, err := marketplace.NewSignupVerifier(cfg.Audiences, signupOpts...)
 	if err != nil {
@@ -249,25 +248,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		_ = web.Shutdown(shutdownCtx)
 	}()
 
-	// Catch up with what happened while the backend was down, before taking
-	// new messages. This is also the check that the Procurement API is
-	// reachable with these credentials.
-	report, err := b.proc.Reconcile(ctx)
-	if err != nil {
-		return fmt.Errorf("initial reconcile with the Procurement API for provider %q: %w", cfg.ProviderID, err)
-	}
-	if report.Changed() {
-		b.log.Info("reconciled with the Procurement API", "accounts_added", len(report.AccountsAdded),
-			"entitlements_added", len(report.EntitlementsAdded), "approved", len(report.Approved), "parked", len(report.Parked))
+	// Check that the store and the Procurement API answer, with these
+	// credentials, before taking messages.
+	if err := b.proc.Ping(ctx); err != nil {
+		return fmt.Errorf("provider %q: %w", cfg.ProviderID, err)
 	}
 
-	// Report usage, and prune old event ids (Receive does it for pull
-	// subscribers), until shutdown. On Cloud Run, keep CPU allocated outside
-	// requests for this, or call POST /ops/usage/flush from Cloud Scheduler.
+	// Run catches up with what happened while the backend was down
+	// (Reconcile) and prunes old event ids until Close (nil: messages come
+	// through PushHandler); the reporter reports usage meanwhile. On Cloud
+	// Run, keep CPU allocated outside requests for this, or call POST
+	// /ops/usage/flush from Cloud Scheduler.
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
+	runErr := make(chan error, 1)
+	workers.Go(func() { runErr <- b.proc.Run(bg, nil) })
 	workers.Go(func() { _ = b.reporter.Run(bg) })
-	workers.Go(func() { b.pruneHourly(bg) })
 
 	if b.emu != nil {
 		// The emulator delivers to this endpoint as Pub/Sub would.
@@ -289,15 +285,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	select {
 	case <-ctx.Done():
 		b.log.Info("shutting down")
+	case err := <-runErr:
+		runErr <- err // read again below
 	case webFailure = <-webErr:
 	}
 	b.ready.Store(false)
+	_ = b.proc.Close() // Run returns; later pushes are answered 503 and redelivered
 	stopBackground()
+	if err := <-runErr; err != nil {
+		return fmt.Errorf("processor: %w", err)
+	}
 	if webFailure != nil {
 		return fmt.Errorf("http server: %w", webFailure)
 	}
 	// A last flush, so that usage of closed windows does not wait for the
 	// next start. Nothing is lost without it: the ledger keeps it.
+	// TODO(integration): reporter.Close
 	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	if err := b.reporter.Flush(flushCtx); err != nil {
@@ -305,25 +308,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	}
 	b.log.Info("stopped")
 	return nil
-}
-
-// pruneHourly deletes processed event ids past their retention, as Receive
-// does for pull subscribers.
-func (b *backend) pruneHourly(ctx context.Context) {
-	tick := time.NewTicker(time.Hour)
-	defer tick.Stop()
-	for {
-		if n, err := b.proc.Prune(ctx); err != nil && ctx.Err() == nil {
-			b.log.Warn("pruning processed event ids failed", "error", err)
-		} else if n > 0 {
-			b.log.Info("pruned processed event ids", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
 }
 
 const credentialsHint = "\n(credentials are Application Default Credentials: on Google Cloud, run as the service account" +

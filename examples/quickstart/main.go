@@ -40,6 +40,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/promexport"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
@@ -130,18 +131,19 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 	tl := &timeline{out: out, now: clock.Now, callbacks: map[string]int{}}
 	app := newApp(tl)
-	proc, err := marketplace.New(store, client, app,
-		marketplace.WithPolicy(reviewPlanChanges),
-		marketplace.WithUsageReporter(reporter),
-		marketplace.WithClock(clock.Now),
+	proc, err := marketplace.New(store, client, app, &marketplace.Config{
+		Runtime: gcpmarketplace.Runtime{Logger: logger, MeterProvider: meterProvider, Clock: clock.Now},
+		Policy:  reviewPlanChanges,
+		Usage:   reporter,
 		// One message at a time so that the timeline reads in order;
 		// production keeps the default (16), ordering per resource is kept
 		// either way.
-		marketplace.WithConcurrency(1),
-		marketplace.WithLogger(logger), marketplace.WithMeterProvider(meterProvider))
+		Concurrency: 1,
+	})
 	if err != nil {
 		return fmt.Errorf("processor: %w", err)
 	}
+	defer func() { _ = proc.Close() }()
 	verifier, err := marketplace.NewSignupVerifier([]string{emu.ServiceName()},
 		marketplace.WithSignupCertsURL(emu.CertsURL()), // emulator only: production uses Google's URL
 		marketplace.WithSignupClock(clock.Now),
@@ -177,7 +179,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	defer ps.Close()
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	receiveErr := make(chan error, 1)
-	workers.Go(func() { receiveErr <- proc.Receive(bgCtx, ps.Subscriber(emu.Subscription())) })
+	workers.Go(func() { receiveErr <- proc.Run(bgCtx, ps.Subscriber(emu.Subscription())) })
 	workers.Go(func() { _ = reporter.Run(bgCtx) })
 	stopped := false
 	stopWorkers := func() error {
@@ -216,9 +218,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 // for an operator (Processor.PendingApprovals, Approve, Reject).
 var reviewPlanChanges = marketplace.PolicyFunc(func(_ context.Context, r marketplace.PolicyRequest) (marketplace.Decision, error) {
 	if r.Kind == marketplace.ApprovalPlanChange {
-		return marketplace.Decision{Action: marketplace.ActionHold, MessageToUser: "Your plan change is being reviewed."}, nil
+		return marketplace.Decision{Outcome: marketplace.OutcomeQueued, MessageToUser: "Your plan change is being reviewed."}, nil
 	}
-	return marketplace.Decision{Action: marketplace.ActionApprove}, nil
+	return marketplace.Decision{Outcome: marketplace.OutcomeApproved}, nil
 })
 
 // ---------------------------------------------------------------------------
@@ -728,12 +730,8 @@ func (d *driver) summary(took time.Duration) error {
 			acked++
 		}
 	}
-	var poison []marketplace.Poison
-	if err := d.store.InTx(d.ctx, func(ctx context.Context, tx marketplace.Tx) error {
-		var err error
-		poison, err = tx.ListPoison(ctx, 0)
-		return err
-	}); err != nil {
+	poison, err := d.proc.Poison(d.ctx, 0)
+	if err != nil {
 		return err
 	}
 	procCalls, procTotal := callCounts(emu, []marketplacetest.Method{

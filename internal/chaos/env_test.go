@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/api/option"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
@@ -231,9 +232,7 @@ func (e *env) open() {
 		usage.WithMaxRequestBytes(64<<10)) // several report calls per flush
 	require.NoError(e.t, err)
 	proc, err := marketplace.New(store, e.client, e.rec.handler(),
-		marketplace.WithPolicy(chaosPolicy),
-		marketplace.WithClock(e.clock.Now),
-		marketplace.WithUsageReporter(rep))
+		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Clock: e.clock.Now}, Policy: chaosPolicy, Usage: rep})
 	require.NoError(e.t, err)
 	e.proc, e.rep = proc, rep
 }
