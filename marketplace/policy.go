@@ -11,9 +11,10 @@ import (
 
 // Policy decides what happens to a new entitlement whose account has signed
 // up, and to a plan change, both of which wait for the vendor's approval.
-// The processor asks it once per request; a decision to hold puts the
-// request in the Store's approval queue until an operator calls
-// Processor.Approve or Processor.Reject.
+// The processor asks it once per request; a Decision with OutcomeQueued
+// puts the request in the Store's approval queue until an operator calls
+// Processor.Approve or Processor.Reject. A nil Config.Policy approves
+// every request.
 //
 // Decide runs while the processor serialises work on the entitlement and
 // before the Procurement API is called: keep it quick, and return an error

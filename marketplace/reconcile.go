@@ -31,19 +31,6 @@ func (p *Processor) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if err := p.checkOrigin(ctx); err != nil {
 		return ReconcileReport{}, fmt.Errorf("marketplace: reconcile: %w", err)
 	}
-	log := p.logger.With(slog.String("source", sourceReconcile))
-	var (
-		rep  ReconcileReport
-		errs []error
-	)
-	add := func(r Result) {
-		if r.Err != nil {
-			errs = append(errs, r.Err)
-		}
-		if r.Err != nil || len(r.Outcomes) > 0 {
-			rep.Results = append(rep.Results, r)
-		}
-	}
 	var localAccounts []Account
 	var localEnts []Entitlement
 	err := p.read(ctx, func(ctx context.Context, tx Tx) error {
@@ -55,17 +42,49 @@ func (p *Processor) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		return err
 	})
 	if err != nil {
-		return rep, fmt.Errorf("marketplace: reconcile: reading local state: %w", err)
+		return ReconcileReport{}, fmt.Errorf("marketplace: reconcile: reading local state: %w", err)
 	}
+	rc := &reconciler{p: p, log: p.logger.With(slog.String("source", sourceReconcile))}
+	if err := rc.accounts(ctx, localAccounts); err != nil {
+		return rc.rep, err
+	}
+	if err := rc.entitlements(ctx, localEnts); err != nil {
+		rc.errs = append(rc.errs, err)
+		return rc.rep, errors.Join(rc.errs...)
+	}
+	rc.logSummary(ctx)
+	return rc.rep, errors.Join(rc.errs...)
+}
 
-	// Accounts.
+// reconciler is one Reconcile's report in the making.
+type reconciler struct {
+	p    *Processor
+	log  *slog.Logger
+	rep  ReconcileReport
+	errs []error
+}
+
+// add reports r if it changed something or failed.
+func (rc *reconciler) add(r Result) {
+	if r.Err != nil {
+		rc.errs = append(rc.errs, r.Err)
+	}
+	if r.Err != nil || len(r.Outcomes) > 0 {
+		rc.rep.Results = append(rc.rep.Results, r)
+	}
+}
+
+// accounts settles every account the API lists, then the local ones it
+// does not (purged if a GET confirms they are gone). It returns an error
+// only if the listing fails.
+func (rc *reconciler) accounts(ctx context.Context, local []Account) error {
 	seen := map[string]bool{}
-	for a, err := range p.client.ListAccounts(ctx, nil) {
+	for a, err := range rc.p.client.ListAccounts(ctx, nil) {
 		if err != nil {
-			return rep, fmt.Errorf("marketplace: reconcile: listing accounts: %w", err)
+			return fmt.Errorf("marketplace: reconcile: listing accounts: %w", err)
 		}
 		seen[a.ID] = true
-		r, err := p.settleAccount(ctx, a.ID, accTrigger{source: sourceReconcile, listed: &a}, log)
+		r, err := rc.p.settleAccount(ctx, a.ID, accTrigger{source: sourceReconcile, listed: &a}, rc.log)
 		res := accountResult(a.ID, err)
 		switch {
 		case err != nil:
@@ -74,57 +93,62 @@ func (p *Processor) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		case r.updated:
 			res.Outcomes = []Outcome{OutcomeUpdated}
 		}
-		add(res)
+		rc.add(res)
 	}
-	for _, a := range localAccounts {
+	for _, a := range local {
 		if seen[a.ID] {
 			continue
 		}
 		// Confirmed by a GET before anything is deleted.
-		r, err := p.settleAccount(ctx, a.ID, accTrigger{source: sourceReconcile}, log)
+		r, err := rc.p.settleAccount(ctx, a.ID, accTrigger{source: sourceReconcile}, rc.log)
 		res := accountResult(a.ID, err)
 		if err == nil && r.purged {
 			res.Outcomes = []Outcome{OutcomeDeleted}
 		}
-		add(res)
+		rc.add(res)
 		for _, id := range r.deleted {
-			add(entitlementResult(id, entResult{deleted: true}, nil))
+			rc.add(entitlementResult(id, entResult{deleted: true}, nil))
 		}
 	}
+	return nil
+}
 
-	// Entitlements.
-	seen = map[string]bool{}
-	for e, err := range p.client.ListEntitlements(ctx, nil) {
+// entitlements is accounts for entitlements.
+func (rc *reconciler) entitlements(ctx context.Context, local []Entitlement) error {
+	seen := map[string]bool{}
+	for e, err := range rc.p.client.ListEntitlements(ctx, nil) {
 		if err != nil {
-			errs = append(errs, fmt.Errorf("marketplace: reconcile: listing entitlements: %w", err))
-			return rep, errors.Join(errs...)
+			return fmt.Errorf("marketplace: reconcile: listing entitlements: %w", err)
 		}
 		seen[e.ID] = true
-		r, err := p.settleEntitlement(ctx, e.ID, entTrigger{source: sourceReconcile, listed: &e}, log)
-		add(entitlementResult(e.ID, r, err))
+		r, err := rc.p.settleEntitlement(ctx, e.ID, entTrigger{source: sourceReconcile, listed: &e}, rc.log)
+		rc.add(entitlementResult(e.ID, r, err))
 	}
-	for _, e := range localEnts {
+	for _, e := range local {
 		if seen[e.ID] {
 			continue
 		}
-		r, err := p.settleEntitlement(ctx, e.ID, entTrigger{source: sourceReconcile}, log)
+		r, err := rc.p.settleEntitlement(ctx, e.ID, entTrigger{source: sourceReconcile}, rc.log)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
-		add(entitlementResult(e.ID, r, err))
+		rc.add(entitlementResult(e.ID, r, err))
 	}
+	return nil
+}
+
+func (rc *reconciler) logSummary(ctx context.Context) {
 	counts := map[Outcome]int{}
-	for _, r := range rep.Results {
+	for _, r := range rc.rep.Results {
 		for _, o := range r.Outcomes {
 			counts[o]++
 		}
 	}
-	attrs := []slog.Attr{slog.Int("results", len(rep.Results)), slog.Int("errors", len(errs))}
+	attrs := []slog.Attr{slog.Int("results", len(rc.rep.Results)), slog.Int("errors", len(rc.errs))}
 	for _, o := range [...]Outcome{OutcomeAdded, OutcomeUpdated, OutcomeDeleted, OutcomeApproved, OutcomeRejected, OutcomeQueued, OutcomeParked} {
 		attrs = append(attrs, slog.Int(string(o), counts[o]))
 	}
-	log.LogAttrs(ctx, slog.LevelInfo, "marketplace: reconciled", attrs...)
-	return rep, errors.Join(errs...)
+	rc.log.LogAttrs(ctx, slog.LevelInfo, "marketplace: reconciled", attrs...)
 }
 
 // accountResult is the Result of settling an account, without outcomes.

@@ -124,8 +124,13 @@ func (p *Processor) CompleteSignup(ctx context.Context, params SignupParams) (Si
 	}
 	log.LogAttrs(ctx, slog.LevelInfo, "marketplace: account signed up", slog.String("vendor_user_id", params.VendorUserID))
 
-	// Entitlements waiting for this sign-up: parked here, or requested at
-	// Google and not yet notified.
+	res.Entitlements = p.settleWaiting(ctx, id, parked, log)
+	return res, nil
+}
+
+// settleWaiting settles the entitlements of a signed-up account that wait
+// for it: parked here, or requested at Google and not yet notified.
+func (p *Processor) settleWaiting(ctx context.Context, id string, parked []Entitlement, log *slog.Logger) []Result {
 	ids := make([]string, 0, len(parked))
 	for _, e := range parked {
 		ids = append(ids, e.ID)
@@ -142,14 +147,14 @@ func (p *Processor) CompleteSignup(ctx context.Context, params SignupParams) (Si
 		ids = append(ids, e.ID)
 	}
 	slices.Sort(ids)
+	var out []Result
 	for _, eid := range slices.Compact(ids) {
 		r, err := p.settleEntitlement(ctx, eid, entTrigger{source: sourceSignup}, log)
-		er := entitlementResult(eid, entResult{action: r.action, final: r.final}, err)
 		if err != nil {
 			log.LogAttrs(ctx, slog.LevelWarn, "marketplace: entitlement not settled at sign-up; Reconcile or its next message will",
 				slog.String("entitlement_id", eid), slog.String("error", err.Error()))
 		}
-		res.Entitlements = append(res.Entitlements, er)
+		out = append(out, entitlementResult(eid, entResult{action: r.action, final: r.final}, err))
 	}
-	return res, nil
+	return out
 }
