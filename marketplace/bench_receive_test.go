@@ -42,7 +42,7 @@ import (
 //     The last ack batch adds up to 100 ms to each run: use a large b.N
 //     (e.g. -bench 'Receive.*/clientfc' -benchtime 20000x) for ratios.
 
-// receiveStreams is the processor's default WithReceiveStreams, which the
+// receiveStreams is the processor's default Config.ReceiveStreams, which the
 // bare loop copies.
 const receiveStreams = 1
 

@@ -37,7 +37,7 @@ func TestNewChecksPoolSize(t *testing.T) {
 	_, err = marketplace.New(pooledStore{memstore.New(), 3}, env.client, h, &marketplace.Config{Concurrency: 1})
 	require.ErrorIs(t, err, marketplace.ErrInvalid)
 	require.ErrorContains(t, err, "to at least 4: ")
-	require.NotContains(t, err.Error(), "lower WithConcurrency")
+	require.NotContains(t, err.Error(), "lower Config.Concurrency")
 
 	// Without key locks a message holds one connection at a time: no
 	// deadlock to guard against.

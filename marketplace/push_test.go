@@ -109,7 +109,7 @@ func TestPushHandlerNilVerifierPanics(t *testing.T) {
 	assert.Panics(t, func() { env.proc.PushHandler(nil) })
 }
 
-// PushHandler is bounded by WithConcurrency, as Receive is by its flow
+// PushHandler is bounded by Config.Concurrency, as Run is by its flow
 // control: the pool check in New (ConnPool) relies on it.
 func TestPushHandlerBoundedByConcurrency(t *testing.T) {
 	t.Parallel()

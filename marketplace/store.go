@@ -99,7 +99,7 @@ type KeyLocker interface {
 // locks whose holders wait for a connection for their transaction, and
 // processing stalls until their contexts end, then stalls again. So New
 // refuses a KeyLocker store whose MaxConns is below twice the concurrency
-// (WithConcurrency) plus 2, the 2 for a CompleteSignup, Approve, Reject or
+// (Config.Concurrency) plus 2, the 2 for a CompleteSignup, Approve, Reject or
 // Reconcile call and the usage reporter running meanwhile.
 type ConnPool interface {
 	// MaxConns reports how many connections the store holds at most.

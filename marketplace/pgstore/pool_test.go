@@ -28,7 +28,7 @@ func TestProcessorRefusesTooSmallPool(t *testing.T) {
 	require.Equal(t, 10, small.MaxConns())
 	_, err = marketplace.New(small, client, h, nil) // concurrency 16 by default
 	require.ErrorIs(t, err, marketplace.ErrInvalid)
-	for _, s := range []string{"holds 10 connections", "concurrency 16", "pool_max_conns", "MaxConns", "at least 34", "WithConcurrency to at most 4"} {
+	for _, s := range []string{"holds 10 connections", "concurrency 16", "pool_max_conns", "MaxConns", "at least 34", "Config.Concurrency to at most 4"} {
 		require.ErrorContains(t, err, s)
 	}
 	_, err = marketplace.New(small, client, h, &marketplace.Config{Concurrency: 5})
