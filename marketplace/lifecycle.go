@@ -116,7 +116,10 @@ func (p *Processor) Run(ctx context.Context, sub *pubsub.Subscriber) error {
 
 	var wg sync.WaitGroup
 	wg.Go(func() { p.pruneLoop(ctx) })
-	defer wg.Wait()
+	defer func() {
+		cancel() // the subscription may have failed with ctx still live
+		wg.Wait()
+	}()
 	if sub == nil {
 		<-ctx.Done()
 		return p.WaitIdle(context.WithoutCancel(ctx))
