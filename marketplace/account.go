@@ -70,7 +70,7 @@ func (p *Processor) settleAccount(ctx context.Context, id string, tr accTrigger,
 		ents []Entitlement
 	)
 	err = p.read(ctx, func(ctx context.Context, tx Tx) error {
-		if tr.ev != nil {
+		if tr.ev != nil && tr.source != sourceRedrive {
 			done, err := tx.IsProcessed(ctx, tr.ev.ID())
 			if err != nil || done {
 				dup = done

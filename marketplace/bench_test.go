@@ -27,22 +27,20 @@ const benchWorkers = 32
 // about each is a change (stored, OnEntitlementActive), a quarter are
 // ENTITLEMENT_RENEWED (a callback and a commit), the rest reveal nothing
 // new (stale: no write).
-// opts configure the processor further.
-func benchSetup(b *testing.B, opts ...marketplace.Option) (*procEnv, []marketplace.Message) {
+func benchSetup(b *testing.B) (*procEnv, []marketplace.Message) {
 	b.Helper()
 	store, err := sqlitestore.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = store.Close() })
-	return benchSetupStore(b, store, opts...)
+	return benchSetupStore(b, store)
 }
 
-func benchSetupStore(b *testing.B, store marketplace.Store, opts ...marketplace.Option) (*procEnv, []marketplace.Message) {
+func benchSetupStore(b *testing.B, store marketplace.Store) (*procEnv, []marketplace.Message) {
 	b.Helper()
 	ctx := context.Background()
 	// As many messages in flight as feed hands out (HandleMessage waits
-	// beyond WithConcurrency).
-	opts = append([]marketplace.Option{marketplace.WithConcurrency(benchWorkers)}, opts...)
-	env := newProcEnv(b, withStore(store), withProc(opts...))
+	// beyond Config.Concurrency).
+	env := newProcEnv(b, withStore(store), withProc(marketplace.Config{Concurrency: benchWorkers}))
 	var ids []string
 	for range 200 {
 		acct, err := env.srv.CreateAccount(ctx)

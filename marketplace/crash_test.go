@@ -79,13 +79,13 @@ func (e *procEnv) deliver(msgs []marketplace.Message) int {
 func TestCrashAfterChangeAtGoogle(t *testing.T) {
 	t.Parallel()
 	policy := marketplace.PolicyFunc(func(_ context.Context, r marketplace.PolicyRequest) (marketplace.Decision, error) {
-		reject := marketplace.Decision{Action: marketplace.ActionReject, Reason: "not sold here"}
+		reject := marketplace.Decision{Outcome: marketplace.OutcomeRejected, Reason: "not sold here"}
 		switch {
 		case r.Kind == marketplace.ApprovalEntitlement && r.Entitlement.Plan == "forbidden",
 			r.Kind == marketplace.ApprovalPlanChange && r.Entitlement.NewPendingPlan == "forbidden":
 			return reject, nil
 		}
-		return marketplace.Decision{Action: marketplace.ActionApprove}, nil
+		return marketplace.Decision{Outcome: marketplace.OutcomeApproved}, nil
 	})
 	signedUp := func(t *testing.T, env *procEnv) string {
 		acct, err := env.srv.CreateAccount(env.ctx)
@@ -156,8 +156,10 @@ func TestCrashAfterChangeAtGoogle(t *testing.T) {
 		setup: func(t *testing.T, env *procEnv) (string, trigger) {
 			acct, ent := env.purchase(marketplacetest.PurchaseParams{})
 			return ent, func() ([]marketplace.Message, error) {
-				_, err := env.proc.CompleteSignup(env.ctx, marketplace.SignupParams{AccountID: acct, VendorUserID: "tenant"})
-				return nil, err
+				res, err := env.proc.CompleteSignup(env.ctx, marketplace.SignupParams{AccountID: acct, VendorUserID: "tenant"})
+				require.NoError(t, err, "the sign-up itself succeeds")
+				require.Len(t, res.Entitlements, 1)
+				return nil, res.Entitlements[0].Err
 			}
 		},
 		method: marketplacetest.MethodEntitlementsApprove,
@@ -182,7 +184,7 @@ func TestCrashAfterChangeAtGoogle(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			env := newProcEnv(t, withProc(marketplace.WithPolicy(policy)))
+			env := newProcEnv(t, withProc(marketplace.Config{Policy: policy}))
 			ent, do := tt.setup(t, env)
 			died := crash(env, tt.method)
 			unacked, err := do()
@@ -191,7 +193,7 @@ func TestCrashAfterChangeAtGoogle(t *testing.T) {
 			require.Equal(t, 1, env.srv.Calls(tt.method))
 			local, ok := env.localEntitlement(ent)
 			require.True(t, ok, "committed before Google's change")
-			assert.Equal(t, string(tt.stored), local.State)
+			assert.Equal(t, tt.stored, local.State)
 
 			// Restart: Pub/Sub redelivers what was not acknowledged, with
 			// what Google published meanwhile.
@@ -274,7 +276,7 @@ func TestCommitBeforeChangeOnlyWhenActing(t *testing.T) {
 
 		before := int64(store.txs.Load())
 		res := env.signup(acct)
-		require.Equal(t, marketplace.RuleApproved, res.Entitlements[0].Action)
+		require.Equal(t, []marketplace.Outcome{marketplace.OutcomeApproved}, res.Entitlements[0].Outcomes)
 		assert.Equal(t, int64(2), int64(store.txs.Load())-before,
 			"the account's link and the approval's commit: the parked state was stored already")
 		assert.Equal(t, []events.Type{tCreationRequested, tActive}, env.rec.types(ent))
@@ -282,7 +284,7 @@ func TestCommitBeforeChangeOnlyWhenActing(t *testing.T) {
 	t.Run("held", func(t *testing.T) {
 		t.Parallel()
 		store := &countingStore{Store: memstore.New()}
-		env := newProcEnv(t, withStore(store), withProc(marketplace.WithPolicy(marketplace.ManualApproval("soon"))))
+		env := newProcEnv(t, withStore(store), withProc(marketplace.Config{Policy: marketplace.ManualApproval("soon")}))
 		acct, err := env.srv.CreateAccount(env.ctx)
 		require.NoError(t, err)
 		env.signup(acct)

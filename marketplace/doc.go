@@ -9,21 +9,20 @@
 // sqlitestore, pgstore) and your events.Handler:
 //
 //	proc, err := marketplace.New(store, client, handler,
-//		marketplace.WithPolicy(marketplace.AutoApprove),
-//		marketplace.WithLogger(logger))
-//	go proc.Receive(ctx, pubsubClient.Subscriber("marketplace"))  // pull
-//	mux.Handle("/pubsub", proc.PushHandler(pushVerifier))         // or push
+//		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Logger: logger}}) // nil Policy: approve automatically
+//	defer proc.Close()
+//	go proc.Run(ctx, pubsubClient.Subscriber("marketplace"))      // reconcile, pull, prune
+//	mux.Handle("/pubsub", proc.PushHandler(pushVerifier))         // or push, with proc.Run(ctx, nil)
 //	sessions, err := marketplace.NewSignupSessions(signupVerifier, store, sessionKeys)
 //	mux.Handle("POST /signup", sessions.Begin("/signup/form"))     // Google's redirect
 //	mux.Handle("/signup/form", sessions.Handler(yourSignupPage))   // then CompleteSignup
-//	report, err := proc.Reconcile(ctx)                            // at start-up
 //
 // # The pipeline
 //
 // Every message, whatever its transport, goes through HandleMessage:
 //
 //  1. Decode (events.Decode). An undecodable message is recorded as
-//     poison in the Store (ListPoison) with the reason, and acknowledged.
+//     poison in the Store (Processor.Poison) with the reason, and acknowledged.
 //  2. Serialise: work on one entitlement or account runs one at a time
 //     (an in-process keyed lock, plus the Store's KeyLocker when several
 //     processes share the Store).
@@ -45,8 +44,9 @@
 //     unacknowledged (nack), and Pub/Sub redelivers it.
 //
 // A callback error marked with events.Permanent, an invalid resource id or
-// (with WithPoisonAfter) too many failed attempts make the message poison:
-// recorded with the reason and acknowledged, never a hot loop. A panicking
+// (with Config.PoisonAfter) too many failed attempts make the message poison:
+// recorded with the reason and acknowledged, never a hot loop; Redrive runs
+// it again once the cause is fixed. A panicking
 // callback is recovered as a *PanicError and the message is redelivered.
 // An eventType this SDK does not know goes to the handler's OnUnknown, is
 // logged, and is acknowledged.
@@ -75,8 +75,10 @@
 //     LinkedAccountFrom gives the VendorUserID), then the account's local
 //     state is removed. Exactly once, however often it is delivered.
 //
-// Policies: AutoApprove (the default), ManualApproval(message) (everything
-// goes to the queue: PendingApprovals, Approve, Reject), or any PolicyFunc.
+// Policies: a nil Config.Policy approves automatically; ManualApproval(message)
+// sends everything to the queue (PendingApprovals, Approve, Reject); or any
+// PolicyFunc, whose Decision.Outcome is OutcomeApproved, OutcomeRejected or
+// OutcomeQueued.
 //
 // # Callbacks follow changes, not messages
 //
@@ -151,7 +153,7 @@
 //     state reached).
 //   - Callbacks for one entitlement or account never run concurrently;
 //     callbacks for different ones may.
-//   - ctx is cancelled when the transport stops (Receive's context, the
+//   - ctx is cancelled when the transport stops (Run's context or Close, the
 //     push request's); return promptly with its error. Work whose callbacks
 //     all returned before a shutdown is still committed.
 //
@@ -169,28 +171,45 @@
 //
 // # Transports
 //
-// Receive runs the pull transport (cloud.google.com/go/pubsub/v2) with
-// flow control (WithConcurrency) and several streams (WithReceiveStreams).
-// PushHandler serves a push subscription: it verifies the Google-signed
-// OIDC token before reading the body and answers 2xx only after the commit.
-// Both acknowledge nothing unprocessed. Any other transport can call
-// HandleMessage. Whatever the transport, at most WithConcurrency messages
-// are processed at once; HandleMessage waits for room beyond that.
+// Run with a Subscriber runs the pull transport
+// (cloud.google.com/go/pubsub/v2) with flow control (Config.Concurrency)
+// and several streams (Config.ReceiveStreams). PushHandler serves a push
+// subscription (run Run with a nil Subscriber beside it, for the reconcile
+// at start and the pruning): it verifies the Google-signed OIDC token
+// before reading the body and answers 2xx only after the commit. Both
+// acknowledge nothing unprocessed. Any other transport can call
+// HandleMessage. Whatever the transport, at most Config.Concurrency
+// messages are processed at once; HandleMessage waits for room beyond that.
+//
+// # Running and operating
+//
+// Run owns the running life: Reconcile at start (what changed while no
+// processor ran), receiving, pruning old event ids. It returns when its
+// context ends or Close is called, once the messages in flight are settled;
+// Close also unregisters the metric callbacks, so Processors can come and
+// go on one MeterProvider. WaitIdle waits until no message is in flight
+// (tests, graceful shutdown of a custom transport).
+//
+// Operators read and act through the Processor, never a Store transaction:
+// Poison and Redrive (messages set aside), Parked (entitlements waiting for
+// sign-up), PendingApprovals, Approve and Reject (the manual queue),
+// Reconcile (one Result per resource changed), and Ping (store and
+// Procurement API reachable, for readiness checks).
 //
 // # Usage-based products
 //
-// With WithUsageReporter, entitlements that have a usageReportingId are
+// With Config.Usage, entitlements that have a usageReportingId are
 // registered with the usage.Reporter as they change (before the commit):
 // usage is accepted once they are usable and refused after their
 // cancellation or the end of a pending cancellation's term.
 //
 // # Observability
 //
-// Logs (log/slog, WithLogger; slog.Default() without it) carry event_id,
+// Logs (log/slog, Config.Logger; slog.Default() without it) carry event_id,
 // event_type, account_id and entitlement_id, each key once, and never a
 // payload or a token: a malformed message is identified by its length and
 // SHA-256 prefix (events.Fingerprint). Metrics use the OpenTelemetry metric
-// API (WithMeterProvider; no-ops without one):
+// API (Config.MeterProvider; no-ops without one):
 // gcpmarketplace.events.received, .processed, .duplicate, .stale,
 // .not_found, .poison and .failed counters by event_type, and the
 // gcpmarketplace.events.duration histogram (seconds, buckets from 1 ms to

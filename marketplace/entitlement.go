@@ -23,13 +23,9 @@ type entTrigger struct {
 	operator *Decision
 }
 
-// RuleAction is what the processor did about an entitlement waiting for
-// the vendor (a new entitlement or a plan change).
-type RuleAction string
-
 type entResult struct {
 	outcome   outcome
-	action    RuleAction
+	action    Outcome // what the rule did about a request waiting for the vendor
 	wasQueued bool
 	added     bool // first seen
 	updated   bool // a newer state was stored
@@ -64,7 +60,7 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 		queued = map[ApprovalKind]*ApprovalRequest{}
 	)
 	err = p.read(ctx, func(ctx context.Context, tx Tx) error {
-		if tr.ev != nil {
+		if tr.ev != nil && tr.source != sourceRedrive {
 			done, err := tx.IsProcessed(ctx, tr.ev.ID())
 			if err != nil || done {
 				dup = done
@@ -81,8 +77,8 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 		// Requests are queued only while the entitlement waits for approval
 		// (and removed by the commit that sees it move on), so other states
 		// need not look, unless an operator asks.
-		if tr.operator != nil || (prev != nil && (prev.State == string(procurement.EntitlementActivationRequested) ||
-			prev.State == string(procurement.EntitlementPendingPlanChangeApproval))) {
+		if tr.operator != nil || (prev != nil && (prev.State == procurement.EntitlementActivationRequested ||
+			prev.State == procurement.EntitlementPendingPlanChangeApproval)) {
 			for _, k := range [...]ApprovalKind{ApprovalEntitlement, ApprovalPlanChange} {
 				r, err := tx.GetApproval(ctx, id, k)
 				switch {
@@ -219,7 +215,7 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 			if err != nil {
 				return err
 			}
-			if !first {
+			if !first && tr.source != sourceRedrive {
 				log.LogAttrs(ctx, slog.LevelWarn, "marketplace: event processed concurrently elsewhere; use a Store that implements KeyLocker when several processes share it")
 			}
 		}

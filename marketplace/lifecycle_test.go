@@ -89,9 +89,9 @@ func lifecycleScript(t testing.TB, env *procEnv, n int, settle func()) map[strin
 // lifecyclePolicy approves everything but the plan "forbidden".
 var lifecyclePolicy = marketplace.PolicyFunc(func(_ context.Context, r marketplace.PolicyRequest) (marketplace.Decision, error) {
 	if r.Kind == marketplace.ApprovalPlanChange && r.Entitlement.NewPendingPlan == "forbidden" {
-		return marketplace.Decision{Action: marketplace.ActionReject, Reason: "plan not sold any more"}, nil
+		return marketplace.Decision{Outcome: marketplace.OutcomeRejected, Reason: "plan not sold any more"}, nil
 	}
-	return marketplace.Decision{Action: marketplace.ActionApprove}, nil
+	return marketplace.Decision{Outcome: marketplace.OutcomeApproved}, nil
 })
 
 // 200 customers, every message delivered one to three times, shuffled, by
@@ -103,7 +103,7 @@ func TestLifecycleDuplicatedAndReordered(t *testing.T) {
 	if testing.Short() {
 		n = 40
 	}
-	env := newProcEnv(t, withProc(marketplace.WithPolicy(lifecyclePolicy)))
+	env := newProcEnv(t, withProc(marketplace.Config{Policy: lifecyclePolicy}))
 	rng := rand.New(rand.NewPCG(7, 11))
 	want := lifecycleScript(t, env, n, func() { env.drainChaos(rng, 8) })
 	require.Equal(t, want, env.rec.counts())
@@ -120,7 +120,7 @@ func TestLifecycleDuplicatedAndReordered(t *testing.T) {
 // Every event type the emulator publishes appears in the lifecycle.
 func TestLifecycleCoversEventTypes(t *testing.T) {
 	t.Parallel()
-	env := newProcEnv(t, withProc(marketplace.WithPolicy(lifecyclePolicy)))
+	env := newProcEnv(t, withProc(marketplace.Config{Policy: lifecyclePolicy}))
 	lifecycleScript(t, env, 8, env.drain)
 	seen := map[string]bool{}
 	for _, p := range env.srv.Published() {

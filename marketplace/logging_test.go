@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/internal/testlog"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
@@ -73,8 +74,7 @@ func (h *keyChecker) Handle(_ context.Context, r slog.Record) error {
 func TestLogLinesRepeatNoKey(t *testing.T) {
 	t.Parallel()
 	log := &keyLog{}
-	env := newProcEnv(t, withProc(marketplace.WithLogger(slog.New(&keyChecker{log: log})),
-		marketplace.WithPolicy(marketplace.ManualApproval("review"))))
+	env := newProcEnv(t, withProc(marketplace.Config{Runtime: gcpmarketplace.Runtime{Logger: slog.New(&keyChecker{log: log})}, Policy: marketplace.ManualApproval("review")}))
 
 	acctA, entA := env.purchase(marketplacetest.PurchaseParams{})
 	env.drain()                                         // parked until sign-up

@@ -12,7 +12,7 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/internal/telemetry"
 )
 
-// The processor's OpenTelemetry instruments (see WithMeterProvider).
+// The processor's OpenTelemetry instruments (see Config.Runtime).
 
 const meterName = "github.com/gcpmarketplace/gcpmarketplace/marketplace"
 
@@ -25,8 +25,7 @@ type metrics struct {
 // gauges, so that a slow Store cannot stall the application's metrics.
 const gaugeTimeout = 5 * time.Second
 
-func newMetrics(mp metric.MeterProvider) (metrics, error) {
-	m := mp.Meter(meterName)
+func newMetrics(m metric.Meter) (metrics, error) {
 	var (
 		out  metrics
 		errs []error
@@ -55,21 +54,21 @@ func newMetrics(mp metric.MeterProvider) (metrics, error) {
 }
 
 // registerGauges observes the Store's parked entitlements and approval
-// queue at each collection. The reads are read-only transactions (View)
-// when the Store has them, bounded by gaugeTimeout.
-func (p *Processor) registerGauges(mp metric.MeterProvider) error {
-	m := mp.Meter(meterName)
+// queue at each collection, until Close unregisters the returned
+// registration. The reads are read-only transactions (View) when the Store
+// has them, bounded by gaugeTimeout.
+func (p *Processor) registerGauges(m metric.Meter) (metric.Registration, error) {
 	parked, err := m.Int64ObservableGauge("gcpmarketplace.entitlements.parked",
 		metric.WithDescription("Entitlements parked until their account completes sign-up."), metric.WithUnit("{entitlement}"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	queued, err := m.Int64ObservableGauge("gcpmarketplace.approvals.queued",
 		metric.WithDescription("Requests waiting in the manual approval queue, by kind."), metric.WithUnit("{request}"))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+	return m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		ctx, cancel := context.WithTimeout(ctx, gaugeTimeout)
 		defer cancel()
 		var (
@@ -97,7 +96,6 @@ func (p *Processor) registerGauges(mp metric.MeterProvider) error {
 		}
 		return nil
 	}, parked, queued)
-	return err
 }
 
 func (m *metrics) count(ctx context.Context, c metric.Int64Counter, eventType string) {
@@ -125,7 +123,7 @@ func (m *metrics) finish(ctx context.Context, eventType string, o outcome, start
 
 // acked records the ack lag of a message about to be acknowledged. The
 // publish time is Pub/Sub's, so the lag is measured with the processor's
-// clock (WithClock); an unknown publish time records nothing.
+// clock (Config.Clock); an unknown publish time records nothing.
 func (m *metrics) acked(ctx context.Context, eventType string, published, now time.Time) {
 	if published.IsZero() {
 		return

@@ -16,6 +16,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/internal/testlog"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
@@ -29,8 +30,7 @@ func TestMetricsAndLogs(t *testing.T) {
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	logger := slog.New(slog.NewJSONHandler(lockedWriter{&logs, &logMu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	env := newProcEnv(t, withProc(marketplace.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))),
-		marketplace.WithLogger(logger)))
+	env := newProcEnv(t, withProc(marketplace.Config{Runtime: gcpmarketplace.Runtime{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), Logger: logger}}))
 	acct, _ := env.purchase(marketplacetest.PurchaseParams{})
 	msgs := env.newMessages()
 	for _, m := range msgs {
@@ -167,9 +167,7 @@ func gaugeValues(t *testing.T, data metricdata.Aggregation, key string) map[stri
 func TestMetricsGaugesAndAckLag(t *testing.T) {
 	t.Parallel()
 	reader := sdkmetric.NewManualReader()
-	env := newProcEnv(t, withProc(
-		marketplace.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))),
-		marketplace.WithPolicy(marketplace.ManualApproval("soon"))))
+	env := newProcEnv(t, withProc(marketplace.Config{Runtime: gcpmarketplace.Runtime{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))}, Policy: marketplace.ManualApproval("soon")}))
 	acct1, _ := env.purchase(marketplacetest.PurchaseParams{})
 	env.purchase(marketplacetest.PurchaseParams{})
 	msgs := env.newMessages()
@@ -215,9 +213,7 @@ func TestPushNotFoundLoggedAndCounted(t *testing.T) {
 	t.Parallel()
 	reader := sdkmetric.NewManualReader()
 	logs := &testlog.Buffer{}
-	env := newProcEnv(t, withProc(
-		marketplace.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))),
-		marketplace.WithLogger(slog.New(slog.NewJSONHandler(logs, nil)))))
+	env := newProcEnv(t, withProc(marketplace.Config{Runtime: gcpmarketplace.Runtime{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), Logger: slog.New(slog.NewJSONHandler(logs, nil))}}))
 	url := pushEndpoint(t, env)
 	data := []byte(`{"eventId":"ev-404","eventType":"ENTITLEMENT_ACTIVE","entitlement":{"id":"no-such-entitlement"}}`)
 	resp, err := env.srv.Push(env.ctx, url, marketplacetest.PushParams{Data: data, Audience: url})

@@ -7,6 +7,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/memstore"
@@ -29,11 +31,11 @@ func TestForeignStoreIsRefusedBeforeAnyPurge(t *testing.T) {
 	require.True(t, ok)
 
 	// The same Marketplace again (a restart): accepted, nothing purged.
-	again, err := marketplace.New(store, first.client, (&procRecorder{}).handler(), marketplace.WithClock(first.srv.Clock().Now))
+	again, err := marketplace.New(store, first.client, (&procRecorder{}).handler(), &marketplace.Config{Runtime: gcpmarketplace.Runtime{Clock: first.srv.Clock().Now}})
 	require.NoError(t, err)
 	rep, err := again.Reconcile(context.Background())
 	require.NoError(t, err)
-	assert.Empty(t, rep.AccountsPurged)
+	assert.Empty(t, reported(rep, events.ResourceAccount, marketplace.OutcomeDeleted))
 
 	// A new emulator: same provider id, another endpoint.
 	second := newProcEnv(t, withStore(store))
@@ -41,7 +43,7 @@ func TestForeignStoreIsRefusedBeforeAnyPurge(t *testing.T) {
 	otherClient, err := procurement.NewClient(context.Background(), "other-provider", first.srv.ClientOptions()...)
 	require.NoError(t, err)
 	otherRec := &procRecorder{}
-	other, err := marketplace.New(store, otherClient, otherRec.handler())
+	other, err := marketplace.New(store, otherClient, otherRec.handler(), nil)
 	require.NoError(t, err)
 
 	for name, proc := range map[string]*marketplace.Processor{"another endpoint": second.proc, "another provider": other} {

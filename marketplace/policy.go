@@ -11,9 +11,10 @@ import (
 
 // Policy decides what happens to a new entitlement whose account has signed
 // up, and to a plan change, both of which wait for the vendor's approval.
-// The processor asks it once per request; a decision to hold puts the
-// request in the Store's approval queue until an operator calls
-// Processor.Approve or Processor.Reject.
+// The processor asks it once per request; a Decision with OutcomeQueued
+// puts the request in the Store's approval queue until an operator calls
+// Processor.Approve or Processor.Reject. A nil Config.Policy approves
+// every request.
 //
 // Decide runs while the processor serialises work on the entitlement and
 // before the Procurement API is called: keep it quick, and return an error
@@ -42,62 +43,37 @@ type PolicyRequest struct {
 	Account procurement.Account
 }
 
-// Action is what a Decision does.
-type Action int
-
-// Actions of a Decision. The zero Action is invalid.
-const (
-	// ActionApprove approves the entitlement or the plan change.
-	ActionApprove Action = iota + 1
-	// ActionReject rejects it, with Decision.Reason shown to the customer.
-	ActionReject
-	// ActionHold queues it for an operator (Processor.Approve or
-	// Processor.Reject), showing Decision.MessageToUser to the customer
-	// meanwhile if it is not empty.
-	ActionHold
-)
-
-// String returns "approve", "reject" or "hold".
-func (a Action) String() string {
-	switch a {
-	case ActionApprove:
-		return "approve"
-	case ActionReject:
-		return "reject"
-	case ActionHold:
-		return "hold"
-	}
-	return fmt.Sprintf("Action(%d)", int(a))
-}
-
 // Decision is a Policy's answer.
 type Decision struct {
-	Action Action
-	// Reason accompanies ActionReject (at most 256 bytes; the API keeps no
-	// more).
+	// Outcome is OutcomeApproved (approve the entitlement or the plan
+	// change), OutcomeRejected (reject it) or OutcomeQueued (queue it for
+	// an operator: Processor.Approve or Processor.Reject).
+	Outcome Outcome
+	// Reason accompanies OutcomeRejected (at most 256 bytes; the API keeps
+	// no more).
 	Reason string
-	// MessageToUser accompanies ActionHold: the status shown to the
+	// MessageToUser accompanies OutcomeQueued: the status shown to the
 	// customer while the request waits, for example "Provisioning, expect
 	// one business day". Empty leaves the entitlement's message alone.
 	MessageToUser string
 }
 
 // ErrInvalidDecision is matched by the error the processor reports when a
-// Policy returns a Decision with an Action it does not know.
+// Policy returns a Decision with another Outcome.
 var ErrInvalidDecision = errors.New("marketplace: invalid policy decision")
 
 func (d Decision) check() error {
-	switch d.Action {
-	case ActionApprove, ActionReject, ActionHold:
+	switch d.Outcome {
+	case OutcomeApproved, OutcomeRejected, OutcomeQueued:
 		return nil
 	}
-	return fmt.Errorf("%w: action %v", ErrInvalidDecision, d.Action)
+	return fmt.Errorf("%w: outcome %q", ErrInvalidDecision, d.Outcome)
 }
 
-// AutoApprove approves every entitlement of a signed-up account and every
-// plan change. It is the default policy.
-var AutoApprove Policy = PolicyFunc(func(context.Context, PolicyRequest) (Decision, error) {
-	return Decision{Action: ActionApprove}, nil
+// autoApprove approves every entitlement of a signed-up account and every
+// plan change: the policy of a nil Config.Policy.
+var autoApprove Policy = PolicyFunc(func(context.Context, PolicyRequest) (Decision, error) {
+	return Decision{Outcome: OutcomeApproved}, nil
 })
 
 // ManualApproval holds every request for an operator, showing messageToUser
@@ -106,7 +82,7 @@ var AutoApprove Policy = PolicyFunc(func(context.Context, PolicyRequest) (Decisi
 // and answer with Processor.Approve or Processor.Reject.
 func ManualApproval(messageToUser string) Policy {
 	return PolicyFunc(func(context.Context, PolicyRequest) (Decision, error) {
-		return Decision{Action: ActionHold, MessageToUser: messageToUser}, nil
+		return Decision{Outcome: OutcomeQueued, MessageToUser: messageToUser}, nil
 	})
 }
 
@@ -123,7 +99,7 @@ var ErrNoLongerPending = errors.New("marketplace: request is no longer pending")
 // PendingApprovals lists the approval queue, oldest first.
 func (p *Processor) PendingApprovals(ctx context.Context) ([]ApprovalRequest, error) {
 	var out []ApprovalRequest
-	err := p.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
+	err := p.read(ctx, func(ctx context.Context, tx Tx) error {
 		var err error
 		out, err = tx.ListApprovals(ctx)
 		return err
@@ -143,33 +119,34 @@ func (p *Processor) PendingApprovals(ctx context.Context) ([]ApprovalRequest, er
 // ErrNoLongerPending if the request is no longer waiting at Google.
 // Calling it again after success returns ErrNotQueued.
 func (p *Processor) Approve(ctx context.Context, entitlementID string) error {
-	return p.operatorDecision(ctx, entitlementID, Decision{Action: ActionApprove})
+	return p.operatorDecision(ctx, entitlementID, Decision{Outcome: OutcomeApproved})
 }
 
 // Reject rejects the queued request of the entitlement with reason (shown
 // to the customer, at most 256 bytes), as an operator. Errors are as for
 // Approve.
 func (p *Processor) Reject(ctx context.Context, entitlementID, reason string) error {
-	return p.operatorDecision(ctx, entitlementID, Decision{Action: ActionReject, Reason: reason})
+	return p.operatorDecision(ctx, entitlementID, Decision{Outcome: OutcomeRejected, Reason: reason})
 }
 
 func (p *Processor) operatorDecision(ctx context.Context, entitlementID string, d Decision) error {
+	verb := map[Outcome]string{OutcomeApproved: "approve", OutcomeRejected: "reject"}[d.Outcome]
 	if entitlementID == "" {
-		return fmt.Errorf("marketplace: %v: empty entitlement id: %w", d.Action, ErrInvalid)
+		return fmt.Errorf("marketplace: %s: empty entitlement id: %w", verb, ErrInvalid)
 	}
 	if err := p.checkOrigin(ctx); err != nil {
-		return fmt.Errorf("marketplace: %v entitlement %s: %w", d.Action, entitlementID, err)
+		return fmt.Errorf("marketplace: %s entitlement %s: %w", verb, entitlementID, err)
 	}
 	log := p.logger.With(slog.String("entitlement_id", entitlementID), slog.String("source", "operator"))
 	res, err := p.settleEntitlement(ctx, entitlementID, entTrigger{source: sourceOperator, operator: &d}, log)
 	if err != nil {
-		return fmt.Errorf("marketplace: %v entitlement %s: %w", d.Action, entitlementID, err)
+		return fmt.Errorf("marketplace: %s entitlement %s: %w", verb, entitlementID, err)
 	}
 	switch {
 	case !res.wasQueued:
-		return fmt.Errorf("marketplace: %v entitlement %s: %w", d.Action, entitlementID, ErrNotQueued)
+		return fmt.Errorf("marketplace: %s entitlement %s: %w", verb, entitlementID, ErrNotQueued)
 	case res.action == "":
-		return fmt.Errorf("marketplace: %v entitlement %s: %w", d.Action, entitlementID, ErrNoLongerPending)
+		return fmt.Errorf("marketplace: %s entitlement %s: %w", verb, entitlementID, ErrNoLongerPending)
 	}
 	return nil
 }

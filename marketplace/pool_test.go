@@ -26,18 +26,18 @@ func TestNewChecksPoolSize(t *testing.T) {
 	t.Parallel()
 	env := newProcEnv(t)
 	h := events.HandlerDefaults{}
-	_, err := marketplace.New(pooledStore{memstore.New(), 33}, env.client, h)
+	_, err := marketplace.New(pooledStore{memstore.New(), 33}, env.client, h, nil)
 	require.ErrorIs(t, err, marketplace.ErrInvalid)
 	require.ErrorContains(t, err, "holds 33 connections, too few for concurrency 16")
-	require.ErrorContains(t, err, "to at least 34, or lower WithConcurrency to at most 15")
-	_, err = marketplace.New(pooledStore{memstore.New(), 34}, env.client, h)
+	require.ErrorContains(t, err, "to at least 34, or lower Config.Concurrency to at most 15")
+	_, err = marketplace.New(pooledStore{memstore.New(), 34}, env.client, h, nil)
 	require.NoError(t, err)
 
 	// Too small for any concurrency: only the pool can change.
-	_, err = marketplace.New(pooledStore{memstore.New(), 3}, env.client, h, marketplace.WithConcurrency(1))
+	_, err = marketplace.New(pooledStore{memstore.New(), 3}, env.client, h, &marketplace.Config{Concurrency: 1})
 	require.ErrorIs(t, err, marketplace.ErrInvalid)
 	require.ErrorContains(t, err, "to at least 4: ")
-	require.NotContains(t, err.Error(), "lower WithConcurrency")
+	require.NotContains(t, err.Error(), "lower Config.Concurrency")
 
 	// Without key locks a message holds one connection at a time: no
 	// deadlock to guard against.
@@ -45,6 +45,6 @@ func TestNewChecksPoolSize(t *testing.T) {
 		marketplace.Store
 		marketplace.ConnPool
 	}
-	_, err = marketplace.New(noLocks{memstore.New(), pooledStore{maxConns: 1}}, env.client, h)
+	_, err = marketplace.New(noLocks{memstore.New(), pooledStore{maxConns: 1}}, env.client, h, nil)
 	require.NoError(t, err)
 }

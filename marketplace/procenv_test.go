@@ -103,7 +103,7 @@ type procEnv struct {
 
 type procEnvConfig struct {
 	serverOpts []marketplacetest.Option
-	procOpts   []marketplace.Option
+	procCfg    marketplace.Config
 	store      marketplace.Store
 }
 
@@ -113,8 +113,10 @@ func withServer(opts ...marketplacetest.Option) procEnvOption {
 	return func(c *procEnvConfig) { c.serverOpts = append(c.serverOpts, opts...) }
 }
 
-func withProc(opts ...marketplace.Option) procEnvOption {
-	return func(c *procEnvConfig) { c.procOpts = append(c.procOpts, opts...) }
+// withProc configures the processor; the emulator's clock is the default
+// Clock.
+func withProc(cfg marketplace.Config) procEnvOption {
+	return func(c *procEnvConfig) { c.procCfg = cfg }
 }
 
 func withStore(s marketplace.Store) procEnvOption { return func(c *procEnvConfig) { c.store = s } }
@@ -133,9 +135,13 @@ func newProcEnv(t testing.TB, opts ...procEnvOption) *procEnv {
 		store = memstore.New()
 	}
 	rec := &procRecorder{}
-	popts := append([]marketplace.Option{marketplace.WithClock(srv.Clock().Now)}, cfg.procOpts...)
-	proc, err := marketplace.New(store, client, rec.handler(), popts...)
+	pcfg := cfg.procCfg
+	if pcfg.Clock == nil {
+		pcfg.Clock = srv.Clock().Now
+	}
+	proc, err := marketplace.New(store, client, rec.handler(), &pcfg)
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = proc.Close() })
 	return &procEnv{t: t, ctx: ctx, srv: srv, client: client, store: store, rec: rec, proc: proc, feed: testenv.NewFeed(srv)}
 }
 
@@ -207,12 +213,8 @@ func (e *procEnv) localAccount(id string) (marketplace.Account, bool) {
 
 func (e *procEnv) poison() []marketplace.Poison {
 	e.t.Helper()
-	var out []marketplace.Poison
-	require.NoError(e.t, e.store.InTx(e.ctx, func(ctx context.Context, tx marketplace.Tx) error {
-		var err error
-		out, err = tx.ListPoison(ctx, 0)
-		return err
-	}))
+	out, err := e.proc.Poison(e.ctx, 0)
+	require.NoError(e.t, err)
 	return out
 }
 
@@ -237,7 +239,7 @@ func (e *procEnv) requireInSync() {
 		want = append(want, entKey{x.ID, x.AccountID, x.State, x.Plan, x.NewPendingPlan})
 	}
 	for _, x := range ents {
-		got = append(got, entKey{x.ID, x.AccountID, x.State, x.Plan, x.PendingPlan})
+		got = append(got, entKey{x.ID, x.AccountID, string(x.State), x.Plan, x.PendingPlan})
 	}
 	sort.Slice(want, func(i, j int) bool { return want[i].ID < want[j].ID })
 	require.Equal(e.t, want, got, "local entitlements differ from the emulator's")

@@ -8,14 +8,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
 
 // Message is one Pub/Sub message as the processor needs it, whatever the
-// transport (Receive, PushHandler, or your own).
+// transport (Run, PushHandler, or your own).
 type Message struct {
 	ID              string            // the Pub/Sub message id
 	Data            []byte            // the Marketplace notification (JSON)
@@ -38,9 +38,11 @@ type Processor struct {
 	locker  KeyLocker
 	viewer  Viewer // the store's read-only transactions, if it has them
 	metrics metrics
-	// slots bounds the messages in flight (WithConcurrency) whatever the
+	gauges  metric.Registration // the gauges' callback, unregistered by Close; nil without a MeterProvider
+	life    lifecycle           // Run, WaitIdle, Close (lifecycle.go)
+	// slots bounds the messages in flight (Config.Concurrency) whatever the
 	// transport, so that ConnPool's sizing holds for PushHandler and
-	// custom transports as it does for Receive.
+	// custom transports as it does for Run.
 	slots chan struct{}
 	// unsettled holds the usage windows of entitlements with a message in
 	// flight or awaiting redelivery (usage_confirm.go).
@@ -51,9 +53,10 @@ type Processor struct {
 }
 
 // New returns a Processor that keeps its state in store, calls the
-// Procurement API through client and reports changes to handler. Options
-// set the approval policy (default AutoApprove), logger, metrics,
-// concurrency, clock, retention and usage reporter.
+// Procurement API through client and reports changes to handler. cfg sets
+// the logger, metrics and clock (its Runtime), the approval policy,
+// concurrency, retention and usage reporter; nil means every default.
+// Start it with Run; Close stops it.
 //
 // If store implements KeyLocker (stores shared by several processes do),
 // the processor also takes its lock for every resource it works on; if it
@@ -61,7 +64,7 @@ type Processor struct {
 // when the pool is too small for the concurrency (see ConnPool). If it
 // implements Viewer (sqlitestore does), the processor reads local state in
 // read-only transactions, which do not queue behind commits.
-func New(store Store, client *procurement.Client, handler events.Handler, opts ...Option) (*Processor, error) {
+func New(store Store, client *procurement.Client, handler events.Handler, cfg *Config) (*Processor, error) {
 	switch {
 	case store == nil:
 		return nil, fmt.Errorf("marketplace: New: nil Store: %w", ErrInvalid)
@@ -70,42 +73,29 @@ func New(store Store, client *procurement.Client, handler events.Handler, opts .
 	case handler == nil:
 		return nil, fmt.Errorf("marketplace: New: nil events.Handler: %w", ErrInvalid)
 	}
-	cfg := defaultConfig()
-	for _, o := range opts {
-		o(&cfg)
+	if cfg == nil {
+		cfg = &Config{}
 	}
-	if cfg.policy == nil {
-		return nil, fmt.Errorf("marketplace: New: nil Policy: %w", ErrInvalid)
-	}
-	if cfg.now == nil {
-		cfg.now = time.Now
-	}
-	p := &Processor{store: store, client: client, handler: handler, cfg: cfg, logger: cfg.logger,
-		slots: make(chan struct{}, cfg.concurrency), unsettled: newUnsettled(cfg.now),
+	c := newConfig(cfg)
+	p := &Processor{store: store, client: client, handler: handler, cfg: c,
+		logger: slog.New(newUniqueKeys(cfg.Log().Handler())), life: newLifecycle(),
+		slots: make(chan struct{}, c.concurrency), unsettled: newUnsettled(c.now),
 		origin: originOf(client.ProviderID(), client.Service().BasePath)}
-	if p.logger == nil {
-		p.logger = slog.Default()
-	}
-	p.logger = slog.New(newUniqueKeys(p.logger.Handler()))
 	if l, ok := store.(KeyLocker); ok {
 		p.locker = l
-		if err := checkPool(store, cfg.concurrency); err != nil {
+		if err := checkPool(store, c.concurrency); err != nil {
 			return nil, err
 		}
 	}
 	if v, ok := store.(Viewer); ok {
 		p.viewer = v
 	}
-	mp := cfg.meterProvider
-	if mp == nil {
-		mp = noop.NewMeterProvider()
-	}
 	var err error
-	if p.metrics, err = newMetrics(mp); err != nil {
+	if p.metrics, err = newMetrics(cfg.Meter(meterName)); err != nil {
 		return nil, fmt.Errorf("marketplace: New: creating metrics: %w", err)
 	}
-	if cfg.meterProvider != nil {
-		if err := p.registerGauges(mp); err != nil {
+	if cfg.MeterProvider != nil {
+		if p.gauges, err = p.registerGauges(cfg.Meter(meterName)); err != nil {
 			return nil, fmt.Errorf("marketplace: New: creating metrics: %w", err)
 		}
 	}
@@ -131,7 +121,7 @@ func checkPool(store Store, concurrency int) error {
 	}
 	fix := fmt.Sprintf("raise the pool size (pgstore: pool_max_conns in the connection string, or pgxpool.Config.MaxConns) to at least %d", need)
 	if n := (have - connsHeadroom) / 2; n >= 1 {
-		fix += fmt.Sprintf(", or lower WithConcurrency to at most %d", n)
+		fix += fmt.Sprintf(", or lower Config.Concurrency to at most %d", n)
 	}
 	return fmt.Errorf("marketplace: New: the store's connection pool holds %d connections, too few for concurrency %d "+
 		"(each message in flight holds a key lock and a transaction, and %d more are needed for sign-ups, operator calls "+
@@ -153,6 +143,7 @@ func (e *PanicError) Error() string {
 // What started a unit of work, for logs.
 const (
 	sourceMessage        = "message"
+	sourceRedrive        = "redrive" // a poison message run again: not deduplicated (ops.go)
 	sourceSignup         = "signup"
 	sourceReconcile      = "reconcile"
 	sourceOperator       = "operator"
@@ -177,18 +168,24 @@ const typeUndecodable = "UNDECODABLE"
 // HandleMessage processes one message and reports whether to acknowledge
 // it: nil means acknowledge (processed, a duplicate, stale, or set aside as
 // poison), an error means do not (Pub/Sub redelivers it later). It is the
-// one entry point of every transport: Receive and PushHandler call it, and
-// so can your own transport.
+// one entry point of every transport: Run and PushHandler call it, and so
+// can your own transport.
 //
 // A message that cannot be decoded, or whose processing fails permanently
 // (a callback error marked with events.Permanent, an invalid id, or any
-// failure on the WithPoisonAfter-th attempt) is recorded with the reason in
-// the Store (ListPoison) and acknowledged, so it never loops.
+// failure on the Config.PoisonAfter-th attempt) is recorded with the reason
+// in the Store (see Poison and Redrive) and acknowledged, so it never
+// loops.
 //
-// At most WithConcurrency calls process a message at once; further calls
-// wait for one of them to return, or for ctx to end, in which case they
-// return ctx's error without processing the message.
+// At most Config.Concurrency calls process a message at once; further
+// calls wait for one of them to return, or for ctx to end, in which case
+// they return ctx's error without processing the message. After Close it
+// returns an error matching ErrClosed without processing the message.
 func (p *Processor) HandleMessage(ctx context.Context, m Message) error {
+	if !p.life.enter() {
+		return fmt.Errorf("marketplace: message %s not processed: processor closed: %w", m.ID, ErrClosed)
+	}
+	defer p.life.leave()
 	if err := p.acquireSlot(ctx); err != nil {
 		err = fmt.Errorf("marketplace: message %s not processed: no room among the %d messages in flight: %w", m.ID, cap(p.slots), err)
 		p.logger.LogAttrs(ctx, slog.LevelWarn, "marketplace: message not processed; it will be redelivered",
@@ -228,7 +225,7 @@ func (p *Processor) HandleMessage(ctx context.Context, m Message) error {
 		log.LogAttrs(ctx, slog.LevelWarn, "marketplace: message field unreadable, ignored", slog.String("problem", pr.String()))
 	}
 
-	out, err := p.process(ctx, ev, log)
+	out, err := p.process(ctx, ev, sourceMessage, log)
 	if err != nil {
 		giveUp := permanent(err) || (p.cfg.poisonAfter > 0 && m.DeliveryAttempt >= p.cfg.poisonAfter)
 		if !giveUp {
@@ -305,19 +302,21 @@ func (p *Processor) commitContext(ctx context.Context) (context.Context, context
 	return context.WithTimeout(context.WithoutCancel(ctx), p.cfg.commitTimeout)
 }
 
-func (p *Processor) process(ctx context.Context, ev events.Event, log *slog.Logger) (outcome, error) {
+// process settles what ev is about; source is sourceMessage, or
+// sourceRedrive to skip deduplication.
+func (p *Processor) process(ctx context.Context, ev events.Event, source string, log *slog.Logger) (outcome, error) {
 	if u, ok := ev.(*events.Unknown); ok {
-		return p.processUnknown(ctx, u, log)
+		return p.processUnknown(ctx, u, source, log)
 	}
 	r := ev.Resource()
 	switch r.Kind {
 	case events.ResourceEntitlement:
 		done := p.unsettled.begin(r.ID)
-		res, err := p.settleEntitlement(ctx, r.ID, entTrigger{source: sourceMessage, ev: ev}, log)
+		res, err := p.settleEntitlement(ctx, r.ID, entTrigger{source: source, ev: ev}, log)
 		done(err == nil || permanent(err))
 		return res.outcome, err
 	case events.ResourceAccount:
-		res, err := p.settleAccount(ctx, r.ID, accTrigger{source: sourceMessage, ev: ev}, log)
+		res, err := p.settleAccount(ctx, r.ID, accTrigger{source: source, ev: ev}, log)
 		return res.outcome, err
 	}
 	return "", events.Permanent(fmt.Errorf("marketplace: event %s names no resource", ev.ID()))
@@ -325,15 +324,17 @@ func (p *Processor) process(ctx context.Context, ev events.Event, log *slog.Logg
 
 // processUnknown hands an event of a type this SDK does not know to the
 // handler's OnUnknown, once per eventId.
-func (p *Processor) processUnknown(ctx context.Context, u *events.Unknown, log *slog.Logger) (outcome, error) {
+func (p *Processor) processUnknown(ctx context.Context, u *events.Unknown, source string, log *slog.Logger) (outcome, error) {
 	unlock, err := p.lock(ctx, "event:"+u.ID())
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	dup, err := p.isProcessed(ctx, u.ID())
-	if err != nil || dup {
-		return outcomeDuplicate, err
+	if source != sourceRedrive {
+		dup, err := p.isProcessed(ctx, u.ID())
+		if err != nil || dup {
+			return outcomeDuplicate, err
+		}
 	}
 	r := u.Resource()
 	log.LogAttrs(ctx, slog.LevelWarn, "marketplace: unknown event type; passing it to OnUnknown",
@@ -365,43 +366,3 @@ func (p *Processor) isProcessed(ctx context.Context, eventID string) (bool, erro
 	}
 	return done, nil
 }
-
-// Prune deletes the processed event ids older than the retention period
-// (WithRetention) and returns how many it deleted. Receive runs it hourly;
-// call it yourself with other transports.
-func (p *Processor) Prune(ctx context.Context) (int, error) {
-	before := p.cfg.now().Add(-p.cfg.retention)
-	var n int
-	err := p.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
-		var err error
-		n, err = tx.PruneProcessed(ctx, before)
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("marketplace: pruning processed events: %w", err)
-	}
-	return n, nil
-}
-
-// ---------------------------------------------------------------------------
-// Entitlements
-
-// Rule actions.
-const (
-	RuleApproved RuleAction = "approved" // approved through the Procurement API
-	RuleRejected RuleAction = "rejected" // rejected through the Procurement API
-	RuleQueued   RuleAction = "queued"   // held in the approval queue for an operator
-	RuleParked   RuleAction = "parked"   // waiting for the account's sign-up
-)
-
-// ---------------------------------------------------------------------------
-// Transitions
-
-// ---------------------------------------------------------------------------
-// Accounts
-
-// ---------------------------------------------------------------------------
-// Callback context
-
-// ---------------------------------------------------------------------------
-// Serialisation

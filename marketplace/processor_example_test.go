@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
@@ -34,7 +35,7 @@ func Example() {
 		return nil
 	})
 	proc, err := marketplace.New(memstore.New(), client, handler,
-		marketplace.WithPolicy(marketplace.AutoApprove), marketplace.WithClock(srv.Clock().Now))
+		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Clock: srv.Clock().Now}}) // nil Policy: approve automatically
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -59,14 +60,14 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("sign-up:", res.Entitlements[0].Action, res.Entitlements[0].State)
+	fmt.Println("sign-up:", res.Entitlements[0].Outcomes, res.Entitlements[0].State)
 	deliver(seen) // ENTITLEMENT_ACTIVE, already applied: no callback
 
 	// Output:
 	// ACCOUNT_ACTIVE
 	// ENTITLEMENT_CREATION_REQUESTED: plan pro, ENTITLEMENT_ACTIVATION_REQUESTED
 	// ENTITLEMENT_ACTIVE: plan pro, ENTITLEMENT_ACTIVE
-	// sign-up: approved ENTITLEMENT_ACTIVE
+	// sign-up: [approved] ENTITLEMENT_ACTIVE
 }
 
 // A manual approval queue: requests wait for an operator while the
@@ -80,7 +81,7 @@ func ExampleManualApproval() {
 		log.Fatal(err)
 	}
 	proc, err := marketplace.New(memstore.New(), client, events.HandlerDefaults{},
-		marketplace.WithPolicy(marketplace.ManualApproval("Provisioning, expect 1 business day")))
+		&marketplace.Config{Policy: marketplace.ManualApproval("Provisioning, expect 1 business day")})
 	if err != nil {
 		log.Fatal(err)
 	}

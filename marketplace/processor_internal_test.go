@@ -137,7 +137,7 @@ func (f *fakeRegistrar) register(_ context.Context, c usageConsumer) error {
 func TestRegisterUsage(t *testing.T) {
 	t.Parallel()
 	f := &fakeRegistrar{}
-	p := &Processor{cfg: defaultConfig()}
+	p := &Processor{cfg: newConfig(nil)}
 	p.cfg.usage = f
 	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	termEnd := created.AddDate(0, 1, 0)
@@ -149,15 +149,15 @@ func TestRegisterUsage(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, p.registerUsage(ctx, nil, ent(procurement.EntitlementActive)))
 	require.NoError(t, p.registerUsage(ctx, nil, ent(procurement.EntitlementPendingCancellation)))
-	wasActive := &Entitlement{ID: "e", UsageReportingID: "project_number:1", State: string(procurement.EntitlementActive)}
+	wasActive := &Entitlement{ID: "e", UsageReportingID: "project_number:1", State: procurement.EntitlementActive}
 	require.NoError(t, p.registerUsage(ctx, wasActive, ent(procurement.EntitlementCancelled)))
 	require.NoError(t, p.registerUsage(ctx, &Entitlement{ID: "e", UsageReportingID: "project_number:1",
-		State: string(procurement.EntitlementCancelled), CancelTime: cancelled}, nil))
+		State: procurement.EntitlementCancelled, CancelTime: cancelled}, nil))
 	require.NoError(t, p.registerUsage(ctx, nil, &procurement.Entitlement{ID: "flat", State: procurement.EntitlementActive}))
 	// Never usable: waiting for approval, or ended before it ever was.
 	require.NoError(t, p.registerUsage(ctx, nil, ent(procurement.EntitlementActivationRequested)))
 	require.NoError(t, p.registerUsage(ctx, nil, ent(procurement.EntitlementCancelled)))
-	waiting := &Entitlement{ID: "e", UsageReportingID: "project_number:1", State: string(procurement.EntitlementActivationRequested)}
+	waiting := &Entitlement{ID: "e", UsageReportingID: "project_number:1", State: procurement.EntitlementActivationRequested}
 	require.NoError(t, p.registerUsage(ctx, waiting, ent(procurement.EntitlementCancelled)))
 	require.NoError(t, p.registerUsage(ctx, waiting, nil))
 	assert.Equal(t, []usageConsumer{

@@ -37,13 +37,11 @@ func TestNewValidates(t *testing.T) {
 	t.Parallel()
 	env := newProcEnv(t)
 	h := events.HandlerDefaults{}
-	_, err := marketplace.New(nil, env.client, h)
+	_, err := marketplace.New(nil, env.client, h, nil)
 	require.ErrorIs(t, err, marketplace.ErrInvalid)
-	_, err = marketplace.New(env.store, nil, h)
+	_, err = marketplace.New(env.store, nil, h, nil)
 	require.ErrorIs(t, err, marketplace.ErrInvalid)
-	_, err = marketplace.New(env.store, env.client, nil)
-	require.ErrorIs(t, err, marketplace.ErrInvalid)
-	_, err = marketplace.New(env.store, env.client, h, marketplace.WithPolicy(nil))
+	_, err = marketplace.New(env.store, env.client, nil, nil)
 	require.ErrorIs(t, err, marketplace.ErrInvalid)
 }
 
@@ -58,14 +56,15 @@ func TestEntitlementParkedUntilSignup(t *testing.T) {
 	local, ok := env.localEntitlement(ent)
 	require.True(t, ok)
 	assert.True(t, local.Parked, "parked until sign-up")
-	assert.Equal(t, string(procurement.EntitlementActivationRequested), local.State)
+	assert.Equal(t, procurement.EntitlementActivationRequested, local.State)
 	assert.Equal(t, 0, env.srv.Calls(marketplacetest.MethodEntitlementsApprove), "no approval before sign-up")
 	assert.Equal(t, []events.Type{tAccountActive}, env.rec.types(acct))
 	assert.Equal(t, []events.Type{tCreationRequested}, env.rec.types(ent))
 
 	res := env.signup(acct)
 	require.Len(t, res.Entitlements, 1)
-	assert.Equal(t, marketplace.EntitlementResult{EntitlementID: ent, Action: marketplace.RuleApproved, State: procurement.EntitlementActive}, res.Entitlements[0])
+	assert.Equal(t, marketplace.Result{Resource: events.Resource{Kind: events.ResourceEntitlement, ID: ent},
+		Outcomes: []marketplace.Outcome{marketplace.OutcomeApproved}, State: procurement.EntitlementActive}, res.Entitlements[0])
 	assert.True(t, res.Account.SignupApproved())
 	env.drain() // ENTITLEMENT_ACTIVE: already seen
 
@@ -92,7 +91,7 @@ func TestSignupBeforeEntitlementMessage(t *testing.T) {
 	acct, ent := env.purchase(marketplacetest.PurchaseParams{})
 	res := env.signup(acct) // no message processed yet
 	require.Len(t, res.Entitlements, 1)
-	assert.Equal(t, marketplace.RuleApproved, res.Entitlements[0].Action)
+	assert.Equal(t, []marketplace.Outcome{marketplace.OutcomeApproved}, res.Entitlements[0].Outcomes)
 	env.drain()
 	assert.Equal(t, []events.Type{tAccountActive}, env.rec.types(acct))
 	assert.Equal(t, []events.Type{tCreationRequested, tActive}, env.rec.types(ent))
@@ -205,7 +204,7 @@ func TestOfferReplacedOnTheSamePlan(t *testing.T) {
 // The same replacement withdrawn by the customer is a cancelled change.
 func TestOfferReplacementWithdrawn(t *testing.T) {
 	t.Parallel()
-	env := newProcEnv(t, withProc(marketplace.WithPolicy(marketplace.ManualApproval(""))))
+	env := newProcEnv(t, withProc(marketplace.Config{Policy: marketplace.ManualApproval("")}))
 	acct, err := env.srv.CreateAccount(env.ctx)
 	require.NoError(t, err)
 	env.signup(acct)
@@ -227,11 +226,11 @@ func TestPlanChangeRejected(t *testing.T) {
 	t.Parallel()
 	policy := marketplace.PolicyFunc(func(_ context.Context, r marketplace.PolicyRequest) (marketplace.Decision, error) {
 		if r.Kind == marketplace.ApprovalPlanChange && r.Entitlement.NewPendingPlan == "enterprise" {
-			return marketplace.Decision{Action: marketplace.ActionReject, Reason: "contact sales for enterprise"}, nil
+			return marketplace.Decision{Outcome: marketplace.OutcomeRejected, Reason: "contact sales for enterprise"}, nil
 		}
-		return marketplace.Decision{Action: marketplace.ActionApprove}, nil
+		return marketplace.Decision{Outcome: marketplace.OutcomeApproved}, nil
 	})
-	env := newProcEnv(t, withProc(marketplace.WithPolicy(policy)))
+	env := newProcEnv(t, withProc(marketplace.Config{Policy: policy}))
 	_, ent := activeEntitlement(t, env, marketplacetest.PurchaseParams{Plan: "standard"})
 	require.NoError(t, env.srv.RequestPlanChange(env.ctx, ent, "enterprise"))
 	env.drain()
@@ -254,7 +253,7 @@ func TestPlanChangeAtTermEnd(t *testing.T) {
 	env.drain()
 	assert.Equal(t, []events.Type{tCreationRequested, tActive, tPlanChangeRequested}, env.rec.types(ent))
 	local, _ := env.localEntitlement(ent)
-	assert.Equal(t, string(procurement.EntitlementPendingPlanChange), local.State)
+	assert.Equal(t, procurement.EntitlementPendingPlanChange, local.State)
 	require.NoError(t, env.srv.EndTerm(env.ctx, ent))
 	env.drain()
 	assert.Equal(t, []events.Type{tCreationRequested, tActive, tPlanChangeRequested, tPlanChanged}, env.rec.types(ent))
@@ -263,13 +262,13 @@ func TestPlanChangeAtTermEnd(t *testing.T) {
 
 func TestPlanChangeWithdrawnByCustomer(t *testing.T) {
 	t.Parallel()
-	env := newProcEnv(t, withProc(marketplace.WithPolicy(marketplace.PolicyFunc(
+	env := newProcEnv(t, withProc(marketplace.Config{Policy: marketplace.PolicyFunc(
 		func(_ context.Context, r marketplace.PolicyRequest) (marketplace.Decision, error) {
 			if r.Kind == marketplace.ApprovalPlanChange {
-				return marketplace.Decision{Action: marketplace.ActionHold}, nil
+				return marketplace.Decision{Outcome: marketplace.OutcomeQueued}, nil
 			}
-			return marketplace.Decision{Action: marketplace.ActionApprove}, nil
-		}))))
+			return marketplace.Decision{Outcome: marketplace.OutcomeApproved}, nil
+		})}))
 	_, ent := activeEntitlement(t, env, marketplacetest.PurchaseParams{Plan: "standard"})
 	require.NoError(t, env.srv.RequestPlanChange(env.ctx, ent, "premium"))
 	env.drain()
@@ -304,7 +303,7 @@ func TestCancellationLifecycle(t *testing.T) {
 	require.NoError(t, env.srv.EndTerm(env.ctx, ent))
 	env.drain()
 	local, _ = env.localEntitlement(ent)
-	assert.Equal(t, string(procurement.EntitlementCancelled), local.State)
+	assert.Equal(t, procurement.EntitlementCancelled, local.State)
 	assert.False(t, local.CancelTime.IsZero())
 	require.NoError(t, env.srv.DeleteEntitlement(env.ctx, ent))
 	env.drain()
@@ -429,7 +428,7 @@ func TestAccountDeletedPurgesOnce(t *testing.T) {
 func TestManualApprovalQueue(t *testing.T) {
 	t.Parallel()
 	const msg = "Provisioning, expect 1 business day"
-	env := newProcEnv(t, withProc(marketplace.WithPolicy(marketplace.ManualApproval(msg))))
+	env := newProcEnv(t, withProc(marketplace.Config{Policy: marketplace.ManualApproval(msg)}))
 	acct, err := env.srv.CreateAccount(env.ctx)
 	require.NoError(t, err)
 	env.signup(acct)
@@ -465,13 +464,13 @@ func TestManualApprovalQueue(t *testing.T) {
 
 func TestManualApprovalOfPlanChange(t *testing.T) {
 	t.Parallel()
-	env := newProcEnv(t, withProc(marketplace.WithPolicy(marketplace.PolicyFunc(
+	env := newProcEnv(t, withProc(marketplace.Config{Policy: marketplace.PolicyFunc(
 		func(_ context.Context, r marketplace.PolicyRequest) (marketplace.Decision, error) {
 			if r.Kind == marketplace.ApprovalPlanChange {
-				return marketplace.Decision{Action: marketplace.ActionHold, MessageToUser: "reviewing"}, nil
+				return marketplace.Decision{Outcome: marketplace.OutcomeQueued, MessageToUser: "reviewing"}, nil
 			}
-			return marketplace.Decision{Action: marketplace.ActionApprove}, nil
-		}))))
+			return marketplace.Decision{Outcome: marketplace.OutcomeApproved}, nil
+		})}))
 	_, ent := activeEntitlement(t, env, marketplacetest.PurchaseParams{Plan: "standard"})
 	require.NoError(t, env.srv.RequestPlanChange(env.ctx, ent, "premium"))
 	env.drain()
@@ -485,7 +484,7 @@ func TestManualApprovalOfPlanChange(t *testing.T) {
 
 func TestApproveWhenNoLongerPending(t *testing.T) {
 	t.Parallel()
-	env := newProcEnv(t, withProc(marketplace.WithPolicy(marketplace.ManualApproval(""))))
+	env := newProcEnv(t, withProc(marketplace.Config{Policy: marketplace.ManualApproval("")}))
 	acct, err := env.srv.CreateAccount(env.ctx)
 	require.NoError(t, err)
 	env.signup(acct)
@@ -506,13 +505,13 @@ func TestApproveWhenNoLongerPending(t *testing.T) {
 // the new request is decided when its message arrives.
 func TestApproveAfterCustomerAskedForAnotherPlan(t *testing.T) {
 	t.Parallel()
-	env := newProcEnv(t, withProc(marketplace.WithPolicy(marketplace.PolicyFunc(
+	env := newProcEnv(t, withProc(marketplace.Config{Policy: marketplace.PolicyFunc(
 		func(_ context.Context, r marketplace.PolicyRequest) (marketplace.Decision, error) {
 			if r.Kind == marketplace.ApprovalPlanChange {
-				return marketplace.Decision{Action: marketplace.ActionHold}, nil
+				return marketplace.Decision{Outcome: marketplace.OutcomeQueued}, nil
 			}
-			return marketplace.Decision{Action: marketplace.ActionApprove}, nil
-		}))))
+			return marketplace.Decision{Outcome: marketplace.OutcomeApproved}, nil
+		})}))
 	acct, ent := env.purchase(marketplacetest.PurchaseParams{Plan: "p"})
 	env.drain()
 	env.signup(acct)
@@ -546,13 +545,13 @@ func TestApproveAfterCustomerAskedForAnotherPlan(t *testing.T) {
 func TestPolicyErrorsNack(t *testing.T) {
 	t.Parallel()
 	fail := true
-	env := newProcEnv(t, withProc(marketplace.WithPolicy(marketplace.PolicyFunc(
+	env := newProcEnv(t, withProc(marketplace.Config{Policy: marketplace.PolicyFunc(
 		func(context.Context, marketplace.PolicyRequest) (marketplace.Decision, error) {
 			if fail {
 				return marketplace.Decision{}, errors.New("billing system down")
 			}
-			return marketplace.Decision{Action: marketplace.ActionApprove}, nil
-		}))))
+			return marketplace.Decision{Outcome: marketplace.OutcomeApproved}, nil
+		})}))
 	acct, err := env.srv.CreateAccount(env.ctx)
 	require.NoError(t, err)
 	env.signup(acct)
@@ -689,7 +688,7 @@ func TestHandlerPanicNacks(t *testing.T) {
 
 func TestWithPoisonAfter(t *testing.T) {
 	t.Parallel()
-	env := newProcEnv(t, withProc(marketplace.WithPoisonAfter(3)))
+	env := newProcEnv(t, withProc(marketplace.Config{PoisonAfter: 3}))
 	acct, _ := env.purchase(marketplacetest.PurchaseParams{})
 	env.rec.setFail(func(context.Context, events.Event) error { return errors.New("always failing") })
 	msgs := env.newMessages()

@@ -80,7 +80,7 @@ func TestLifecycleReadPaths(t *testing.T) {
 			store := c.store(t)
 			_, isViewer := store.(marketplace.Viewer)
 			require.Equal(t, c.name == "sqlitestore", isViewer)
-			env := newProcEnv(t, withStore(store), withProc(marketplace.WithPolicy(lifecyclePolicy)))
+			env := newProcEnv(t, withStore(store), withProc(marketplace.Config{Policy: lifecyclePolicy}))
 			rng := rand.New(rand.NewPCG(3, 5))
 			want := lifecycleScript(t, env, 24, func() { env.drainChaos(rng, 8) })
 			require.Equal(t, want, env.rec.counts())

@@ -2,7 +2,6 @@ package marketplace_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -15,8 +14,8 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 )
 
-// startReceive runs proc.Receive on the emulator's subscription until the
-// returned stop is called; stop returns Receive's error.
+// startReceive runs proc.Run on the emulator's subscription until the
+// returned stop is called; stop returns Run's error.
 func startReceive(t *testing.T, env *procEnv, proc *marketplace.Processor) (stop func() error) {
 	t.Helper()
 	client, err := pubsub.NewClient(env.ctx, "vendor-project", env.srv.PubSubOptions()...)
@@ -24,7 +23,7 @@ func startReceive(t *testing.T, env *procEnv, proc *marketplace.Processor) (stop
 	t.Cleanup(func() { _ = client.Close() })
 	ctx, cancel := context.WithCancel(env.ctx)
 	done := make(chan error, 1)
-	go func() { done <- proc.Receive(ctx, client.Subscriber(env.srv.Subscription())) }()
+	go func() { done <- proc.Run(ctx, client.Subscriber(env.srv.Subscription())) }()
 	var stopped bool
 	var result error
 	stop = func() error {
@@ -34,7 +33,7 @@ func startReceive(t *testing.T, env *procEnv, proc *marketplace.Processor) (stop
 			select {
 			case result = <-done:
 			case <-time.After(20 * time.Second):
-				t.Fatal("Receive did not return after its context was cancelled")
+				t.Fatal("Run did not return after its context was cancelled")
 			}
 		}
 		return result
@@ -83,7 +82,7 @@ func TestReceiveLifecycleThroughPubSub(t *testing.T) {
 	t.Parallel()
 	env := newProcEnv(t,
 		withServer(marketplacetest.WithDuplicateDeliveries(0.3), marketplacetest.WithReorder(5), marketplacetest.WithSeed(3)),
-		withProc(marketplace.WithPolicy(lifecyclePolicy), marketplace.WithReceiveStreams(4), marketplace.WithConcurrency(8)))
+		withProc(marketplace.Config{Policy: lifecyclePolicy, ReceiveStreams: 4, Concurrency: 8}))
 	stop := startReceive(t, env, env.proc)
 	want := lifecycleScript(t, env, 24, func() { waitAcked(t, env) })
 	require.NoError(t, stop())
@@ -150,10 +149,4 @@ func TestReceiveShutdownNacksInFlight(t *testing.T) {
 	env.rec.setFail(nil)
 	require.NoError(t, env.proc.HandleMessage(env.ctx, marketplace.Message{ID: msg.MessageID, Data: msg.Data}))
 	assert.Equal(t, []events.Type{tAccountActive}, env.rec.types(acct))
-}
-
-func TestReceiveNilSubscriber(t *testing.T) {
-	t.Parallel()
-	env := newProcEnv(t)
-	require.True(t, errors.Is(env.proc.Receive(env.ctx, nil), marketplace.ErrInvalid))
 }

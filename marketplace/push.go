@@ -41,7 +41,7 @@ type pushEnvelope struct {
 //   - processes the message with HandleMessage and answers 204 only after
 //     its commit (or after it was recorded as poison); a processing failure
 //     answers 503, which Pub/Sub treats as a nack and retries with backoff.
-//     While WithConcurrency messages are in flight, a request waits for
+//     While Config.Concurrency messages are in flight, a request waits for
 //     room; if its context ends first, it gets 503 too.
 //
 // Only POST is accepted (405 otherwise). Responses carry a short text, never

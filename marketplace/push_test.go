@@ -42,7 +42,7 @@ func TestPushLifecycle(t *testing.T) {
 	t.Parallel()
 	env := newProcEnv(t,
 		withServer(marketplacetest.WithDuplicateDeliveries(0.3), marketplacetest.WithReorder(4), marketplacetest.WithSeed(5)),
-		withProc(marketplace.WithPolicy(lifecyclePolicy)))
+		withProc(marketplace.Config{Policy: lifecyclePolicy}))
 	url := pushEndpoint(t, env)
 	require.NoError(t, env.srv.CreateSubscription(env.ctx, "projects/vendor-project/subscriptions/push", url))
 	want := lifecycleScript(t, env, 8, func() { waitAcked(t, env) })
@@ -108,12 +108,12 @@ func TestPushHandlerNilVerifierPanics(t *testing.T) {
 	assert.Panics(t, func() { env.proc.PushHandler(nil) })
 }
 
-// PushHandler is bounded by WithConcurrency, as Receive is by its flow
+// PushHandler is bounded by Config.Concurrency, as Run is by its flow
 // control: the pool check in New (ConnPool) relies on it.
 func TestPushHandlerBoundedByConcurrency(t *testing.T) {
 	t.Parallel()
 	const limit, requests = 2, 5
-	env := newProcEnv(t, withProc(marketplace.WithConcurrency(limit)))
+	env := newProcEnv(t, withProc(marketplace.Config{Concurrency: limit}))
 	url := pushEndpoint(t, env)
 	ctx := env.ctx
 

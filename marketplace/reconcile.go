@@ -5,30 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+
+	"github.com/gcpmarketplace/gcpmarketplace/events"
 )
-
-// ReconcileReport says what Reconcile changed. Each list holds ids.
-type ReconcileReport struct {
-	AccountsAdded   []string // accounts stored for the first time
-	AccountsUpdated []string // accounts whose stored state was out of date
-	AccountsPurged  []string // accounts deleted at Google: OnAccountDeleted ran, local state removed
-
-	EntitlementsAdded   []string // entitlements stored for the first time
-	EntitlementsUpdated []string // entitlements whose stored state was out of date (or parking changed)
-	EntitlementsDeleted []string // entitlements deleted at Google, removed locally
-
-	Approved []string // entitlements or plan changes approved
-	Rejected []string // entitlements or plan changes rejected by the policy
-	Queued   []string // requests put in the approval queue
-	Parked   []string // entitlements newly parked until their account signs up
-}
-
-// Changed reports whether Reconcile changed anything.
-func (r ReconcileReport) Changed() bool {
-	return len(r.AccountsAdded)+len(r.AccountsUpdated)+len(r.AccountsPurged)+
-		len(r.EntitlementsAdded)+len(r.EntitlementsUpdated)+len(r.EntitlementsDeleted)+
-		len(r.Approved)+len(r.Rejected)+len(r.Queued)+len(r.Parked) > 0
-}
 
 // Reconcile brings local state in line with the Procurement API, for
 // notifications missed while the processor was down or never sent (Google
@@ -44,18 +23,14 @@ func (r ReconcileReport) Changed() bool {
 // refused with an error wrapping ErrForeignStore before anything is read
 // from the API, changed or purged.
 //
-// It is safe to run at start-up and alongside the message transports: work
-// on each account and entitlement is serialised with theirs. A resource that
-// cannot be settled does not stop the others; the error joins their errors.
+// Run calls it at start. It is safe to run alongside the message
+// transports too: work on each account and entitlement is serialised with
+// theirs. A resource that cannot be settled does not stop the others: its
+// Result carries its error, and the returned error joins them.
 func (p *Processor) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if err := p.checkOrigin(ctx); err != nil {
 		return ReconcileReport{}, fmt.Errorf("marketplace: reconcile: %w", err)
 	}
-	log := p.logger.With(slog.String("source", sourceReconcile))
-	var (
-		rep  ReconcileReport
-		errs []error
-	)
 	var localAccounts []Account
 	var localEnts []Entitlement
 	err := p.read(ctx, func(ctx context.Context, tx Tx) error {
@@ -67,95 +42,116 @@ func (p *Processor) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		return err
 	})
 	if err != nil {
-		return rep, fmt.Errorf("marketplace: reconcile: reading local state: %w", err)
+		return ReconcileReport{}, fmt.Errorf("marketplace: reconcile: reading local state: %w", err)
 	}
+	rc := &reconciler{p: p, log: p.logger.With(slog.String("source", sourceReconcile))}
+	if err := rc.accounts(ctx, localAccounts); err != nil {
+		return rc.rep, err
+	}
+	if err := rc.entitlements(ctx, localEnts); err != nil {
+		rc.errs = append(rc.errs, err)
+		return rc.rep, errors.Join(rc.errs...)
+	}
+	rc.logSummary(ctx)
+	return rc.rep, errors.Join(rc.errs...)
+}
 
-	// Accounts.
+// reconciler is one Reconcile's report in the making.
+type reconciler struct {
+	p    *Processor
+	log  *slog.Logger
+	rep  ReconcileReport
+	errs []error
+}
+
+// add reports r if it changed something or failed.
+func (rc *reconciler) add(r Result) {
+	if r.Err != nil {
+		rc.errs = append(rc.errs, r.Err)
+	}
+	if r.Err != nil || len(r.Outcomes) > 0 {
+		rc.rep.Results = append(rc.rep.Results, r)
+	}
+}
+
+// accounts settles every account the API lists, then the local ones it
+// does not (purged if a GET confirms they are gone). It returns an error
+// only if the listing fails.
+func (rc *reconciler) accounts(ctx context.Context, local []Account) error {
 	seen := map[string]bool{}
-	for a, err := range p.client.ListAccounts(ctx, nil) {
+	for a, err := range rc.p.client.ListAccounts(ctx, nil) {
 		if err != nil {
-			return rep, fmt.Errorf("marketplace: reconcile: listing accounts: %w", err)
+			return fmt.Errorf("marketplace: reconcile: listing accounts: %w", err)
 		}
 		seen[a.ID] = true
-		r, err := p.settleAccount(ctx, a.ID, accTrigger{source: sourceReconcile, listed: &a}, log)
+		r, err := rc.p.settleAccount(ctx, a.ID, accTrigger{source: sourceReconcile, listed: &a}, rc.log)
+		res := accountResult(a.ID, err)
 		switch {
 		case err != nil:
-			errs = append(errs, err)
 		case r.added:
-			rep.AccountsAdded = append(rep.AccountsAdded, a.ID)
+			res.Outcomes = []Outcome{OutcomeAdded}
 		case r.updated:
-			rep.AccountsUpdated = append(rep.AccountsUpdated, a.ID)
+			res.Outcomes = []Outcome{OutcomeUpdated}
 		}
+		rc.add(res)
 	}
-	for _, a := range localAccounts {
+	for _, a := range local {
 		if seen[a.ID] {
 			continue
 		}
 		// Confirmed by a GET before anything is deleted.
-		r, err := p.settleAccount(ctx, a.ID, accTrigger{source: sourceReconcile}, log)
-		switch {
-		case err != nil:
-			errs = append(errs, err)
-		case r.purged:
-			rep.AccountsPurged = append(rep.AccountsPurged, a.ID)
-			rep.EntitlementsDeleted = append(rep.EntitlementsDeleted, r.deleted...)
+		r, err := rc.p.settleAccount(ctx, a.ID, accTrigger{source: sourceReconcile}, rc.log)
+		res := accountResult(a.ID, err)
+		if err == nil && r.purged {
+			res.Outcomes = []Outcome{OutcomeDeleted}
+		}
+		rc.add(res)
+		for _, id := range r.deleted {
+			rc.add(entitlementResult(id, entResult{deleted: true}, nil))
 		}
 	}
+	return nil
+}
 
-	// Entitlements.
-	seen = map[string]bool{}
-	for e, err := range p.client.ListEntitlements(ctx, nil) {
+// entitlements is accounts for entitlements.
+func (rc *reconciler) entitlements(ctx context.Context, local []Entitlement) error {
+	seen := map[string]bool{}
+	for e, err := range rc.p.client.ListEntitlements(ctx, nil) {
 		if err != nil {
-			errs = append(errs, fmt.Errorf("marketplace: reconcile: listing entitlements: %w", err))
-			return rep, errors.Join(errs...)
+			return fmt.Errorf("marketplace: reconcile: listing entitlements: %w", err)
 		}
 		seen[e.ID] = true
-		r, err := p.settleEntitlement(ctx, e.ID, entTrigger{source: sourceReconcile, listed: &e}, log)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		rep.addEntitlement(e.ID, r)
+		r, err := rc.p.settleEntitlement(ctx, e.ID, entTrigger{source: sourceReconcile, listed: &e}, rc.log)
+		rc.add(entitlementResult(e.ID, r, err))
 	}
-	for _, e := range localEnts {
+	for _, e := range local {
 		if seen[e.ID] {
 			continue
 		}
-		r, err := p.settleEntitlement(ctx, e.ID, entTrigger{source: sourceReconcile}, log)
-		if err != nil {
-			if !errors.Is(err, ErrNotFound) {
-				errs = append(errs, err)
-			}
+		r, err := rc.p.settleEntitlement(ctx, e.ID, entTrigger{source: sourceReconcile}, rc.log)
+		if errors.Is(err, ErrNotFound) {
 			continue
 		}
-		rep.addEntitlement(e.ID, r)
+		rc.add(entitlementResult(e.ID, r, err))
 	}
-	log.LogAttrs(ctx, slog.LevelInfo, "marketplace: reconciled",
-		slog.Int("accounts_added", len(rep.AccountsAdded)), slog.Int("accounts_updated", len(rep.AccountsUpdated)),
-		slog.Int("accounts_purged", len(rep.AccountsPurged)), slog.Int("entitlements_added", len(rep.EntitlementsAdded)),
-		slog.Int("entitlements_updated", len(rep.EntitlementsUpdated)), slog.Int("entitlements_deleted", len(rep.EntitlementsDeleted)),
-		slog.Int("approved", len(rep.Approved)), slog.Int("rejected", len(rep.Rejected)),
-		slog.Int("queued", len(rep.Queued)), slog.Int("parked", len(rep.Parked)), slog.Int("errors", len(errs)))
-	return rep, errors.Join(errs...)
+	return nil
 }
 
-func (r *ReconcileReport) addEntitlement(id string, res entResult) {
-	switch {
-	case res.added:
-		r.EntitlementsAdded = append(r.EntitlementsAdded, id)
-	case res.deleted:
-		r.EntitlementsDeleted = append(r.EntitlementsDeleted, id)
-	case res.updated:
-		r.EntitlementsUpdated = append(r.EntitlementsUpdated, id)
+func (rc *reconciler) logSummary(ctx context.Context) {
+	counts := map[Outcome]int{}
+	for _, r := range rc.rep.Results {
+		for _, o := range r.Outcomes {
+			counts[o]++
+		}
 	}
-	switch res.action {
-	case RuleApproved:
-		r.Approved = append(r.Approved, id)
-	case RuleRejected:
-		r.Rejected = append(r.Rejected, id)
-	case RuleQueued:
-		r.Queued = append(r.Queued, id)
-	case RuleParked:
-		r.Parked = append(r.Parked, id)
+	attrs := []slog.Attr{slog.Int("results", len(rc.rep.Results)), slog.Int("errors", len(rc.errs))}
+	for _, o := range [...]Outcome{OutcomeAdded, OutcomeUpdated, OutcomeDeleted, OutcomeApproved, OutcomeRejected, OutcomeQueued, OutcomeParked} {
+		attrs = append(attrs, slog.Int(string(o), counts[o]))
 	}
+	rc.log.LogAttrs(ctx, slog.LevelInfo, "marketplace: reconciled", attrs...)
+}
+
+// accountResult is the Result of settling an account, without outcomes.
+func accountResult(id string, err error) Result {
+	return Result{Resource: events.Resource{Kind: events.ResourceAccount, ID: id}, Err: err}
 }

@@ -2,6 +2,7 @@ package marketplace_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 
@@ -12,6 +13,17 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 )
+
+// reported lists the ids of the resources of kind with outcome o in rep.
+func reported(rep marketplace.ReconcileReport, kind events.ResourceKind, o marketplace.Outcome) []string {
+	var ids []string
+	for _, r := range rep.Results {
+		if r.Resource.Kind == kind && slices.Contains(r.Outcomes, o) {
+			ids = append(ids, r.Resource.ID)
+		}
+	}
+	return ids
+}
 
 // Reconcile heals local state after notifications were missed, approves
 // what should have been approved, and reports what it changed; the missed
@@ -28,10 +40,10 @@ func TestReconcile(t *testing.T) {
 
 	rep, err := env.proc.Reconcile(env.ctx)
 	require.NoError(t, err)
-	assert.ElementsMatch(t, []string{a1, a2, a3}, rep.AccountsAdded)
-	assert.ElementsMatch(t, []string{e1, e2, e3}, rep.EntitlementsAdded)
-	assert.Equal(t, []string{e1}, rep.Approved)
-	assert.ElementsMatch(t, []string{e2, e3}, rep.Parked)
+	assert.ElementsMatch(t, []string{a1, a2, a3}, reported(rep, events.ResourceAccount, marketplace.OutcomeAdded))
+	assert.ElementsMatch(t, []string{e1, e2, e3}, reported(rep, events.ResourceEntitlement, marketplace.OutcomeAdded))
+	assert.Equal(t, []string{e1}, reported(rep, events.ResourceEntitlement, marketplace.OutcomeApproved))
+	assert.ElementsMatch(t, []string{e2, e3}, reported(rep, events.ResourceEntitlement, marketplace.OutcomeParked))
 	assert.Equal(t, []events.Type{tCreationRequested, tActive}, env.rec.types(e1))
 	assert.Equal(t, []events.Type{tCreationRequested}, env.rec.types(e2))
 	env.requireInSync()
@@ -45,9 +57,9 @@ func TestReconcile(t *testing.T) {
 	require.NoError(t, env.srv.DeleteAccount(env.ctx, a3))
 	rep, err = env.proc.Reconcile(env.ctx)
 	require.NoError(t, err)
-	assert.Equal(t, []string{a3}, rep.AccountsPurged)
-	assert.Equal(t, []string{e1}, rep.EntitlementsUpdated)
-	assert.Equal(t, []string{e3}, rep.EntitlementsDeleted)
+	assert.Equal(t, []string{a3}, reported(rep, events.ResourceAccount, marketplace.OutcomeDeleted))
+	assert.Equal(t, []string{e1}, reported(rep, events.ResourceEntitlement, marketplace.OutcomeUpdated))
+	assert.Equal(t, []string{e3}, reported(rep, events.ResourceEntitlement, marketplace.OutcomeDeleted))
 	env.requireInSync()
 
 	env.drain() // every notification, late
@@ -63,7 +75,7 @@ func TestReconcile(t *testing.T) {
 
 func TestReconcileWithManualPolicyQueues(t *testing.T) {
 	t.Parallel()
-	env := newProcEnv(t, withProc(marketplace.WithPolicy(marketplace.ManualApproval("soon"))))
+	env := newProcEnv(t, withProc(marketplace.Config{Policy: marketplace.ManualApproval("soon")}))
 	acct, err := env.srv.CreateAccount(env.ctx)
 	require.NoError(t, err)
 	_, err = env.client.ApproveAccountSignup(env.ctx, acct)
@@ -71,10 +83,10 @@ func TestReconcileWithManualPolicyQueues(t *testing.T) {
 	_, ent := env.purchase(marketplacetest.PurchaseParams{AccountID: acct})
 	rep, err := env.proc.Reconcile(env.ctx)
 	require.NoError(t, err)
-	assert.Equal(t, []string{ent}, rep.Queued)
+	assert.Equal(t, []string{ent}, reported(rep, events.ResourceEntitlement, marketplace.OutcomeQueued))
 	rep, err = env.proc.Reconcile(env.ctx)
 	require.NoError(t, err)
-	assert.Empty(t, rep.Queued, "queued once")
+	assert.Empty(t, reported(rep, events.ResourceEntitlement, marketplace.OutcomeQueued), "queued once")
 	q, err := env.proc.PendingApprovals(env.ctx)
 	require.NoError(t, err)
 	require.Len(t, q, 1)
@@ -112,7 +124,7 @@ func TestReconcileIgnoresSnapshotOlderThanStored(t *testing.T) {
 	rep, err := env.proc.Reconcile(env.ctx)
 	require.NoError(t, err)
 	assert.Equal(t, []events.Type{events.TypeEntitlementCreationRequested, events.TypeEntitlementActive}, env.rec.types(second))
-	assert.NotContains(t, rep.Approved, second, "approved by the message, not by Reconcile")
+	assert.NotContains(t, reported(rep, events.ResourceEntitlement, marketplace.OutcomeApproved), second, "approved by the message, not by Reconcile")
 	env.requireInSync()
 }
 

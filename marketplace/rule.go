@@ -14,7 +14,7 @@ import (
 type ruleOutcome struct {
 	after   *procurement.Entitlement // the state after the rule (cur if it did not act)
 	acted   bool                     // the rule changed the entitlement at Google
-	action  RuleAction
+	action  Outcome
 	park    bool             // the entitlement waits for sign-up
 	hold    *ApprovalRequest // queue this request
 	account *procurement.Account
@@ -55,7 +55,7 @@ func (p *Processor) applyRule(ctx context.Context, cur *procurement.Entitlement,
 		if !acct.SignupApproved() {
 			out.park = true
 			if prev == nil || !prev.Parked {
-				out.action = RuleParked
+				out.action = OutcomeParked
 			}
 			return out, nil
 		}
@@ -103,11 +103,11 @@ func (p *Processor) decide(ctx context.Context, r PolicyRequest) (d Decision, er
 // at once (it changes nothing at Google but the customer's message), an
 // approval or rejection is left pending for carryOut.
 func (p *Processor) decideEntitlement(ctx context.Context, cur *procurement.Entitlement, d Decision, out ruleOutcome, log *slog.Logger) (ruleOutcome, error) {
-	switch d.Action {
-	case ActionApprove, ActionReject:
+	switch d.Outcome {
+	case OutcomeApproved, OutcomeRejected:
 		out.pending, out.kind = &d, ApprovalEntitlement
-	case ActionHold:
-		out.after, out.action = p.setMessage(ctx, cur, d.MessageToUser, log), RuleQueued
+	case OutcomeQueued:
+		out.after, out.action = p.setMessage(ctx, cur, d.MessageToUser, log), OutcomeQueued
 		out.acted = out.after != cur
 		out.hold = &ApprovalRequest{EntitlementID: cur.ID, Kind: ApprovalEntitlement, AccountID: cur.AccountID,
 			Plan: cur.Plan, RequestedAt: p.cfg.now()}
@@ -117,11 +117,11 @@ func (p *Processor) decideEntitlement(ctx context.Context, cur *procurement.Enti
 
 // decidePlanChange is decideEntitlement for a plan change.
 func (p *Processor) decidePlanChange(ctx context.Context, cur *procurement.Entitlement, d Decision, out ruleOutcome, log *slog.Logger) (ruleOutcome, error) {
-	switch d.Action {
-	case ActionApprove, ActionReject:
+	switch d.Outcome {
+	case OutcomeApproved, OutcomeRejected:
 		out.pending, out.kind = &d, ApprovalPlanChange
-	case ActionHold:
-		out.after, out.action = p.setMessage(ctx, cur, d.MessageToUser, log), RuleQueued
+	case OutcomeQueued:
+		out.after, out.action = p.setMessage(ctx, cur, d.MessageToUser, log), OutcomeQueued
 		out.acted = out.after != cur
 		out.hold = &ApprovalRequest{EntitlementID: cur.ID, Kind: ApprovalPlanChange, AccountID: cur.AccountID,
 			Plan: cur.NewPendingPlan, RequestedAt: p.cfg.now()}
@@ -134,17 +134,17 @@ func (p *Processor) carryOut(ctx context.Context, cur *procurement.Entitlement, 
 	d := *out.pending
 	out.pending = nil
 	switch {
-	case out.kind == ApprovalEntitlement && d.Action == ActionApprove:
+	case out.kind == ApprovalEntitlement && d.Outcome == OutcomeApproved:
 		r, err := p.client.ApproveEntitlement(ctx, cur.ID, nil)
 		if errors.Is(err, procurement.ErrSignupNotApproved) {
 			// Sign-up was withdrawn since we looked: wait for it again.
-			out.park, out.action = true, RuleParked
+			out.park, out.action = true, OutcomeParked
 			return out, nil
 		}
 		if err != nil {
 			return out, fmt.Errorf("marketplace: approving entitlement %s: %w", cur.ID, err)
 		}
-		out.after, out.acted, out.action = &r.Entitlement, true, RuleApproved
+		out.after, out.acted, out.action = &r.Entitlement, true, OutcomeApproved
 	case out.kind == ApprovalEntitlement:
 		if _, err := p.client.RejectEntitlement(ctx, cur.ID, &procurement.RejectEntitlementParams{Reason: d.Reason}); err != nil {
 			return out, fmt.Errorf("marketplace: rejecting entitlement %s: %w", cur.ID, err)
@@ -153,19 +153,19 @@ func (p *Processor) carryOut(ctx context.Context, cur *procurement.Entitlement, 
 		if err != nil {
 			return out, err
 		}
-		out.after, out.acted, out.action = after, true, RuleRejected
-	case d.Action == ActionApprove:
+		out.after, out.acted, out.action = after, true, OutcomeRejected
+	case d.Outcome == OutcomeApproved:
 		r, err := p.client.ApprovePlanChange(ctx, cur.ID, &procurement.ApprovePlanChangeParams{ExpectedPlan: cur.NewPendingPlan})
 		if err != nil {
 			return out, fmt.Errorf("marketplace: approving plan change of entitlement %s to %q: %w", cur.ID, cur.NewPendingPlan, err)
 		}
-		out.after, out.acted, out.action = &r.Entitlement, true, RuleApproved
+		out.after, out.acted, out.action = &r.Entitlement, true, OutcomeApproved
 	default:
 		r, err := p.client.RejectPlanChange(ctx, cur.ID, &procurement.RejectPlanChangeParams{ExpectedPlan: cur.NewPendingPlan, Reason: d.Reason})
 		if err != nil {
 			return out, fmt.Errorf("marketplace: rejecting plan change of entitlement %s to %q: %w", cur.ID, cur.NewPendingPlan, err)
 		}
-		out.after, out.acted, out.action = &r.Entitlement, true, RuleRejected
+		out.after, out.acted, out.action = &r.Entitlement, true, OutcomeRejected
 	}
 	return out, nil
 }
@@ -189,8 +189,8 @@ func (p *Processor) registerUsage(ctx context.Context, prev *Entitlement, after 
 	// waiting for approval (parked, queued, scheduled) was never
 	// provisioned, so no usage may be billed for it, and one that ends
 	// without ever being usable must not get hourly zero reports either.
-	wasUsable := prev != nil && (provisioned(procurement.EntitlementState(prev.State)) ||
-		procurement.EntitlementState(prev.State) == procurement.EntitlementCancelled)
+	wasUsable := prev != nil && (provisioned(prev.State) ||
+		prev.State == procurement.EntitlementCancelled)
 	var c usageConsumer
 	switch {
 	case after != nil && after.UsageReportingID != "":

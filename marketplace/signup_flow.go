@@ -29,20 +29,10 @@ type SignupResult struct {
 	// Account is the account as read after approving its sign-up.
 	Account procurement.Account
 	// Entitlements lists the entitlements of the account that were waiting
-	// for sign-up and what became of each.
-	Entitlements []EntitlementResult
-}
-
-// EntitlementResult is what the processor did to one entitlement.
-type EntitlementResult struct {
-	EntitlementID string
-	// Action is what the approval rule did ("" if nothing was needed).
-	Action RuleAction
-	// State is the entitlement's state afterwards; "" if it no longer
-	// exists (a rejected entitlement is removed).
-	State procurement.EntitlementState
-	// Err is why it could not be settled; the others are settled anyway.
-	Err error
+	// for sign-up and what became of each (Result.Outcomes: approved,
+	// rejected, queued or parked again; Result.Err: why one could not be
+	// settled).
+	Entitlements []Result
 }
 
 // ErrAccountLinked is matched by the error CompleteSignup returns when the
@@ -62,10 +52,12 @@ var ErrAccountLinked = errors.New("marketplace: account already linked to anothe
 //     yet): each is approved, rejected or queued by the policy, and the
 //     callbacks of the resulting changes run.
 //
-// It is idempotent: calling it again (after an error, or a double
-// submission of the form) finishes what is left. An entitlement that
-// cannot be settled does not stop the others; the returned error joins
-// their errors, and Reconcile or a later call settles them.
+// It returns an error only when the sign-up itself failed (steps 1 and
+// 2): the account is then not linked. An entitlement that cannot be
+// settled does not stop the others and is not an error of the sign-up: its
+// Result.Err says why, and Reconcile, a redelivered message or a later call
+// settles it. It is idempotent: calling it again (after an error, or a
+// double submission of the form) finishes what is left.
 func (p *Processor) CompleteSignup(ctx context.Context, params SignupParams) (SignupResult, error) {
 	if params.AccountID == "" || params.VendorUserID == "" {
 		return SignupResult{}, fmt.Errorf("marketplace: complete sign-up: AccountID and VendorUserID are required: %w", ErrInvalid)
@@ -132,33 +124,37 @@ func (p *Processor) CompleteSignup(ctx context.Context, params SignupParams) (Si
 	}
 	log.LogAttrs(ctx, slog.LevelInfo, "marketplace: account signed up", slog.String("vendor_user_id", params.VendorUserID))
 
-	// Entitlements waiting for this sign-up: parked here, or requested at
-	// Google and not yet notified.
+	res.Entitlements = p.settleWaiting(ctx, id, parked, log)
+	return res, nil
+}
+
+// settleWaiting settles the entitlements of a signed-up account that wait
+// for it: parked here, or requested at Google and not yet notified.
+func (p *Processor) settleWaiting(ctx context.Context, id string, parked []Entitlement, log *slog.Logger) []Result {
 	ids := make([]string, 0, len(parked))
 	for _, e := range parked {
 		ids = append(ids, e.ID)
 	}
-	var errs []error
 	for e, err := range p.client.ListEntitlements(ctx, &procurement.ListEntitlementsParams{
 		Filter: procurement.And(procurement.FilterAccount(id), procurement.FilterState(procurement.EntitlementActivationRequested)),
 	}) {
 		if err != nil {
-			errs = append(errs, fmt.Errorf("marketplace: complete sign-up of account %s: listing its entitlements: %w", id, err))
+			// Their messages, or Reconcile, will settle those not listed.
+			log.LogAttrs(ctx, slog.LevelWarn, "marketplace: sign-up completed, but the entitlements requested at Google could not be listed; "+
+				"their messages or Reconcile settle them", slog.String("error", err.Error()))
 			break
 		}
 		ids = append(ids, e.ID)
 	}
 	slices.Sort(ids)
+	var out []Result
 	for _, eid := range slices.Compact(ids) {
 		r, err := p.settleEntitlement(ctx, eid, entTrigger{source: sourceSignup}, log)
-		er := EntitlementResult{EntitlementID: eid, Action: r.action, Err: err}
-		if r.final != nil {
-			er.State = r.final.State
-		}
 		if err != nil {
-			errs = append(errs, err)
+			log.LogAttrs(ctx, slog.LevelWarn, "marketplace: entitlement not settled at sign-up; Reconcile or its next message will",
+				slog.String("entitlement_id", eid), slog.String("error", err.Error()))
 		}
-		res.Entitlements = append(res.Entitlements, er)
+		out = append(out, entitlementResult(eid, entResult{action: r.action, final: r.final}, err))
 	}
-	return res, errors.Join(errs...)
+	return out
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
 
 // Store is the SDK's durable state: processed event ids, accounts,
@@ -97,7 +99,7 @@ type KeyLocker interface {
 // locks whose holders wait for a connection for their transaction, and
 // processing stalls until their contexts end, then stalls again. So New
 // refuses a KeyLocker store whose MaxConns is below twice the concurrency
-// (WithConcurrency) plus 2, the 2 for a CompleteSignup, Approve, Reject or
+// (Config.Concurrency) plus 2, the 2 for a CompleteSignup, Approve, Reject or
 // Reconcile call and the usage reporter running meanwhile.
 type ConnPool interface {
 	// MaxConns reports how many connections the store holds at most.
@@ -183,6 +185,10 @@ type Tx interface {
 	// ListPoison returns up to limit poison messages, newest (At) first;
 	// limit <= 0 means all.
 	ListPoison(ctx context.Context, limit int) ([]Poison, error)
+	// DeletePoison removes every poison record of the Pub/Sub message
+	// messageID (Processor.Redrive does, once it processed the message);
+	// removing an absent one is not an error.
+	DeletePoison(ctx context.Context, messageID string) error
 }
 
 // PoisonDataLimit is the number of bytes of Poison.Data a Store must keep.
@@ -202,26 +208,26 @@ type Account struct {
 
 // Entitlement is a purchase of one product plan by an account.
 type Entitlement struct {
-	ID               string    // Procurement entitlement id
-	AccountID        string    // owning Procurement account id
-	Product          string    // product (service) name
-	Plan             string    // current plan
-	PendingPlan      string    // plan requested by a pending plan change ("" if none)
-	Offer            string    // offer resource name, as Procurement's offer field ("" if none, or if stored by an older version)
-	State            string    // Google's enum value, e.g. "ENTITLEMENT_ACTIVE"
-	UsageReportingID string    // consumer id for Service Control usage reports
-	UpdateTime       time.Time // Procurement updateTime last applied
-	Parked           bool      // requested before the account signed up; approved at sign-up
-	ParkedAt         time.Time // when it was parked; zero if never
-	CancelTime       time.Time // when it was cancelled (usage after this is refused); zero if not
+	ID               string                       // Procurement entitlement id
+	AccountID        string                       // owning Procurement account id
+	Product          string                       // product (service) name
+	Plan             string                       // current plan
+	PendingPlan      string                       // plan requested by a pending plan change ("" if none)
+	Offer            string                       // offer resource name, as Procurement's offer field ("" if none, or if stored by an older version)
+	State            procurement.EntitlementState // Google's enum value, e.g. procurement.EntitlementActive
+	UsageReportingID string                       // consumer id for Service Control usage reports
+	UpdateTime       time.Time                    // Procurement updateTime last applied
+	Parked           bool                         // requested before the account signed up; approved at sign-up
+	ParkedAt         time.Time                    // when it was parked; zero if never
+	CancelTime       time.Time                    // when it was cancelled (usage after this is refused); zero if not
 }
 
 // EntitlementQuery selects entitlements for ListEntitlements. Its zero value
 // selects all of them; set fields narrow the result (they are ANDed).
 type EntitlementQuery struct {
-	AccountID  string // "" = any account
-	State      string // "" = any state
-	ParkedOnly bool   // only entitlements with Parked set
+	AccountID  string                       // "" = any account
+	State      procurement.EntitlementState // "" = any state
+	ParkedOnly bool                         // only entitlements with Parked set
 }
 
 // ApprovalKind says what a queued approval request is for.

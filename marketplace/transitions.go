@@ -15,7 +15,7 @@ func toLocal(e *procurement.Entitlement, prev *Entitlement, park bool, now time.
 	}
 	out := Entitlement{
 		ID: e.ID, AccountID: e.AccountID, Product: product, Plan: e.Plan, PendingPlan: e.NewPendingPlan,
-		Offer: e.Offer, State: string(e.State), UsageReportingID: e.UsageReportingID, UpdateTime: e.UpdateTime,
+		Offer: e.Offer, State: e.State, UsageReportingID: e.UsageReportingID, UpdateTime: e.UpdateTime,
 	}
 	if park && e.State == procurement.EntitlementActivationRequested {
 		out.Parked, out.ParkedAt = true, now
@@ -53,7 +53,7 @@ func localView(e *Entitlement) view {
 	if e == nil {
 		return view{}
 	}
-	return view{exists: true, state: procurement.EntitlementState(e.State), plan: e.Plan, pendingPlan: e.PendingPlan, offer: e.Offer}
+	return view{exists: true, state: e.State, plan: e.Plan, pendingPlan: e.PendingPlan, offer: e.Offer}
 }
 
 func remoteView(e *procurement.Entitlement) view {

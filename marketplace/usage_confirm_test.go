@@ -46,7 +46,7 @@ func newLateCancel(t *testing.T, confirmer usage.EndConfirmer) *lateCancel {
 	}, env.srv.ClientOptions()...)
 	require.NoError(t, err)
 	proc, err := marketplace.New(store, env.client, env.rec.handler(),
-		marketplace.WithClock(env.srv.Clock().Now), marketplace.WithUsageReporter(rep))
+		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Clock: env.srv.Clock().Now}, Usage: rep})
 	require.NoError(t, err)
 	env.proc, lc.rep = proc, rep
 

@@ -30,7 +30,7 @@ func TestUsageReporterRegistration(t *testing.T) {
 	}, env.srv.ClientOptions()...)
 	require.NoError(t, err)
 	proc, err := marketplace.New(store, env.client, env.rec.handler(),
-		marketplace.WithClock(env.srv.Clock().Now), marketplace.WithUsageReporter(rep))
+		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Clock: env.srv.Clock().Now}, Usage: rep})
 	require.NoError(t, err)
 	env.proc = proc
 
@@ -74,7 +74,7 @@ func TestUsageRecordedInOnEntitlementActive(t *testing.T) {
 		return nil
 	})
 	proc, err := marketplace.New(store, env.client, env.rec.handler(),
-		marketplace.WithClock(env.srv.Clock().Now), marketplace.WithUsageReporter(rep))
+		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Clock: env.srv.Clock().Now}, Usage: rep})
 	require.NoError(t, err)
 	env.proc = proc
 

@@ -86,6 +86,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer func() { _ = proc.Close() }()
 
 	// The sign-up page, on a real loopback HTTP server.
 	mux := http.NewServeMux()
@@ -130,7 +131,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 // for an operator (Processor.PendingApprovals, Approve, Reject).
 var reviewPlanChanges = marketplace.PolicyFunc(func(_ context.Context, r marketplace.PolicyRequest) (marketplace.Decision, error) {
 	if r.Kind == marketplace.ApprovalPlanChange {
-		return marketplace.Decision{Action: marketplace.ActionHold, MessageToUser: "Your plan change is being reviewed."}, nil
+		return marketplace.Decision{Outcome: marketplace.OutcomeQueued, MessageToUser: "Your plan change is being reviewed."}, nil
 	}
-	return marketplace.Decision{Action: marketplace.ActionApprove}, nil
+	return marketplace.Decision{Outcome: marketplace.OutcomeApproved}, nil
 })

@@ -60,15 +60,15 @@ func newSDK(ctx context.Context, emu *marketplacetest.Server, store *sqlitestore
 		return nil, nil, nil, fmt.Errorf("usage reporter: %w", err)
 	}
 
-	proc, err := marketplace.New(store, client, app,
-		marketplace.WithPolicy(reviewPlanChanges),
-		marketplace.WithUsageReporter(reporter),
-		marketplace.WithClock(clock.Now),
+	proc, err := marketplace.New(store, client, app, &marketplace.Config{
+		Runtime: gcpmarketplace.Runtime{Logger: logger, MeterProvider: meterProvider, Clock: clock.Now},
+		Policy:  reviewPlanChanges,
+		Usage:   reporter,
 		// One message at a time so that the timeline reads in order;
 		// production keeps the default (16), ordering per resource is kept
 		// either way.
-		marketplace.WithConcurrency(1),
-		marketplace.WithLogger(logger), marketplace.WithMeterProvider(meterProvider))
+		Concurrency: 1,
+	})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("processor: %w", err)
 	}
@@ -103,7 +103,7 @@ func serveSignup(h http.Handler) (signupURL string, stop func(), err error) {
 
 // startWorkers pulls from the emulator's Marketplace subscription and runs
 // the usage reporter in the background; stopWorkers stops both and returns
-// Receive's error (nil after the first call).
+// Run's error (nil after the first call).
 func startWorkers(ctx context.Context, emu *marketplacetest.Server, proc *marketplace.Processor,
 	reporter *usage.Reporter) (stopWorkers func() error, err error) {
 	var workers sync.WaitGroup
@@ -113,7 +113,7 @@ func startWorkers(ctx context.Context, emu *marketplacetest.Server, proc *market
 	}
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	receiveErr := make(chan error, 1)
-	workers.Go(func() { receiveErr <- proc.Receive(bgCtx, ps.Subscriber(emu.Subscription())) })
+	workers.Go(func() { receiveErr <- proc.Run(bgCtx, ps.Subscriber(emu.Subscription())) })
 	workers.Go(func() { _ = reporter.Run(bgCtx) })
 	stopped := false
 	stopWorkers = func() error {

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 )
 
@@ -20,12 +18,8 @@ func (d *driver) summary(took time.Duration) error {
 			acked++
 		}
 	}
-	var poison []marketplace.Poison
-	if err := d.store.InTx(d.ctx, func(ctx context.Context, tx marketplace.Tx) error {
-		var err error
-		poison, err = tx.ListPoison(ctx, 0)
-		return err
-	}); err != nil {
+	poison, err := d.proc.Poison(d.ctx, 0)
+	if err != nil {
 		return err
 	}
 	procCalls, procTotal := callCounts(emu, []marketplacetest.Method{

@@ -199,19 +199,17 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 		return fmt.Errorf("usage reporter: %w%s", err, credentialsHint)
 	}
 	b.tenants = newTenantDirectory()
-	policy := marketplace.AutoApprove
+	var policy marketplace.Policy // nil: approve automatically
 	if cfg.Approval == "manual" {
 		policy = marketplace.ManualApproval("We are setting up your subscription; this usually takes one business day.")
 	}
 	b.proc, err = marketplace.New(b.store, client, &app{tenants: b.tenants, log: b.log},
-		marketplace.WithPolicy(policy),
-		marketplace.WithUsageReporter(b.reporter),
-		marketplace.WithLogger(b.log),
-		marketplace.WithMeterProvider(meterProvider),
-		marketplace.WithClock(b.now))
+		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Logger: b.log, MeterProvider: meterProvider, Clock: b.now},
+			Policy: policy, Usage: b.reporter})
 	if err != nil {
 		return fmt.Errorf("processor: %w", err)
 	}
+	defer func() { _ = b.proc.Close() }()
 	signupOpts = append(signupOpts, marketplace.WithSignupLogger(b.log), marketplace.WithSignupClock(b.now))
 	verifier, err := marketplace.NewSignupVerifier(cfg.Audiences, signupOpts...)
 	if err != nil {
@@ -253,16 +251,10 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 		_ = web.Shutdown(shutdownCtx)
 	}()
 
-	// Catch up with what happened while the backend was down, before taking
-	// new messages. This is also the check that the Procurement API is
-	// reachable with these credentials.
-	report, err := b.proc.Reconcile(ctx)
-	if err != nil {
-		return fmt.Errorf("initial reconcile with the Procurement API for provider %q: %w", cfg.ProviderID, err)
-	}
-	if report.Changed() {
-		b.log.Info("reconciled with the Procurement API", "accounts_added", len(report.AccountsAdded),
-			"entitlements_added", len(report.EntitlementsAdded), "approved", len(report.Approved), "parked", len(report.Parked))
+	// Check that the store and the Procurement API answer, with these
+	// credentials, before taking messages.
+	if err := b.proc.Ping(ctx); err != nil {
+		return fmt.Errorf("provider %q: %w", cfg.ProviderID, err)
 	}
 
 	// Receive notifications and report usage until shutdown. With push, on
@@ -296,6 +288,7 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 	case webFailure = <-webErr:
 	}
 	b.ready.Store(false)
+	_ = b.proc.Close() // Run returns once the messages in flight are settled
 	stopBackground()
 	if err := <-receiveErr; err != nil {
 		return err
@@ -303,11 +296,12 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 	if webFailure != nil {
 		return fmt.Errorf("http server: %w", webFailure)
 	}
-	// A last flush, so that usage of closed windows does not wait for the
-	// next start. Nothing is lost without it: the ledger keeps it.
+	// Close stops the reporter with a last flush, so that usage of closed
+	// windows does not wait for the next start. Nothing is lost without it:
+	// the ledger keeps it.
 	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
-	if err := b.reporter.Flush(flushCtx); err != nil {
+	if err := b.reporter.Close(flushCtx); err != nil {
 		b.log.Warn("final usage flush failed; the next start reports it", "error", err)
 	}
 	b.log.Info("stopped")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -57,12 +56,7 @@ func (b *backend) opsRoutes(mux *http.ServeMux) {
 		writeJSON(w, map[string]any{"flushed": true}, err)
 	}))
 	mux.Handle("GET /ops/poison", b.opsOnly(func(w http.ResponseWriter, r *http.Request) {
-		var p []marketplace.Poison
-		err := b.store.InTx(r.Context(), func(ctx context.Context, tx marketplace.Tx) error {
-			var err error
-			p, err = tx.ListPoison(ctx, 100)
-			return err
-		})
+		p, err := b.proc.Poison(r.Context(), 100)
 		writeJSON(w, map[string]any{"poison": p}, err)
 	}))
 }
@@ -90,15 +84,15 @@ func opsStatus(err error) int {
 // ---------------------------------------------------------------------------
 // Probes.
 
-// readyz is ready once the initial reconcile succeeded and messages are being
-// received, and the store answers.
+// readyz is ready once the processor runs, while the store and the
+// Procurement API answer (Processor.Ping).
 func (b *backend) readyz(w http.ResponseWriter, r *http.Request) {
 	if !b.ready.Load() {
 		http.Error(w, "starting or stopping", http.StatusServiceUnavailable)
 		return
 	}
-	if err := b.store.InTx(r.Context(), func(context.Context, marketplace.Tx) error { return nil }); err != nil {
-		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+	if err := b.proc.Ping(r.Context()); err != nil {
+		http.Error(w, "store or Procurement API unavailable", http.StatusServiceUnavailable)
 		return
 	}
 	_, _ = io.WriteString(w, "ready\n")

@@ -50,9 +50,9 @@ button{font:inherit;margin-top:1.5rem;padding:.5rem 1.5rem}.err{color:#b00}</sty
 {{define "done"}}{{template "head" .}}
 <h1>You're all set, {{.Tenant.Company}}</h1>
 <p id="status" data-tenant="{{.Tenant.ID}}" data-account="{{.Tenant.AccountID}}">signed-up</p>
-<ul>{{range .Results}}<li class="entitlement" data-id="{{.EntitlementID}}" data-action="{{.Action}}">
-Subscription {{.EntitlementID}}: {{if eq .Action "approved"}}active{{else if eq .Action "queued"}}being reviewed, we will email you
-{{- else if eq .Action "rejected"}}declined{{else}}{{.State}}{{end}}{{if .Err}} (we will retry){{end}}</li>{{end}}</ul>
+<ul>{{range .Results}}{{$o := ""}}{{range .Outcomes}}{{$o = .}}{{end}}<li class="entitlement" data-id="{{.Resource.ID}}" data-action="{{$o}}">
+Subscription {{.Resource.ID}}: {{if eq $o "approved"}}active{{else if eq $o "queued"}}being reviewed, we will email you
+{{- else if eq $o "rejected"}}declined{{else}}{{.State}}{{end}}{{if .Err}} (we will retry){{end}}</li>{{end}}</ul>
 </body></html>{{end}}
 
 {{define "info"}}{{template "head" .}}
@@ -64,7 +64,7 @@ Subscription {{.EntitlementID}}: {{if eq .Action "approved"}}active{{else if eq 
 type signupView struct {
 	Title, AccountField, AccountID, Email, Company, Error string
 	Tenant                                                tenant
-	Results                                               []marketplace.EntitlementResult
+	Results                                               []marketplace.Result
 }
 
 // signupSessions is the sign-up flow, its cookie signed with -session-key.
@@ -113,10 +113,12 @@ func (b *backend) signupPage(w http.ResponseWriter, r *http.Request, s marketpla
 func (b *backend) completeSignup(w http.ResponseWriter, r *http.Request, c marketplace.SignupSession, t tenant) {
 	res, err := b.proc.CompleteSignup(r.Context(), marketplace.SignupParams{
 		AccountID: c.AccountID, VendorUserID: t.ID, UserIdentity: c.UserIdentity})
-	if err != nil && len(res.Entitlements) == 0 {
-		// Nothing was done (the Procurement API is unreachable, or the
+	if err != nil {
+		// The sign-up failed (the Procurement API is unreachable, or the
 		// account is linked to another tenant): the user can retry from
-		// the Marketplace, CompleteSignup is idempotent.
+		// the Marketplace, CompleteSignup is idempotent. Entitlements that
+		// could not be settled are not an error: their Result.Err says why,
+		// and Reconcile (or the next notification) settles them.
 		b.log.ErrorContext(r.Context(), "sign-up failed", "account_id", c.AccountID, "tenant_id", t.ID, "error", err)
 		status := http.StatusServiceUnavailable
 		msg := "We could not finish your sign-up. Please try again in a minute from the Google Cloud console."
@@ -125,11 +127,6 @@ func (b *backend) completeSignup(w http.ResponseWriter, r *http.Request, c marke
 		}
 		http.Error(w, msg, status)
 		return
-	}
-	if err != nil {
-		// Some entitlements could not be settled now; Reconcile (or the
-		// next notification) settles them. The sign-up itself is done.
-		b.log.WarnContext(r.Context(), "sign-up done, some entitlements left for later", "account_id", c.AccountID, "error", err)
 	}
 	b.log.InfoContext(r.Context(), "signed up", "account_id", c.AccountID, "tenant_id", t.ID, "entitlements", len(res.Entitlements))
 	b.render(w, http.StatusOK, "done", signupView{Title: "Welcome", Tenant: t, Results: res.Entitlements})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 	"google.golang.org/api/option"
@@ -88,37 +87,18 @@ func (b *backend) startPushing(ctx context.Context) error {
 	return nil
 }
 
-// receive hands notifications to the processor until ctx is done. With
-// pull it receives from the subscription. With push they arrive by HTTP,
-// and it deletes processed event ids past their retention hourly, as
-// Receive does for pull subscribers.
+// receive runs the processor until ctx is done or it is closed: Run
+// catches up with what happened while the backend was down (Reconcile),
+// then, with pull, receives from the subscription; with push, messages
+// arrive by HTTP and Run prunes processed event ids past their retention.
 func (b *backend) receive(ctx context.Context) error {
-	if b.sub == nil {
-		b.pruneHourly(ctx)
-		return nil
-	}
-	if err := b.proc.Receive(ctx, b.sub); err != nil {
+	if err := b.proc.Run(ctx, b.sub); err != nil {
+		if b.sub == nil {
+			return err
+		}
 		return fmt.Errorf("pull subscription %s: %w (does it exist, and does the service account have roles/pubsub.subscriber on it? Google's guide grants Pub/Sub Editor)", b.sub, err)
 	}
 	return nil
-}
-
-// pruneHourly deletes processed event ids past their retention.
-func (b *backend) pruneHourly(ctx context.Context) {
-	tick := time.NewTicker(time.Hour)
-	defer tick.Stop()
-	for {
-		if n, err := b.proc.Prune(ctx); err != nil && ctx.Err() == nil {
-			b.log.Warn("pruning processed event ids failed", "error", err)
-		} else if n > 0 {
-			b.log.Info("pruned processed event ids", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
 }
 
 // source says where notifications come from, for the log.

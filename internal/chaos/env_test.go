@@ -230,9 +230,7 @@ func (e *env) open() {
 	}, option.WithEndpoint(e.srv.URL()+"/"), option.WithoutAuthentication(), option.WithHTTPClient(e.scHTTP))
 	require.NoError(e.t, err)
 	proc, err := marketplace.New(store, e.client, e.rec.handler(),
-		marketplace.WithPolicy(chaosPolicy),
-		marketplace.WithClock(e.clock.Now),
-		marketplace.WithUsageReporter(rep))
+		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Clock: e.clock.Now}, Policy: chaosPolicy, Usage: rep})
 	require.NoError(e.t, err)
 	e.proc, e.rep = proc, rep
 }

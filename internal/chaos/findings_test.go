@@ -22,7 +22,7 @@ func quiet(t *testing.T) *env {
 	return newEnv(t, config{seed: 1, workers: 2, step: 20 * time.Minute})
 }
 
-// WithUsageReporter says usage-based entitlements are registered "when they
+// Config.Usage (formerly WithUsageReporter) says usage-based entitlements are registered "when they
 // become usable", and the package documentation that "usage is accepted
 // once they are usable". An entitlement bought before its account signed
 // up is parked in ENTITLEMENT_ACTIVATION_REQUESTED: not approved, never

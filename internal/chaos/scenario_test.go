@@ -34,11 +34,11 @@ var chaosPolicy = marketplace.PolicyFunc(func(_ context.Context, r marketplace.P
 	switch {
 	case r.Kind == marketplace.ApprovalEntitlement && r.Entitlement.Plan == planManual,
 		r.Kind == marketplace.ApprovalPlanChange && r.Entitlement.NewPendingPlan == planEnterprise:
-		return marketplace.Decision{Action: marketplace.ActionHold, MessageToUser: "An operator will review your order."}, nil
+		return marketplace.Decision{Outcome: marketplace.OutcomeQueued, MessageToUser: "An operator will review your order."}, nil
 	case r.Kind == marketplace.ApprovalPlanChange && r.Entitlement.NewPendingPlan == planForbidden:
-		return marketplace.Decision{Action: marketplace.ActionReject, Reason: "This plan is not sold any more."}, nil
+		return marketplace.Decision{Outcome: marketplace.OutcomeRejected, Reason: "This plan is not sold any more."}, nil
 	}
-	return marketplace.Decision{Action: marketplace.ActionApprove}, nil
+	return marketplace.Decision{Outcome: marketplace.OutcomeApproved}, nil
 })
 
 // customer is one buyer: an account and its entitlements. During a round's

@@ -354,6 +354,16 @@ func (t *tx) RecordPoison(ctx context.Context, p marketplace.Poison) error {
 	return nil
 }
 
+func (t *tx) DeletePoison(ctx context.Context, messageID string) error {
+	if err := t.check(ctx, "delete poison", messageID); err != nil {
+		return err
+	}
+	old := t.s.poison
+	t.undo = append(t.undo, func() { t.s.poison = old })
+	t.s.poison = slices.DeleteFunc(slices.Clone(old), func(r poisonRow) bool { return r.p.MessageID == messageID })
+	return nil
+}
+
 func (t *tx) ListPoison(ctx context.Context, limit int) ([]marketplace.Poison, error) {
 	if err := t.check(ctx, "list poison"); err != nil {
 		return nil, err

@@ -79,3 +79,7 @@ func (readOnlyTx) DeleteApproval(context.Context, string, marketplace.ApprovalKi
 func (readOnlyTx) RecordPoison(context.Context, marketplace.Poison) error {
 	return readOnly("record poison")
 }
+
+func (readOnlyTx) DeletePoison(context.Context, string) error {
+	return readOnly("delete poison")
+}

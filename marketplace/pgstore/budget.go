@@ -32,7 +32,7 @@ func (e *ConnectionBudgetError) Available() int { return e.MaxConnections - e.Re
 func (e *ConnectionBudgetError) Error() string {
 	return fmt.Sprintf("pgstore: the pool may open %d connections but the server has %d left "+
 		"(max_connections %d, %d reserved, %d in use by other clients): lower pool_max_conns "+
-		"(and the processor's WithConcurrency to at most (pool_max_conns-2)/2), or raise max_connections; "+
+		"(and the processor's Config.Concurrency to at most (pool_max_conns-2)/2), or raise max_connections; "+
 		"the pools of every replica and other client must fit in max_connections together",
 		e.Pool, max(e.Available(), 0), e.MaxConnections, e.Reserved, e.InUse)
 }

@@ -35,7 +35,7 @@ func TestPoolBeyondServerConnectionsRefused(t *testing.T) {
 	assert.GreaterOrEqual(t, be.Reserved, 0)
 	assert.GreaterOrEqual(t, be.InUse, 3, "the holder's connections")
 	assert.Less(t, be.Available(), 1000)
-	for _, s := range []string{"may open 1000 connections", "max_connections", "pool_max_conns", "WithConcurrency"} {
+	for _, s := range []string{"may open 1000 connections", "max_connections", "pool_max_conns", "Config.Concurrency"} {
 		assert.ErrorContains(t, err, s)
 	}
 

@@ -18,7 +18,7 @@ import (
 func ExampleOpen() {
 	ctx := context.Background()
 	// The pool holds DefaultMaxConns connections at most, enough for the
-	// processor's default concurrency; with a higher WithConcurrency, set
+	// processor's default concurrency; with a higher marketplace.Config.Concurrency, set
 	// pool_max_conns to twice it plus 2 (marketplace.New refuses less).
 	store, err := pgstore.Open(ctx, "postgres://app@db.internal:5432/app",
 		pgstore.WithSchema("gcpmarketplace"))

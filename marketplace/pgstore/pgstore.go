@@ -69,7 +69,7 @@
 //
 // With the defaults (max_connections 100, 3 reserved), three replicas at
 // DefaultMaxConns (102) do not fit: give each pool_max_conns=30 and
-// WithConcurrency(14), or raise max_connections. A pool that does not fit
+// Config.Concurrency 14, or raise max_connections. A pool that does not fit
 // works until load makes it grow, then fails with "too many clients". New
 // and Open therefore check the pool against the connections the server has
 // left when they run (max_connections less reserved slots less connections

@@ -26,18 +26,18 @@ func TestProcessorRefusesTooSmallPool(t *testing.T) {
 
 	small := newStore(t, replicaPool(t, "pgstore-test-pool-small", 10), schema)
 	require.Equal(t, 10, small.MaxConns())
-	_, err = marketplace.New(small, client, h) // concurrency 16 by default
+	_, err = marketplace.New(small, client, h, nil) // concurrency 16 by default
 	require.ErrorIs(t, err, marketplace.ErrInvalid)
-	for _, s := range []string{"holds 10 connections", "concurrency 16", "pool_max_conns", "MaxConns", "at least 34", "WithConcurrency to at most 4"} {
+	for _, s := range []string{"holds 10 connections", "concurrency 16", "pool_max_conns", "MaxConns", "at least 34", "Config.Concurrency to at most 4"} {
 		require.ErrorContains(t, err, s)
 	}
-	_, err = marketplace.New(small, client, h, marketplace.WithConcurrency(5))
+	_, err = marketplace.New(small, client, h, &marketplace.Config{Concurrency: 5})
 	require.ErrorContains(t, err, "at least 12")
-	_, err = marketplace.New(small, client, h, marketplace.WithConcurrency(4))
+	_, err = marketplace.New(small, client, h, &marketplace.Config{Concurrency: 4})
 	require.NoError(t, err)
 
 	adequate := newStore(t, replicaPool(t, "pgstore-test-pool-adequate", 34), schema)
-	_, err = marketplace.New(adequate, client, h)
+	_, err = marketplace.New(adequate, client, h, nil)
 	require.NoError(t, err)
 }
 
@@ -55,7 +55,7 @@ func TestOpenPoolSize(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
 	require.Equal(t, pgstore.DefaultMaxConns, s.MaxConns())
-	_, err = marketplace.New(s, client, events.HandlerDefaults{}) // concurrency 16 by default
+	_, err = marketplace.New(s, client, events.HandlerDefaults{}, nil) // concurrency 16 by default
 	require.NoError(t, err)
 
 	set, err := pgstore.Open(ctx, withParams(t, testURL(t), map[string]string{"pool_max_conns": "7"}), pgstore.WithSchema(schema))

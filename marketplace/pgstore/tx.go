@@ -31,7 +31,7 @@ type queries struct {
 	getEntitlement, putEntitlement, advanceEntitlement, deleteEntitlement string
 	listEntitlements                                                      string // without WHERE and ORDER BY
 	enqueueApproval, getApproval, listApprovals, deleteApproval           string
-	recordPoison, listPoison                                              string
+	recordPoison, listPoison, deletePoison                                string
 }
 
 func newQueries(schema string) queries {
@@ -75,6 +75,7 @@ func newQueries(schema string) queries {
 		deleteApproval: r.Replace("DELETE FROM {s}.approval_queue WHERE entitlement_id = $1 AND kind = $2"),
 
 		recordPoison: r.Replace("INSERT INTO {s}.poison_messages (message_id, event_id, reason, data, at) VALUES ($1, $2, $3, $4, $5)"),
+		deletePoison: r.Replace("DELETE FROM {s}.poison_messages WHERE message_id = $1"),
 		// LIMIT NULL is no limit.
 		listPoison: r.Replace("SELECT message_id, event_id, reason, data, at FROM {s}.poison_messages ORDER BY at DESC, id DESC LIMIT $1"),
 	}
@@ -305,7 +306,7 @@ func scanEntitlement(row pgx.Row) (marketplace.Entitlement, error) {
 
 func entitlementArgs(e marketplace.Entitlement) ([]any, error) {
 	if err := errors.Join(
-		checkText(e.AccountID, e.Product, e.Plan, e.PendingPlan, e.State, e.UsageReportingID, e.Offer),
+		checkText(e.AccountID, e.Product, e.Plan, e.PendingPlan, string(e.State), e.UsageReportingID, e.Offer),
 		checkTime(e.UpdateTime, e.ParkedAt, e.CancelTime),
 	); err != nil {
 		return nil, err
@@ -373,7 +374,7 @@ func (t *tx) ListEntitlements(ctx context.Context, q marketplace.EntitlementQuer
 		return nil, err
 	}
 	defer t.mu.Unlock()
-	if err := checkText(q.AccountID, q.State); err != nil {
+	if err := checkText(q.AccountID, string(q.State)); err != nil {
 		return nil, fmt.Errorf("pgstore: list entitlements: %w", err)
 	}
 	// Built per query (eight shapes, each cached) so that the planner can
@@ -483,6 +484,17 @@ func (t *tx) RecordPoison(ctx context.Context, p marketplace.Poison) error {
 	}
 	if _, err := t.pgtx.Exec(ctx, t.s.q.recordPoison, msgID, cleanText(p.EventID), cleanText(p.Reason), data, p.At); err != nil {
 		return fmt.Errorf("pgstore: record poison %q: %w", msgID, t.fail(err))
+	}
+	return nil
+}
+
+func (t *tx) DeletePoison(ctx context.Context, messageID string) error {
+	if err := t.enter(ctx, "delete poison", messageID); err != nil {
+		return err
+	}
+	defer t.mu.Unlock()
+	if _, err := t.pgtx.Exec(ctx, t.s.q.deletePoison, cleanText(messageID)); err != nil {
+		return fmt.Errorf("pgstore: delete poison %q: %w", messageID, t.fail(err))
 	}
 	return nil
 }

@@ -59,7 +59,7 @@ type statements struct {
 	putAccount, deleteAccount                             *sql.Stmt
 	putEntitlement, advanceEntitlement, deleteEntitlement *sql.Stmt
 	enqueueApproval, deleteApproval                       *sql.Stmt
-	recordPoison                                          *sql.Stmt
+	recordPoison, deletePoison                            *sql.Stmt
 }
 
 // The statements that only read, shared by the writer's transactions and
@@ -149,6 +149,7 @@ func prepareStatements(ctx context.Context, conn *sql.Conn) (*statements, error)
 	prep(&st.deleteApproval, "DELETE FROM approval_queue WHERE entitlement_id = ? AND kind = ?")
 
 	prep(&st.recordPoison, "INSERT INTO poison_messages (message_id, event_id, reason, data, at) VALUES (?, ?, ?, ?, ?)")
+	prep(&st.deletePoison, "DELETE FROM poison_messages WHERE message_id = ?")
 	for _, q := range readQueries {
 		var ps *sql.Stmt
 		prep(&ps, q)
@@ -172,7 +173,7 @@ func (st *statements) close() {
 		st.putAccount, st.deleteAccount,
 		st.putEntitlement, st.advanceEntitlement, st.deleteEntitlement,
 		st.enqueueApproval, st.deleteApproval,
-		st.recordPoison,
+		st.recordPoison, st.deletePoison,
 	} {
 		if s != nil {
 			_ = s.Close()

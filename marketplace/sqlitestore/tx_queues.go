@@ -95,6 +95,17 @@ func (t *tx) RecordPoison(ctx context.Context, p marketplace.Poison) error {
 	return nil
 }
 
+func (t *tx) DeletePoison(ctx context.Context, messageID string) error {
+	if err := t.enterWrite(ctx, "delete poison", messageID); err != nil {
+		return err
+	}
+	defer t.mu.Unlock()
+	if _, err := t.s.stmts.deletePoison.ExecContext(stmtCtx, messageID); err != nil {
+		return fmt.Errorf("sqlitestore: delete poison %q: %w", messageID, interpretError(err))
+	}
+	return nil
+}
+
 func (t *tx) ListPoison(ctx context.Context, limit int) ([]marketplace.Poison, error) {
 	if err := t.enter(ctx, "list poison"); err != nil {
 		return nil, err

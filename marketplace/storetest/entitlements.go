@@ -222,7 +222,7 @@ func testEntitlementListFilters(t *testing.T, h Harness) {
 }
 
 func queryString(q marketplace.EntitlementQuery) string {
-	s := "{AccountID:" + q.AccountID + " State:" + q.State
+	s := "{AccountID:" + q.AccountID + " State:" + string(q.State)
 	if q.ParkedOnly {
 		s += " ParkedOnly"
 	}

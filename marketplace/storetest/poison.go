@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 var poisonCases = []testCase{
 	{"NewestFirstWithLimit", testPoisonOrder},
 	{"RoundTripAndDataPrefix", testPoisonData},
+	{"Delete", testPoisonDelete},
 }
 
 func listPoison(t *testing.T, s marketplace.Store, limit int) []marketplace.Poison {
@@ -86,4 +88,31 @@ func testPoisonData(t *testing.T, h Harness) {
 	got[1].Data[0] = 'Z'
 	again := listPoison(t, s, 0)
 	equal(t, string(again[1].Data), string(small.Data), "Data after mutating a returned copy")
+}
+
+func testPoisonDelete(t *testing.T, h Harness) {
+	s := newStore(t, h)
+	inTx(t, s, func(ctx context.Context, tx marketplace.Tx) {
+		for _, p := range []marketplace.Poison{
+			{MessageID: "m1", At: at(time.Second)},
+			{MessageID: "m2", At: at(2 * time.Second)},
+			{MessageID: "m1", Reason: "again", At: at(3 * time.Second)}, // recorded twice
+		} {
+			noErr(t, tx.RecordPoison(ctx, p), "RecordPoison")
+		}
+	})
+	inTx(t, s, func(ctx context.Context, tx marketplace.Tx) {
+		noErr(t, tx.DeletePoison(ctx, "m1"), "DeletePoison")
+		noErr(t, tx.DeletePoison(ctx, "absent"), "DeletePoison of an absent message")
+	})
+	equalStrings(t, poisonIDs(listPoison(t, s, 0)), []string{"m2"}, "after DeletePoison(m1)")
+
+	// A rolled back delete leaves the record.
+	errRollback := errors.New("deliberate rollback")
+	err := s.InTx(context.Background(), func(ctx context.Context, tx marketplace.Tx) error {
+		noErr(t, tx.DeletePoison(ctx, "m2"), "DeletePoison")
+		return errRollback
+	})
+	isErr(t, err, errRollback, "InTx")
+	equalStrings(t, poisonIDs(listPoison(t, s, 0)), []string{"m2"}, "after a rolled back DeletePoison")
 }

@@ -306,6 +306,7 @@ func testViewWritesRefused(t *testing.T, h Harness) {
 		{"RecordPoison", func(ctx context.Context, tx marketplace.Tx) error {
 			return tx.RecordPoison(ctx, marketplace.Poison{MessageID: "msg-2", At: base})
 		}},
+		{"DeletePoison", func(ctx context.Context, tx marketplace.Tx) error { return tx.DeletePoison(ctx, poison.MessageID) }},
 	}
 	err := v.View(context.Background(), func(ctx context.Context, tx marketplace.Tx) error {
 		for _, w := range writes {

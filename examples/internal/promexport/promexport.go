@@ -44,7 +44,7 @@ func New() (*Exporter, error) {
 }
 
 // MeterProvider is the provider to give the SDK (procurement, usage and
-// marketplace WithMeterProvider).
+// marketplace: Config.Runtime.MeterProvider).
 func (e *Exporter) MeterProvider() *sdkmetric.MeterProvider { return e.provider }
 
 // Handler serves the metrics in the Prometheus exposition format.

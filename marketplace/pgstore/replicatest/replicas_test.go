@@ -95,9 +95,9 @@ var metricFull = marketplacetest.DefaultServiceName + "/" + metricName
 // policy approves everything but the plan "forbidden".
 var policy = marketplace.PolicyFunc(func(_ context.Context, r marketplace.PolicyRequest) (marketplace.Decision, error) {
 	if r.Kind == marketplace.ApprovalPlanChange && r.Entitlement.NewPendingPlan == "forbidden" {
-		return marketplace.Decision{Action: marketplace.ActionReject, Reason: "plan not sold any more"}, nil
+		return marketplace.Decision{Outcome: marketplace.OutcomeRejected, Reason: "plan not sold any more"}, nil
 	}
-	return marketplace.Decision{Action: marketplace.ActionApprove}, nil
+	return marketplace.Decision{Outcome: marketplace.OutcomeApproved}, nil
 })
 
 // app is the vendor's application: an idempotent handler that keeps one row
@@ -288,11 +288,8 @@ func TestReplicaChild(t *testing.T) {
 		transport = a.approved
 	}
 	proc, err := marketplace.New(store, newProcurement(t, os.Getenv(envProvider), httpURL, transport), a.handler(name),
-		marketplace.WithPolicy(policy),
-		marketplace.WithUsageReporter(reporter),
-		marketplace.WithClock(now),
-		marketplace.WithConcurrency(childConcurrency),
-		marketplace.WithReceiveStreams(childStreams))
+		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Clock: now}, Policy: policy, Usage: reporter,
+			Concurrency: childConcurrency, ReceiveStreams: childStreams})
 	require.NoError(t, err)
 
 	ps, err := pubsub.NewClient(ctx, "vendor-project",
@@ -310,7 +307,7 @@ func TestReplicaChild(t *testing.T) {
 	// Keep lease extensions at Pub/Sub's 10 s minimum, so that what a killed
 	// replica held is redelivered ~10 s later rather than after a minute.
 	sub.ReceiveSettings.MaxDurationPerAckExtension = 10 * time.Second
-	err = proc.Receive(ctx, sub)
+	err = proc.Run(ctx, sub)
 	cancel()
 	wg.Wait()
 	require.NoError(t, err)
@@ -549,8 +546,8 @@ func TestReplicasShareSubscriptionAndDatabase(t *testing.T) {
 	parentReporter := newReporter(t, store, srv.URL(), "parent", clock.Now)
 	parentApp := &app{pool: pool, table: h.appTable, reporter: parentReporter, now: clock.Now, emit: out.add}
 	proc, err := marketplace.New(store, newProcurement(t, srv.ProviderID(), srv.URL(), nil), parentApp.handler("parent"),
-		marketplace.WithPolicy(policy), marketplace.WithUsageReporter(parentReporter), marketplace.WithClock(clock.Now),
-		marketplace.WithConcurrency(parentSignups)) // no Receive: only its sign-ups need connections
+		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Clock: clock.Now}, Policy: policy, Usage: parentReporter,
+			Concurrency: parentSignups}) // no Run: only its sign-ups need connections
 	require.NoError(t, err)
 
 	// The emulator's clock runs at ten times real speed, so that usage
@@ -861,7 +858,7 @@ func TestReplicasShareSubscriptionAndDatabase(t *testing.T) {
 			return err
 		}
 		for _, x := range ents {
-			gotEnts = append(gotEnts, entKey{x.ID, x.AccountID, x.State, x.Plan, x.PendingPlan})
+			gotEnts = append(gotEnts, entKey{x.ID, x.AccountID, string(x.State), x.Plan, x.PendingPlan})
 		}
 		accts, err = tx.ListAccounts(ctx)
 		return err
