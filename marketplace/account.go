@@ -119,7 +119,7 @@ func (p *Processor) settleAccount(ctx context.Context, id string, tr accTrigger,
 		p.releaseParked(ctx, cur, ents, tr, log)
 		return accResult{outcome: outcomeStale}, nil
 	}
-	if prev == nil {
+	if accountTransition(prev != nil, len(ents) > 0, true) == events.TypeAccountActive {
 		if err := p.accountActive(ctx, cur, nil, tr.ev, log); err != nil {
 			return accResult{}, err
 		}
@@ -163,15 +163,8 @@ func (p *Processor) releaseParked(ctx context.Context, cur *procurement.Account,
 // accountActive fires OnAccountActive, the callback for an account seen
 // for the first time, whichever way it was seen.
 func (p *Processor) accountActive(ctx context.Context, cur *procurement.Account, link *Account, trigger events.Event, log *slog.Logger) error {
-	ev, ok := trigger.(*events.AccountActive)
-	if !ok {
-		h := events.Header{EventType: events.TypeAccountActive, ProviderID: p.client.ProviderID()}
-		if trigger != nil {
-			h.EventID = trigger.ID()
-		}
-		ev = &events.AccountActive{Header: h, Account: events.Account{ID: cur.ID, UpdateTime: cur.UpdateTime}}
-	}
-	if err := p.dispatch(withInfo(ctx, &cbInfo{acct: cur, link: link, trigger: trigger}), ev, log); err != nil {
+	c := &Change{Type: events.TypeAccountActive, Account: cur, Linked: link, Trigger: trigger}
+	if err := p.dispatch(ctx, c, log); err != nil {
 		return fmt.Errorf("marketplace: %s callback for account %s: %w", events.TypeAccountActive, cur.ID, err)
 	}
 	return nil
@@ -189,7 +182,7 @@ func mergeAccount(prev *Account, cur *procurement.Account, now time.Time) Accoun
 }
 
 func (p *Processor) purgeAccount(ctx context.Context, id string, prev *Account, ents []Entitlement, tr accTrigger, log *slog.Logger) (accResult, error) {
-	if prev == nil && len(ents) == 0 {
+	if accountTransition(prev != nil, len(ents) > 0, false) != events.TypeAccountDeleted {
 		// Never linked here, or purged already: nothing of the customer's
 		// is known to this integration. Said and counted, never silent.
 		log.LogAttrs(ctx, slog.LevelInfo, "marketplace: account not found at the Procurement API nor locally; acknowledged without effect")
@@ -207,15 +200,14 @@ func (p *Processor) purgeAccount(ctx context.Context, id string, prev *Account, 
 			deleted = append(deleted, e.ID)
 		}
 	}
-	ev, ok := tr.ev.(*events.AccountDeleted)
-	if !ok {
-		h := events.Header{EventType: events.TypeAccountDeleted, ProviderID: p.client.ProviderID()}
-		if tr.ev != nil {
-			h.EventID = tr.ev.ID()
-		}
-		ev = &events.AccountDeleted{Header: h, Account: events.Account{ID: id}}
+	// The customer to purge: the stored account, or, when only entitlements
+	// of it were stored, its id.
+	link := prev
+	if link == nil {
+		link = &Account{ID: id}
 	}
-	if err := p.dispatch(withInfo(ctx, &cbInfo{link: prev, trigger: tr.ev}), ev, log); err != nil {
+	c := &Change{Type: events.TypeAccountDeleted, Linked: link, Trigger: tr.ev}
+	if err := p.dispatch(ctx, c, log); err != nil {
 		return accResult{}, fmt.Errorf("marketplace: %s callback for account %s: %w", events.TypeAccountDeleted, id, err)
 	}
 	cctx, cancel := p.commitContext(ctx)
