@@ -91,19 +91,9 @@ func (p *Processor) settleAccount(ctx context.Context, id string, tr accTrigger,
 		return accResult{outcome: outcomeDuplicate}, nil
 	}
 
-	// A listed snapshot (Reconcile) older than what is stored, or that
-	// would take back a sign-up stored as approved, may predate a message
-	// settled since its page was fetched: read the account again.
-	cur := tr.listed
-	if cur == nil || (prev != nil && (olderThanStored(cur.UpdateTime, prev.UpdateTime) || (prev.SignupApproved && !cur.SignupApproved()))) {
-		cur = nil
-		a, err := p.client.GetAccount(ctx, id, &procurement.GetAccountParams{View: procurement.AccountViewBasic})
-		switch {
-		case err == nil:
-			cur = &a
-		case !errors.Is(err, procurement.ErrNotFound):
-			return accResult{}, fmt.Errorf("marketplace: re-reading account %s: %w", id, err)
-		}
+	cur, err := p.rereadAccount(ctx, id, prev, tr)
+	if err != nil {
+		return accResult{}, err
 	}
 	if cur == nil {
 		return p.purgeAccount(ctx, id, prev, ents, tr, log)
@@ -140,6 +130,25 @@ func (p *Processor) settleAccount(ctx context.Context, id string, tr accTrigger,
 	}
 	p.releaseParked(ctx, cur, ents, tr, log)
 	return accResult{outcome: outcomeProcessed, added: prev == nil, updated: prev != nil}, nil
+}
+
+// rereadAccount returns the account as it is now at Google (nil: it no
+// longer exists). A listed snapshot (Reconcile) older than what is stored,
+// or that would take back a sign-up stored as approved, may predate a
+// message settled since its page was fetched: the account is read again.
+func (p *Processor) rereadAccount(ctx context.Context, id string, prev *Account, tr accTrigger) (*procurement.Account, error) {
+	cur := tr.listed
+	if cur != nil && (prev == nil || (!olderThanStored(cur.UpdateTime, prev.UpdateTime) && (!prev.SignupApproved || cur.SignupApproved()))) {
+		return cur, nil
+	}
+	a, err := p.client.GetAccount(ctx, id, &procurement.GetAccountParams{View: procurement.AccountViewBasic})
+	switch {
+	case errors.Is(err, procurement.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("marketplace: re-reading account %s: %w", id, err)
+	}
+	return &a, nil
 }
 
 // releaseParked settles the parked entitlements of an account found

@@ -118,7 +118,8 @@ type Change struct {
 
 	// Account is the account as just re-read from the Procurement API, when
 	// the processor read it: in OnAccountActive, and in the entitlement
-	// callbacks that follow an approval decision. Nil otherwise, and in
+	// callbacks of a settlement that had to know whether the account signed
+	// up (an entitlement waiting for approval). Nil otherwise, and in
 	// OnAccountDeleted.
 	Account *procurement.Account
 
