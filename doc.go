@@ -16,16 +16,17 @@
 // # Packages
 //
 //   - events: decodes every Pub/Sub message Google sends into a typed Go
-//     value and routes it to a per-event Handler. Standard library only.
+//     value. Standard library only.
 //   - procurement: a Partner Procurement API client with typed resources,
 //     errors usable with errors.Is, retries, and idempotent approval helpers
 //     that re-read state before acting.
 //   - usage: reports metered usage to Service Control, persisted before it
 //     is sent and sent with deterministic operation ids, so that none is lost
 //     and none is billed twice.
-//   - marketplace: the Processor (exactly-once callbacks, approval policies,
-//     parking until sign-up, pull and push transports, sign-up verification,
-//     Reconcile) and the Store it keeps its state in, with memstore (tests),
+//   - marketplace: the Handler your app writes (one callback per change,
+//     its argument the re-read state), the Processor (exactly-once
+//     callbacks, approval policies, parking until sign-up, pull and push
+//     transports, sign-up verification, Reconcile) and the Store it keeps its state in, with memstore (tests),
 //     sqlitestore (embedded default), pgstore (PostgreSQL, several replicas)
 //     and storetest (the contract every Store passes).
 //   - marketplace/marketplacetest: an offline Marketplace (Procurement,
@@ -37,18 +38,30 @@
 //
 // # A short example
 //
-// Decode a Pub/Sub message and route it to the callbacks an app cares about:
+// Write the callbacks your app needs; each gets a *marketplace.Change
+// holding the entitlement as just re-read from the Procurement API and the
+// customer you linked at sign-up:
 //
-//	type app struct{ events.HandlerDefaults }
+//	type app struct{ marketplace.HandlerDefaults }
 //
-//	func (app) OnEntitlementActive(ctx context.Context, e *events.EntitlementActive) error {
-//		// Provision the customer's service.
+//	func (app) OnEntitlementActive(ctx context.Context, c *marketplace.Change) error {
+//		// Provision plan c.Entitlement.Plan for your user c.Linked.VendorUserID.
 //		return nil
 //	}
+//
+// The Processor calls them once per change, whatever the order and number
+// of the Pub/Sub messages:
+//
+//	proc, err := marketplace.New(store, client, app{}, nil)
+//
+// Package events only decodes a message into a typed event, for code that
+// reads messages itself:
 //
 //	ev, err := events.Decode(msg.Data)
 //	if err != nil {
 //		return err // malformed: a *events.DecodeError
 //	}
-//	return events.Dispatch(ctx, app{}, ev)
+//	if e, ok := ev.(*events.EntitlementOfferAccepted); ok {
+//		fmt.Println(e.Entitlement.ID, e.Entitlement.NewOfferStartTime)
+//	}
 package gcpmarketplace

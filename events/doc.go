@@ -1,5 +1,8 @@
 // Package events decodes the Pub/Sub messages Google Cloud Marketplace
-// sends to a SaaS partner and routes them to typed callbacks.
+// sends to a SaaS partner into typed events. The callbacks an application
+// writes are not here: they are marketplace.Handler's, which the
+// marketplace.Processor calls with the state re-read from the Procurement
+// API, not with the message.
 //
 // # The message
 //
@@ -30,8 +33,7 @@
 // acknowledged rather than redelivered forever.
 //
 // [Decode] returns one concrete type per eventType (for example
-// [*EntitlementCreationRequested]); [Dispatch] calls the matching method of
-// a [Handler].
+// [*EntitlementCreationRequested]); a type switch reaches its fields.
 //
 // # A message is a hint, not the truth
 //

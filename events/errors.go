@@ -87,7 +87,7 @@ func (p FieldProblem) String() string {
 }
 
 // Permanent marks err as one that retrying cannot fix. A processor that gets
-// it from a [Handler] records the message as poison and acknowledges it
+// it from a callback (a marketplace.Handler method) records the message as poison and acknowledges it
 // instead of having it redelivered. Permanent(nil) is nil. The result's
 // message is err's, and errors.Is/As see through it.
 func Permanent(err error) error {

@@ -110,7 +110,7 @@ type Resource struct {
 
 // Event is a decoded message. Its concrete type is one of the pointer types
 // of this package: one per [Type], [*AccountMessage] or [*Unknown]. Use a
-// type switch or [Dispatch] to reach the fields of a given type.
+// type switch to reach the fields of a given type.
 type Event interface {
 	// ID returns the eventId, an opaque key to deduplicate on.
 	ID() string
@@ -375,7 +375,7 @@ func (e *EntitlementRenewed) Resource() Resource { return e.Entitlement.Resource
 func (e *EntitlementOfferEnded) Resource() Resource { return e.Entitlement.Resource() }
 
 // isEvent keeps Event's implementations to this package's types, the ones
-// Dispatch knows how to route.
+// a type switch over the types of this package covers.
 func (*AccountMessage) isEvent()                  {}
 func (*AccountCreationRequested) isEvent()        {}
 func (*AccountActive) isEvent()                   {}

@@ -1,7 +1,6 @@
 package events_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
@@ -44,57 +43,17 @@ func ExampleDecode() {
 	// events: malformed message: eventId: want a string, got a number (payload 50 bytes, sha256 744803e82bc440bf)
 }
 
-// provisioner handles the events it cares about and inherits no-op
-// callbacks for the rest from HandlerDefaults.
-type provisioner struct {
-	events.HandlerDefaults
-}
-
-func (provisioner) OnEntitlementActive(ctx context.Context, e *events.EntitlementActive) error {
-	fmt.Println("provision", e.Entitlement.ID)
-	return nil
-}
-
-func (provisioner) OnEntitlementCancelled(ctx context.Context, e *events.EntitlementCancelled) error {
-	fmt.Println("deprovision", e.Entitlement.ID)
-	return nil
-}
-
-func (provisioner) OnUnknown(ctx context.Context, e *events.Unknown) error {
-	fmt.Println("ignoring", e.Type(), "for", e.Resource().Kind, e.Resource().ID)
-	return nil
-}
-
-func ExampleHandler() {
-	messages := []string{
-		`{"eventId":"1","eventType":"ENTITLEMENT_ACTIVE","entitlement":{"id":"ent-1"}}`,
-		`{"eventId":"2","eventType":"ENTITLEMENT_PLAN_CHANGED","entitlement":{"id":"ent-1"}}`,
-		`{"eventId":"3","eventType":"ENTITLEMENT_CANCELLED","entitlement":{"id":"ent-1"}}`,
-		`{"eventId":"4","eventType":"ENTITLEMENT_SUSPENDED","entitlement":{"id":"ent-1"}}`,
-	}
-	ctx := context.Background()
-	for _, m := range messages {
-		ev, err := events.Decode([]byte(m))
-		if err != nil {
-			fmt.Println(err)
-			continue
-		}
-		if err := events.Dispatch(ctx, provisioner{}, ev); err != nil {
-			fmt.Println("retry later:", err)
-		}
-	}
-	// Output:
-	// provision ent-1
-	// deprovision ent-1
-	// ignoring ENTITLEMENT_SUSPENDED for entitlement ent-1
-}
-
+// A callback that cannot succeed however often it is retried marks its
+// error with Permanent: the processor records the message as poison and
+// acknowledges it instead of having it redelivered.
 func ExamplePermanent() {
-	h := events.HandlerFunc(func(ctx context.Context, e events.Event) error {
-		return events.Permanent(fmt.Errorf("entitlement %s: plan %q is not sold", e.Resource().ID, "legacy"))
-	})
-	ev, _ := events.Decode([]byte(`{"eventId":"1","eventType":"ENTITLEMENT_CREATION_REQUESTED","entitlement":{"id":"ent-1","newPlan":"legacy"}}`))
-	err := events.Dispatch(context.Background(), h, ev)
+	provision := func(entitlementID, plan string) error {
+		if plan == "legacy" {
+			return events.Permanent(fmt.Errorf("entitlement %s: plan %q is not sold", entitlementID, plan))
+		}
+		return nil
+	}
+	err := provision("ent-1", "legacy")
 	fmt.Println(err, events.IsPermanent(err))
 	// Output:
 	// entitlement ent-1: plan "legacy" is not sold true

@@ -91,19 +91,9 @@ func (p *Processor) settleAccount(ctx context.Context, id string, tr accTrigger,
 		return accResult{outcome: outcomeDuplicate}, nil
 	}
 
-	// A listed snapshot (Reconcile) older than what is stored, or that
-	// would take back a sign-up stored as approved, may predate a message
-	// settled since its page was fetched: read the account again.
-	cur := tr.listed
-	if cur == nil || (prev != nil && (olderThanStored(cur.UpdateTime, prev.UpdateTime) || (prev.SignupApproved && !cur.SignupApproved()))) {
-		cur = nil
-		a, err := p.client.GetAccount(ctx, id, &procurement.GetAccountParams{View: procurement.AccountViewBasic})
-		switch {
-		case err == nil:
-			cur = &a
-		case !errors.Is(err, procurement.ErrNotFound):
-			return accResult{}, fmt.Errorf("marketplace: re-reading account %s: %w", id, err)
-		}
+	cur, err := p.rereadAccount(ctx, id, prev, tr)
+	if err != nil {
+		return accResult{}, err
 	}
 	if cur == nil {
 		return p.purgeAccount(ctx, id, prev, ents, tr, log)
@@ -119,7 +109,7 @@ func (p *Processor) settleAccount(ctx context.Context, id string, tr accTrigger,
 		p.releaseParked(ctx, cur, ents, tr, log)
 		return accResult{outcome: outcomeStale}, nil
 	}
-	if prev == nil {
+	if accountTransition(prev != nil, len(ents) > 0, true) == events.TypeAccountActive {
 		if err := p.accountActive(ctx, cur, nil, tr.ev, log); err != nil {
 			return accResult{}, err
 		}
@@ -140,6 +130,25 @@ func (p *Processor) settleAccount(ctx context.Context, id string, tr accTrigger,
 	}
 	p.releaseParked(ctx, cur, ents, tr, log)
 	return accResult{outcome: outcomeProcessed, added: prev == nil, updated: prev != nil}, nil
+}
+
+// rereadAccount returns the account as it is now at Google (nil: it no
+// longer exists). A listed snapshot (Reconcile) older than what is stored,
+// or that would take back a sign-up stored as approved, may predate a
+// message settled since its page was fetched: the account is read again.
+func (p *Processor) rereadAccount(ctx context.Context, id string, prev *Account, tr accTrigger) (*procurement.Account, error) {
+	cur := tr.listed
+	if cur != nil && (prev == nil || (!olderThanStored(cur.UpdateTime, prev.UpdateTime) && (!prev.SignupApproved || cur.SignupApproved()))) {
+		return cur, nil
+	}
+	a, err := p.client.GetAccount(ctx, id, &procurement.GetAccountParams{View: procurement.AccountViewBasic})
+	switch {
+	case errors.Is(err, procurement.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("marketplace: re-reading account %s: %w", id, err)
+	}
+	return &a, nil
 }
 
 // releaseParked settles the parked entitlements of an account found
@@ -163,15 +172,8 @@ func (p *Processor) releaseParked(ctx context.Context, cur *procurement.Account,
 // accountActive fires OnAccountActive, the callback for an account seen
 // for the first time, whichever way it was seen.
 func (p *Processor) accountActive(ctx context.Context, cur *procurement.Account, link *Account, trigger events.Event, log *slog.Logger) error {
-	ev, ok := trigger.(*events.AccountActive)
-	if !ok {
-		h := events.Header{EventType: events.TypeAccountActive, ProviderID: p.client.ProviderID()}
-		if trigger != nil {
-			h.EventID = trigger.ID()
-		}
-		ev = &events.AccountActive{Header: h, Account: events.Account{ID: cur.ID, UpdateTime: cur.UpdateTime}}
-	}
-	if err := p.dispatch(withInfo(ctx, &cbInfo{acct: cur, link: link, trigger: trigger}), ev, log); err != nil {
+	c := &Change{Type: events.TypeAccountActive, Account: cur, Linked: link, Trigger: trigger}
+	if err := p.dispatch(ctx, c, log); err != nil {
 		return fmt.Errorf("marketplace: %s callback for account %s: %w", events.TypeAccountActive, cur.ID, err)
 	}
 	return nil
@@ -189,7 +191,7 @@ func mergeAccount(prev *Account, cur *procurement.Account, now time.Time) Accoun
 }
 
 func (p *Processor) purgeAccount(ctx context.Context, id string, prev *Account, ents []Entitlement, tr accTrigger, log *slog.Logger) (accResult, error) {
-	if prev == nil && len(ents) == 0 {
+	if accountTransition(prev != nil, len(ents) > 0, false) != events.TypeAccountDeleted {
 		// Never linked here, or purged already: nothing of the customer's
 		// is known to this integration. Said and counted, never silent.
 		log.LogAttrs(ctx, slog.LevelInfo, "marketplace: account not found at the Procurement API nor locally; acknowledged without effect")
@@ -207,15 +209,14 @@ func (p *Processor) purgeAccount(ctx context.Context, id string, prev *Account, 
 			deleted = append(deleted, e.ID)
 		}
 	}
-	ev, ok := tr.ev.(*events.AccountDeleted)
-	if !ok {
-		h := events.Header{EventType: events.TypeAccountDeleted, ProviderID: p.client.ProviderID()}
-		if tr.ev != nil {
-			h.EventID = tr.ev.ID()
-		}
-		ev = &events.AccountDeleted{Header: h, Account: events.Account{ID: id}}
+	// The customer to purge: the stored account, or, when only entitlements
+	// of it were stored, its id.
+	link := prev
+	if link == nil {
+		link = &Account{ID: id}
 	}
-	if err := p.dispatch(withInfo(ctx, &cbInfo{link: prev, trigger: tr.ev}), ev, log); err != nil {
+	c := &Change{Type: events.TypeAccountDeleted, Linked: link, Trigger: tr.ev}
+	if err := p.dispatch(ctx, c, log); err != nil {
 		return accResult{}, fmt.Errorf("marketplace: %s callback for account %s: %w", events.TypeAccountDeleted, id, err)
 	}
 	cctx, cancel := p.commitContext(ctx)

@@ -35,13 +35,13 @@ func crash(env *procEnv, methods ...marketplacetest.Method) func() events.Type {
 		mu   sync.Mutex
 		died events.Type
 	)
-	env.rec.setFail(func(_ context.Context, e events.Event) error {
+	env.rec.setFail(func(_ context.Context, c *marketplace.Change) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if died != "" || calls() == before {
 			return nil
 		}
-		died = e.Type()
+		died = c.Type
 		return errCrash
 	})
 	return func() events.Type {

@@ -6,7 +6,7 @@
 // changes, purge deleted customers).
 //
 // A Processor assembles a procurement.Client, a Store (memstore,
-// sqlitestore, pgstore) and your events.Handler:
+// sqlitestore, pgstore) and your Handler:
 //
 //	proc, err := marketplace.New(store, client, handler,
 //		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Logger: logger}}) // nil Policy: approve automatically
@@ -71,8 +71,8 @@
 //   - Every other event: local state follows the re-read resource.
 //   - ACCOUNT_DELETED (once the API no longer has the account): the
 //     account's entitlements are settled (turn-off callbacks), then the
-//     handler's OnAccountDeleted runs (delete the customer's data:
-//     LinkedAccountFrom gives the VendorUserID), then the account's local
+//     handler's OnAccountDeleted runs (delete the customer's data: its
+//     Change's Linked.VendorUserID), then the account's local
 //     state is removed. Exactly once, however often it is delivered.
 //
 // Policies: a nil Config.Policy approves automatically; ManualApproval(message)
@@ -88,40 +88,44 @@
 // not by the message's eventType. A late ENTITLEMENT_ACTIVE after a
 // cancellation provisions nothing; an ENTITLEMENT_CREATION_REQUESTED that
 // arrives after the entitlement became active still leads to exactly one
-// OnEntitlementActive. Each callback fires once per logical change:
+// OnEntitlementActive. Each callback fires once per logical change; when
+// several changes are observed at once they fire in the order of the rows:
 //
-//	from (stored)                 to (re-read)                       callback
-//	none                          ACTIVATION_REQUESTED               OnEntitlementCreationRequested
-//	none / ACTIVATION_REQUESTED   ACTIVATION_REQUESTED, approved,    OnEntitlementOfferAccepted ("provision at
-//	                              waiting for newOfferStartTime        EntitlementFrom(ctx).NewOfferStartTime")
-//	none / ACTIVATION_REQUESTED   ACTIVE or another usable state     OnEntitlementActive ("provision")
-//	usable, plan p                usable, plan q (or, ending a       OnEntitlementPlanChanged ("change plan")
-//	                              pending change, another offer)
-//	usable                        PENDING_PLAN_CHANGE_APPROVAL       OnEntitlementPlanChangeRequested (informational;
-//	                                                                   the Policy decides)
+//	from (stored)                  to (re-read)                       callback
+//	none                           ACTIVATION_REQUESTED               OnEntitlementCreationRequested
+//	none / ACTIVATION_REQUESTED    ACTIVATION_REQUESTED, approved,    OnEntitlementOfferAccepted ("provision at
+//	                               waiting for newOfferStartTime        c.Entitlement.NewOfferStartTime")
+//	none / ACTIVATION_REQUESTED    ACTIVE or another usable state     OnEntitlementActive ("provision")
+//	usable, plan p                 usable, plan q (or, ending a       OnEntitlementPlanChanged ("change plan")
+//	                               pending change, another offer)
 //	PENDING_PLAN_CHANGE(_APPROVAL) usable, same plan and offer        OnEntitlementPlanChangeCancelled (rejected or withdrawn)
-//	usable                        PENDING_CANCELLATION               OnEntitlementPendingCancellation ("stop at term end")
-//	PENDING_CANCELLATION          ACTIVE (or another usable state)   OnEntitlementCancellationReverted
-//	any but CANCELLED             CANCELLED                          OnEntitlementCancelled ("turn off")
-//	any                           deleted (404)                      OnEntitlementCancelled if not yet cancelled,
-//	                                                                   then OnEntitlementDeleted
-//	none                          CANCELLED                          nothing (never provisioned here)
-//	account unknown               account exists                     OnAccountActive (for any of the three account
-//	                                                                   message shapes, or CompleteSignup)
-//	account known                 account deleted (404)              OnAccountDeleted ("purge")
+//	PENDING_CANCELLATION           ACTIVE (or another usable state)   OnEntitlementCancellationReverted
+//	usable                         PENDING_PLAN_CHANGE_APPROVAL       OnEntitlementPlanChangeRequested (informational;
+//	                               (or another plan asked)              the Policy decides)
+//	usable                         PENDING_CANCELLATION               OnEntitlementPendingCancellation ("stop at term end")
+//	any but CANCELLED              CANCELLED                          OnEntitlementCancelled ("turn off")
+//	any                            deleted (404)                      OnEntitlementCancelled if not yet cancelled,
+//	                                                                    then OnEntitlementDeleted
+//	none                           CANCELLED                          nothing (never provisioned here)
+//	account unknown                account exists                     OnAccountActive (for any of the three account
+//	                                                                    message shapes, or CompleteSignup)
+//	account known                  account deleted (404)              OnAccountDeleted ("purge")
 //
 // "Usable" is ACTIVE, PENDING_PLAN_CHANGE_APPROVAL, PENDING_PLAN_CHANGE or
-// PENDING_CANCELLATION. When several changes are observed at once they fire
-// in that order (for example OnEntitlementActive then
-// OnEntitlementPendingCancellation for an entitlement first seen pending
-// cancellation). Three events change nothing the processor stores and fire
-// their callback once per eventId instead: ENTITLEMENT_RENEWED and
+// PENDING_CANCELLATION. For example an entitlement first seen pending
+// cancellation gets OnEntitlementActive then
+// OnEntitlementPendingCancellation. After the processor's own approval or
+// rejection, the same table runs again from the state read to the state
+// that produced (a first-seen request approved at once gets
+// OnEntitlementCreationRequested then OnEntitlementActive). Three events
+// change nothing the processor stores and fire their callback once per
+// eventId instead, after the others: ENTITLEMENT_RENEWED and
 // ENTITLEMENT_OFFER_ENDED while the entitlement is usable, and
 // ENTITLEMENT_CANCELLING while it is not yet cancelled (when Google
 // cancels at once, the re-read already says CANCELLED and
-// OnEntitlementCancelled covers it). OnAccountMessage and
-// OnAccountCreationRequested are not called: account creation is reported
-// as OnAccountActive whichever message revealed it.
+// OnEntitlementCancelled covers it). Account creation is reported as
+// OnAccountActive whichever message revealed it; an account is "known"
+// when it or one of its entitlements is stored.
 //
 // This holds when the process dies between its own approval or rejection
 // and the commit that follows, whatever triggered it (a message,
@@ -132,14 +136,13 @@
 // OnEntitlementCreationRequested or OnEntitlementPlanChangeRequested is
 // neither lost nor repeated.
 //
-// The event a callback receives is the message's own when the message is
-// of the callback's type; otherwise it is built from the re-read resource
-// (Header.EventID is the triggering message's eventId, or "" for
-// CompleteSignup, Reconcile, Approve and Reject). Act on the resource, not
-// on the event: EntitlementFrom(ctx) returns the entitlement as just read,
-// PreviousEntitlementFrom(ctx) the stored state before the change,
-// AccountFrom(ctx) the account when it was read, LinkedAccountFrom(ctx) the
-// stored account with your VendorUserID, and TriggerFrom(ctx) the message.
+// Each callback gets a *Change holding what to act on, never a message
+// to interpret: Change.Entitlement is the entitlement as just read (never
+// nil in entitlement callbacks; after a deletion, the last state read),
+// Change.Previous the stored state before the change, Change.Account the
+// account when it was read, Change.Linked the stored account with your
+// VendorUserID, and Change.Trigger the message that led there (nil for
+// CompleteSignup, Reconcile, Approve and Reject).
 //
 // # The Handler contract, as seen from this package
 //

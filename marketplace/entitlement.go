@@ -47,88 +47,24 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 	}
 	defer unlock()
 
-	// Local state and deduplication, in one short read-only transaction.
-	// The key lock makes it current: every earlier commit about this
-	// entitlement returned before the lock was released. It is not one
-	// transaction with the commit below (it never was), which is why the
-	// commit re-checks the event id (MarkProcessed) and, when it advances
-	// the entitlement, the updateTime (AdvanceEntitlement).
-	var (
-		dup    bool
-		prev   *Entitlement
-		link   *Account
-		queued = map[ApprovalKind]*ApprovalRequest{}
-	)
-	err = p.read(ctx, func(ctx context.Context, tx Tx) error {
-		if tr.ev != nil && tr.source != sourceRedrive {
-			done, err := tx.IsProcessed(ctx, tr.ev.ID())
-			if err != nil || done {
-				dup = done
-				return err
-			}
-		}
-		e, err := tx.GetEntitlement(ctx, id)
-		switch {
-		case err == nil:
-			prev = &e
-		case !errors.Is(err, ErrNotFound):
-			return err
-		}
-		// Requests are queued only while the entitlement waits for approval
-		// (and removed by the commit that sees it move on), so other states
-		// need not look, unless an operator asks.
-		if tr.operator != nil || (prev != nil && (prev.State == procurement.EntitlementActivationRequested ||
-			prev.State == procurement.EntitlementPendingPlanChangeApproval)) {
-			for _, k := range [...]ApprovalKind{ApprovalEntitlement, ApprovalPlanChange} {
-				r, err := tx.GetApproval(ctx, id, k)
-				switch {
-				case err == nil:
-					queued[k] = &r
-				case !errors.Is(err, ErrNotFound):
-					return err
-				}
-			}
-		}
-		if prev != nil {
-			link, err = getAccount(ctx, tx, prev.AccountID)
-			return err
-		}
-		return nil
-	})
+	loc, err := p.readEntitlementState(ctx, id, tr)
 	if err != nil {
-		return entResult{}, fmt.Errorf("marketplace: reading local state of entitlement %s: %w", id, err)
+		return entResult{}, err
 	}
-	if dup {
+	if loc.dup {
 		return entResult{outcome: outcomeDuplicate}, nil
 	}
-	res := entResult{wasQueued: queued[ApprovalEntitlement] != nil || queued[ApprovalPlanChange] != nil}
+	prev := loc.prev
+	res := entResult{wasQueued: loc.queued[ApprovalEntitlement] != nil || loc.queued[ApprovalPlanChange] != nil}
 	if tr.operator != nil && !res.wasQueued {
 		return res, nil
 	}
-
-	// The message is a hint: act on the resource as it is now. So is a
-	// listed snapshot (Reconcile): a message settled since its page was
-	// fetched may have stored a newer state, which it must not undo.
-	cur := tr.listed
-	if cur == nil || (prev != nil && olderThanStored(cur.UpdateTime, prev.UpdateTime)) {
-		if cur, err = p.getEntitlement(ctx, id); err != nil {
-			return res, err
-		}
+	cur, skip, err := p.rereadEntitlement(ctx, id, tr, prev, log)
+	if err != nil {
+		return res, err
 	}
-	if cur != nil && prev != nil && olderThanStored(cur.UpdateTime, prev.UpdateTime) {
-		// Still older than what is stored: nothing in it is new, and
-		// acting on it would repeat or undo what is done.
-		log.LogAttrs(ctx, slog.LevelDebug, "marketplace: entitlement read is older than the stored state; ignored",
-			slog.Time("read_update_time", cur.UpdateTime), slog.Time("stored_update_time", prev.UpdateTime))
-		return entResult{outcome: outcomeStale, wasQueued: res.wasQueued, final: cur}, nil
-	}
-	if cur == nil && prev == nil {
-		// The API answers 404 and nothing is known here: an entitlement
-		// removed before this message came, another provider's, or a
-		// made-up id. Nothing to do, but a message acknowledged without
-		// effect is said and counted, never silent.
-		log.LogAttrs(ctx, slog.LevelInfo, "marketplace: entitlement not found at the Procurement API nor locally; acknowledged without effect")
-		return entResult{outcome: outcomeNotFound, wasQueued: res.wasQueued}, nil
+	if skip != "" {
+		return entResult{outcome: skip, wasQueued: res.wasQueued, final: cur}, nil
 	}
 	if cur != nil {
 		log = log.With(slog.String("account_id", cur.AccountID))
@@ -136,7 +72,7 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 		// already: only an entitlement new here (or, in theory, moved to
 		// another account) needs another read.
 		if prev == nil || prev.AccountID != cur.AccountID {
-			if link, err = p.readAccountLink(ctx, cur.AccountID); err != nil {
+			if loc.link, err = p.readAccountLink(ctx, cur.AccountID); err != nil {
 				return res, err
 			}
 		}
@@ -146,70 +82,164 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 	// The Marketplace rule for the state the entitlement is in.
 	rule := ruleOutcome{after: cur}
 	if cur != nil {
-		if rule, err = p.applyRule(ctx, cur, prev, queued, tr, log); err != nil {
+		if rule, err = p.applyRule(ctx, cur, prev, loc.queued, tr, log); err != nil {
 			return res, err
 		}
 	}
-	info := cbInfo{prev: prev, link: link, acct: rule.account, trigger: tr.ev}
-	// base is the stored state the remaining callbacks and the commit start
-	// from: prev, or the re-read state once committed below.
-	base := prev
+	// chg is what every callback of this settlement is told besides its
+	// type and entitlement.
+	chg := Change{Previous: prev, Account: rule.account, Linked: loc.link, Trigger: tr.ev}
+	// stored is the local state the remaining callbacks and the commit
+	// start from: prev, or the re-read state once committed below.
+	stored := prev
 	if rule.pending != nil {
 		// Commit before acting at Google (see commitObserved).
-		if base, err = p.commitObserved(ctx, id, prev, cur, newer, queued, info, tr, log); err != nil {
+		obs := observed{stored: prev, read: cur, newer: newer, after: cur}
+		if stored, err = p.commitObserved(ctx, id, obs, loc.queued, chg, tr, log); err != nil {
 			return res, err
 		}
-		newer, info.prev = false, base
+		newer, chg.Previous = false, stored
 		if rule, err = p.carryOut(ctx, cur, rule); err != nil {
 			return res, err
 		}
 	}
 	res.action = rule.action
-	after := rule.after
-
-	// Callbacks, driven by the transitions observed: from the stored state
-	// to the state just read (only if it is newer), then from that to the
-	// state our own approval produced.
-	var steps []step
-	if newer {
-		steps = transitions(localView(base), remoteView(cur), cur)
+	obs := observed{stored: stored, read: cur, newer: newer, after: rule.after, acted: rule.acted}
+	if tr.ev != nil {
+		obs.trigger = tr.ev.Type()
 	}
-	if rule.acted {
-		steps = append(steps, transitions(remoteView(cur), remoteView(after), after)...)
-	}
-	steps = append(steps, p.informational(tr.ev, after)...)
+	return p.finishEntitlement(ctx, id, prev, obs, rule, loc.queued, chg, tr, res, log)
+}
 
+// entState is the local state a settlement starts from.
+type entState struct {
+	dup    bool         // the triggering eventId was processed already
+	prev   *Entitlement // the stored entitlement, or nil
+	link   *Account     // the stored account of prev, or nil
+	queued map[ApprovalKind]*ApprovalRequest
+}
+
+// readEntitlementState reads the local state and checks for a duplicate,
+// in one short read-only transaction. The key lock makes it current: every
+// earlier commit about this entitlement returned before the lock was
+// released. It is not one transaction with the commit (it never was),
+// which is why the commit re-checks the event id (MarkProcessed) and, when
+// it advances the entitlement, the updateTime (AdvanceEntitlement).
+func (p *Processor) readEntitlementState(ctx context.Context, id string, tr entTrigger) (entState, error) {
+	st := entState{queued: map[ApprovalKind]*ApprovalRequest{}}
+	err := p.read(ctx, func(ctx context.Context, tx Tx) error {
+		if tr.ev != nil && tr.source != sourceRedrive {
+			done, err := tx.IsProcessed(ctx, tr.ev.ID())
+			if err != nil || done {
+				st.dup = done
+				return err
+			}
+		}
+		e, err := tx.GetEntitlement(ctx, id)
+		switch {
+		case err == nil:
+			st.prev = &e
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		// Requests are queued only while the entitlement waits for approval
+		// (and removed by the commit that sees it move on), so other states
+		// need not look, unless an operator asks.
+		if tr.operator != nil || (st.prev != nil && (st.prev.State == procurement.EntitlementActivationRequested ||
+			st.prev.State == procurement.EntitlementPendingPlanChangeApproval)) {
+			for _, k := range [...]ApprovalKind{ApprovalEntitlement, ApprovalPlanChange} {
+				r, err := tx.GetApproval(ctx, id, k)
+				switch {
+				case err == nil:
+					st.queued[k] = &r
+				case !errors.Is(err, ErrNotFound):
+					return err
+				}
+			}
+		}
+		if st.prev != nil {
+			st.link, err = getAccount(ctx, tx, st.prev.AccountID)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return entState{}, fmt.Errorf("marketplace: reading local state of entitlement %s: %w", id, err)
+	}
+	return st, nil
+}
+
+// rereadEntitlement returns the entitlement as it is now (nil: it no
+// longer exists at Google), or the outcome that ends the settlement there:
+// a read older than the stored state (outcomeStale, with the read), or an
+// entitlement neither Google nor the store knows (outcomeNotFound).
+func (p *Processor) rereadEntitlement(ctx context.Context, id string, tr entTrigger, prev *Entitlement, log *slog.Logger) (*procurement.Entitlement, outcome, error) {
+	// The message is a hint: act on the resource as it is now. So is a
+	// listed snapshot (Reconcile): a message settled since its page was
+	// fetched may have stored a newer state, which it must not undo.
+	cur := tr.listed
+	if cur == nil || (prev != nil && olderThanStored(cur.UpdateTime, prev.UpdateTime)) {
+		var err error
+		if cur, err = p.getEntitlement(ctx, id); err != nil {
+			return nil, "", err
+		}
+	}
+	if cur != nil && prev != nil && olderThanStored(cur.UpdateTime, prev.UpdateTime) {
+		// Still older than what is stored: nothing in it is new, and
+		// acting on it would repeat or undo what is done.
+		log.LogAttrs(ctx, slog.LevelDebug, "marketplace: entitlement read is older than the stored state; ignored",
+			slog.Time("read_update_time", cur.UpdateTime), slog.Time("stored_update_time", prev.UpdateTime))
+		return cur, outcomeStale, nil
+	}
+	if cur == nil && prev == nil {
+		// The API answers 404 and nothing is known here: an entitlement
+		// removed before this message came, another provider's, or a
+		// made-up id. Nothing to do, but a message acknowledged without
+		// effect is said and counted, never silent.
+		log.LogAttrs(ctx, slog.LevelInfo, "marketplace: entitlement not found at the Procurement API nor locally; acknowledged without effect")
+		return nil, outcomeNotFound, nil
+	}
+	return cur, "", nil
+}
+
+// finishEntitlement ends a settlement: it registers usage, runs the
+// callbacks of the transitions observed (obs: from the stored state to the
+// state just read, if newer, then from that to the state the processor's
+// own change produced) and commits the event id, the new local state and
+// the queue, together. prev is the state stored when the settlement began.
+func (p *Processor) finishEntitlement(ctx context.Context, id string, prev *Entitlement, obs observed, rule ruleOutcome,
+	queued map[ApprovalKind]*ApprovalRequest, chg Change, tr entTrigger, res entResult, log *slog.Logger) (entResult, error) {
+	stored, after := obs.stored, obs.after
+	steps := obs.callbacks()
 	stale := staleApprovals(queued, after)
-	changed := newer || rule.acted || rule.action != "" || len(stale) > 0 ||
-		(base != nil && after != nil && base.Parked != rule.park)
+	changed := obs.newer || rule.acted || rule.action != "" || len(stale) > 0 ||
+		(stored != nil && after != nil && stored.Parked != rule.park)
 	// Usage is registered before the callbacks, so that OnEntitlementActive
 	// can already record usage. Register is an idempotent upsert: if a
 	// callback then fails, the redelivery registers again harmlessly.
 	if p.cfg.usage != nil && changed {
-		if err := p.registerUsage(ctx, base, after); err != nil {
+		if err := p.registerUsage(ctx, stored, after); err != nil {
 			return res, err
 		}
 	}
-	if err := p.runCallbacks(ctx, id, steps, info, tr, log); err != nil {
+	if err := p.runCallbacks(ctx, id, steps, chg, tr.source, log); err != nil {
 		return res, err
 	}
-
 	if !changed && len(steps) == 0 {
 		// Nothing newer and nothing to do: no write. The event id is not
 		// recorded either; a redelivery is as harmless as this delivery.
 		return entResult{outcome: outcomeStale, wasQueued: res.wasQueued, final: after}, nil
 	}
 
-	// Commit: the event id, the new local state and the queue, together.
 	now := p.cfg.now()
 	var local *Entitlement
 	if after != nil {
-		l := toLocal(after, base, rule.park, now)
+		l := toLocal(after, stored, rule.park, now)
 		local = &l
 	}
 	cctx, cancel := p.commitContext(ctx)
 	defer cancel()
-	err = p.store.InTx(cctx, func(ctx context.Context, tx Tx) error {
+	err := p.store.InTx(cctx, func(ctx context.Context, tx Tx) error {
 		if tr.ev != nil {
 			first, err := tx.MarkProcessed(ctx, tr.ev.ID(), now)
 			if err != nil {
@@ -222,7 +252,7 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 		if !changed {
 			return nil
 		}
-		return writeEntitlement(ctx, tx, id, base, local, rule.hold, stale)
+		return writeEntitlement(ctx, tx, id, stored, local, rule.hold, stale)
 	})
 	if err != nil {
 		return res, fmt.Errorf("marketplace: committing entitlement %s: %w", id, err)
@@ -240,8 +270,8 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 
 // commitObserved is the first of the two commits of a settlement that
 // approves or rejects something at Google. It runs the callbacks of the
-// transitions observed so far (stored → re-read) and commits the re-read
-// state, without the triggering eventId. If the process dies after
+// transitions observed so far (obs: stored → re-read) and commits the
+// re-read state, without the triggering eventId. If the process dies after
 // Google's change and before the final commit, the redelivery then starts
 // from the re-read state and fires only the callbacks of what followed;
 // without this commit it would start from the older stored state, which
@@ -249,12 +279,10 @@ func (p *Processor) settleEntitlement(ctx context.Context, id string, tr entTrig
 // OnEntitlementPlanChangeRequested would never fire). It returns the local
 // state the rest of the settlement starts from, and removes from queued
 // the requests it dequeued.
-func (p *Processor) commitObserved(ctx context.Context, id string, prev *Entitlement, cur *procurement.Entitlement, newer bool,
-	queued map[ApprovalKind]*ApprovalRequest, info cbInfo, tr entTrigger, log *slog.Logger) (*Entitlement, error) {
-	var steps []step
-	if newer {
-		steps = transitions(localView(prev), remoteView(cur), cur)
-	}
+func (p *Processor) commitObserved(ctx context.Context, id string, obs observed,
+	queued map[ApprovalKind]*ApprovalRequest, chg Change, tr entTrigger, log *slog.Logger) (*Entitlement, error) {
+	prev, cur := obs.stored, obs.read
+	steps := obs.callbacks()
 	// Until Google approves it, an entitlement released from parking still
 	// waits: should the process die first, sign-up and Reconcile still find
 	// it parked.
@@ -270,7 +298,7 @@ func (p *Processor) commitObserved(ctx context.Context, id string, prev *Entitle
 			return nil, err
 		}
 	}
-	if err := p.runCallbacks(ctx, id, steps, info, tr, log); err != nil {
+	if err := p.runCallbacks(ctx, id, steps, chg, tr.source, log); err != nil {
 		return nil, err
 	}
 	cctx, cancel := p.commitContext(ctx)

@@ -6,7 +6,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/memstore"
 )
@@ -25,7 +24,7 @@ func (pooledStore) LockKey(context.Context, string) (func(), error) { return fun
 func TestNewChecksPoolSize(t *testing.T) {
 	t.Parallel()
 	env := newProcEnv(t)
-	h := events.HandlerDefaults{}
+	h := marketplace.HandlerDefaults{}
 	_, err := marketplace.New(pooledStore{memstore.New(), 33}, env.client, h, nil)
 	require.ErrorIs(t, err, marketplace.ErrInvalid)
 	require.ErrorContains(t, err, "holds 33 connections, too few for concurrency 16")

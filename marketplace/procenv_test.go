@@ -22,11 +22,11 @@ type procCall struct {
 	Type     events.Type // the callback (the event's type)
 	Resource string      // entitlement or account id
 	EventID  string
-	State    procurement.EntitlementState // EntitlementFrom, if any
+	State    procurement.EntitlementState // the Change's entitlement's, if any
 	Plan     string
 }
 
-// procRecorder is an events.Handler that records every callback and can be
+// procRecorder is a marketplace.Handler that records every callback and can be
 // told to fail.
 type procRecorder struct {
 	mu    sync.Mutex
@@ -34,31 +34,49 @@ type procRecorder struct {
 	// fail, if set, is called before a callback is recorded; a non-nil
 	// error (or a panic) is the callback's result, and the call is not
 	// recorded.
-	fail func(ctx context.Context, e events.Event) error
+	fail func(ctx context.Context, c *marketplace.Change) error
 }
 
-func (r *procRecorder) handler() events.Handler {
-	return events.HandlerFunc(func(ctx context.Context, e events.Event) error {
+func (r *procRecorder) handler() marketplace.Handler {
+	return marketplace.HandlerFunc(func(ctx context.Context, c *marketplace.Change) error {
 		r.mu.Lock()
 		fail := r.fail
 		r.mu.Unlock()
 		if fail != nil {
-			if err := fail(ctx, e); err != nil {
+			if err := fail(ctx, c); err != nil {
 				return err
 			}
 		}
-		c := procCall{Type: e.Type(), Resource: e.Resource().ID, EventID: e.ID()}
-		if ent, ok := marketplace.EntitlementFrom(ctx); ok {
-			c.State, c.Plan = ent.State, ent.Plan
+		call := procCall{Type: c.Type, Resource: resourceOf(c)}
+		if c.Trigger != nil {
+			call.EventID = c.Trigger.ID()
+		}
+		if c.Entitlement != nil {
+			call.State, call.Plan = c.Entitlement.State, c.Entitlement.Plan
 		}
 		r.mu.Lock()
-		r.calls = append(r.calls, c)
+		r.calls = append(r.calls, call)
 		r.mu.Unlock()
 		return nil
 	})
 }
 
-func (r *procRecorder) setFail(f func(ctx context.Context, e events.Event) error) {
+// resourceOf is the id of the entitlement or account a callback is about.
+func resourceOf(c *marketplace.Change) string {
+	switch {
+	case c.Entitlement != nil:
+		return c.Entitlement.ID
+	case c.Account != nil:
+		return c.Account.ID
+	case c.Linked != nil:
+		return c.Linked.ID
+	case c.Trigger != nil:
+		return c.Trigger.Resource().ID
+	}
+	return ""
+}
+
+func (r *procRecorder) setFail(f func(ctx context.Context, c *marketplace.Change) error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.fail = f

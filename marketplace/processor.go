@@ -26,12 +26,12 @@ type Message struct {
 
 // Processor turns Marketplace notifications into exactly-once, in-order
 // effects: local state in a Store, approvals through the Procurement API
-// and callbacks of an events.Handler. See the package documentation for the
+// and callbacks of a Handler. See the package documentation for the
 // pipeline and its guarantees. It is safe for concurrent use.
 type Processor struct {
 	store   Store
 	client  *procurement.Client
-	handler events.Handler
+	handler Handler
 	cfg     config
 	logger  *slog.Logger
 	locks   keyedMutex
@@ -64,14 +64,14 @@ type Processor struct {
 // when the pool is too small for the concurrency (see ConnPool). If it
 // implements Viewer (sqlitestore does), the processor reads local state in
 // read-only transactions, which do not queue behind commits.
-func New(store Store, client *procurement.Client, handler events.Handler, cfg *Config) (*Processor, error) {
+func New(store Store, client *procurement.Client, handler Handler, cfg *Config) (*Processor, error) {
 	switch {
 	case store == nil:
 		return nil, fmt.Errorf("marketplace: New: nil Store: %w", ErrInvalid)
 	case client == nil:
 		return nil, fmt.Errorf("marketplace: New: nil procurement.Client: %w", ErrInvalid)
 	case handler == nil:
-		return nil, fmt.Errorf("marketplace: New: nil events.Handler: %w", ErrInvalid)
+		return nil, fmt.Errorf("marketplace: New: nil Handler: %w", ErrInvalid)
 	}
 	if cfg == nil {
 		cfg = &Config{}
@@ -339,7 +339,7 @@ func (p *Processor) processUnknown(ctx context.Context, u *events.Unknown, sourc
 	r := u.Resource()
 	log.LogAttrs(ctx, slog.LevelWarn, "marketplace: unknown event type; passing it to OnUnknown",
 		slog.String("resource", r.Kind.String()), slog.String("resource_id", r.ID))
-	if err := p.dispatch(withInfo(ctx, &cbInfo{trigger: u}), u, log); err != nil {
+	if err := p.dispatch(ctx, &Change{Type: u.Type(), Trigger: u}, log); err != nil {
 		return "", err
 	}
 	cctx, cancel := p.commitContext(ctx)

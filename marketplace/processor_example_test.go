@@ -6,7 +6,6 @@ import (
 	"log"
 
 	"github.com/gcpmarketplace/gcpmarketplace"
-	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/memstore"
@@ -26,11 +25,11 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	handler := events.HandlerFunc(func(ctx context.Context, e events.Event) error {
-		if ent, ok := marketplace.EntitlementFrom(ctx); ok {
-			fmt.Printf("%s: plan %s, %s\n", e.Type(), ent.Plan, ent.State)
+	handler := marketplace.HandlerFunc(func(ctx context.Context, c *marketplace.Change) error {
+		if c.Entitlement != nil {
+			fmt.Printf("%s: plan %s, %s\n", c.Type, c.Entitlement.Plan, c.Entitlement.State)
 		} else {
-			fmt.Printf("%s\n", e.Type())
+			fmt.Printf("%s\n", c.Type)
 		}
 		return nil
 	})
@@ -80,7 +79,7 @@ func ExampleManualApproval() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	proc, err := marketplace.New(memstore.New(), client, events.HandlerDefaults{},
+	proc, err := marketplace.New(memstore.New(), client, marketplace.HandlerDefaults{},
 		&marketplace.Config{Policy: marketplace.ManualApproval("Provisioning, expect 1 business day")})
 	if err != nil {
 		log.Fatal(err)

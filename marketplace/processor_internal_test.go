@@ -11,68 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
-
-// The callback-per-transition table of the package documentation.
-func TestTransitionsTable(t *testing.T) {
-	t.Parallel()
-	const (
-		req  = procurement.EntitlementActivationRequested
-		act  = procurement.EntitlementActive
-		ppca = procurement.EntitlementPendingPlanChangeApproval
-		ppc  = procurement.EntitlementPendingPlanChange
-		pc   = procurement.EntitlementPendingCancellation
-		canc = procurement.EntitlementCancelled
-	)
-	v := func(s procurement.EntitlementState, plan string) view {
-		return view{exists: true, state: s, plan: plan}
-	}
-	none := view{}
-	sched := view{exists: true, state: req, scheduled: true}
-	pending := func(s procurement.EntitlementState, plan, next string) view {
-		return view{exists: true, state: s, plan: plan, pendingPlan: next}
-	}
-	tests := []struct {
-		name string
-		a, b view
-		want []events.Type
-	}{
-		{"first sight of a request", none, v(req, "p"), []events.Type{events.TypeEntitlementCreationRequested}},
-		{"first sight of an accepted offer", none, sched, []events.Type{events.TypeEntitlementOfferAccepted}},
-		{"approved, scheduled", v(req, "p"), sched, []events.Type{events.TypeEntitlementOfferAccepted}},
-		{"request unchanged", v(req, "p"), v(req, "p"), nil},
-		{"activated", v(req, "p"), v(act, "p"), []events.Type{events.TypeEntitlementActive}},
-		{"first sight, active", none, v(act, "p"), []events.Type{events.TypeEntitlementActive}},
-		{"first sight, pending cancellation", none, v(pc, "p"), []events.Type{events.TypeEntitlementActive, events.TypeEntitlementPendingCancellation}},
-		{"plan change requested", v(act, "p"), pending(ppca, "p", "q"), []events.Type{events.TypeEntitlementPlanChangeRequested}},
-		{"plan change requested again", pending(ppca, "p", "q"), pending(ppca, "p", "r"), []events.Type{events.TypeEntitlementPlanChangeRequested}},
-		{"plan change approved at once", pending(ppca, "p", "q"), v(act, "q"), []events.Type{events.TypeEntitlementPlanChanged}},
-		{"plan change approved for term end", pending(ppca, "p", "q"), pending(ppc, "p", "q"), nil},
-		{"plan change took effect", pending(ppc, "p", "q"), v(act, "q"), []events.Type{events.TypeEntitlementPlanChanged}},
-		{"plan changed, first seen", v(act, "p"), v(act, "q"), []events.Type{events.TypeEntitlementPlanChanged}},
-		{"plan change rejected or withdrawn", pending(ppca, "p", "q"), v(act, "p"), []events.Type{events.TypeEntitlementPlanChangeCancelled}},
-		{"cancelled at term end", v(act, "p"), v(pc, "p"), []events.Type{events.TypeEntitlementPendingCancellation}},
-		{"pending change dropped by cancellation", pending(ppca, "p", "q"), v(pc, "p"), []events.Type{events.TypeEntitlementPlanChangeCancelled, events.TypeEntitlementPendingCancellation}},
-		{"cancellation reverted", v(pc, "p"), v(act, "p"), []events.Type{events.TypeEntitlementCancellationReverted}},
-		{"term ended", v(pc, "p"), v(canc, "p"), []events.Type{events.TypeEntitlementCancelled}},
-		{"cancelled at once", v(act, "p"), v(canc, "p"), []events.Type{events.TypeEntitlementCancelled}},
-		{"request abandoned", v(req, "p"), v(canc, "p"), []events.Type{events.TypeEntitlementCancelled}},
-		{"first sight, cancelled", none, v(canc, "p"), nil},
-		{"late active after cancel (re-read says cancelled)", v(canc, "p"), v(canc, "p"), nil},
-		{"deleted after cancellation", v(canc, "p"), none, []events.Type{events.TypeEntitlementDeleted}},
-		{"deleted while active (account closed)", v(act, "p"), none, []events.Type{events.TypeEntitlementCancelled, events.TypeEntitlementDeleted}},
-		{"never known, gone", none, none, nil},
-	}
-	for _, tt := range tests {
-		var got []events.Type
-		for _, s := range transitions(tt.a, tt.b, nil) {
-			got = append(got, s.kind)
-		}
-		assert.Equal(t, tt.want, got, tt.name)
-	}
-}
 
 func TestKeyedMutex(t *testing.T) {
 	t.Parallel()

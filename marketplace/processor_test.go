@@ -36,7 +36,7 @@ const (
 func TestNewValidates(t *testing.T) {
 	t.Parallel()
 	env := newProcEnv(t)
-	h := events.HandlerDefaults{}
+	h := marketplace.HandlerDefaults{}
 	_, err := marketplace.New(nil, env.client, h, nil)
 	require.ErrorIs(t, err, marketplace.ErrInvalid)
 	_, err = marketplace.New(env.store, nil, h, nil)
@@ -185,17 +185,16 @@ func TestOfferReplacedOnTheSamePlan(t *testing.T) {
 	require.Equal(t, first, local.Offer)
 
 	var newOffer string
-	env.rec.setFail(func(ctx context.Context, ev events.Event) error {
-		if ev.Type() == tPlanChanged {
-			cur, _ := marketplace.EntitlementFrom(ctx)
-			newOffer = cur.Offer
+	env.rec.setFail(func(_ context.Context, c *marketplace.Change) error {
+		if c.Type == tPlanChanged {
+			newOffer = c.Entitlement.Offer
 		}
 		return nil
 	})
 	require.NoError(t, env.srv.RequestOfferChange(env.ctx, ent, "standard", second))
 	env.drain()
 	assert.Equal(t, []events.Type{tCreationRequested, tActive, tPlanChangeRequested, tPlanChanged}, env.rec.types(ent))
-	assert.Equal(t, second, newOffer, "EntitlementFrom in OnEntitlementPlanChanged")
+	assert.Equal(t, second, newOffer, "Change.Entitlement in OnEntitlementPlanChanged")
 	local, _ = env.localEntitlement(ent)
 	assert.Equal(t, second, local.Offer)
 	env.requireInSync()
@@ -369,12 +368,9 @@ func TestOfferAcceptedScheduledStart(t *testing.T) {
 	env := newProcEnv(t)
 	start := env.srv.Clock().Now().Add(48 * time.Hour)
 	var startSeen time.Time
-	env.rec.setFail(func(ctx context.Context, e events.Event) error {
-		if e.Type() == tOfferAccepted {
-			ent, ok := marketplace.EntitlementFrom(ctx)
-			if ok {
-				startSeen = ent.NewOfferStartTime
-			}
+	env.rec.setFail(func(_ context.Context, c *marketplace.Change) error {
+		if c.Type == tOfferAccepted {
+			startSeen = c.Entitlement.NewOfferStartTime
 		}
 		return nil
 	})
@@ -396,11 +392,9 @@ func TestAccountDeletedPurgesOnce(t *testing.T) {
 	t.Parallel()
 	env := newProcEnv(t)
 	var purgedTenant string
-	env.rec.setFail(func(ctx context.Context, e events.Event) error {
-		if e.Type() == tAccountDeleted {
-			if a, ok := marketplace.LinkedAccountFrom(ctx); ok {
-				purgedTenant = a.VendorUserID
-			}
+	env.rec.setFail(func(_ context.Context, c *marketplace.Change) error {
+		if c.Type == tAccountDeleted {
+			purgedTenant = c.Linked.VendorUserID
 		}
 		return nil
 	})
@@ -601,8 +595,8 @@ func TestPermanentHandlerErrorIsPoison(t *testing.T) {
 	require.NoError(t, err)
 	env.signup(acct)
 	env.drain()
-	env.rec.setFail(func(_ context.Context, e events.Event) error {
-		if e.Type() == tCreationRequested {
+	env.rec.setFail(func(_ context.Context, c *marketplace.Change) error {
+		if c.Type == tCreationRequested {
 			return events.Permanent(errors.New("plan unknown to billing"))
 		}
 		return nil
@@ -630,8 +624,8 @@ func TestTransientHandlerErrorThenSuccess(t *testing.T) {
 	env.signup(acct)
 	require.NoError(t, env.srv.Cancel(env.ctx, ent, false))
 	failures := 2
-	env.rec.setFail(func(_ context.Context, e events.Event) error {
-		if e.Type() == tPendingCancellation && failures > 0 {
+	env.rec.setFail(func(_ context.Context, c *marketplace.Change) error {
+		if c.Type == tPendingCancellation && failures > 0 {
 			failures--
 			return errors.New("app database briefly unavailable")
 		}
@@ -664,7 +658,7 @@ func TestHandlerPanicNacks(t *testing.T) {
 	env.signup(acct)
 	env.drain()
 	panicking := true
-	env.rec.setFail(func(context.Context, events.Event) error {
+	env.rec.setFail(func(context.Context, *marketplace.Change) error {
 		if panicking {
 			panic("nil map in app code")
 		}
@@ -690,7 +684,7 @@ func TestWithPoisonAfter(t *testing.T) {
 	t.Parallel()
 	env := newProcEnv(t, withProc(marketplace.Config{PoisonAfter: 3}))
 	acct, _ := env.purchase(marketplacetest.PurchaseParams{})
-	env.rec.setFail(func(context.Context, events.Event) error { return errors.New("always failing") })
+	env.rec.setFail(func(context.Context, *marketplace.Change) error { return errors.New("always failing") })
 	msgs := env.newMessages()
 	m := msgs[0] // the account message
 	for attempt := 1; attempt <= 2; attempt++ {

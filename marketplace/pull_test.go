@@ -122,8 +122,8 @@ func TestReceiveShutdownNacksInFlight(t *testing.T) {
 	t.Parallel()
 	env := newProcEnv(t)
 	entered := make(chan struct{}, 10)
-	env.rec.setFail(func(ctx context.Context, e events.Event) error {
-		if e.Type() == tAccountActive {
+	env.rec.setFail(func(ctx context.Context, c *marketplace.Change) error {
+		if c.Type == tAccountActive {
 			entered <- struct{}{}
 			<-ctx.Done()
 			return ctx.Err()

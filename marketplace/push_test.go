@@ -94,7 +94,7 @@ func TestPushHandlerResponses(t *testing.T) {
 	require.Len(t, env.poison(), 1)
 
 	// A failing callback: 503 (nack), then success.
-	env.rec.setFail(func(context.Context, events.Event) error { return errors.New("later") })
+	env.rec.setFail(func(context.Context, *marketplace.Change) error { return errors.New("later") })
 	assert.Equal(t, http.StatusServiceUnavailable, status(env.srv.Push(ctx, url, marketplacetest.PushParams{Data: good, Audience: url})))
 	env.rec.setFail(nil)
 	assert.Equal(t, http.StatusNoContent, status(env.srv.Push(ctx, url, marketplacetest.PushParams{Data: good, Audience: url})))
@@ -125,7 +125,7 @@ func TestPushHandlerBoundedByConcurrency(t *testing.T) {
 	var releaseOnce sync.Once
 	unblock := func() { releaseOnce.Do(func() { close(release) }) }
 	t.Cleanup(unblock) // before the push endpoint closes, even on failure
-	env.rec.setFail(func(context.Context, events.Event) error {
+	env.rec.setFail(func(context.Context, *marketplace.Change) error {
 		mu.Lock()
 		inFlight++
 		top = max(top, inFlight)

@@ -113,8 +113,8 @@ func TestReconcileIgnoresSnapshotOlderThanStored(t *testing.T) {
 	}
 	require.NotNil(t, msg.Data)
 	var once sync.Once
-	env.rec.setFail(func(_ context.Context, ev events.Event) error {
-		if ev.Type() == events.TypeEntitlementActive && ev.Resource().ID == first {
+	env.rec.setFail(func(_ context.Context, c *marketplace.Change) error {
+		if c.Type == events.TypeEntitlementActive && c.Entitlement.ID == first {
 			// Receive, running beside Reconcile, settles the second
 			// entitlement after Reconcile listed it.
 			once.Do(func() { require.NoError(t, env.proc.HandleMessage(context.Background(), msg)) })
@@ -147,8 +147,8 @@ func TestReconcileKeepsSignupCompletedMeanwhile(t *testing.T) {
 	require.True(t, ok)
 	require.True(t, local.Parked)
 	var once sync.Once
-	env.rec.setFail(func(_ context.Context, ev events.Event) error {
-		if ev.Type() == events.TypeAccountActive && ev.Resource().ID == first {
+	env.rec.setFail(func(_ context.Context, c *marketplace.Change) error {
+		if c.Type == events.TypeAccountActive && c.Account.ID == first {
 			// The customer completes sign-up after Reconcile listed the
 			// accounts.
 			once.Do(func() { env.signup(second) })

@@ -65,7 +65,7 @@ func TestWaitIdle(t *testing.T) {
 	env := newProcEnv(t)
 	require.NoError(t, env.proc.WaitIdle(env.ctx), "idle from the start")
 	entered, release := make(chan struct{}, 10), make(chan struct{})
-	env.rec.setFail(func(ctx context.Context, e events.Event) error {
+	env.rec.setFail(func(ctx context.Context, c *marketplace.Change) error {
 		entered <- struct{}{}
 		<-release
 		return nil
@@ -131,8 +131,8 @@ func parkedGauge(t *testing.T, rm metricdata.ResourceMetrics) int64 {
 func TestPoisonRedrive(t *testing.T) {
 	t.Parallel()
 	env := newProcEnv(t)
-	env.rec.setFail(func(ctx context.Context, e events.Event) error {
-		if e.Type() == tCreationRequested {
+	env.rec.setFail(func(ctx context.Context, c *marketplace.Change) error {
+		if c.Type == tCreationRequested {
 			return events.Permanent(errors.New("tenant missing"))
 		}
 		return nil
@@ -188,8 +188,8 @@ func TestCompleteSignupPartialSuccessIsNotAnError(t *testing.T) {
 	env := newProcEnv(t)
 	acct, ent := env.purchase(marketplacetest.PurchaseParams{})
 	env.drain() // parked
-	env.rec.setFail(func(ctx context.Context, e events.Event) error {
-		if e.Type() == tActive {
+	env.rec.setFail(func(ctx context.Context, c *marketplace.Change) error {
+		if c.Type == tActive {
 			return errors.New("provisioning is down")
 		}
 		return nil

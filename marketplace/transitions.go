@@ -74,19 +74,74 @@ func provisioned(s procurement.EntitlementState) bool {
 	return false
 }
 
-// step is one callback: its kind and the resource it reports (nil once
-// the entitlement is gone).
+// step is one callback: its kind and the entitlement it reports.
 type step struct {
 	kind events.Type
 	ent  *procurement.Entitlement
 }
 
+// observed is what one settlement of an entitlement saw: the input of the
+// transition table.
+type observed struct {
+	// stored is the local state the settlement starts from (nil: none).
+	stored *Entitlement
+	// read is the entitlement as re-read (nil: the API answered 404), and
+	// newer whether it is newer than stored: if not, its transitions were
+	// reported when it was stored.
+	read  *procurement.Entitlement
+	newer bool
+	// after is the state the processor's own approval or rejection
+	// produced (nil: removed), when acted; otherwise read.
+	after *procurement.Entitlement
+	acted bool
+	// trigger is the triggering message's type ("" without one), for the
+	// events that change nothing stored (informational).
+	trigger events.Type
+}
+
+// callbacks is the transition table applied to what a settlement observed:
+// the callbacks to run, in order, each with the entitlement it reports.
+// First the transitions from the stored state to the state read (only if
+// it is newer), then those from that to the state the processor's own
+// change produced, then the informational callback of the message, if any.
+// An entitlement found deleted is reported with the last state read: the
+// one read before the processor's change, or else the stored one. It is a
+// pure function; the table it implements is the one in the package
+// documentation.
+func (o observed) callbacks() []step {
+	var out []step
+	add := func(kinds []events.Type, ent *procurement.Entitlement) {
+		for _, k := range kinds {
+			out = append(out, step{k, ent})
+		}
+	}
+	if o.newer {
+		last := o.read
+		if last == nil {
+			last = fromLocal(o.stored)
+		}
+		add(transitions(localView(o.stored), remoteView(o.read)), last)
+	}
+	if o.acted {
+		last := o.after
+		if last == nil {
+			last = o.read
+		}
+		add(transitions(remoteView(o.read), remoteView(o.after)), last)
+	}
+	if k := informational(o.trigger, o.after); k != "" {
+		out = append(out, step{k, o.after})
+	}
+	return out
+}
+
 // transitions lists the callbacks that take the app from state a to state
 // b, in the order the changes happen. It is the single place that decides
-// which callback fires for which change (the table in the package doc).
-func transitions(a, b view, ent *procurement.Entitlement) []step {
-	var out []step
-	add := func(k events.Type) { out = append(out, step{k, ent}) }
+// which callback fires for which change of an entitlement (the table in the
+// package documentation).
+func transitions(a, b view) []events.Type {
+	var out []events.Type
+	add := func(k events.Type) { out = append(out, k) }
 	switch {
 	case !b.exists:
 		if a.exists {
@@ -109,55 +164,89 @@ func transitions(a, b view, ent *procurement.Entitlement) []step {
 			add(events.TypeEntitlementCancelled)
 		}
 	case provisioned(b.state):
-		wasOn := a.exists && provisioned(a.state)
-		if !wasOn {
-			add(events.TypeEntitlementActive)
-		}
-		changePending := func(s procurement.EntitlementState) bool {
-			return s == procurement.EntitlementPendingPlanChangeApproval || s == procurement.EntitlementPendingPlanChange
-		}
-		// A replacement offer may keep the plan: the change is then seen
-		// in the offer, when both sides know theirs and a change was
-		// pending (an offer may also end, and the entitlement go on at
-		// list price under another offer name: that is no plan change).
-		changed := a.plan != b.plan ||
-			(changePending(a.state) && a.offer != "" && b.offer != "" && a.offer != b.offer)
-		if wasOn && changed {
-			add(events.TypeEntitlementPlanChanged)
-		}
-		if wasOn && changePending(a.state) && !changePending(b.state) && !changed {
-			add(events.TypeEntitlementPlanChangeCancelled)
-		}
-		if wasOn && a.state == procurement.EntitlementPendingCancellation && b.state != procurement.EntitlementPendingCancellation {
-			add(events.TypeEntitlementCancellationReverted)
-		}
-		if b.state == procurement.EntitlementPendingPlanChangeApproval &&
-			(a.state != procurement.EntitlementPendingPlanChangeApproval || a.pendingPlan != b.pendingPlan) {
-			add(events.TypeEntitlementPlanChangeRequested)
-		}
-		if b.state == procurement.EntitlementPendingCancellation && a.state != procurement.EntitlementPendingCancellation {
-			add(events.TypeEntitlementPendingCancellation)
-		}
+		out = usableTransitions(a, b)
 	}
 	return out
 }
 
-// informational lists the callbacks of events that change nothing the
-// processor stores (a renewal, the end of an offer, a cancellation in
-// progress): they fire once per eventId, while they still make sense.
-func (p *Processor) informational(ev events.Event, after *procurement.Entitlement) []step {
-	if ev == nil || after == nil {
-		return nil
+// usableTransitions is transitions to a usable state b.
+func usableTransitions(a, b view) []events.Type {
+	var out []events.Type
+	add := func(k events.Type) { out = append(out, k) }
+	wasOn := a.exists && provisioned(a.state)
+	if !wasOn {
+		add(events.TypeEntitlementActive)
 	}
-	switch ev.Type() {
+	changePending := func(s procurement.EntitlementState) bool {
+		return s == procurement.EntitlementPendingPlanChangeApproval || s == procurement.EntitlementPendingPlanChange
+	}
+	// A replacement offer may keep the plan: the change is then seen in
+	// the offer, when both sides know theirs and a change was pending (an
+	// offer may also end, and the entitlement go on at list price under
+	// another offer name: that is no plan change).
+	changed := a.plan != b.plan ||
+		(changePending(a.state) && a.offer != "" && b.offer != "" && a.offer != b.offer)
+	if wasOn && changed {
+		add(events.TypeEntitlementPlanChanged)
+	}
+	if wasOn && changePending(a.state) && !changePending(b.state) && !changed {
+		add(events.TypeEntitlementPlanChangeCancelled)
+	}
+	if wasOn && a.state == procurement.EntitlementPendingCancellation && b.state != procurement.EntitlementPendingCancellation {
+		add(events.TypeEntitlementCancellationReverted)
+	}
+	if b.state == procurement.EntitlementPendingPlanChangeApproval &&
+		(a.state != procurement.EntitlementPendingPlanChangeApproval || a.pendingPlan != b.pendingPlan) {
+		add(events.TypeEntitlementPlanChangeRequested)
+	}
+	if b.state == procurement.EntitlementPendingCancellation && a.state != procurement.EntitlementPendingCancellation {
+		add(events.TypeEntitlementPendingCancellation)
+	}
+	return out
+}
+
+// informational is the callback of a message that changes nothing the
+// processor stores (a renewal, the end of an offer, a cancellation in
+// progress), given the entitlement after the settlement: it fires once per
+// eventId, while it still makes sense, and "" is none.
+func informational(trigger events.Type, after *procurement.Entitlement) events.Type {
+	if after == nil {
+		return ""
+	}
+	switch trigger {
 	case events.TypeEntitlementRenewed, events.TypeEntitlementOfferEnded:
 		if provisioned(after.State) {
-			return []step{{ev.Type(), after}}
+			return trigger
 		}
 	case events.TypeEntitlementCancelling:
 		if after.State != procurement.EntitlementCancelled {
-			return []step{{ev.Type(), after}}
+			return trigger
 		}
 	}
-	return nil
+	return ""
+}
+
+// accountTransition is the account half of the table: the callback for an
+// account stored here or not (or only entitlements of it), found at Google
+// or not; "" is none.
+func accountTransition(stored, entitlementsStored, exists bool) events.Type {
+	switch {
+	case exists && !stored:
+		return events.TypeAccountActive
+	case !exists && (stored || entitlementsStored):
+		return events.TypeAccountDeleted
+	}
+	return ""
+}
+
+// fromLocal is a stored entitlement as the Procurement API would show it,
+// with the fields the Store keeps.
+func fromLocal(e *Entitlement) *procurement.Entitlement {
+	if e == nil {
+		return nil
+	}
+	return &procurement.Entitlement{
+		ID: e.ID, AccountID: e.AccountID, ProductExternalName: e.Product, Plan: e.Plan, NewPendingPlan: e.PendingPlan,
+		Offer: e.Offer, State: procurement.EntitlementState(e.State), UsageReportingID: e.UsageReportingID, UpdateTime: e.UpdateTime,
+	}
 }

@@ -63,11 +63,11 @@ func TestUsageRecordedInOnEntitlementActive(t *testing.T) {
 	}, env.srv.ClientOptions()...)
 	require.NoError(t, err)
 	var recorded atomic.Int32
-	env.rec.setFail(func(ctx context.Context, e events.Event) error {
-		if ent, ok := marketplace.EntitlementFrom(ctx); !ok || e.Type() != events.TypeEntitlementActive || ent.UsageReportingID == "" {
+	env.rec.setFail(func(ctx context.Context, c *marketplace.Change) error {
+		if c.Type != events.TypeEntitlementActive || c.Entitlement.UsageReportingID == "" {
 			return nil
 		}
-		if err := rep.Record(ctx, usage.Record{EntitlementID: e.Resource().ID, Metric: "requests", Int64: 1}); err != nil {
+		if err := rep.Record(ctx, usage.Record{EntitlementID: c.Entitlement.ID, Metric: "requests", Int64: 1}); err != nil {
 			return err
 		}
 		recorded.Add(1)

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 )
 
@@ -20,7 +19,7 @@ type tenant struct {
 }
 
 type app struct {
-	events.HandlerDefaults
+	marketplace.HandlerDefaults
 	tl *timeline
 
 	mu      sync.Mutex
@@ -30,15 +29,15 @@ type app struct {
 
 func newApp(tl *timeline) *app { return &app{tl: tl, tenants: map[string]*tenant{}} }
 
-// tenantOf finds the tenant of the account the callback is about.
-func (a *app) tenantOf(ctx context.Context) *tenant {
-	acct, ok := marketplace.LinkedAccountFrom(ctx)
-	if !ok || acct.VendorUserID == "" {
+// tenantOf finds the tenant of the account a callback is about, through
+// the stored account the processor hands it (c.Linked).
+func (a *app) tenantOf(c *marketplace.Change) *tenant {
+	if c.Linked == nil || c.Linked.VendorUserID == "" {
 		return nil
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.tenants[acct.VendorUserID]
+	return a.tenants[c.Linked.VendorUserID]
 }
 
 // signupPage is the page behind the sign-up URL: the token is verified by
@@ -61,20 +60,19 @@ func (a *app) signupPage(proc *marketplace.Processor) func(http.ResponseWriter, 
 	}
 }
 
-func (a *app) OnAccountActive(_ context.Context, e *events.AccountActive) error {
-	a.tl.callback("OnAccountActive", "account %s exists at Google; it has not signed up yet", short(e.Account.ID))
+func (a *app) OnAccountActive(_ context.Context, c *marketplace.Change) error {
+	a.tl.callback("OnAccountActive", "account %s exists at Google; it has not signed up yet", short(c.Account.ID))
 	return nil
 }
 
-func (a *app) OnEntitlementCreationRequested(ctx context.Context, e *events.EntitlementCreationRequested) error {
-	ent, _ := marketplace.EntitlementFrom(ctx)
-	a.tl.callback("OnEntitlementCreationRequested", "entitlement %s for plan %q requested", short(e.Entitlement.ID), ent.Plan)
+func (a *app) OnEntitlementCreationRequested(_ context.Context, c *marketplace.Change) error {
+	a.tl.callback("OnEntitlementCreationRequested", "entitlement %s for plan %q requested", short(c.Entitlement.ID), c.Entitlement.Plan)
 	return nil
 }
 
-func (a *app) OnEntitlementActive(ctx context.Context, e *events.EntitlementActive) error {
-	ent, _ := marketplace.EntitlementFrom(ctx)
-	t := a.tenantOf(ctx)
+func (a *app) OnEntitlementActive(_ context.Context, c *marketplace.Change) error {
+	ent := c.Entitlement
+	t := a.tenantOf(c)
 	if t == nil {
 		return fmt.Errorf("no tenant linked to account %s yet", short(ent.AccountID)) // redelivered later
 	}
@@ -85,48 +83,45 @@ func (a *app) OnEntitlementActive(ctx context.Context, e *events.EntitlementActi
 	return nil
 }
 
-func (a *app) OnEntitlementPlanChangeRequested(ctx context.Context, _ *events.EntitlementPlanChangeRequested) error {
-	ent, _ := marketplace.EntitlementFrom(ctx)
-	a.tl.callback("OnEntitlementPlanChangeRequested", "customer asks to move from %q to %q", ent.Plan, ent.NewPendingPlan)
+func (a *app) OnEntitlementPlanChangeRequested(_ context.Context, c *marketplace.Change) error {
+	a.tl.callback("OnEntitlementPlanChangeRequested", "customer asks to move from %q to %q", c.Entitlement.Plan, c.Entitlement.NewPendingPlan)
 	return nil
 }
 
-func (a *app) OnEntitlementPlanChanged(ctx context.Context, _ *events.EntitlementPlanChanged) error {
-	ent, _ := marketplace.EntitlementFrom(ctx)
-	if t := a.tenantOf(ctx); t != nil {
+func (a *app) OnEntitlementPlanChanged(_ context.Context, c *marketplace.Change) error {
+	if t := a.tenantOf(c); t != nil {
 		a.mu.Lock()
-		t.Plan = ent.Plan
+		t.Plan = c.Entitlement.Plan
 		a.mu.Unlock()
 	}
-	a.tl.callback("OnEntitlementPlanChanged", "now on plan %q", ent.Plan)
+	a.tl.callback("OnEntitlementPlanChanged", "now on plan %q", c.Entitlement.Plan)
 	return nil
 }
 
-func (a *app) OnEntitlementPendingCancellation(ctx context.Context, _ *events.EntitlementPendingCancellation) error {
-	ent, _ := marketplace.EntitlementFrom(ctx)
-	a.tl.callback("OnEntitlementPendingCancellation", "service continues until the term ends (%s)", ent.OfferEndTime.Format(time.DateOnly))
+func (a *app) OnEntitlementPendingCancellation(_ context.Context, c *marketplace.Change) error {
+	a.tl.callback("OnEntitlementPendingCancellation", "service continues until the term ends (%s)", c.Entitlement.OfferEndTime.Format(time.DateOnly))
 	return nil
 }
 
-func (a *app) OnEntitlementCancelled(ctx context.Context, e *events.EntitlementCancelled) error {
-	if t := a.tenantOf(ctx); t != nil {
+func (a *app) OnEntitlementCancelled(_ context.Context, c *marketplace.Change) error {
+	if t := a.tenantOf(c); t != nil {
 		a.mu.Lock()
 		t.Active = false
 		a.mu.Unlock()
 	}
-	a.tl.callback("OnEntitlementCancelled", "turned the service off for entitlement %s", short(e.Entitlement.ID))
+	a.tl.callback("OnEntitlementCancelled", "turned the service off for entitlement %s", short(c.Entitlement.ID))
 	return nil
 }
 
-func (a *app) OnEntitlementDeleted(_ context.Context, e *events.EntitlementDeleted) error {
-	a.tl.callback("OnEntitlementDeleted", "entitlement %s deleted at Google", short(e.Entitlement.ID))
+func (a *app) OnEntitlementDeleted(_ context.Context, c *marketplace.Change) error {
+	a.tl.callback("OnEntitlementDeleted", "entitlement %s deleted at Google", short(c.Entitlement.ID))
 	return nil
 }
 
-func (a *app) OnAccountDeleted(ctx context.Context, e *events.AccountDeleted) error {
-	acct, ok := marketplace.LinkedAccountFrom(ctx)
-	if !ok || acct.VendorUserID == "" {
-		a.tl.callback("OnAccountDeleted", "account %s was never linked: nothing to purge", short(e.Account.ID))
+func (a *app) OnAccountDeleted(_ context.Context, c *marketplace.Change) error {
+	acct := c.Linked
+	if acct.VendorUserID == "" {
+		a.tl.callback("OnAccountDeleted", "account %s was never linked: nothing to purge", short(acct.ID))
 		return nil
 	}
 	a.mu.Lock()

@@ -11,7 +11,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
@@ -125,19 +124,16 @@ func (d *tenantDirectory) purge(tenantID, accountID string) {
 // ---------------------------------------------------------------------------
 // The Marketplace callbacks. The processor calls them once per change,
 // after re-reading the resource from the Procurement API; act on
-// marketplace.EntitlementFrom(ctx), not on the message.
+// c.Entitlement (the entitlement as just read), not on the message.
 
 type app struct {
-	events.HandlerDefaults
+	marketplace.HandlerDefaults
 	tenants *tenantDirectory
 	log     *slog.Logger
 }
 
-func (a *app) OnEntitlementActive(ctx context.Context, _ *events.EntitlementActive) error {
-	ent, ok := marketplace.EntitlementFrom(ctx)
-	if !ok {
-		return nil
-	}
+func (a *app) OnEntitlementActive(ctx context.Context, c *marketplace.Change) error {
+	ent := c.Entitlement
 	// Your app: provision the product for the customer.
 	a.tenants.setSubscription(ent.AccountID, subscription{
 		EntitlementID: ent.ID, Plan: ent.Plan, State: "active", UsageReportingID: ent.UsageReportingID})
@@ -145,64 +141,44 @@ func (a *app) OnEntitlementActive(ctx context.Context, _ *events.EntitlementActi
 	return nil
 }
 
-func (a *app) OnEntitlementPlanChanged(ctx context.Context, _ *events.EntitlementPlanChanged) error {
-	ent, ok := marketplace.EntitlementFrom(ctx)
-	if !ok {
-		return nil
-	}
+func (a *app) OnEntitlementPlanChanged(ctx context.Context, c *marketplace.Change) error {
+	ent := c.Entitlement
 	a.tenants.updateSubscription(ent.AccountID, ent.ID, func(s *subscription) { s.Plan = ent.Plan })
 	a.log.InfoContext(ctx, "plan changed", "entitlement_id", ent.ID, "plan", ent.Plan)
 	return nil
 }
 
-func (a *app) OnEntitlementPendingCancellation(ctx context.Context, _ *events.EntitlementPendingCancellation) error {
-	ent, ok := marketplace.EntitlementFrom(ctx)
-	if !ok {
-		return nil
-	}
-	// Keep serving until the end of the term (ent.OfferEndTime).
-	a.tenants.updateSubscription(ent.AccountID, ent.ID, func(s *subscription) { s.State = "ending" })
+func (a *app) OnEntitlementPendingCancellation(_ context.Context, c *marketplace.Change) error {
+	// Keep serving until the end of the term (c.Entitlement.OfferEndTime).
+	a.tenants.updateSubscription(c.Entitlement.AccountID, c.Entitlement.ID, func(s *subscription) { s.State = "ending" })
 	return nil
 }
 
-func (a *app) OnEntitlementCancellationReverted(ctx context.Context, _ *events.EntitlementCancellationReverted) error {
-	ent, ok := marketplace.EntitlementFrom(ctx)
-	if !ok {
-		return nil
-	}
-	a.tenants.updateSubscription(ent.AccountID, ent.ID, func(s *subscription) { s.State = "active" })
+func (a *app) OnEntitlementCancellationReverted(_ context.Context, c *marketplace.Change) error {
+	a.tenants.updateSubscription(c.Entitlement.AccountID, c.Entitlement.ID, func(s *subscription) { s.State = "active" })
 	return nil
 }
 
-func (a *app) OnEntitlementCancelled(ctx context.Context, e *events.EntitlementCancelled) error {
-	// Turn the service off. EntitlementFrom is empty when the cancellation
-	// is learnt from a deletion; the stored state still names the account.
-	var accountID string
-	if ent, ok := marketplace.EntitlementFrom(ctx); ok {
-		accountID = ent.AccountID
-	} else if prev, ok := marketplace.PreviousEntitlementFrom(ctx); ok {
-		accountID = prev.AccountID
-	}
-	a.tenants.updateSubscription(accountID, e.Entitlement.ID, func(s *subscription) { s.State = "cancelled" })
-	a.log.InfoContext(ctx, "turned off", "entitlement_id", e.Entitlement.ID)
+func (a *app) OnEntitlementCancelled(ctx context.Context, c *marketplace.Change) error {
+	// Turn the service off. When the cancellation is learnt from a
+	// deletion, c.Entitlement is the last state read; it names the account
+	// all the same.
+	a.tenants.updateSubscription(c.Entitlement.AccountID, c.Entitlement.ID, func(s *subscription) { s.State = "cancelled" })
+	a.log.InfoContext(ctx, "turned off", "entitlement_id", c.Entitlement.ID)
 	return nil
 }
 
-func (a *app) OnAccountDeleted(ctx context.Context, e *events.AccountDeleted) error {
-	// Delete the customer's data. LinkedAccountFrom is the stored account,
-	// with the tenant linked at sign-up.
-	acct, ok := marketplace.LinkedAccountFrom(ctx)
-	if !ok || acct.VendorUserID == "" {
-		a.tenants.purge("", e.Account.ID)
-		return nil
-	}
+func (a *app) OnAccountDeleted(ctx context.Context, c *marketplace.Change) error {
+	// Delete the customer's data. c.Linked is the stored account, with the
+	// tenant linked at sign-up (VendorUserID is empty if it never signed up).
+	acct := c.Linked
 	a.tenants.purge(acct.VendorUserID, acct.ID)
 	a.log.InfoContext(ctx, "purged customer data", "account_id", acct.ID, "tenant_id", acct.VendorUserID)
 	return nil
 }
 
-func (a *app) OnUnknown(ctx context.Context, e *events.Unknown) error {
-	a.log.WarnContext(ctx, "unknown Marketplace event type; acknowledged", "event_type", e.Type(), "event_id", e.ID())
+func (a *app) OnUnknown(ctx context.Context, c *marketplace.Change) error {
+	a.log.WarnContext(ctx, "unknown Marketplace event type; acknowledged", "event_type", c.Type, "event_id", c.Trigger.ID())
 	return nil
 }
 

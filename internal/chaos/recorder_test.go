@@ -26,13 +26,12 @@ func newRecorder() *recorder {
 	return &recorder{counts: map[string]int{}, running: map[string]bool{}}
 }
 
-func (r *recorder) handler() events.Handler {
-	return events.HandlerFunc(func(ctx context.Context, ev events.Event) error {
-		res := ev.Resource()
-		k := key(ev.Type(), res.ID)
-		if ev.Type() == events.TypeEntitlementPlanChanged {
-			ent, _ := marketplace.EntitlementFrom(ctx)
-			k = planKey(res.ID, ent.Plan)
+func (r *recorder) handler() marketplace.Handler {
+	return marketplace.HandlerFunc(func(ctx context.Context, c *marketplace.Change) error {
+		res := resourceOf(c)
+		k := key(c.Type, res.ID)
+		if c.Type == events.TypeEntitlementPlanChanged {
+			k = planKey(res.ID, c.Entitlement.Plan)
 		}
 		resource := res.Kind.String() + ":" + res.ID
 		r.mu.Lock()
@@ -51,6 +50,21 @@ func (r *recorder) handler() events.Handler {
 		r.total++
 		return nil
 	})
+}
+
+// resourceOf is the entitlement or account a callback is about.
+func resourceOf(c *marketplace.Change) events.Resource {
+	switch {
+	case c.Entitlement != nil:
+		return events.Resource{Kind: events.ResourceEntitlement, ID: c.Entitlement.ID}
+	case c.Account != nil:
+		return events.Resource{Kind: events.ResourceAccount, ID: c.Account.ID}
+	case c.Linked != nil:
+		return events.Resource{Kind: events.ResourceAccount, ID: c.Linked.ID}
+	case c.Trigger != nil:
+		return c.Trigger.Resource()
+	}
+	return events.Resource{}
 }
 
 func key(t events.Type, id string) string { return string(t) + " " + id }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/pgstore"
@@ -22,7 +21,7 @@ func TestProcessorRefusesTooSmallPool(t *testing.T) {
 	srv := marketplacetest.New(t)
 	client, err := procurement.NewClient(context.Background(), srv.ProviderID(), srv.ClientOptions()...)
 	require.NoError(t, err)
-	h := events.HandlerDefaults{}
+	h := marketplace.HandlerDefaults{}
 
 	small := newStore(t, replicaPool(t, "pgstore-test-pool-small", 10), schema)
 	require.Equal(t, 10, small.MaxConns())
@@ -55,7 +54,7 @@ func TestOpenPoolSize(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
 	require.Equal(t, pgstore.DefaultMaxConns, s.MaxConns())
-	_, err = marketplace.New(s, client, events.HandlerDefaults{}, nil) // concurrency 16 by default
+	_, err = marketplace.New(s, client, marketplace.HandlerDefaults{}, nil) // concurrency 16 by default
 	require.NoError(t, err)
 
 	set, err := pgstore.Open(ctx, withParams(t, testURL(t), map[string]string{"pool_max_conns": "7"}), pgstore.WithSchema(schema))

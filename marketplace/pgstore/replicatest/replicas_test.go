@@ -140,6 +140,21 @@ func (a *approvals) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
+// resourceOf is the id of the entitlement or account a callback is about.
+func resourceOf(c *marketplace.Change) string {
+	switch {
+	case c.Entitlement != nil:
+		return c.Entitlement.ID
+	case c.Account != nil:
+		return c.Account.ID
+	case c.Linked != nil:
+		return c.Linked.ID
+	case c.Trigger != nil:
+		return c.Trigger.Resource().ID
+	}
+	return ""
+}
+
 // number is the order in which the entitlement was approved here, 0 if it
 // was not.
 func (a *approvals) number(id string) int64 {
@@ -151,17 +166,17 @@ func (a *approvals) number(id string) int64 {
 	return v
 }
 
-func (a *app) handler(replica string) events.Handler {
-	return events.HandlerFunc(func(ctx context.Context, e events.Event) error {
-		typ, res := string(e.Type()), e.Resource().ID
+func (a *app) handler(replica string) marketplace.Handler {
+	return marketplace.HandlerFunc(func(ctx context.Context, c *marketplace.Change) error {
+		typ, res := string(c.Type), resourceOf(c)
 		if a.killAt > 0 && a.approved.number(res) == int64(a.killAt) {
 			a.emit(fmt.Sprintf("KILL %s %s %s", replica, res, typ))
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			time.Sleep(time.Minute) // the signal is on its way; do nothing more
 		}
 		var state, plan string
-		ent, hasEnt := marketplace.EntitlementFrom(ctx)
-		if hasEnt {
+		ent := c.Entitlement
+		if ent != nil {
 			state, plan = string(ent.State), ent.Plan
 		}
 		_, err := a.pool.Exec(ctx, `INSERT INTO `+a.table+` AS c (resource, callback, state, plan, invocations)
@@ -171,15 +186,19 @@ func (a *app) handler(replica string) events.Handler {
 		if err != nil {
 			return fmt.Errorf("app: recording %s for %s: %w", typ, res, err)
 		}
-		a.emit(fmt.Sprintf("CB %s %s %s %s %s %s", replica, res, typ, state, plan, e.ID()))
+		var eventID string
+		if c.Trigger != nil {
+			eventID = c.Trigger.ID()
+		}
+		a.emit(fmt.Sprintf("CB %s %s %s %s %s %s", replica, res, typ, state, plan, eventID))
 		units := int64(0)
-		switch e.Type() {
+		switch c.Type {
 		case events.TypeEntitlementActive:
 			units = unitsActive
 		case events.TypeEntitlementPlanChanged:
 			units = unitsPlan
 		}
-		if units == 0 || !hasEnt || ent.UsageReportingID == "" {
+		if units == 0 || ent == nil || ent.UsageReportingID == "" {
 			return nil
 		}
 		// The emulator stamps createTime a few microseconds after its
