@@ -12,8 +12,8 @@
 //		marketplace.WithPolicy(marketplace.AutoApprove),
 //		marketplace.WithLogger(logger))
 //	go proc.Receive(ctx, pubsubClient.Subscriber("marketplace"))  // pull
-//	mux.Handle("/pubsub", proc.PushHandler(pushVerifier))         // or push
-//	sessions, err := marketplace.NewSignupSessions(signupVerifier, store, sessionKeys)
+//	mux.Handle("/pubsub", proc.PushHandler(pushVerifier))         // or push (a *verify.PushVerifier)
+//	sessions, err := signup.NewSessions(signupVerifier, store, sessionKeys, &signup.Config{Runtime: rt})
 //	mux.Handle("POST /signup", sessions.Begin("/signup/form"))     // Google's redirect
 //	mux.Handle("/signup/form", sessions.Handler(yourSignupPage))   // then CompleteSignup
 //	report, err := proc.Reconcile(ctx)                            // at start-up
@@ -158,9 +158,10 @@
 // # Sign-up
 //
 // Google sends the customer to your sign-up URL with a signed token, valid
-// for about five minutes. SignupSessions verifies it there (SignupVerifier),
-// once, records it as used (a copy of it is refused), and carries the
-// verified claims to your form in a signed cookie lasting an hour. Create
+// for about five minutes. Package signup's Sessions verifies it there
+// (verify.SignupVerifier), once, records it as used (a copy of it is
+// refused), and carries the verified claims to your form in a signed
+// cookie lasting an hour. Create
 // or find the customer in your system, then call CompleteSignup with the
 // session's account id and your user id: it
 // approves the account's sign-up at Google, links the account in the Store,
@@ -172,7 +173,7 @@
 // Receive runs the pull transport (cloud.google.com/go/pubsub/v2) with
 // flow control (WithConcurrency) and several streams (WithReceiveStreams).
 // PushHandler serves a push subscription: it verifies the Google-signed
-// OIDC token before reading the body and answers 2xx only after the commit.
+// OIDC token (verify.PushVerifier) before reading the body and answers 2xx only after the commit.
 // Both acknowledge nothing unprocessed. Any other transport can call
 // HandleMessage. Whatever the transport, at most WithConcurrency messages
 // are processed at once; HandleMessage waits for room beyond that.

@@ -2,7 +2,7 @@
 // receives Google Cloud Marketplace notifications through a Pub/Sub push
 // subscription, which suits Cloud Run and other request-driven platforms:
 // Pub/Sub POSTs each message to /pubsub/push with a Google-signed OIDC token,
-// verified by marketplace.PushVerifier before the body is read, and
+// verified by verify.PushVerifier before the body is read, and
 // Processor.PushHandler answers 2xx only after the message's effects are
 // committed (anything else makes Pub/Sub retry).
 //
@@ -34,11 +34,14 @@ import (
 
 	"google.golang.org/api/option"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/promexport"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/pgstore"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/signup"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
@@ -68,7 +71,7 @@ const shutdownTimeout = 20 * time.Second
 // and the usage reporter's Ledger, in the same database.
 type stateStore interface {
 	marketplace.Store
-	marketplace.UsedTokens // sign-up tokens already used
+	signup.UsedTokens // sign-up tokens already used
 	usage.Ledger
 }
 
@@ -102,8 +105,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	// Where Google is: the real APIs with Application Default Credentials,
 	// an emulator in this process (-emulator), or an external emulator.
 	var googleOpts []option.ClientOption
-	var signupOpts []marketplace.SignupOption
-	var pushOpts []marketplace.PushOption
+	var verifyCfg verify.Config // the signing keys: Google's, unless an emulator serves them
 	switch {
 	case cfg.Emulator:
 		emu, stopEmulator, err := startEmulator(&b.cfg)
@@ -114,14 +116,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		defer emu.Clock().Follow(nil, 0)() // time passes as in production
 		b.emu, b.now = emu, emu.Clock().Now
 		googleOpts = emu.ClientOptions()
-		signupOpts = append(signupOpts, marketplace.WithSignupCertsURL(emu.CertsURL()))
-		pushOpts = append(pushOpts, marketplace.WithPushJWKSURL(emu.PushJWKSURL()))
+		verifyCfg.SignupCertsURL = emu.CertsURL()
+		verifyCfg.PushJWKSURL = emu.PushJWKSURL()
 	case cfg.ProcurementEndpoint != "":
 		b.log.Warn("using an emulator's endpoints from the environment, not Google's",
 			"procurement", cfg.ProcurementEndpoint, "service_control", cfg.ServiceControlEndpoint)
 		googleOpts = []option.ClientOption{option.WithEndpoint(cfg.ProcurementEndpoint), option.WithoutAuthentication()}
-		signupOpts = append(signupOpts, marketplace.WithSignupCertsURL(cfg.SignupCertsURL))
-		pushOpts = append(pushOpts, marketplace.WithPushJWKSURL(cfg.PushJWKSURL))
+		verifyCfg.SignupCertsURL = cfg.SignupCertsURL
+		verifyCfg.PushJWKSURL = cfg.PushJWKSURL
 	}
 	cfg = b.cfg
 	if len(cfg.Audiences) == 0 {
@@ -201,8 +203,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 	if err != nil {
 		return fmt.Errorf("processor: %w", err)
 	}
-	signupOpts = append(signupOpts, marketplace.WithSignupLogger(b.log), marketplace.WithSignupClock(b.now))
-	verifier, err := marketplace.NewSignupVerifier(cfg.Audiences, signupOpts...)
+	verifyCfg.Runtime = gcpmarketplace.Runtime{Logger: b.log, Clock: b.now}
+	verifier, err := verify.NewSignupVerifier(cfg.Audiences, &verifyCfg)
 	if err != nil {
 		return fmt.Errorf("sign-up verifier: %w", err)
 	}
@@ -221,9 +223,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		cfg.PushAudience = b.url + "/pubsub/push"
 		b.cfg.PushAudience = cfg.PushAudience
 	}
-	pushOpts = append(pushOpts, marketplace.WithPushServiceAccount(cfg.PushAccount),
-		marketplace.WithPushClock(b.now), marketplace.WithPushLogger(b.log))
-	pushVerifier, err := marketplace.NewPushVerifier(cfg.PushAudience, pushOpts...)
+	verifyCfg.PushServiceAccount = cfg.PushAccount
+	pushVerifier, err := verify.NewPushVerifier(cfg.PushAudience, &verifyCfg)
 	if err != nil {
 		return fmt.Errorf("push verifier: %w", err)
 	}
@@ -355,7 +356,7 @@ func storeKind(url string) string {
 }
 
 // routes is every HTTP endpoint of the backend.
-func (b *backend) routes(sessions *marketplace.SignupSessions, pushVerifier *marketplace.PushVerifier) http.Handler {
+func (b *backend) routes(sessions *signup.Sessions, pushVerifier *verify.PushVerifier) http.Handler {
 	mux := http.NewServeMux()
 	// The push subscription's endpoint.
 	mux.Handle("POST /pubsub/push", b.proc.PushHandler(pushVerifier))

@@ -40,11 +40,14 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/promexport"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/signup"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
@@ -142,17 +145,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("processor: %w", err)
 	}
-	verifier, err := marketplace.NewSignupVerifier([]string{emu.ServiceName()},
-		marketplace.WithSignupCertsURL(emu.CertsURL()), // emulator only: production uses Google's URL
-		marketplace.WithSignupClock(clock.Now),
-		marketplace.WithSignupLogger(logger))
+	signupRuntime := gcpmarketplace.Runtime{Logger: logger, Clock: clock.Now}
+	verifier, err := verify.NewSignupVerifier([]string{emu.ServiceName()}, &verify.Config{
+		Runtime:        signupRuntime,
+		SignupCertsURL: emu.CertsURL(), // emulator only: production uses Google's URL
+	})
 	if err != nil {
 		return fmt.Errorf("sign-up verifier: %w", err)
 	}
 
 	// The sign-up page, on a real loopback HTTP server.
 	mux := http.NewServeMux()
-	mux.Handle("POST /signup", marketplace.SignupHandler(verifier, app.signupPage(proc)))
+	mux.Handle("POST /signup", signup.Handler(verifier, &signup.Config{Runtime: signupRuntime}, app.signupPage(proc)))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -253,10 +257,10 @@ func (a *app) tenantOf(ctx context.Context) *tenant {
 }
 
 // signupPage is the page behind the sign-up URL: the token is verified by
-// marketplace.SignupHandler before it runs. A real page would ask the user
+// signup.Handler before it runs. A real page would ask the user
 // to sign in or create an account first; here the tenant is created at once.
-func (a *app) signupPage(proc *marketplace.Processor) func(http.ResponseWriter, *http.Request, marketplace.SignupClaims) {
-	return func(w http.ResponseWriter, r *http.Request, c marketplace.SignupClaims) {
+func (a *app) signupPage(proc *marketplace.Processor) func(http.ResponseWriter, *http.Request, verify.SignupClaims) {
+	return func(w http.ResponseWriter, r *http.Request, c verify.SignupClaims) {
 		t := &tenant{ID: "tenant-" + short(c.AccountID), Email: r.PostFormValue("email"), AccountID: c.AccountID}
 		a.mu.Lock()
 		a.tenants[t.ID] = t
