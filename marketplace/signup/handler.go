@@ -42,12 +42,11 @@ func Handler(v *verify.SignupVerifier, cfg *Config, next func(w http.ResponseWri
 	if v == nil || next == nil {
 		panic("signup: Handler: nil verifier or next")
 	}
-	var logger *slog.Logger
+	var c Config
 	if cfg != nil {
-		logger = cfg.Log()
-	} else {
-		logger = slog.Default()
+		c = *cfg
 	}
+	logger := c.Log()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
