@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // DefaultPushJWKSURL is where Google publishes the keys that sign the OIDC
@@ -102,7 +104,7 @@ func NewPushVerifier(audience string, cfg *Config) (*PushVerifier, error) {
 
 // pushTokenClaims is the payload of a Google OIDC token.
 type pushTokenClaims struct {
-	registeredClaims
+	jwt.RegisteredClaims
 	Email         string      `json:"email"`
 	EmailVerified lenientBool `json:"email_verified"`
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // SignupIssuer is the iss claim of every Marketplace sign-up JWT. It is also
@@ -115,7 +117,7 @@ func (v *SignupVerifier) Audiences() []string { return slices.Clone(v.check.audi
 // signupTokenClaims is the payload of a sign-up JWT. google is a nested
 // object (not flat "google.user_identity" keys).
 type signupTokenClaims struct {
-	registeredClaims
+	jwt.RegisteredClaims
 	Google struct {
 		UserIdentity lenientString   `json:"user_identity"`
 		Roles        lenientStrings  `json:"roles"`
@@ -147,6 +149,18 @@ func (v *SignupVerifier) Verify(ctx context.Context, token string) (SignupClaims
 		out.ExpiresAt = c.ExpiresAt.Time
 	}
 	return out, nil
+}
+
+// matchedAudience is the first of the token's audiences that is configured.
+func matchedAudience(tokenAud jwt.ClaimStrings, configured []string) string {
+	for _, a := range tokenAud {
+		for _, c := range configured {
+			if a == c {
+				return a
+			}
+		}
+	}
+	return ""
 }
 
 // decodeOrders reads the first of the candidate claims that is a list of

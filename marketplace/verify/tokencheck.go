@@ -1,7 +1,7 @@
 package verify
 
-// This file holds the checks jwtCheck makes on the unverified token, before
-// its signature (jwt.go). Each closes a way an independent attack suite got a token, or a
+// This file holds the checks jwtCheck makes on top of what the jwt package
+// checks. Each closes a way an independent attack suite got a token, or a
 // key, past the verifiers (issue 19, items 12-17); keeping them here, in
 // the shared core, gives every verifier (sign-up, push, and any later one)
 // the same rules.
@@ -74,8 +74,8 @@ func checkCritical(header map[string]any) error {
 }
 
 // tokenDates holds the date claims undecoded, to check their JSON type:
-// decoding a NumericDate through json.Number, as numericDate does, would
-// also accept a numeric string such as "1767600000".
+// the jwt package decodes a NumericDate through json.Number, which also
+// accepts a numeric string such as "1767600000".
 type tokenDates struct {
 	Exp json.RawMessage `json:"exp"`
 	Iat json.RawMessage `json:"iat"`
@@ -123,54 +123,45 @@ func checkLifetime(iat, exp time.Time) error {
 	return nil
 }
 
-// peekedToken is what peekToken read, unverified.
-type peekedToken struct {
-	alg, kid, iss string
-	payload       []byte // the decoded payload JSON
-	signed        string // header.payload, what the signature covers
-	sig           string // the signature segment, undecoded
-}
-
-// peekToken reads alg and kid from the header and iss from the payload
-// without verifying anything, so that they can be checked before any key
-// is fetched, and refuses a crit header and date claims that are not JSON
-// numbers. Both segments are strict base64url.
-func peekToken(token string) (peekedToken, error) {
+// peekToken reads alg from the header and iss from the payload without
+// verifying anything, so both can be checked before any key is fetched,
+// and refuses a crit header and date claims that are not JSON numbers.
+// The header is decoded into a map and the payload into a struct, exactly
+// as the jwt package decodes them afterwards.
+func peekToken(token string) (alg, iss string, err error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return peekedToken{}, fmt.Errorf("%d segments, want 3", len(parts))
+		return "", "", fmt.Errorf("%d segments, want 3", len(parts))
 	}
 	b64 := base64.RawURLEncoding.Strict()
 	headerJSON, err := b64.DecodeString(parts[0])
 	if err != nil {
-		return peekedToken{}, fmt.Errorf("header: %w", err)
+		return "", "", fmt.Errorf("header: %w", err)
 	}
 	var header map[string]any
 	if err := json.Unmarshal(headerJSON, &header); err != nil {
-		return peekedToken{}, fmt.Errorf("header: %w", err)
+		return "", "", fmt.Errorf("header: %w", err)
 	}
 	alg, ok := header["alg"].(string)
 	if !ok {
-		return peekedToken{}, errors.New("header: alg missing or not a string")
+		return "", "", errors.New("header: alg missing or not a string")
 	}
 	if err := checkCritical(header); err != nil {
-		return peekedToken{}, fmt.Errorf("header: %w", err)
+		return "", "", fmt.Errorf("header: %w", err)
 	}
-	kid, _ := header["kid"].(string)
 	payloadJSON, err := b64.DecodeString(parts[1])
 	if err != nil {
-		return peekedToken{}, fmt.Errorf("payload: %w", err)
+		return "", "", fmt.Errorf("payload: %w", err)
 	}
 	var payload struct {
 		Issuer string `json:"iss"`
 		tokenDates
 	}
 	if err := json.Unmarshal(payloadJSON, &payload); err != nil {
-		return peekedToken{}, fmt.Errorf("payload: %w", err)
+		return "", "", fmt.Errorf("payload: %w", err)
 	}
 	if err := payload.check(); err != nil {
-		return peekedToken{}, fmt.Errorf("payload: %w", err)
+		return "", "", fmt.Errorf("payload: %w", err)
 	}
-	return peekedToken{alg: alg, kid: kid, iss: payload.Issuer, payload: payloadJSON,
-		signed: parts[0] + "." + parts[1], sig: parts[2]}, nil
+	return alg, payload.Issuer, nil
 }
