@@ -12,8 +12,8 @@
 //		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Logger: logger}}) // nil Policy: approve automatically
 //	defer proc.Close()
 //	go proc.Run(ctx, pubsubClient.Subscriber("marketplace"))      // reconcile, pull, prune
-//	mux.Handle("/pubsub", proc.PushHandler(pushVerifier))         // or push, with proc.Run(ctx, nil)
-//	sessions, err := marketplace.NewSignupSessions(signupVerifier, store, sessionKeys)
+//	mux.Handle("/pubsub", proc.PushHandler(pushVerifier))         // or push (a *verify.PushVerifier), with proc.Run(ctx, nil)
+//	sessions, err := signup.NewSessions(signupVerifier, store, sessionKeys, &signup.Config{Runtime: rt})
 //	mux.Handle("POST /signup", sessions.Begin("/signup/form"))     // Google's redirect
 //	mux.Handle("/signup/form", sessions.Handler(yourSignupPage))   // then CompleteSignup
 //
@@ -163,9 +163,10 @@
 // # Sign-up
 //
 // Google sends the customer to your sign-up URL with a signed token, valid
-// for about five minutes. SignupSessions verifies it there (SignupVerifier),
-// once, records it as used (a copy of it is refused), and carries the
-// verified claims to your form in a signed cookie lasting an hour. Create
+// for about five minutes. Package signup's Sessions verifies it there
+// (verify.SignupVerifier), once, records it as used (a copy of it is
+// refused), and carries the verified claims to your form in a signed
+// cookie lasting an hour. Create
 // or find the customer in your system, then call CompleteSignup with the
 // session's account id and your user id: it
 // approves the account's sign-up at Google, links the account in the Store,
@@ -179,6 +180,7 @@
 // and several streams (Config.ReceiveStreams). PushHandler serves a push
 // subscription (run Run with a nil Subscriber beside it, for the reconcile
 // at start and the pruning): it verifies the Google-signed OIDC token
+// (verify.PushVerifier)
 // before reading the body and answers 2xx only after the commit. Both
 // acknowledge nothing unprocessed. Any other transport can call
 // HandleMessage. Whatever the transport, at most Config.Concurrency

@@ -3,10 +3,6 @@ package marketplace_test
 import (
 	"context"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"strings"
 	"sync"
 	"testing"
 
@@ -111,24 +107,4 @@ func TestDefaultLoggerIsSlogDefault(t *testing.T) {
 	env := newProcEnv(t)
 	require.NoError(t, env.proc.HandleMessage(env.ctx, rawMessage("bad", "{")))
 	assert.Contains(t, logs.String(), "undecodable message recorded as poison")
-}
-
-// The sign-up verifier, without WithSignupLogger, logs its refusals to
-// slog.Default() (issue 19, item 6). Not parallel, as above.
-func TestSignupDefaultLoggerIsSlogDefault(t *testing.T) {
-	logs := testlog.CaptureDefault(t)
-	srv := marketplacetest.New(t)
-	v, err := marketplace.NewSignupVerifier([]string{srv.ServiceName()},
-		marketplace.WithSignupCertsURL(srv.CertsURL()), marketplace.WithSignupClock(srv.Clock().Now))
-	require.NoError(t, err)
-	h := marketplace.SignupHandler(v, func(http.ResponseWriter, *http.Request, marketplace.SignupClaims) {
-		t.Error("a forged token reached the page")
-	})
-	req := httptest.NewRequest(http.MethodPost, "/signup", strings.NewReader(url.Values{marketplace.SignupTokenField: {"not.a.token"}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	assert.True(t, rec.Code >= 400 && rec.Code < 500, "status %d", rec.Code)
-	assert.Contains(t, logs.String(), "sign-up refused")
-	assert.NotContains(t, logs.String(), "not.a.token", "tokens are never logged")
 }

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
 )
 
 // maxPushBody bounds a push request body. Marketplace notifications are a
@@ -46,17 +48,17 @@ type pushEnvelope struct {
 //
 // Only POST is accepted (405 otherwise). Responses carry a short text, never
 // the payload.
-func (p *Processor) PushHandler(v *PushVerifier) http.Handler {
+func (p *Processor) PushHandler(v *verify.PushVerifier) http.Handler {
 	if v == nil {
 		panic("marketplace: PushHandler: nil PushVerifier")
 	}
 	return p.pushHandler(func(ctx context.Context, r *http.Request) error {
-		_, err := v.VerifyPushRequest(ctx, r)
+		_, err := v.VerifyRequest(ctx, r)
 		return err
 	})
 }
 
-func (p *Processor) pushHandler(verify func(ctx context.Context, r *http.Request) error) http.Handler {
+func (p *Processor) pushHandler(check func(ctx context.Context, r *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		if r.Method != http.MethodPost {
@@ -64,9 +66,8 @@ func (p *Processor) pushHandler(verify func(ctx context.Context, r *http.Request
 			pushReply(w, http.StatusMethodNotAllowed, "POST only")
 			return
 		}
-		if err := verify(ctx, r); err != nil {
-			var te *TokenError
-			if errors.As(err, &te) && te.Reason == ErrKeysUnavailable {
+		if err := check(ctx, r); err != nil {
+			if errors.Is(err, verify.ErrKeysUnavailable) {
 				p.logger.LogAttrs(ctx, slog.LevelWarn, "marketplace: push token not checked: keys unavailable", slog.String("error", err.Error()))
 				w.Header().Set("Retry-After", "30")
 				pushReply(w, http.StatusServiceUnavailable, "token keys unavailable, retry later")

@@ -14,9 +14,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
 )
 
 // pushEndpoint serves env.proc's PushHandler and returns its URL, which is
@@ -27,10 +29,11 @@ func pushEndpoint(t *testing.T, env *procEnv) string {
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 	url := hs.URL + "/pubsub/push"
-	v, err := marketplace.NewPushVerifier(url,
-		marketplace.WithPushJWKSURL(env.srv.PushJWKSURL()),
-		marketplace.WithPushServiceAccount(env.srv.PushServiceAccount()),
-		marketplace.WithPushClock(env.srv.Clock().Now))
+	v, err := verify.NewPushVerifier(url, &verify.Config{
+		Runtime:            gcpmarketplace.Runtime{Clock: env.srv.Clock().Now},
+		PushJWKSURL:        env.srv.PushJWKSURL(),
+		PushServiceAccount: env.srv.PushServiceAccount(),
+	})
 	require.NoError(t, err)
 	mux.Handle("/pubsub/push", env.proc.PushHandler(v))
 	return url

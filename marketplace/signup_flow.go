@@ -13,7 +13,7 @@ import (
 // SignupParams identify a completed sign-up.
 type SignupParams struct {
 	// AccountID is the Procurement account id: the "sub" of the verified
-	// sign-up token (SignupClaims.AccountID).
+	// sign-up token (verify.SignupClaims.AccountID, signup.Session.AccountID).
 	AccountID string
 	// VendorUserID is your own id for the customer (user, tenant,
 	// organisation) that the account is linked to.
@@ -40,7 +40,7 @@ type SignupResult struct {
 var ErrAccountLinked = errors.New("marketplace: account already linked to another vendor user")
 
 // CompleteSignup finishes a customer's sign-up once your sign-up page has
-// verified the token (SignupHandler) and created or found the customer in
+// verified the token (package signup) and created or found the customer in
 // your system. It:
 //
 //  1. approves the account's "signup" approval through the Procurement API;

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
 )
 
 // The application: what a vendor writes. Tenants stand for the vendor's own
@@ -43,8 +44,8 @@ func (a *app) tenantOf(c *marketplace.Change) *tenant {
 // signupPage is the page behind the sign-up URL: the token is verified by
 // marketplace.SignupHandler before it runs. A real page would ask the user
 // to sign in or create an account first; here the tenant is created at once.
-func (a *app) signupPage(proc *marketplace.Processor) func(http.ResponseWriter, *http.Request, marketplace.SignupClaims) {
-	return func(w http.ResponseWriter, r *http.Request, c marketplace.SignupClaims) {
+func (a *app) signupPage(proc *marketplace.Processor) func(http.ResponseWriter, *http.Request, verify.SignupClaims) {
+	return func(w http.ResponseWriter, r *http.Request, c verify.SignupClaims) {
 		t := &tenant{ID: "tenant-" + short(c.AccountID), Email: r.PostFormValue("email"), AccountID: c.AccountID}
 		a.mu.Lock()
 		a.tenants[t.ID] = t

@@ -29,11 +29,13 @@ import (
 	"os"
 	"time"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/cmdmain"
 
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/promexport"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/signup"
 )
 
 func main() { cmdmain.Run("quickstart", run) }
@@ -90,7 +92,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 	// The sign-up page, on a real loopback HTTP server.
 	mux := http.NewServeMux()
-	mux.Handle("POST /signup", marketplace.SignupHandler(verifier, app.signupPage(proc)))
+	mux.Handle("POST /signup", signup.Handler(verifier, &signup.Config{Runtime: gcpmarketplace.Runtime{Logger: logger, Clock: clock.Now}}, app.signupPage(proc)))
 	signupURL, stopSignup, err := serveSignup(mux)
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
@@ -44,7 +45,7 @@ func openTempStore(ctx context.Context, logger *slog.Logger) (store *sqlitestore
 // the Procurement client, the usage reporter, the processor calling app, and
 // the sign-up token verifier, sharing one logger and one MeterProvider.
 func newSDK(ctx context.Context, emu *marketplacetest.Server, store *sqlitestore.Store, app *app, logger *slog.Logger,
-	meterProvider otelmetric.MeterProvider) (*marketplace.Processor, *usage.Reporter, *marketplace.SignupVerifier, error) {
+	meterProvider otelmetric.MeterProvider) (*marketplace.Processor, *usage.Reporter, *verify.SignupVerifier, error) {
 	clock := emu.Clock()
 	client, err := procurement.NewClientWithConfig(ctx, emu.ProviderID(),
 		&procurement.Config{Runtime: gcpmarketplace.Runtime{Logger: logger, MeterProvider: meterProvider}}, emu.ClientOptions()...)
@@ -72,10 +73,10 @@ func newSDK(ctx context.Context, emu *marketplacetest.Server, store *sqlitestore
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("processor: %w", err)
 	}
-	verifier, err := marketplace.NewSignupVerifier([]string{emu.ServiceName()},
-		marketplace.WithSignupCertsURL(emu.CertsURL()), // emulator only: production uses Google's URL
-		marketplace.WithSignupClock(clock.Now),
-		marketplace.WithSignupLogger(logger))
+	verifier, err := verify.NewSignupVerifier([]string{emu.ServiceName()}, &verify.Config{
+		Runtime:        gcpmarketplace.Runtime{Logger: logger, Clock: clock.Now},
+		SignupCertsURL: emu.CertsURL(), // emulator only: production uses Google's URL
+	})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("sign-up verifier: %w", err)
 	}

@@ -7,7 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/signup"
 )
 
 // config is everything the backend needs to know, from flags or, when a flag
@@ -163,7 +163,7 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("missing configuration:\n  - %s", strings.Join(missing, "\n  - ")))
 	}
 	if c.SessionKeys != "" {
-		if _, err := marketplace.ParseSignupSessionKeys(c.SessionKeys); err != nil {
+		if _, err := signup.ParseKeys(c.SessionKeys); err != nil {
 			errs = append(errs, fmt.Errorf("-session-key (or $%s): %w", envSessionKey, err))
 		}
 	}

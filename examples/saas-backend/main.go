@@ -40,14 +40,18 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"google.golang.org/api/option"
+	servicecontrol "google.golang.org/api/servicecontrol/v1"
 
 	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/cmdmain"
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/promexport"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/doctor"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/pgstore"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/signup"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
@@ -63,7 +67,7 @@ const shutdownTimeout = 20 * time.Second
 // and the usage reporter's Ledger, in the same database.
 type stateStore interface {
 	marketplace.Store
-	marketplace.UsedTokens // sign-up tokens already used
+	signup.UsedTokens // sign-up tokens already used
 	ledger.Ledger
 }
 
@@ -77,9 +81,9 @@ type backend struct {
 	reporter     *usage.Reporter
 	tenants      *tenantDirectory
 	metrics      *promexport.Exporter
-	sub          *pubsub.Subscriber        // -transport=pull
-	pushVerifier *marketplace.PushVerifier // -transport=push
-	url          string                    // base URL, e.g. http://127.0.0.1:8080
+	sub          *pubsub.Subscriber   // -transport=pull
+	pushVerifier *verify.PushVerifier // -transport=push
+	url          string               // base URL, e.g. http://127.0.0.1:8080
 	ready        atomic.Bool
 	now          func() time.Time
 }
@@ -107,7 +111,7 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 	// Where Google is: the real APIs with Application Default Credentials,
 	// an emulator in this process (-emulator), or an external emulator.
 	var googleOpts, pubsubOpts []option.ClientOption
-	var signupOpts []marketplace.SignupOption
+	var verifyCfg verify.Config // the sign-up keys: Google's, unless an emulator serves them
 	switch {
 	case cfg.Emulator:
 		emu, stopEmulator, err := startEmulator(&b.cfg)
@@ -118,12 +122,12 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 		defer emu.Clock().Follow(wall, 0)() // time passes as in production
 		b.emu, b.now = emu, emu.Clock().Now
 		googleOpts, pubsubOpts = emu.ClientOptions(), emu.PubSubOptions()
-		signupOpts = append(signupOpts, marketplace.WithSignupCertsURL(emu.CertsURL()))
+		verifyCfg.SignupCertsURL = emu.CertsURL()
 	case cfg.ProcurementEndpoint != "":
 		b.log.Warn("using an emulator's endpoints from the environment, not Google's",
 			"procurement", cfg.ProcurementEndpoint, "service_control", cfg.ServiceControlEndpoint)
 		googleOpts = []option.ClientOption{option.WithEndpoint(cfg.ProcurementEndpoint), option.WithoutAuthentication()}
-		signupOpts = append(signupOpts, marketplace.WithSignupCertsURL(cfg.SignupCertsURL))
+		verifyCfg.SignupCertsURL = cfg.SignupCertsURL
 		// The Pub/Sub client reads PUBSUB_EMULATOR_HOST itself.
 	}
 	cfg = b.cfg
@@ -210,8 +214,8 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 		return fmt.Errorf("processor: %w", err)
 	}
 	defer func() { _ = b.proc.Close() }()
-	signupOpts = append(signupOpts, marketplace.WithSignupLogger(b.log), marketplace.WithSignupClock(b.now))
-	verifier, err := marketplace.NewSignupVerifier(cfg.Audiences, signupOpts...)
+	verifyCfg.Runtime = gcpmarketplace.Runtime{Logger: b.log, Clock: b.now}
+	verifier, err := verify.NewSignupVerifier(cfg.Audiences, &verifyCfg)
 	if err != nil {
 		return fmt.Errorf("sign-up verifier: %w", err)
 	}
@@ -311,19 +315,27 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 // errDoctorFailed is returned by -doctor when a check failed.
 var errDoctorFailed = errors.New("configuration check failed (see the report above)")
 
-// runDoctor checks the configuration with marketplace.Doctor and prints the
-// report to out. Every check runs, even when a client cannot be created.
+// runDoctor checks the configuration with doctor.Run and prints the report
+// to out. Every check runs, even when a client cannot be created.
 func runDoctor(ctx context.Context, cfg config, googleOpts, scOpts, pubsubOpts []option.ClientOption, out io.Writer) error {
-	report := marketplace.Doctor(ctx, marketplace.DoctorParams{
-		ProviderID:            cfg.ProviderID,
-		ProcurementOptions:    googleOpts,
-		PubSubProject:         cfg.Project,
-		PubSubOptions:         pubsubOpts,
-		Subscription:          cfg.Subscription,
-		ServiceName:           cfg.ServiceName,
-		ServiceControlOptions: scOpts,
-		SignupAudience:        cfg.Audiences[0],
-	})
+	p := doctor.Params{
+		ProviderID:     cfg.ProviderID,
+		PubSubProject:  cfg.Project,
+		Subscription:   cfg.Subscription,
+		ServiceName:    cfg.ServiceName,
+		SignupAudience: cfg.Audiences[0],
+	}
+	// The clients with options of their own (an emulator's endpoints);
+	// doctor.Run creates the others with googleOpts, and reports a client
+	// it cannot create.
+	if ps, err := pubsub.NewClient(ctx, cfg.Project, pubsubOpts...); err == nil {
+		defer ps.Close()
+		p.PubSub = ps
+	}
+	if sc, err := servicecontrol.NewService(ctx, scOpts...); err == nil {
+		p.ServiceControl = sc
+	}
+	report := doctor.Run(ctx, p, googleOpts...)
 	fmt.Fprint(out, report.String())
 	if !report.OK() {
 		return errDoctorFailed
@@ -360,7 +372,7 @@ func storeKind(url string) string {
 }
 
 // routes is every HTTP endpoint of the backend.
-func (b *backend) routes(sessions *marketplace.SignupSessions) http.Handler {
+func (b *backend) routes(sessions *signup.Sessions) http.Handler {
 	mux := http.NewServeMux()
 	// The sign-up URL configured in Producer Portal. Google POSTs the token.
 	// The session carries the verified claims to the form, which the

@@ -24,8 +24,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/exampletest"
-	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/signup"
 )
 
 func noEnv(string) string { return "" }
@@ -106,7 +106,7 @@ func waitParked(t *testing.T, b *backend) {
 	}, 10*time.Second, 20*time.Millisecond, "the purchase's entitlement is parked until sign-up")
 }
 
-var accountField = regexp.MustCompile(`name="` + marketplace.SignupAccountField + `" value="([^"]+)"`)
+var accountField = regexp.MustCompile(`name="` + signup.AccountField + `" value="([^"]+)"`)
 
 // signUp goes through the sign-up page as a browser would: the POST from
 // Google, the redirect to the form with the session cookie, then the form.
@@ -121,7 +121,7 @@ func signUp(t *testing.T, b *backend, token, email string) string {
 	m := accountField.FindStringSubmatch(body)
 	require.NotNil(t, m, "the form names its account")
 	status, body = send(t, browser, b.url+"/signup/form", url.Values{
-		marketplace.SignupAccountField: {html.UnescapeString(m[1])}, "email": {email}, "company": {"Acme Analytics"}})
+		signup.AccountField: {html.UnescapeString(m[1])}, "email": {email}, "company": {"Acme Analytics"}})
 	require.Equal(t, http.StatusOK, status, body)
 	require.Contains(t, body, `id="status"`)
 	return body
@@ -160,7 +160,7 @@ func onlyEntitlement(t *testing.T, b *backend, accountID string) marketplacetest
 }
 
 // testSessionKey is a well-formed -session-key.
-var testSessionKey = base64.StdEncoding.EncodeToString(make([]byte, marketplace.MinSignupSessionKeySize))
+var testSessionKey = base64.StdEncoding.EncodeToString(make([]byte, signup.MinKeySize))
 
 func TestStartupNamesWhatIsMissing(t *testing.T) {
 	t.Parallel()
@@ -397,7 +397,7 @@ func TestSignupInHeadlessChromium(t *testing.T) {
 	// 3. The customer submits the form ten minutes after arriving.
 	b.emu.Clock().Advance(10 * time.Minute)
 	dom = dumpDOM(t, browser, profile, autoPost(t, b.url+"/signup/form", url.Values{
-		marketplace.SignupAccountField: {accountID}, "email": {"lin@example.com"}, "company": {"Lin & Co"}}))
+		signup.AccountField: {accountID}, "email": {"lin@example.com"}, "company": {"Lin & Co"}}))
 	require.Contains(t, dom, `id="status"`, dom)
 	assert.Contains(t, dom, "You're all set, Lin &amp; Co")
 	assert.Contains(t, dom, `data-action="approved"`)

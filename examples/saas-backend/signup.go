@@ -9,12 +9,15 @@ import (
 	"net/mail"
 	"strings"
 
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/signup"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
 )
 
 // The sign-up page. Google sends the buyer's browser to POST /signup with a
 // signed JWT (valid 5 minutes) in the form field x-gcp-marketplace-token.
-// marketplace.SignupSessions verifies it there, once, records it as used,
+// signup.Sessions verifies it there, once, records it as used,
 // keeps the verified claims in a signed session cookie (1 hour) and
 // redirects to /signup/form, where signupPage runs with the session:
 //
@@ -70,27 +73,27 @@ type signupView struct {
 // signupSessions is the sign-up flow, its cookie signed with -session-key.
 // -emulator makes a key when none is given: its sessions end with the
 // process, like everything else the emulator holds.
-func (b *backend) signupSessions(v *marketplace.SignupVerifier) (*marketplace.SignupSessions, error) {
+func (b *backend) signupSessions(v *verify.SignupVerifier) (*signup.Sessions, error) {
 	var keys [][]byte
 	if b.cfg.SessionKeys == "" && b.cfg.Emulator {
-		key := make([]byte, marketplace.MinSignupSessionKeySize)
+		key := make([]byte, signup.MinKeySize)
 		_, _ = rand.Read(key) // never fails (crypto/rand)
 		keys = [][]byte{key}
 	} else {
 		var err error
-		if keys, err = marketplace.ParseSignupSessionKeys(b.cfg.SessionKeys); err != nil {
+		if keys, err = signup.ParseKeys(b.cfg.SessionKeys); err != nil {
 			return nil, err
 		}
 	}
-	s, err := marketplace.NewSignupSessions(v, b.store, keys)
+	s, err := signup.NewSessions(v, b.store, keys, &signup.Config{Runtime: gcpmarketplace.Runtime{Logger: b.log, Clock: b.now}})
 	if err != nil {
 		return nil, fmt.Errorf("sign-up sessions: %w", err)
 	}
 	return s, nil
 }
 
-func (b *backend) signupPage(w http.ResponseWriter, r *http.Request, s marketplace.SignupSession) {
-	v := signupView{Title: "Sign up", AccountField: marketplace.SignupAccountField, AccountID: s.AccountID,
+func (b *backend) signupPage(w http.ResponseWriter, r *http.Request, s signup.Session) {
+	v := signupView{Title: "Sign up", AccountField: signup.AccountField, AccountID: s.AccountID,
 		Email: strings.TrimSpace(r.PostFormValue("email")), Company: strings.TrimSpace(r.PostFormValue("company"))}
 	if t, ok := b.tenants.byAccountID(s.AccountID); ok {
 		// Signed up already (a second click, a reload): finish what is left.
@@ -110,7 +113,7 @@ func (b *backend) signupPage(w http.ResponseWriter, r *http.Request, s marketpla
 	b.completeSignup(w, r, s, t)
 }
 
-func (b *backend) completeSignup(w http.ResponseWriter, r *http.Request, c marketplace.SignupSession, t tenant) {
+func (b *backend) completeSignup(w http.ResponseWriter, r *http.Request, c signup.Session, t tenant) {
 	res, err := b.proc.CompleteSignup(r.Context(), marketplace.SignupParams{
 		AccountID: c.AccountID, VendorUserID: t.ID, UserIdentity: c.UserIdentity})
 	if err != nil {

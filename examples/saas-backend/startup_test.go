@@ -5,11 +5,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/doctor"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/exampletest"
-	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 )
 
 // withoutCredentials points Application Default Credentials at a file that
@@ -45,11 +45,11 @@ func TestDoctorWithoutCredentialsReportsEveryCheck(t *testing.T) {
 	dir, env := withoutCredentials(t)
 	var out exampletest.SyncBuffer
 	report := runDoctorReport(t, env, &out)
-	for _, check := range []string{marketplace.CheckEntitlements, marketplace.CheckAccounts, marketplace.CheckSubscription,
-		marketplace.CheckServiceControl} {
+	for _, check := range []string{doctor.CheckEntitlements, doctor.CheckAccounts, doctor.CheckSubscription,
+		doctor.CheckServiceControl} {
 		assert.Contains(t, report, "[FAIL] "+check+": cannot create a")
 	}
-	assert.Contains(t, report, "[ok  ] "+marketplace.CheckSignupAudience)
+	assert.Contains(t, report, "[ok  ] "+doctor.CheckSignupAudience)
 	assert.Contains(t, report, "4 of 5 checks failed")
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)

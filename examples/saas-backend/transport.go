@@ -6,9 +6,9 @@ import (
 	"log/slog"
 
 	"cloud.google.com/go/pubsub/v2"
+	"github.com/gcpmarketplace/gcpmarketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
 	"google.golang.org/api/option"
-
-	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 )
 
 // How Marketplace notifications reach the processor (-transport):
@@ -17,7 +17,7 @@ import (
 //     subscription on projects/cloudcommerceproc-prod/topics/<partner id>.
 //     The backend needs no public endpoint, and receives while it runs.
 //   - push: a Pub/Sub push subscription POSTs each message to /pubsub/push
-//     with a Google-signed OIDC token, verified by marketplace.PushVerifier
+//     with a Google-signed OIDC token, verified by verify.PushVerifier
 //     before the body is read; Processor.PushHandler answers 2xx only after
 //     the message's effects are committed (anything else makes Pub/Sub
 //     retry). This suits Cloud Run and other request-driven platforms.
@@ -52,20 +52,21 @@ func (b *backend) verifyPushes() error {
 	if b.cfg.Transport != transportPush {
 		return nil
 	}
-	var pushOpts []marketplace.PushOption
+	verifyCfg := verify.Config{
+		Runtime:            gcpmarketplace.Runtime{Logger: b.log, Clock: b.now},
+		PushServiceAccount: b.cfg.PushAccount,
+	}
 	switch {
 	case b.emu != nil:
-		pushOpts = append(pushOpts, marketplace.WithPushJWKSURL(b.emu.PushJWKSURL()))
+		verifyCfg.PushJWKSURL = b.emu.PushJWKSURL()
 	case b.cfg.ProcurementEndpoint != "": // an external emulator
-		pushOpts = append(pushOpts, marketplace.WithPushJWKSURL(b.cfg.PushJWKSURL))
+		verifyCfg.PushJWKSURL = b.cfg.PushJWKSURL
 	}
 	if b.cfg.PushAudience == "" { // -emulator: the emulator pushes to this process
 		b.cfg.PushAudience = b.url + pushPath
 	}
-	pushOpts = append(pushOpts, marketplace.WithPushServiceAccount(b.cfg.PushAccount),
-		marketplace.WithPushClock(b.now), marketplace.WithPushLogger(b.log))
 	var err error
-	b.pushVerifier, err = marketplace.NewPushVerifier(b.cfg.PushAudience, pushOpts...)
+	b.pushVerifier, err = verify.NewPushVerifier(b.cfg.PushAudience, &verifyCfg)
 	if err != nil {
 		return fmt.Errorf("push verifier: %w", err)
 	}

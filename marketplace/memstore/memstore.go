@@ -36,7 +36,7 @@ type Store struct {
 
 	ledger ledgerState // ledger.Ledger (ledger.go)
 
-	usedTokens map[string]time.Time // marketplace.UsedTokens (tokens.go): key → expiry
+	usedTokens map[string]time.Time // signup.UsedTokens (tokens.go): key → expiry
 	origin     marketplace.Origin   // marketplace.OriginRecorder (origin.go); zero until recorded
 }
 

@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/signup"
 )
 
-var _ marketplace.UsedTokens = (*Store)(nil)
+var _ signup.UsedTokens = (*Store)(nil)
 
-// UseToken implements marketplace.UsedTokens. It waits for a running
+// UseToken implements signup.UsedTokens. It waits for a running
 // transaction, like InTx.
 func (s *Store) UseToken(ctx context.Context, key string, expires time.Time) (bool, error) {
 	if err := ctx.Err(); err != nil {
@@ -34,7 +35,7 @@ func (s *Store) UseToken(ctx context.Context, key string, expires time.Time) (bo
 	return true, nil
 }
 
-// PruneUsedTokens implements marketplace.UsedTokens.
+// PruneUsedTokens implements signup.UsedTokens.
 func (s *Store) PruneUsedTokens(ctx context.Context, before time.Time) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("memstore: prune used tokens: %w", err)

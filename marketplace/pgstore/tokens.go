@@ -8,11 +8,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/signup"
 )
 
-var _ marketplace.UsedTokens = (*Store)(nil)
+var _ signup.UsedTokens = (*Store)(nil)
 
-// UseToken implements marketplace.UsedTokens with one INSERT ... ON
+// UseToken implements signup.UsedTokens with one INSERT ... ON
 // CONFLICT DO NOTHING: the primary key makes exactly one of concurrent
 // callers, on any replica, insert the row.
 func (s *Store) UseToken(ctx context.Context, key string, expires time.Time) (bool, error) {
@@ -31,7 +32,7 @@ func (s *Store) UseToken(ctx context.Context, key string, expires time.Time) (bo
 	return n == 1, err
 }
 
-// PruneUsedTokens implements marketplace.UsedTokens.
+// PruneUsedTokens implements signup.UsedTokens.
 func (s *Store) PruneUsedTokens(ctx context.Context, before time.Time) (int, error) {
 	const op = "prune used tokens"
 	if err := badTime(before); err != nil {

@@ -6,9 +6,10 @@ import (
 	"time"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/signup"
 )
 
-var _ marketplace.UsedTokens = (*Store)(nil)
+var _ signup.UsedTokens = (*Store)(nil)
 
 const (
 	sqlUseToken        = "INSERT INTO used_signup_tokens (token_key, expires_at) VALUES (?, ?) ON CONFLICT (token_key) DO NOTHING"
@@ -17,7 +18,7 @@ const (
 	opPruneUsedTokens  = "prune used tokens"
 )
 
-// UseToken implements marketplace.UsedTokens, as one transaction of the
+// UseToken implements signup.UsedTokens, as one transaction of the
 // group commit: the primary key makes exactly one of concurrent callers
 // insert the row.
 func (s *Store) UseToken(ctx context.Context, key string, expires time.Time) (bool, error) {
@@ -38,7 +39,7 @@ func (s *Store) UseToken(ctx context.Context, key string, expires time.Time) (bo
 	return first, err
 }
 
-// PruneUsedTokens implements marketplace.UsedTokens.
+// PruneUsedTokens implements signup.UsedTokens.
 func (s *Store) PruneUsedTokens(ctx context.Context, before time.Time) (int, error) {
 	ts, err := encodeTime(before)
 	if err != nil {

@@ -61,7 +61,7 @@ func Run(t *testing.T, h Harness) {
 		{"Poison", poisonCases},
 		{"Durability", durabilityCases},
 		{"Ledger", ledgerCases},        // ledger.Ledger, for stores that implement it
-		{"UsedTokens", usedTokenCases}, // marketplace.UsedTokens, likewise
+		{"UsedTokens", usedTokenCases}, // signup.UsedTokens, likewise
 		{"View", viewCases},
 		{"Origin", originCases}, // marketplace.OriginRecorder, for stores that implement it
 	}

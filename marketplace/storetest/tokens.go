@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/signup"
 )
 
-// The marketplace.UsedTokens cases, for stores that implement it.
+// The signup.UsedTokens cases, for stores that implement it.
 var usedTokenCases = []testCase{
 	{"FirstThenReplay", testUsedTokenFirstThenReplay},
 	{"EmptyKeyInvalid", testUsedTokenEmptyKey},
@@ -19,18 +20,18 @@ var usedTokenCases = []testCase{
 	{"SurvivesReopen", testUsedTokenDurable},
 }
 
-// usedTokens returns a fresh store as a marketplace.UsedTokens, or skips.
-func usedTokens(t *testing.T, h Harness) (marketplace.Store, marketplace.UsedTokens) {
+// usedTokens returns a fresh store as a signup.UsedTokens, or skips.
+func usedTokens(t *testing.T, h Harness) (marketplace.Store, signup.UsedTokens) {
 	t.Helper()
 	s := newStore(t, h)
-	u, ok := s.(marketplace.UsedTokens)
+	u, ok := s.(signup.UsedTokens)
 	if !ok {
-		t.Skip("store does not implement marketplace.UsedTokens")
+		t.Skip("store does not implement signup.UsedTokens")
 	}
 	return s, u
 }
 
-func useToken(t *testing.T, u marketplace.UsedTokens, key string, expires time.Time) bool {
+func useToken(t *testing.T, u signup.UsedTokens, key string, expires time.Time) bool {
 	t.Helper()
 	first, err := u.UseToken(context.Background(), key, expires)
 	noErr(t, err, "UseToken "+key)
@@ -87,9 +88,9 @@ func testUsedTokenPrune(t *testing.T, h Harness) {
 func testUsedTokenDurable(t *testing.T, h Harness) {
 	s, u := usedTokens(t, h)
 	useToken(t, u, "k1", at(time.Hour))
-	u2, ok := reopen(t, h, s).(marketplace.UsedTokens)
+	u2, ok := reopen(t, h, s).(signup.UsedTokens)
 	if !ok {
-		t.Fatal("the reopened store does not implement marketplace.UsedTokens")
+		t.Fatal("the reopened store does not implement signup.UsedTokens")
 	}
 	equal(t, useToken(t, u2, "k1", at(time.Hour)), false, "use after reopen")
 }

@@ -1,4 +1,4 @@
-package marketplace
+package signup
 
 import (
 	"context"
@@ -9,16 +9,19 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
 )
 
 // ErrTokenReplayed: the sign-up token was already used to start a sign-up
-// (SignupSessions.Begin). A sign-up token is a bearer credential for a
+// (Sessions.Begin). It is a verify.TokenReason, so a refused token's
+// *verify.TokenError carries it like the verifier's own reasons. A sign-up token is a bearer credential for a
 // Procurement account for its whole lifetime; once one browser has started
 // the sign-up with it, any other presentation is a copy.
-const ErrTokenReplayed TokenReason = "token already used"
+const ErrTokenReplayed verify.TokenReason = "token already used"
 
 // UsedTokens remembers which sign-up tokens have been used, so that each
-// token starts one sign-up only (SignupSessions). memstore, sqlitestore and
+// token starts one sign-up only (Sessions). memstore, sqlitestore and
 // pgstore implement it; storetest checks it for any store that does.
 //
 // Keys are opaque strings chosen by the SDK (64 hexadecimal characters,
@@ -29,8 +32,8 @@ type UsedTokens interface {
 	// UseToken records key as used, to be remembered until at least
 	// expires. first is false if key is already recorded. Of concurrent
 	// calls with the same key (from any process sharing the store),
-	// exactly one returns first true. An empty key is an error wrapping
-	// ErrInvalid.
+	// exactly one returns first true. An empty key is an error (the SDK's
+	// stores wrap marketplace.ErrInvalid).
 	UseToken(ctx context.Context, key string, expires time.Time) (first bool, err error)
 	// PruneUsedTokens deletes the records whose expiry is strictly before
 	// before, and returns how many it deleted.
@@ -44,7 +47,7 @@ type UsedTokens interface {
 // padding), so one token has many spellings. The decoded bytes have one.
 // The RSA signature itself cannot be altered and still verify: Go requires
 // it to be exactly the modulus' length and less than the modulus.
-func signupTokenKey(token string, c SignupClaims) (string, error) {
+func signupTokenKey(token string, c verify.SignupClaims) (string, error) {
 	segs := strings.Split(token, ".")
 	if len(segs) != 3 {
 		return "", fmt.Errorf("want 3 segments, got %d", len(segs))

@@ -1,4 +1,8 @@
-package marketplace
+// Package doctor checks a Google Cloud Marketplace SaaS integration's
+// configuration against Google's APIs, and says for each problem how to
+// fix it. Run it at deploy time, or from a -doctor flag; it changes
+// nothing.
+package doctor
 
 import (
 	"context"
@@ -20,51 +24,61 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
 
-// DoctorParams is the configuration Doctor checks: the values the
-// integration runs with.
-type DoctorParams struct {
+// Params is the configuration Run checks: the values, and where the
+// application has them the clients, the integration runs with.
+//
+// Run takes built clients, not options of its own for each API: an
+// application can check the very clients it runs with (the Procurement
+// client it gives the processor, the Pub/Sub client it receives with), and
+// Google's option.ClientOption, given to Run, configure the clients Run
+// creates for those left nil here. In production one set of options (the
+// credentials) serves every API; a client that needs other options, such as
+// an emulator's endpoint, is built by the caller. So Doctor neither wraps
+// Google's options in fields of its own nor needs one option field per API.
+type Params struct {
 	// ProviderID is the partner id (Producer Portal → Technical
-	// integration).
+	// integration). Empty means Procurement's.
 	ProviderID string
-	// ProcurementOptions are the Procurement API client options
-	// (credentials, endpoint), as passed to procurement.NewClient.
-	ProcurementOptions []option.ClientOption
-	// PubSubClient is the client the subscription is read with. When it is
-	// nil, Doctor creates one in PubSubProject with PubSubOptions (a client
-	// it cannot create fails the subscription check, and the other checks
-	// still run); with neither, the subscription check is skipped.
-	PubSubClient  *pubsub.Client
+	// Procurement is the Procurement API client to check with. nil: Run
+	// creates one for ProviderID with Run's options; a client it cannot
+	// create fails the Procurement checks (and the others still run).
+	Procurement *procurement.Client
+	// PubSub is the client the subscription is read with. nil: Run creates
+	// one in PubSubProject with Run's options (a client it cannot create
+	// fails the subscription check); with no PubSubProject either, the
+	// subscription check is skipped.
+	PubSub        *pubsub.Client
 	PubSubProject string
-	PubSubOptions []option.ClientOption
-	// Subscription is the subscription's id (in PubSubClient's project) or
-	// full name.
+	// Subscription is the subscription's id (in the Pub/Sub client's
+	// project) or full name.
 	Subscription string
 	// ServiceName is the Service Control service name of the product
 	// ("<product>.endpoints.<project>.cloud.goog"); empty skips the check.
 	ServiceName string
-	// ServiceControlOptions are the Service Control client options, as
-	// passed to usage.New.
-	ServiceControlOptions []option.ClientOption
+	// ServiceControl is the Service Control client the service name is
+	// checked with. nil: Run creates one with Run's options (a client it
+	// cannot create fails the check).
+	ServiceControl *servicecontrol.Service
 	// SignupAudience is the audience the sign-up JWT is verified against
 	// (the product domain); empty skips the check.
 	SignupAudience string
 }
 
-// DoctorCheck is the result of one check.
-type DoctorCheck struct {
+// Check is the result of one check.
+type Check struct {
 	Name   string // what was checked
 	OK     bool   // it passed, or was skipped (Detail says so)
 	Detail string // what was found
 	Fix    string // how to fix a failure: the role to grant, where in Producer Portal
 }
 
-// DoctorReport is what Doctor found, one check after another.
-type DoctorReport struct {
-	Checks []DoctorCheck
+// Report is what Run found, one check after another.
+type Report struct {
+	Checks []Check
 }
 
 // OK reports whether every check passed.
-func (r DoctorReport) OK() bool {
+func (r Report) OK() bool {
 	for _, c := range r.Checks {
 		if !c.OK {
 			return false
@@ -75,7 +89,7 @@ func (r DoctorReport) OK() bool {
 
 // String prints every check, and for each failure what is wrong and how to
 // fix it.
-func (r DoctorReport) String() string {
+func (r Report) String() string {
 	var b strings.Builder
 	failed := 0
 	for _, c := range r.Checks {
@@ -97,7 +111,7 @@ func (r DoctorReport) String() string {
 	return b.String()
 }
 
-// Names of the Doctor checks.
+// Names of the checks (Check.Name).
 const (
 	CheckEntitlements   = "procurement: read entitlements"
 	CheckAccounts       = "procurement: read accounts"
@@ -106,9 +120,9 @@ const (
 	CheckSignupAudience = "sign-up: JWT audience"
 )
 
-// MarketplaceTopicProject is the project of Marketplace's notification
-// topics: projects/cloudcommerceproc-prod/topics/<provider id>.
-const MarketplaceTopicProject = "cloudcommerceproc-prod"
+// TopicProject is the project of Marketplace's notification topics:
+// projects/cloudcommerceproc-prod/topics/<provider id>.
+const TopicProject = "cloudcommerceproc-prod"
 
 const (
 	producerPortal = "Producer Portal (https://console.cloud.google.com/producer-portal)"
@@ -117,41 +131,50 @@ const (
 	doctorTimeout = 30 * time.Second
 )
 
-// Doctor checks a Marketplace integration's configuration against Google's
+// Run checks a Marketplace integration's configuration against Google's
 // APIs and says, for each problem found, how to fix it: the Procurement API
 // can be read for the provider (entitlements.list and accounts.list, one
-// item each), the Pub/Sub subscription exists and receives the
-// provider's Marketplace topic, the Service Control service name is right
-// and the caller may report usage for it (a services.check for a consumer
-// that does not exist: any check error means the service answered), and
-// the sign-up audience looks like a domain. It changes nothing. Run it at
-// deploy time, or from a -doctor flag.
+// item each), the Pub/Sub subscription exists and receives the provider's
+// Marketplace topic, the Service Control service name is right and the
+// caller may report usage for it (a services.check for a consumer that does
+// not exist: any check error means the service answered), and the sign-up
+// audience looks like a domain. It changes nothing.
 //
-// Every check runs, whatever the others found: a client that cannot be
-// created (no credentials, say) fails the checks that need it, each saying
-// so, and the report lists every problem at once.
-func Doctor(ctx context.Context, p DoctorParams) DoctorReport {
-	var r DoctorReport
-	r.Checks = append(r.Checks, doctorProcurement(ctx, p)...)
-	r.Checks = append(r.Checks, doctorSubscription(ctx, p))
-	r.Checks = append(r.Checks, doctorServiceControl(ctx, p))
-	r.Checks = append(r.Checks, doctorAudience(p))
+// opts configure the clients Run creates, those p leaves nil (credentials,
+// endpoint). Every check runs,
+// whatever the others found: a client that cannot be created (no
+// credentials, say) fails the checks that need it, each saying so, and the
+// report lists every problem at once.
+func Run(ctx context.Context, p Params, opts ...option.ClientOption) Report {
+	if p.ProviderID == "" && p.Procurement != nil {
+		p.ProviderID = p.Procurement.ProviderID()
+	}
+	var r Report
+	r.Checks = append(r.Checks, checkProcurement(ctx, p, opts)...)
+	r.Checks = append(r.Checks, checkSubscription(ctx, p, opts))
+	r.Checks = append(r.Checks, checkServiceControl(ctx, p, opts))
+	r.Checks = append(r.Checks, checkAudience(p))
 	return r
 }
 
-func doctorProcurement(ctx context.Context, p DoctorParams) []DoctorCheck {
-	client, err := procurement.NewClientWithConfig(ctx, p.ProviderID,
-		&procurement.Config{Retry: procurement.RetryPolicy{MaxAttempts: 2}}, p.ProcurementOptions...)
-	if err != nil {
-		fix := "set the partner id shown in " + producerPortal + " → Technical integration; the notification topic is projects/" +
-			MarketplaceTopicProject + "/topics/<partner id>"
-		if !errors.Is(err, procurement.ErrInvalidName) {
-			fix = "check the credentials (Application Default Credentials, or the client options given)"
+func checkProcurement(ctx context.Context, p Params, opts []option.ClientOption) []Check {
+	client := p.Procurement
+	if client == nil {
+		var err error
+		// Two attempts: a diagnosis should not wait out the default backoff.
+		client, err = procurement.NewClientWithConfig(ctx, p.ProviderID,
+			&procurement.Config{Retry: procurement.RetryPolicy{MaxAttempts: 2}}, opts...)
+		if err != nil {
+			fix := "set the partner id shown in " + producerPortal + " → Technical integration; the notification topic is projects/" +
+				TopicProject + "/topics/<partner id>"
+			if !errors.Is(err, procurement.ErrInvalidName) {
+				fix = "check the credentials (Application Default Credentials, or the client options given)"
+			}
+			d := "cannot create a Procurement API client: " + err.Error()
+			return []Check{{Name: CheckEntitlements, Detail: d, Fix: fix}, {Name: CheckAccounts, Detail: d, Fix: fix}}
 		}
-		d := "cannot create a Procurement API client: " + err.Error()
-		return []DoctorCheck{{Name: CheckEntitlements, Detail: d, Fix: fix}, {Name: CheckAccounts, Detail: d, Fix: fix}}
 	}
-	ents := DoctorCheck{Name: CheckEntitlements}
+	ents := Check{Name: CheckEntitlements}
 	cctx, cancel := context.WithTimeout(ctx, doctorTimeout)
 	page, err := client.ListEntitlementsPage(cctx, &procurement.ListEntitlementsParams{PageSize: 1})
 	cancel()
@@ -161,7 +184,7 @@ func doctorProcurement(ctx context.Context, p DoctorParams) []DoctorCheck {
 	} else {
 		ents.Detail, ents.Fix = procurementFailure(p.ProviderID, "commerceprocurement.providerEntitlements.list", err)
 	}
-	accts := DoctorCheck{Name: CheckAccounts}
+	accts := Check{Name: CheckAccounts}
 	cctx, cancel = context.WithTimeout(ctx, doctorTimeout)
 	apage, err := client.ListAccountsPage(cctx, &procurement.ListAccountsParams{PageSize: 1})
 	cancel()
@@ -171,7 +194,7 @@ func doctorProcurement(ctx context.Context, p DoctorParams) []DoctorCheck {
 	} else {
 		accts.Detail, accts.Fix = procurementFailure(p.ProviderID, "commerceprocurement.providerAccounts.list", err)
 	}
-	return []DoctorCheck{ents, accts}
+	return []Check{ents, accts}
 }
 
 func procurementFailure(provider, perm string, err error) (detail, fix string) {
@@ -191,36 +214,36 @@ func procurementFailure(provider, perm string, err error) (detail, fix string) {
 	return detail, fix
 }
 
-func doctorSubscription(ctx context.Context, p DoctorParams) DoctorCheck {
-	c := DoctorCheck{Name: CheckSubscription}
-	topic := "projects/" + MarketplaceTopicProject + "/topics/" + p.ProviderID
+func checkSubscription(ctx context.Context, p Params, opts []option.ClientOption) Check {
+	c := Check{Name: CheckSubscription}
+	topic := "projects/" + TopicProject + "/topics/" + p.ProviderID
 	switch {
-	case p.PubSubClient == nil && p.PubSubProject == "":
+	case p.PubSub == nil && p.PubSubProject == "":
 		c.OK, c.Detail = true, "skipped: no Pub/Sub client given"
 		return c
 	case p.Subscription == "":
 		c.Detail = "no subscription configured"
 		c.Fix = "create a pull subscription on " + topic + " in your project and configure its id"
 		return c
-	case p.PubSubClient == nil:
-		ps, err := pubsub.NewClient(ctx, p.PubSubProject, p.PubSubOptions...)
+	case p.PubSub == nil:
+		ps, err := pubsub.NewClient(ctx, p.PubSubProject, opts...)
 		if err != nil {
 			c.Detail = fmt.Sprintf("cannot create a Pub/Sub client for project %q: %v", p.PubSubProject, err)
 			c.Fix = "check the project and the credentials (Application Default Credentials, or the client options given)"
 			return c
 		}
 		defer ps.Close()
-		p.PubSubClient = ps
+		p.PubSub = ps
 	}
 	name := p.Subscription
 	if !strings.HasPrefix(name, "projects/") {
-		name = "projects/" + p.PubSubClient.Project() + "/subscriptions/" + name
+		name = "projects/" + p.PubSub.Project() + "/subscriptions/" + name
 	}
 	create := fmt.Sprintf("gcloud pubsub subscriptions create %s --topic=%s --project=%s",
 		name[strings.LastIndex(name, "/")+1:], topic, projectOf(name))
 	cctx, cancel := context.WithTimeout(ctx, doctorTimeout)
 	defer cancel()
-	sub, err := p.PubSubClient.SubscriptionAdminClient.GetSubscription(cctx, &pubsubpb.GetSubscriptionRequest{Subscription: name})
+	sub, err := p.PubSub.SubscriptionAdminClient.GetSubscription(cctx, &pubsubpb.GetSubscriptionRequest{Subscription: name})
 	if err != nil {
 		c.Detail = fmt.Sprintf("reading %s: %v", name, err)
 		switch status.Code(err) {
@@ -259,8 +282,8 @@ func projectOf(name string) string {
 // the caller may use it.
 const doctorConsumer = "project:gcpmarketplace-doctor-no-such-project"
 
-func doctorServiceControl(ctx context.Context, p DoctorParams) DoctorCheck {
-	c := DoctorCheck{Name: CheckServiceControl}
+func checkServiceControl(ctx context.Context, p Params, opts []option.ClientOption) Check {
+	c := Check{Name: CheckServiceControl}
 	if p.ServiceName == "" {
 		c.OK, c.Detail = true, "skipped: no service name given"
 		return c
@@ -269,11 +292,14 @@ func doctorServiceControl(ctx context.Context, p DoctorParams) DoctorCheck {
 		"<product>.endpoints.<project>.cloud.goog), and grant the service account roles/servicemanagement.serviceController "+
 		"on it: gcloud endpoints services add-iam-policy-binding %s --member=serviceAccount:<email> "+
 		"--role=roles/servicemanagement.serviceController", p.ServiceName, producerPortal, p.ServiceName)
-	svc, err := servicecontrol.NewService(ctx, p.ServiceControlOptions...)
-	if err != nil {
-		c.Detail = "cannot create a Service Control client: " + err.Error()
-		c.Fix = "check the credentials (Application Default Credentials, or the client options given)"
-		return c
+	svc := p.ServiceControl
+	if svc == nil {
+		var err error
+		if svc, err = servicecontrol.NewService(ctx, opts...); err != nil {
+			c.Detail = "cannot create a Service Control client: " + err.Error()
+			c.Fix = "check the credentials (Application Default Credentials, or the client options given)"
+			return c
+		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, doctorTimeout)
 	defer cancel()
@@ -307,8 +333,8 @@ func doctorServiceControl(ctx context.Context, p DoctorParams) DoctorCheck {
 	return c
 }
 
-func doctorAudience(p DoctorParams) DoctorCheck {
-	c := DoctorCheck{Name: CheckSignupAudience}
+func checkAudience(p Params) Check {
+	c := Check{Name: CheckSignupAudience}
 	a := p.SignupAudience
 	switch {
 	case a == "":

@@ -1,8 +1,8 @@
-package marketplace
+package verify
 
 // This file holds what the sign-up and push verifiers share: the typed
-// token errors, the cache of Google's public signing keys, and the RS256
-// verification core built on github.com/golang-jwt/jwt/v5.
+// token errors and the cache of Google's public signing keys (the RS256
+// core is in jwt.go).
 
 import (
 	"context"
@@ -19,13 +19,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // TokenReason is why a token was refused. The ErrToken* constants and
@@ -38,7 +35,8 @@ type TokenReason string
 func (r TokenReason) Error() string { return string(r) }
 
 // Reasons a sign-up or push token is refused. Every error returned by
-// VerifySignupToken, VerifyPushToken and VerifyPushRequest is a *TokenError
+// SignupVerifier.Verify, PushVerifier.Verify and PushVerifier.VerifyRequest
+// (and the sign-up handlers of package signup) is a *TokenError
 // whose Reason is one of these.
 const (
 	// ErrTokenMissing: no token was presented.
@@ -76,7 +74,7 @@ const (
 	// ErrTokenLifetime: exp − iat is not positive or exceeds MaxTokenLifetime.
 	ErrTokenLifetime TokenReason = "token lifetime not allowed"
 	// ErrTokenEmail: a push token's email is not the required service
-	// account (WithPushServiceAccount).
+	// account (Config.PushServiceAccount).
 	ErrTokenEmail TokenReason = "token email not the required service account"
 	// ErrTokenEmailUnverified: a push token's email_verified is not true.
 	ErrTokenEmailUnverified TokenReason = "token email not verified"
@@ -95,17 +93,18 @@ type TokenError struct {
 	// Err is the underlying detail or cause, possibly nil.
 	Err error
 
-	// kind names the token ("sign-up", "push") in messages.
-	kind string
+	// Kind names the token in the message: "sign-up" or "push" ("JWT"
+	// when empty).
+	Kind string
 }
 
 // Error describes the refusal: which token, the reason and the detail.
 func (e *TokenError) Error() string {
-	kind := e.kind
+	kind := e.Kind
 	if kind == "" {
 		kind = "JWT"
 	}
-	msg := "marketplace: " + kind + " token refused: " + string(e.Reason)
+	msg := "verify: " + kind + " token refused: " + string(e.Reason)
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()
 	}
@@ -130,16 +129,17 @@ func (e *TokenError) Retryable() bool { return e.Reason == ErrKeysUnavailable }
 const MaxTokenSize = 8 << 10
 
 // defaultTokenLeeway is the clock skew allowed on exp, iat and nbf unless
-// an option sets another.
+// Config.Leeway sets another.
 const defaultTokenLeeway = 30 * time.Second
 
-// maxTokenLeeway bounds the configurable skew: a sign-up token lives five
-// minutes, so a larger leeway would make exp meaningless.
-const maxTokenLeeway = 5 * time.Minute
+// MaxLeeway bounds Config.Leeway, the clock skew allowed on exp and iat: a
+// sign-up token lives five minutes, so a larger leeway would make exp
+// meaningless.
+const MaxLeeway = 5 * time.Minute
 
 func checkLeeway(d time.Duration) error {
-	if d < 0 || d > maxTokenLeeway {
-		return fmt.Errorf("marketplace: token leeway %v out of range [0, %v]", d, maxTokenLeeway)
+	if d < 0 || d > MaxLeeway {
+		return fmt.Errorf("verify: token leeway %v out of range [0, %v]", d, MaxLeeway)
 	}
 	return nil
 }
@@ -179,10 +179,10 @@ const (
 func checkKeyURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("marketplace: key URL: %w", err)
+		return fmt.Errorf("verify: key URL: %w", err)
 	}
 	if u.Host == "" {
-		return fmt.Errorf("marketplace: key URL %q has no host", raw)
+		return fmt.Errorf("verify: key URL %q has no host", raw)
 	}
 	switch u.Scheme {
 	case "https":
@@ -192,9 +192,9 @@ func checkKeyURL(raw string) error {
 		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
 			return nil
 		}
-		return fmt.Errorf("marketplace: key URL %q: http is allowed only to a loopback host; use https", raw)
+		return fmt.Errorf("verify: key URL %q: http is allowed only to a loopback host; use https", raw)
 	default:
-		return fmt.Errorf("marketplace: key URL %q: scheme must be https", raw)
+		return fmt.Errorf("verify: key URL %q: scheme must be https", raw)
 	}
 }
 
@@ -231,7 +231,7 @@ func newKeyCache(kind, rawURL string, format keySetFormat, client *http.Client, 
 }
 
 func (c *keyCache) tokenErr(reason TokenReason, err error) *TokenError {
-	return &TokenError{Reason: reason, Err: err, kind: c.kind}
+	return &TokenError{Reason: reason, Err: err, Kind: c.kind}
 }
 
 // key returns the public key for kid, fetching the key set if it is not
@@ -316,11 +316,11 @@ func (c *keyCache) refresh(ctx context.Context, done chan struct{}) {
 	close(done)
 	c.mu.Unlock()
 	if err != nil {
-		c.logger.LogAttrs(ctx, slog.LevelWarn, "marketplace: fetching signing keys failed",
+		c.logger.LogAttrs(ctx, slog.LevelWarn, "verify: fetching signing keys failed",
 			slog.String("url", c.url), slog.String("error", err.Error()))
 		return
 	}
-	c.logger.LogAttrs(ctx, slog.LevelDebug, "marketplace: fetched signing keys",
+	c.logger.LogAttrs(ctx, slog.LevelDebug, "verify: fetched signing keys",
 		slog.String("url", c.url), slog.Int("keys", len(keys)), slog.Duration("ttl", ttl))
 }
 
@@ -360,7 +360,7 @@ func (c *keyCache) fetch(ctx context.Context) (map[string]*rsa.PublicKey, time.D
 		return nil, 0, fmt.Errorf("fetch keys: %s: %w", c.url, err)
 	}
 	for _, s := range skipped {
-		c.logger.LogAttrs(ctx, slog.LevelWarn, "marketplace: ignored a signing key",
+		c.logger.LogAttrs(ctx, slog.LevelWarn, "verify: ignored a signing key",
 			slog.String("url", c.url), slog.String("reason", s))
 	}
 	return keys, cacheTTL(resp.Header), nil
@@ -521,120 +521,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
-}
-
-// jwtCheck is the RS256 verification both verifiers run.
-type jwtCheck struct {
-	kind      string   // "sign-up" or "push"
-	issuers   []string // accepted iss values, compared before any key is fetched
-	audiences []string
-	leeway    time.Duration
-	now       func() time.Time
-	keys      *keyCache
-}
-
-func (j *jwtCheck) tokenErr(reason TokenReason, err error) *TokenError {
-	return &TokenError{Reason: reason, Err: err, kind: j.kind}
-}
-
-// verify checks token and decodes its claims into claims (a pointer to a
-// struct embedding jwt.RegisteredClaims). The order matters: size and
-// spelling, then alg, crit, iss and the date types from the unverified
-// token, and only then the key by kid from the pinned key URL, the
-// signature, the time and audience claims, the lifetime and sub.
-func (j *jwtCheck) verify(ctx context.Context, token string, claims jwt.Claims) error {
-	if token == "" {
-		return j.tokenErr(ErrTokenMissing, nil)
-	}
-	if len(token) > MaxTokenSize {
-		return j.tokenErr(ErrTokenTooLarge, fmt.Errorf("%d bytes, the limit is %d", len(token), MaxTokenSize))
-	}
-	if err := checkTokenAlphabet(token); err != nil {
-		return j.tokenErr(ErrTokenMalformed, err)
-	}
-	alg, iss, err := peekToken(token)
-	if err != nil {
-		return j.tokenErr(ErrTokenMalformed, err)
-	}
-	if alg != jwt.SigningMethodRS256.Alg() {
-		return j.tokenErr(ErrTokenAlgorithm, fmt.Errorf("alg %q, want RS256", truncate(alg, 32)))
-	}
-	if !slices.Contains(j.issuers, iss) {
-		return j.tokenErr(ErrTokenIssuer, fmt.Errorf("iss %q", truncate(iss, 128)))
-	}
-
-	parser := jwt.NewParser(
-		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
-		// Unused low bits set in a segment's last character would give the
-		// same token another spelling.
-		jwt.WithStrictDecoding(),
-		jwt.WithIssuer(iss),
-		jwt.WithAudience(j.audiences...),
-		jwt.WithLeeway(j.leeway),
-		jwt.WithIssuedAt(),
-		jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(j.now),
-	)
-	_, err = parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		if kid == "" {
-			return nil, j.tokenErr(ErrTokenUnknownKey, errors.New("no kid header"))
-		}
-		key, err := j.keys.key(ctx, kid)
-		if err != nil {
-			return nil, err
-		}
-		if len(t.Signature) != key.Size() {
-			return nil, j.tokenErr(ErrTokenMalformed, fmt.Errorf("signature is %d bytes, an RS256 signature by key %q is %d", len(t.Signature), truncate(kid, 64), key.Size()))
-		}
-		return key, nil
-	})
-	if err != nil {
-		return j.classify(err, claims)
-	}
-	iat, _ := claims.GetIssuedAt()
-	exp, _ := claims.GetExpirationTime()
-	if iat == nil || exp == nil {
-		return j.tokenErr(ErrTokenMalformed, errors.New("iat and exp claims are required"))
-	}
-	if err := checkLifetime(iat.Time, exp.Time); err != nil {
-		return j.tokenErr(ErrTokenLifetime, err)
-	}
-	sub, _ := claims.GetSubject()
-	if err := checkSubject(sub); err != nil {
-		return j.tokenErr(ErrTokenSubject, err)
-	}
-	return nil
-}
-
-// classify turns a jwt parse error into a *TokenError. When several claims
-// are wrong the first in this order wins: expiry, issue time, audience,
-// issuer.
-func (j *jwtCheck) classify(err error, claims jwt.Claims) error {
-	var te *TokenError
-	if errors.As(err, &te) {
-		return te // from the Keyfunc
-	}
-	switch {
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		return j.tokenErr(ErrTokenMalformed, err)
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return j.tokenErr(ErrTokenSignature, err)
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return j.tokenErr(ErrTokenExpired, err)
-	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued), errors.Is(err, jwt.ErrTokenNotValidYet):
-		return j.tokenErr(ErrTokenIssuedInFuture, err)
-	case errors.Is(err, jwt.ErrTokenInvalidAudience):
-		aud, _ := claims.GetAudience()
-		return j.tokenErr(ErrTokenAudience, fmt.Errorf("aud %q: %w", truncate(strings.Join(aud, ","), 128), err))
-	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		return j.tokenErr(ErrTokenIssuer, err)
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		if aud, _ := claims.GetAudience(); len(aud) == 0 || (len(aud) == 1 && aud[0] == "") {
-			return j.tokenErr(ErrTokenAudience, err)
-		}
-		return j.tokenErr(ErrTokenMalformed, err)
-	default:
-		return j.tokenErr(ErrTokenMalformed, err)
-	}
 }

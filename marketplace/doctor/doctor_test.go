@@ -1,4 +1,4 @@
-package marketplace_test
+package doctor_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/doctor"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 )
 
@@ -21,57 +21,55 @@ func TestDoctor(t *testing.T) {
 	ps, err := pubsub.NewClient(ctx, "vendor-project", srv.PubSubOptions()...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ps.Close() })
-	good := marketplace.DoctorParams{
-		ProviderID:            srv.ProviderID(),
-		ProcurementOptions:    srv.ClientOptions(),
-		PubSubClient:          ps,
-		Subscription:          "marketplace", // an id, in the client's project
-		ServiceName:           srv.ServiceName(),
-		ServiceControlOptions: srv.ClientOptions(),
-		SignupAudience:        srv.ServiceName(),
+	good := doctor.Params{
+		ProviderID:     srv.ProviderID(),
+		PubSub:         ps,
+		Subscription:   "marketplace", // an id, in the client's project
+		ServiceName:    srv.ServiceName(),
+		SignupAudience: srv.ServiceName(),
 	}
 	otherTopic := "projects/vendor-project/subscriptions/other-topic"
 	tests := []struct {
 		name   string
-		change func(p *marketplace.DoctorParams)
+		change func(p *doctor.Params)
 		failed []string // names of the failing checks
 		fix    string   // in the report's text
 	}{
-		{name: "all ok", change: func(*marketplace.DoctorParams) {}},
+		{name: "all ok", change: func(*doctor.Params) {}},
 		{
 			name:   "wrong provider",
-			change: func(p *marketplace.DoctorParams) { p.ProviderID = "someone-else" },
-			failed: []string{marketplace.CheckEntitlements, marketplace.CheckAccounts, marketplace.CheckSubscription},
+			change: func(p *doctor.Params) { p.ProviderID = "someone-else" },
+			failed: []string{doctor.CheckEntitlements, doctor.CheckAccounts, doctor.CheckSubscription},
 			fix:    "check the partner id",
 		},
 		{
 			name:   "invalid provider",
-			change: func(p *marketplace.DoctorParams) { p.ProviderID = "not/valid" },
-			failed: []string{marketplace.CheckEntitlements, marketplace.CheckAccounts, marketplace.CheckSubscription},
+			change: func(p *doctor.Params) { p.ProviderID = "not/valid" },
+			failed: []string{doctor.CheckEntitlements, doctor.CheckAccounts, doctor.CheckSubscription},
 			fix:    "Technical integration",
 		},
 		{
 			name:   "wrong service",
-			change: func(p *marketplace.DoctorParams) { p.ServiceName = "wrong.endpoints.acme-provider.cloud.goog" },
-			failed: []string{marketplace.CheckServiceControl},
+			change: func(p *doctor.Params) { p.ServiceName = "wrong.endpoints.acme-provider.cloud.goog" },
+			failed: []string{doctor.CheckServiceControl},
 			fix:    "roles/servicemanagement.serviceController",
 		},
 		{
 			name:   "missing subscription",
-			change: func(p *marketplace.DoctorParams) { p.Subscription = "projects/vendor-project/subscriptions/nope" },
-			failed: []string{marketplace.CheckSubscription},
+			change: func(p *doctor.Params) { p.Subscription = "projects/vendor-project/subscriptions/nope" },
+			failed: []string{doctor.CheckSubscription},
 			fix:    "gcloud pubsub subscriptions create nope --topic=projects/cloudcommerceproc-prod/topics/acme-provider --project=vendor-project",
 		},
 		{
 			name:   "subscription on another topic",
-			change: func(p *marketplace.DoctorParams) { p.Subscription = otherTopic },
-			failed: []string{marketplace.CheckSubscription},
+			change: func(p *doctor.Params) { p.Subscription = otherTopic },
+			failed: []string{doctor.CheckSubscription},
 			fix:    "create a subscription on the Marketplace topic",
 		},
 		{
 			name:   "audience with a scheme",
-			change: func(p *marketplace.DoctorParams) { p.SignupAudience = "https://example.com/signup" },
-			failed: []string{marketplace.CheckSignupAudience},
+			change: func(p *doctor.Params) { p.SignupAudience = "https://example.com/signup" },
+			failed: []string{doctor.CheckSignupAudience},
 			fix:    "product domain",
 		},
 	}
@@ -80,7 +78,7 @@ func TestDoctor(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := good
 			tt.change(&p)
-			report := marketplace.Doctor(ctx, p)
+			report := doctor.Run(ctx, p, srv.ClientOptions()...)
 			t.Log("\n" + report.String())
 			require.Len(t, report.Checks, 5)
 			var failed []string
@@ -107,10 +105,9 @@ func TestDoctor(t *testing.T) {
 func TestDoctorWithoutPubSub(t *testing.T) {
 	t.Parallel()
 	srv := marketplacetest.New(t)
-	report := marketplace.Doctor(context.Background(), marketplace.DoctorParams{
-		ProviderID: srv.ProviderID(), ProcurementOptions: srv.ClientOptions(),
-		ServiceName: srv.ServiceName(), ServiceControlOptions: srv.ClientOptions(),
-	})
+	report := doctor.Run(context.Background(), doctor.Params{
+		ProviderID: srv.ProviderID(), ServiceName: srv.ServiceName(),
+	}, srv.ClientOptions()...)
 	assert.True(t, report.OK(), report.String())
 	assert.Contains(t, report.String(), "skipped: no Pub/Sub client given")
 }
@@ -126,17 +123,17 @@ func createOtherSubscription(t *testing.T, srv *marketplacetest.Server, name str
 	require.NoError(t, err)
 }
 
-// Doctor checks the configuration an integration runs with and prints how
-// to fix what is wrong: here the service name has a typo.
-func ExampleDoctor() {
+// Run checks the configuration an integration runs with and prints how to
+// fix what is wrong: here the service name has a typo.
+func ExampleRun() {
 	s := marketplacetest.New(nil) // plays Google in this example
 	defer s.Close()
-	report := marketplace.Doctor(context.Background(), marketplace.DoctorParams{
-		ProviderID:            s.ProviderID(),
-		ProcurementOptions:    s.ClientOptions(),
-		ServiceName:           "exmaple-service.endpoints.acme-provider.cloud.goog",
-		ServiceControlOptions: s.ClientOptions(),
-	})
+	// Without options, Run creates its clients with Application Default
+	// Credentials; here they point at the emulator.
+	report := doctor.Run(context.Background(), doctor.Params{
+		ProviderID:  s.ProviderID(),
+		ServiceName: "exmaple-service.endpoints.acme-provider.cloud.goog",
+	}, s.ClientOptions()...)
 	for _, c := range report.Checks {
 		fmt.Println(c.OK, c.Name)
 	}

@@ -1,4 +1,4 @@
-package marketplace_test
+package verify_test
 
 // Regression tests for the token hardening of issue 19 (items 12-17): each
 // case here was accepted before, by the sign-up or the push verifier.
@@ -17,8 +17,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
 
@@ -41,19 +42,19 @@ func (e signupTestEnv) mintSignup(t *testing.T, p marketplacetest.TokenParams) s
 type tokenCase struct {
 	name  string
 	token string
-	want  marketplace.TokenReason
+	want  verify.TokenReason
 }
 
 func (e signupTestEnv) requireCases(t *testing.T, cases []tokenCase) {
 	t.Helper()
 	for _, tc := range cases {
-		c, err := e.v.VerifySignupToken(context.Background(), tc.token)
+		c, err := e.v.Verify(context.Background(), tc.token)
 		if tc.want == "" {
 			assert.NoError(t, err, tc.name)
 			continue
 		}
 		if assert.Error(t, err, tc.name) {
-			var te *marketplace.TokenError
+			var te *verify.TokenError
 			if assert.ErrorAs(t, err, &te, tc.name) {
 				assert.Equal(t, tc.want, te.Reason, "%s: %v", tc.name, err)
 			}
@@ -75,14 +76,13 @@ func TestVerifySignupTokenRefusesKeyRedirect(t *testing.T) {
 		redirector := httptest.NewServer(http.RedirectHandler(s.AttackerCertsURL(), http.StatusFound))
 		t.Cleanup(redirector.Close)
 		client := &http.Client{}
-		v, err := marketplace.NewSignupVerifier([]string{signupTestAudience},
-			marketplace.WithSignupCertsURL(redirector.URL+"/robot/v1/metadata/x509/keys"),
-			marketplace.WithSignupHTTPClient(client),
-			marketplace.WithSignupClock(s.Clock().Now))
+		v, err := verify.NewSignupVerifier([]string{signupTestAudience},
+			&verify.Config{Runtime: gcpmarketplace.Runtime{Clock: s.Clock().Now},
+				SignupCertsURL: redirector.URL + "/robot/v1/metadata/x509/keys", HTTPClient: client})
 		require.NoError(t, err)
 		tok := s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience, ForeignKey: true})
-		_, err = v.VerifySignupToken(ctx, tok)
-		requireAuthReason(t, err, marketplace.ErrKeysUnavailable)
+		_, err = v.Verify(ctx, tok)
+		requireAuthReason(t, err, verify.ErrKeysUnavailable)
 		assert.ErrorContains(t, err, "redirect")
 		assert.Nil(t, client.CheckRedirect, "the caller's client was modified")
 	})
@@ -95,14 +95,13 @@ func TestVerifySignupTokenRefusesKeyRedirect(t *testing.T) {
 		redirector := httptest.NewServer(http.RedirectHandler(s.AttackerCertsURL(), http.StatusFound))
 		t.Cleanup(redirector.Close)
 		client := &http.Client{Transport: followingTransport{&http.Client{}}}
-		v, err := marketplace.NewSignupVerifier([]string{signupTestAudience},
-			marketplace.WithSignupCertsURL(redirector.URL+"/robot/v1/metadata/x509/keys"),
-			marketplace.WithSignupHTTPClient(client),
-			marketplace.WithSignupClock(s.Clock().Now))
+		v, err := verify.NewSignupVerifier([]string{signupTestAudience},
+			&verify.Config{Runtime: gcpmarketplace.Runtime{Clock: s.Clock().Now},
+				SignupCertsURL: redirector.URL + "/robot/v1/metadata/x509/keys", HTTPClient: client})
 		require.NoError(t, err)
 		tok := s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience, ForeignKey: true})
-		_, err = v.VerifySignupToken(ctx, tok)
-		requireAuthReason(t, err, marketplace.ErrKeysUnavailable)
+		_, err = v.Verify(ctx, tok)
+		requireAuthReason(t, err, verify.ErrKeysUnavailable)
 		assert.ErrorContains(t, err, "refused")
 	})
 
@@ -111,17 +110,17 @@ func TestVerifySignupTokenRefusesKeyRedirect(t *testing.T) {
 		e := newSignupTestEnv(t)
 		e.s.RedirectKeysToAttacker(true)
 		attack := e.mintSignup(t, marketplacetest.TokenParams{ForeignKey: true})
-		_, err := e.v.VerifySignupToken(ctx, attack)
-		requireAuthReason(t, err, marketplace.ErrKeysUnavailable)
+		_, err := e.v.Verify(ctx, attack)
+		requireAuthReason(t, err, verify.ErrKeysUnavailable)
 		e.requireOnlyCertsFetched(t, 1)
 
 		// With the endpoint restored (and the rate limit past), genuine
 		// keys load and the foreign token is refused for its kid.
 		e.s.RedirectKeysToAttacker(false)
 		e.s.Clock().Advance(time.Minute)
-		_, err = e.v.VerifySignupToken(ctx, attack)
-		requireAuthReason(t, err, marketplace.ErrTokenUnknownKey)
-		_, err = e.v.VerifySignupToken(ctx, e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience}))
+		_, err = e.v.Verify(ctx, attack)
+		requireAuthReason(t, err, verify.ErrTokenUnknownKey)
+		_, err = e.v.Verify(ctx, e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience}))
 		require.NoError(t, err)
 	})
 }
@@ -131,8 +130,8 @@ func TestVerifyPushRequestRefusesKeyRedirect(t *testing.T) {
 	e := newPushTestEnv(t)
 	e.s.RedirectKeysToAttacker(true)
 	tok := e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience, ForeignKey: true})
-	_, err := e.v.VerifyPushRequest(context.Background(), pushBearerRequest(t, tok))
-	requireAuthReason(t, err, marketplace.ErrKeysUnavailable)
+	_, err := e.v.VerifyRequest(context.Background(), pushBearerRequest(t, tok))
+	requireAuthReason(t, err, verify.ErrKeysUnavailable)
 	e.requireOnlyJWKSFetched(t, 1)
 }
 
@@ -145,14 +144,14 @@ func TestVerifySignupTokenSubject(t *testing.T) {
 		strings.Repeat("a", 257), strings.Repeat("a", 5000)}
 	var cases []tokenCase
 	for _, sub := range bad {
-		cases = append(cases, tokenCase{subjectCaseName(sub), e.mintSignup(t, marketplacetest.TokenParams{Subject: sub}), marketplace.ErrTokenSubject})
+		cases = append(cases, tokenCase{subjectCaseName(sub), e.mintSignup(t, marketplacetest.TokenParams{Subject: sub}), verify.ErrTokenSubject})
 	}
 	for _, sub := range []string{"acct-1", "E-1234_x.y:z", "4f165726-0a12-4b7c-ab5b-34a6ca9fa5d3", strings.Repeat("a", 256)} {
 		cases = append(cases, tokenCase{subjectCaseName(sub), e.mintSignup(t, marketplacetest.TokenParams{Subject: sub}), ""})
 	}
 	e.requireCases(t, cases)
 
-	_, err := e.v.VerifySignupToken(context.Background(), e.mintSignup(t, marketplacetest.TokenParams{Subject: "../x"}))
+	_, err := e.v.Verify(context.Background(), e.mintSignup(t, marketplacetest.TokenParams{Subject: "../x"}))
 	require.ErrorIs(t, err, procurement.ErrInvalidName)
 	assert.NotContains(t, err.Error(), "\n")
 }
@@ -172,16 +171,16 @@ func TestVerifyPushRequestEmailIsComparedASCII(t *testing.T) {
 	sa := e.s.PushServiceAccount()
 	for _, tc := range []struct {
 		email string
-		want  marketplace.TokenReason
+		want  verify.TokenReason
 	}{
 		{sa, ""},
 		{strings.ToUpper(sa), ""},
-		{strings.Replace(sa, "s", "ſ", 1), marketplace.ErrTokenEmail},      // U+017F folds to s
-		{strings.Replace(sa, "k", "\u212a", 1), marketplace.ErrTokenEmail}, // Kelvin sign folds to k
-		{sa + " ", marketplace.ErrTokenEmail},
+		{strings.Replace(sa, "s", "ſ", 1), verify.ErrTokenEmail},      // U+017F folds to s
+		{strings.Replace(sa, "k", "\u212a", 1), verify.ErrTokenEmail}, // Kelvin sign folds to k
+		{sa + " ", verify.ErrTokenEmail},
 	} {
 		tok := e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience, Email: tc.email})
-		_, err := e.v.VerifyPushToken(context.Background(), tok)
+		_, err := e.v.Verify(context.Background(), tok)
 		if tc.want == "" {
 			assert.NoError(t, err, tc.email)
 			continue
@@ -190,8 +189,8 @@ func TestVerifyPushRequestEmailIsComparedASCII(t *testing.T) {
 	}
 
 	// A configured address in upper case matches the token's lower case.
-	upper := newPushTestEnv(t, marketplace.WithPushServiceAccount(strings.ToUpper(sa)))
-	_, err := upper.v.VerifyPushToken(context.Background(), upper.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience}))
+	upper := newPushTestEnv(t, func(c *verify.Config) { c.PushServiceAccount = strings.ToUpper(sa) })
+	_, err := upper.v.Verify(context.Background(), upper.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience}))
 	require.NoError(t, err)
 }
 
@@ -200,10 +199,10 @@ func TestVerifySignupTokenCritHeader(t *testing.T) {
 	t.Parallel()
 	e := newSignupTestEnv(t)
 	e.requireCases(t, []tokenCase{
-		{"crit unknown extension", e.mintSignup(t, marketplacetest.TokenParams{Header: map[string]any{"crit": []string{"exp-ext"}, "exp-ext": 1}}), marketplace.ErrTokenMalformed},
-		{"crit b64", e.mintSignup(t, marketplacetest.TokenParams{Header: map[string]any{"crit": []string{"b64"}, "b64": true}}), marketplace.ErrTokenMalformed},
-		{"crit empty", e.mintSignup(t, marketplacetest.TokenParams{Header: map[string]any{"crit": []string{}}}), marketplace.ErrTokenMalformed},
-		{"crit null", e.mintSignup(t, marketplacetest.TokenParams{Header: map[string]any{"crit": nil}}), marketplace.ErrTokenMalformed},
+		{"crit unknown extension", e.mintSignup(t, marketplacetest.TokenParams{Header: map[string]any{"crit": []string{"exp-ext"}, "exp-ext": 1}}), verify.ErrTokenMalformed},
+		{"crit b64", e.mintSignup(t, marketplacetest.TokenParams{Header: map[string]any{"crit": []string{"b64"}, "b64": true}}), verify.ErrTokenMalformed},
+		{"crit empty", e.mintSignup(t, marketplacetest.TokenParams{Header: map[string]any{"crit": []string{}}}), verify.ErrTokenMalformed},
+		{"crit null", e.mintSignup(t, marketplacetest.TokenParams{Header: map[string]any{"crit": nil}}), verify.ErrTokenMalformed},
 		{"other unknown header", e.mintSignup(t, marketplacetest.TokenParams{Header: map[string]any{"x-note": "ok"}}), ""},
 	})
 }
@@ -220,14 +219,14 @@ func TestVerifySignupTokenStrictEncoding(t *testing.T) {
 	require.NotEqual(t, good, lowBits)
 	e.requireCases(t, []tokenCase{
 		{"genuine", good, ""},
-		{"LF in signature", h + "." + p + "." + sig[:100] + "\n" + sig[100:], marketplace.ErrTokenMalformed},
-		{"CR LF in signature", h + "." + p + "." + sig[:100] + "\r\n" + sig[100:], marketplace.ErrTokenMalformed},
-		{"LF in payload", h + "." + p[:10] + "\n" + p[10:] + "." + sig, marketplace.ErrTokenMalformed},
-		{"LF in header", h[:5] + "\n" + h[5:] + "." + p + "." + sig, marketplace.ErrTokenMalformed},
-		{"trailing LF", good + "\n", marketplace.ErrTokenMalformed},
-		{"padding", good + "==", marketplace.ErrTokenMalformed},
-		{"standard alphabet", strings.NewReplacer("-", "+", "_", "/").Replace(good), marketplace.ErrTokenMalformed},
-		{"unused low bits in signature", lowBits, marketplace.ErrTokenMalformed},
+		{"LF in signature", h + "." + p + "." + sig[:100] + "\n" + sig[100:], verify.ErrTokenMalformed},
+		{"CR LF in signature", h + "." + p + "." + sig[:100] + "\r\n" + sig[100:], verify.ErrTokenMalformed},
+		{"LF in payload", h + "." + p[:10] + "\n" + p[10:] + "." + sig, verify.ErrTokenMalformed},
+		{"LF in header", h[:5] + "\n" + h[5:] + "." + p + "." + sig, verify.ErrTokenMalformed},
+		{"trailing LF", good + "\n", verify.ErrTokenMalformed},
+		{"padding", good + "==", verify.ErrTokenMalformed},
+		{"standard alphabet", strings.NewReplacer("-", "+", "_", "/").Replace(good), verify.ErrTokenMalformed},
+		{"unused low bits in signature", lowBits, verify.ErrTokenMalformed},
 	})
 }
 
@@ -238,18 +237,18 @@ func TestVerifySignupTokenDatesAndLifetime(t *testing.T) {
 	e := newSignupTestEnv(t)
 	now := e.s.Clock().Now()
 	e.requireCases(t, []tokenCase{
-		{"exp numeric string", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"exp": itoa(now.Add(time.Minute).Unix())}}), marketplace.ErrTokenMalformed},
-		{"iat numeric string", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"iat": itoa(now.Unix())}}), marketplace.ErrTokenMalformed},
-		{"nbf numeric string", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"nbf": itoa(now.Unix())}}), marketplace.ErrTokenMalformed},
-		{"exp null", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"exp": nil}}), marketplace.ErrTokenMalformed},
-		{"iat true", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"iat": true}}), marketplace.ErrTokenMalformed},
+		{"exp numeric string", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"exp": itoa(now.Add(time.Minute).Unix())}}), verify.ErrTokenMalformed},
+		{"iat numeric string", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"iat": itoa(now.Unix())}}), verify.ErrTokenMalformed},
+		{"nbf numeric string", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"nbf": itoa(now.Unix())}}), verify.ErrTokenMalformed},
+		{"exp null", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"exp": nil}}), verify.ErrTokenMalformed},
+		{"iat true", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"iat": true}}), verify.ErrTokenMalformed},
 		{"fractional exp", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"exp": float64(now.Unix()) + 60.5}}), ""},
-		{"lifetime 10 years", e.mintSignup(t, marketplacetest.TokenParams{ExpiresAt: now.AddDate(10, 0, 0)}), marketplace.ErrTokenLifetime},
-		{"lifetime max+1s", e.mintSignup(t, marketplacetest.TokenParams{ExpiresAt: now.Add(marketplace.MaxTokenLifetime + time.Second)}), marketplace.ErrTokenLifetime},
-		{"lifetime exactly max", e.mintSignup(t, marketplacetest.TokenParams{ExpiresAt: now.Add(marketplace.MaxTokenLifetime)}), ""},
-		{"exp equal to iat", e.mintSignup(t, marketplacetest.TokenParams{IssuedAt: now.Add(-10 * time.Second), ExpiresAt: now.Add(-10 * time.Second)}), marketplace.ErrTokenLifetime},
-		{"exp before iat (within the skew)", e.mintSignup(t, marketplacetest.TokenParams{IssuedAt: now, ExpiresAt: now.Add(-time.Second)}), marketplace.ErrTokenLifetime},
-		{"exp far future as float", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"exp": 1e12}}), marketplace.ErrTokenLifetime},
+		{"lifetime 10 years", e.mintSignup(t, marketplacetest.TokenParams{ExpiresAt: now.AddDate(10, 0, 0)}), verify.ErrTokenLifetime},
+		{"lifetime max+1s", e.mintSignup(t, marketplacetest.TokenParams{ExpiresAt: now.Add(verify.MaxTokenLifetime + time.Second)}), verify.ErrTokenLifetime},
+		{"lifetime exactly max", e.mintSignup(t, marketplacetest.TokenParams{ExpiresAt: now.Add(verify.MaxTokenLifetime)}), ""},
+		{"exp equal to iat", e.mintSignup(t, marketplacetest.TokenParams{IssuedAt: now.Add(-10 * time.Second), ExpiresAt: now.Add(-10 * time.Second)}), verify.ErrTokenLifetime},
+		{"exp before iat (within the skew)", e.mintSignup(t, marketplacetest.TokenParams{IssuedAt: now, ExpiresAt: now.Add(-time.Second)}), verify.ErrTokenLifetime},
+		{"exp far future as float", e.mintSignup(t, marketplacetest.TokenParams{Extra: map[string]any{"exp": 1e12}}), verify.ErrTokenLifetime},
 	})
 }
 
@@ -259,7 +258,7 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // documented reasons.
 func requireFuzzTokenError(t *testing.T, err error) {
 	t.Helper()
-	var te *marketplace.TokenError
+	var te *verify.TokenError
 	if !errors.As(err, &te) {
 		t.Fatalf("error is not a *TokenError: %T %v", err, err)
 	}
@@ -272,27 +271,32 @@ func requireFuzzTokenError(t *testing.T, err error) {
 // every push attack: nothing but the genuine token verifies, and every
 // refusal is a typed error.
 func FuzzVerifyPushToken(f *testing.F) {
-	s := marketplacetest.New(f)
+	s := marketplacetest.New(nil)
+	f.Cleanup(func() { _ = s.Close() })
 	good := s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience})
 	f.Add(good)
 	for _, kind := range marketplacetest.PushAttackTokens() {
 		if kind == marketplacetest.BadTokenOversize {
 			continue
 		}
-		f.Add(s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience, Bad: kind}))
+		tok, err := s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience, Bad: kind}), error(nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(tok)
 	}
-	v, err := marketplace.NewPushVerifier(pushTestAudience, marketplace.WithPushJWKSURL(s.PushJWKSURL()),
-		marketplace.WithPushClock(s.Clock().Now), marketplace.WithPushServiceAccount(s.PushServiceAccount()))
+	v, err := verify.NewPushVerifier(pushTestAudience, &verify.Config{Runtime: gcpmarketplace.Runtime{Clock: s.Clock().Now},
+		PushJWKSURL: s.PushJWKSURL(), PushServiceAccount: s.PushServiceAccount()})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, token string) {
-		c, err := v.VerifyPushToken(context.Background(), token)
+		c, err := v.Verify(context.Background(), token)
 		if err == nil {
 			if token != good {
 				t.Fatalf("fuzzed token verified: %q", token)
 			}
-			if c.Email != s.PushServiceAccount() || c.ExpiresAt.Sub(c.IssuedAt) > marketplace.MaxTokenLifetime {
+			if c.Email != s.PushServiceAccount() || c.ExpiresAt.Sub(c.IssuedAt) > verify.MaxTokenLifetime {
 				t.Fatalf("verified claims out of bounds: %+v", c)
 			}
 			return

@@ -1,4 +1,4 @@
-package marketplace_test
+package doctor_test
 
 import (
 	"context"
@@ -8,15 +8,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/doctor"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
 
-// Doctor runs every check when clients cannot be created: each failure is
+// Run runs every check when clients cannot be created: each failure is
 // reported, not only the first. Not parallel: it changes the environment.
 func TestDoctorReportsEveryClientItCannotCreate(t *testing.T) {
 	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", filepath.Join(t.TempDir(), "no-such-key.json"))
-	report := marketplace.Doctor(context.Background(), marketplace.DoctorParams{
+	report := doctor.Run(context.Background(), doctor.Params{
 		ProviderID:     "acme",
 		PubSubProject:  "vendor-project",
 		Subscription:   "marketplace",
@@ -24,35 +25,36 @@ func TestDoctorReportsEveryClientItCannotCreate(t *testing.T) {
 		SignupAudience: "acme.example.com",
 	})
 	require.False(t, report.OK())
-	got := map[string]marketplace.DoctorCheck{}
+	got := map[string]doctor.Check{}
 	for _, c := range report.Checks {
 		got[c.Name] = c
 	}
-	for _, name := range []string{marketplace.CheckEntitlements, marketplace.CheckAccounts, marketplace.CheckSubscription,
-		marketplace.CheckServiceControl} {
+	for _, name := range []string{doctor.CheckEntitlements, doctor.CheckAccounts, doctor.CheckSubscription,
+		doctor.CheckServiceControl} {
 		c, ok := got[name]
 		require.True(t, ok, "check %q ran", name)
 		assert.False(t, c.OK, name)
 		assert.Contains(t, c.Detail, "cannot create a", name)
 		assert.Contains(t, c.Fix, "credentials", name)
 	}
-	assert.True(t, got[marketplace.CheckSignupAudience].OK)
+	assert.True(t, got[doctor.CheckSignupAudience].OK)
 }
 
-// Given a project and options instead of a client, Doctor creates the
-// Pub/Sub client itself.
+// Given a project and options instead of a client, Run creates the Pub/Sub
+// client itself; given a Procurement client, it checks with that one and
+// takes the provider id from it.
 func TestDoctorCreatesPubSubClient(t *testing.T) {
 	t.Parallel()
 	srv := marketplacetest.New(t)
-	report := marketplace.Doctor(context.Background(), marketplace.DoctorParams{
-		ProviderID:            srv.ProviderID(),
-		ProcurementOptions:    srv.ClientOptions(),
-		PubSubProject:         "vendor-project",
-		PubSubOptions:         srv.PubSubOptions(),
-		Subscription:          "marketplace",
-		ServiceName:           srv.ServiceName(),
-		ServiceControlOptions: srv.ClientOptions(),
-	})
+	ctx := context.Background()
+	client, err := procurement.NewClient(ctx, srv.ProviderID(), srv.ClientOptions()...)
+	require.NoError(t, err)
+	report := doctor.Run(ctx, doctor.Params{
+		Procurement:   client,
+		PubSubProject: "vendor-project",
+		Subscription:  "marketplace",
+	}, srv.PubSubOptions()...)
 	assert.True(t, report.OK(), report.String())
 	assert.Contains(t, report.String(), "receives projects/cloudcommerceproc-prod/topics/"+srv.ProviderID())
+	assert.Contains(t, report.String(), "providers/"+srv.ProviderID()+"/entitlements answered")
 }

@@ -1,4 +1,4 @@
-package marketplace
+package verify
 
 // This file holds the checks jwtCheck makes on top of what the jwt package
 // checks. Each closes a way an independent attack suite got a token, or a

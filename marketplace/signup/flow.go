@@ -1,4 +1,4 @@
-package marketplace
+package signup
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
 )
 
 // usedTokenPruneEvery spaces the PruneUsedTokens calls Begin makes: records only
@@ -19,7 +21,7 @@ const usedTokenPruneEvery = 10 * time.Minute
 
 // Begin serves the sign-up URL configured in Producer Portal, where
 // Google's redirect POSTs the token (form field or header
-// SignupTokenField). It verifies the token, records it as used, sets the
+// verify.SignupTokenField). It verifies the token, records it as used, sets the
 // session cookie and redirects (303 See Other) to formURL, which
 // Handler serves. The token is used here, on arrival, rather than when
 // the form is submitted: it is then no longer needed, so a copy of it
@@ -33,15 +35,15 @@ const usedTokenPruneEvery = 10 * time.Minute
 // large), 403 (used already, expired, forged...), 413 (body over 64 KiB)
 // or 503 (Google's keys or the Store unavailable: retry); 405 for methods
 // other than POST. Begin panics if formURL is empty.
-func (s *SignupSessions) Begin(formURL string) http.Handler {
+func (s *Sessions) Begin(formURL string) http.Handler {
 	if formURL == "" {
-		panic("marketplace: SignupSessions.Begin: empty form URL")
+		panic("signup: Sessions.Begin: empty form URL")
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			s.fail(w, r, http.StatusMethodNotAllowed, &TokenError{Reason: ErrTokenMissing, kind: "sign-up"}, "")
+			s.fail(w, r, http.StatusMethodNotAllowed, &verify.TokenError{Reason: verify.ErrTokenMissing, Kind: "sign-up"}, "")
 			return
 		}
 		claims, key, status, err := s.verify(w, r)
@@ -56,12 +58,13 @@ func (s *SignupSessions) Begin(formURL string) http.Handler {
 			s.fail(w, r, http.StatusInternalServerError, err, claims.AccountID)
 			return
 		}
-		// Kept past the token's expiry by a whole token lifetime, so that
-		// replicas whose clocks differ (prune runs on each one's clock)
-		// cannot forget a token another one still accepts.
-		first, err := s.used.UseToken(r.Context(), key, claims.ExpiresAt.Add(s.v.check.leeway+MaxTokenLifetime))
+		// Kept past the token's expiry by the largest clock skew a verifier
+		// allows and a whole token lifetime, so that replicas whose clocks
+		// differ (prune runs on each one's clock) cannot forget a token
+		// another one still accepts.
+		first, err := s.used.UseToken(r.Context(), key, claims.ExpiresAt.Add(verify.MaxLeeway+verify.MaxTokenLifetime))
 		if err != nil {
-			s.logger.LogAttrs(r.Context(), slog.LevelError, "marketplace: sign-up: recording the token as used",
+			s.logger.LogAttrs(r.Context(), slog.LevelError, "signup: recording the token as used",
 				slog.String("account_id", claims.AccountID), slog.String("error", err.Error()))
 			s.fail(w, r, http.StatusServiceUnavailable, err, claims.AccountID)
 			return
@@ -71,7 +74,7 @@ func (s *SignupSessions) Begin(formURL string) http.Handler {
 				http.Redirect(w, r, formURL, http.StatusSeeOther)
 				return
 			}
-			s.fail(w, r, http.StatusForbidden, &TokenError{Reason: ErrTokenReplayed, kind: "sign-up"}, claims.AccountID)
+			s.fail(w, r, http.StatusForbidden, &verify.TokenError{Reason: ErrTokenReplayed, Kind: "sign-up"}, claims.AccountID)
 			return
 		}
 		s.prune(r.Context())
@@ -82,63 +85,63 @@ func (s *SignupSessions) Begin(formURL string) http.Handler {
 
 // verify reads and verifies the request's token, returning its claims,
 // its UsedTokens key, and on failure the status to answer.
-func (s *SignupSessions) verify(w http.ResponseWriter, r *http.Request) (SignupClaims, string, int, error) {
+func (s *Sessions) verify(w http.ResponseWriter, r *http.Request) (verify.SignupClaims, string, int, error) {
 	token, err := signupTokenFromRequest(w, r)
 	if err != nil {
 		if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
-			return SignupClaims{}, "", http.StatusRequestEntityTooLarge, &TokenError{Reason: ErrTokenTooLarge, Err: err, kind: "sign-up"}
+			return verify.SignupClaims{}, "", http.StatusRequestEntityTooLarge, &verify.TokenError{Reason: verify.ErrTokenTooLarge, Err: err, Kind: "sign-up"}
 		}
-		return SignupClaims{}, "", http.StatusBadRequest, &TokenError{Reason: ErrTokenMalformed, Err: err, kind: "sign-up"}
+		return verify.SignupClaims{}, "", http.StatusBadRequest, &verify.TokenError{Reason: verify.ErrTokenMalformed, Err: err, Kind: "sign-up"}
 	}
-	claims, err := s.v.VerifySignupToken(r.Context(), token)
+	claims, err := s.v.Verify(r.Context(), token)
 	if err != nil {
 		switch {
-		case errors.Is(err, ErrKeysUnavailable):
-			return SignupClaims{}, "", http.StatusServiceUnavailable, err
-		case errors.Is(err, ErrTokenMissing), errors.Is(err, ErrTokenMalformed), errors.Is(err, ErrTokenTooLarge):
-			return SignupClaims{}, "", http.StatusBadRequest, err
+		case errors.Is(err, verify.ErrKeysUnavailable):
+			return verify.SignupClaims{}, "", http.StatusServiceUnavailable, err
+		case errors.Is(err, verify.ErrTokenMissing), errors.Is(err, verify.ErrTokenMalformed), errors.Is(err, verify.ErrTokenTooLarge):
+			return verify.SignupClaims{}, "", http.StatusBadRequest, err
 		}
-		return SignupClaims{}, "", http.StatusForbidden, err
+		return verify.SignupClaims{}, "", http.StatusForbidden, err
 	}
 	key, err := signupTokenKey(token, claims)
 	if err != nil {
-		return claims, "", http.StatusBadRequest, &TokenError{Reason: ErrTokenMalformed, Err: err, kind: "sign-up"}
+		return claims, "", http.StatusBadRequest, &verify.TokenError{Reason: verify.ErrTokenMalformed, Err: err, Kind: "sign-up"}
 	}
 	return claims, key, 0, nil
 }
 
 // prune deletes expired used-token records, at most once every usedTokenPruneEvery
 // (per process), in the request's goroutine: no background work to stop.
-func (s *SignupSessions) prune(ctx context.Context) {
+func (s *Sessions) prune(ctx context.Context) {
 	now := s.now()
 	last := s.lastPrune.Load()
 	if now.Unix()-last < int64(usedTokenPruneEvery/time.Second) || !s.lastPrune.CompareAndSwap(last, now.Unix()) {
 		return
 	}
-	if _, err := s.used.PruneUsedTokens(ctx, now.Add(-s.v.check.leeway)); err != nil {
-		s.logger.LogAttrs(ctx, slog.LevelWarn, "marketplace: sign-up: pruning used tokens", slog.String("error", err.Error()))
+	if _, err := s.used.PruneUsedTokens(ctx, now); err != nil {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "signup: pruning used tokens", slog.String("error", err.Error()))
 	}
 }
 
 // Handler serves the sign-up form's URL (the formURL of Begin), for GET and
 // POST: it calls next with the request's session. On a POST (the form's
-// submission), the form field SignupAccountField must name the session's
+// submission), the form field AccountField must name the session's
 // account: a browser that started a newer sign-up in another tab since the
 // form was shown holds that newer session, and the older form must not
 // complete it with what was typed for the other account. A missing,
 // expired, altered, foreign or mismatched session gets the error page with
 // 403. Handler panics if next is nil.
-func (s *SignupSessions) Handler(next func(w http.ResponseWriter, r *http.Request, sess SignupSession)) http.Handler {
+func (s *Sessions) Handler(next func(w http.ResponseWriter, r *http.Request, sess Session)) http.Handler {
 	if next == nil {
-		panic("marketplace: SignupSessions.Handler: nil next")
+		panic("signup: Sessions.Handler: nil next")
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		account := ""
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			r.Body = http.MaxBytesReader(w, r.Body, maxSignupBody)
-			if account = r.PostFormValue(SignupAccountField); account == "" {
-				s.fail(w, r, http.StatusForbidden, sessionErr(ErrSessionAccount, "the form has no %s field", SignupAccountField), "")
+			if account = r.PostFormValue(AccountField); account == "" {
+				s.fail(w, r, http.StatusForbidden, sessionErr(ErrSessionAccount, "the form has no %s field", AccountField), "")
 				return
 			}
 		}
@@ -152,7 +155,7 @@ func (s *SignupSessions) Handler(next func(w http.ResponseWriter, r *http.Reques
 }
 
 // fail logs a refusal and shows the error page.
-func (s *SignupSessions) fail(w http.ResponseWriter, r *http.Request, status int, err error, accountID string) {
+func (s *Sessions) fail(w http.ResponseWriter, r *http.Request, status int, err error, accountID string) {
 	level := slog.LevelWarn
 	if status >= http.StatusInternalServerError {
 		level = slog.LevelError
@@ -161,7 +164,7 @@ func (s *SignupSessions) fail(w http.ResponseWriter, r *http.Request, status int
 	if accountID != "" {
 		attrs = append(attrs, slog.String("account_id", accountID))
 	}
-	s.logger.LogAttrs(r.Context(), level, "marketplace: sign-up refused", attrs...)
+	s.logger.LogAttrs(r.Context(), level, "signup: sign-up refused", attrs...)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "30")
 	}
@@ -181,9 +184,9 @@ var signupErrorTemplate = template.Must(template.New("").Parse(`<!doctype html>
 again. Your purchase is not affected.</p>{{end}}</body></html>
 `))
 
-// defaultSignupErrorPage tells the customer what happened, in words, and
+// defaultErrorPage tells the customer what happened, in words, and
 // how to start again.
-func defaultSignupErrorPage(w http.ResponseWriter, _ *http.Request, status int, err error) {
+func defaultErrorPage(w http.ResponseWriter, _ *http.Request, status int, err error) {
 	title, text, restart := "We could not continue your sign-up",
 		"This sign-up link or session could not be verified.", true
 	reason := "refused"
@@ -200,7 +203,7 @@ func defaultSignupErrorPage(w http.ResponseWriter, _ *http.Request, status int, 
 	case errors.Is(err, ErrTokenReplayed):
 		title, text, reason = "This sign-up link has already been used",
 			"Each sign-up link from Google Cloud Marketplace can be used once.", "used"
-	case errors.Is(err, ErrTokenExpired):
+	case errors.Is(err, verify.ErrTokenExpired):
 		title, text, reason = "This sign-up link has expired",
 			"Sign-up links from Google Cloud Marketplace are valid for a few minutes.", "expired"
 	case status == http.StatusServiceUnavailable:
@@ -216,11 +219,11 @@ func defaultSignupErrorPage(w http.ResponseWriter, _ *http.Request, status int, 
 		"Reason": reason, "Console": consoleOrdersURL})
 }
 
-// ParseSignupSessionKeys reads NewSignupSessions keys from configuration:
-// comma-separated base64 (standard or URL alphabet, padded or not), each of
-// at least MinSignupSessionKeySize bytes, the signing key first. Generate
+// ParseKeys reads NewSessions keys from configuration: comma-separated
+// base64 (standard or URL alphabet, padded or not), each of at least
+// MinKeySize bytes, the signing key first. Generate
 // one with `openssl rand -base64 32`.
-func ParseSignupSessionKeys(s string) ([][]byte, error) {
+func ParseKeys(s string) ([][]byte, error) {
 	var keys [][]byte
 	for i, f := range strings.Split(s, ",") {
 		f = strings.TrimRight(strings.TrimSpace(f), "=")
@@ -232,23 +235,23 @@ func ParseSignupSessionKeys(s string) ([][]byte, error) {
 			k, err = base64.RawURLEncoding.DecodeString(f)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("marketplace: sign-up session key %d is not base64", i)
+			return nil, fmt.Errorf("signup: sign-up session key %d is not base64", i)
 		}
-		if len(k) < MinSignupSessionKeySize {
-			return nil, fmt.Errorf("marketplace: sign-up session key %d has %d bytes, want at least %d", i, len(k), MinSignupSessionKeySize)
+		if len(k) < MinKeySize {
+			return nil, fmt.Errorf("signup: sign-up session key %d has %d bytes, want at least %d", i, len(k), MinKeySize)
 		}
 		if bytes.Count(k, k[:1]) == len(k) {
-			return nil, fmt.Errorf("marketplace: sign-up session key %d is one byte repeated: generate it with openssl rand -base64 32", i)
+			return nil, fmt.Errorf("signup: sign-up session key %d is one byte repeated: generate it with openssl rand -base64 32", i)
 		}
 		for j, prev := range keys {
 			if bytes.Equal(prev, k) {
-				return nil, fmt.Errorf("marketplace: sign-up session keys %d and %d are the same", j, i)
+				return nil, fmt.Errorf("signup: sign-up session keys %d and %d are the same", j, i)
 			}
 		}
 		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
-		return nil, errors.New("marketplace: no sign-up session key")
+		return nil, errors.New("signup: no sign-up session key")
 	}
 	return keys, nil
 }

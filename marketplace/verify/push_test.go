@@ -1,4 +1,4 @@
-package marketplace_test
+package verify_test
 
 import (
 	"context"
@@ -15,8 +15,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
 )
 
 const pushTestAudience = "https://vendor.example.com/marketplace/push"
@@ -24,22 +25,25 @@ const pushTestAudience = "https://vendor.example.com/marketplace/push"
 type pushTestEnv struct {
 	s   *marketplacetest.Server
 	log *authRequestLog
-	v   *marketplace.PushVerifier
+	v   *verify.PushVerifier
 }
 
 // newPushTestEnv makes a verifier requiring the emulator's push service
 // account, fetching keys through a recording client.
-func newPushTestEnv(t *testing.T, opts ...marketplace.PushOption) pushTestEnv {
+func newPushTestEnv(t *testing.T, edits ...func(*verify.Config)) pushTestEnv {
 	t.Helper()
 	s := marketplacetest.New(t)
 	rl := &authRequestLog{}
-	opts = append([]marketplace.PushOption{
-		marketplace.WithPushJWKSURL(s.PushJWKSURL()),
-		marketplace.WithPushHTTPClient(&http.Client{Transport: rl}),
-		marketplace.WithPushClock(s.Clock().Now),
-		marketplace.WithPushServiceAccount(s.PushServiceAccount()),
-	}, opts...)
-	v, err := marketplace.NewPushVerifier(pushTestAudience, opts...)
+	cfg := &verify.Config{
+		Runtime:            gcpmarketplace.Runtime{Clock: s.Clock().Now},
+		PushJWKSURL:        s.PushJWKSURL(),
+		HTTPClient:         &http.Client{Transport: rl},
+		PushServiceAccount: s.PushServiceAccount(),
+	}
+	for _, edit := range edits {
+		edit(cfg)
+	}
+	v, err := verify.NewPushVerifier(pushTestAudience, cfg)
 	require.NoError(t, err)
 	return pushTestEnv{s: s, log: rl, v: v}
 }
@@ -64,7 +68,7 @@ func TestVerifyPushRequestGood(t *testing.T) {
 	t.Parallel()
 	e := newPushTestEnv(t)
 	now := e.s.Clock().Now()
-	c, err := e.v.VerifyPushRequest(context.Background(), pushBearerRequest(t, e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience})))
+	c, err := e.v.VerifyRequest(context.Background(), pushBearerRequest(t, e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience})))
 	require.NoError(t, err)
 	assert.Equal(t, e.s.PushServiceAccount(), c.Email)
 	assert.True(t, c.EmailVerified)
@@ -78,34 +82,34 @@ func TestVerifyPushRequestGood(t *testing.T) {
 	tok := e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience, Issuer: "accounts.google.com"})
 	r := pushBearerRequest(t, tok)
 	r.Header.Set("Authorization", "bearer "+tok)
-	c, err = e.v.VerifyPushRequest(context.Background(), r)
+	c, err = e.v.VerifyRequest(context.Background(), r)
 	require.NoError(t, err)
 	assert.Equal(t, "accounts.google.com", c.Issuer)
 	e.requireOnlyJWKSFetched(t, 1)
 }
 
-var pushAttackReasons = map[marketplacetest.BadToken]marketplace.TokenReason{
-	marketplacetest.BadTokenAlgNone:          marketplace.ErrTokenAlgorithm,
-	marketplacetest.BadTokenHS256PublicKey:   marketplace.ErrTokenAlgorithm,
-	marketplacetest.BadTokenWrongIssuer:      marketplace.ErrTokenIssuer,
-	marketplacetest.BadTokenWrongAudience:    marketplace.ErrTokenAudience,
-	marketplacetest.BadTokenExpired:          marketplace.ErrTokenExpired,
-	marketplacetest.BadTokenIssuedInFuture:   marketplace.ErrTokenIssuedInFuture,
-	marketplacetest.BadTokenEmptySubject:     marketplace.ErrTokenSubject,
-	marketplacetest.BadTokenUnknownKeyID:     marketplace.ErrTokenUnknownKey,
-	marketplacetest.BadTokenForeignKey:       marketplace.ErrTokenSignature,
-	marketplacetest.BadTokenTamperedPayload:  marketplace.ErrTokenSignature,
-	marketplacetest.BadTokenTruncated:        marketplace.ErrTokenMalformed,
-	marketplacetest.BadTokenOversize:         marketplace.ErrTokenTooLarge,
-	marketplacetest.BadTokenWrongEmail:       marketplace.ErrTokenEmail,
-	marketplacetest.BadTokenEmailNotVerified: marketplace.ErrTokenEmailUnverified,
-	marketplacetest.BadTokenCritHeader:       marketplace.ErrTokenMalformed,
-	marketplacetest.BadTokenSignatureNewline: marketplace.ErrTokenMalformed,
-	marketplacetest.BadTokenSignatureLowBits: marketplace.ErrTokenMalformed,
-	marketplacetest.BadTokenLongLifetime:     marketplace.ErrTokenLifetime,
-	marketplacetest.BadTokenStringExpiry:     marketplace.ErrTokenMalformed,
-	marketplacetest.BadTokenSubjectPath:      marketplace.ErrTokenSubject,
-	marketplacetest.BadTokenUnicodeEmail:     marketplace.ErrTokenEmail,
+var pushAttackReasons = map[marketplacetest.BadToken]verify.TokenReason{
+	marketplacetest.BadTokenAlgNone:          verify.ErrTokenAlgorithm,
+	marketplacetest.BadTokenHS256PublicKey:   verify.ErrTokenAlgorithm,
+	marketplacetest.BadTokenWrongIssuer:      verify.ErrTokenIssuer,
+	marketplacetest.BadTokenWrongAudience:    verify.ErrTokenAudience,
+	marketplacetest.BadTokenExpired:          verify.ErrTokenExpired,
+	marketplacetest.BadTokenIssuedInFuture:   verify.ErrTokenIssuedInFuture,
+	marketplacetest.BadTokenEmptySubject:     verify.ErrTokenSubject,
+	marketplacetest.BadTokenUnknownKeyID:     verify.ErrTokenUnknownKey,
+	marketplacetest.BadTokenForeignKey:       verify.ErrTokenSignature,
+	marketplacetest.BadTokenTamperedPayload:  verify.ErrTokenSignature,
+	marketplacetest.BadTokenTruncated:        verify.ErrTokenMalformed,
+	marketplacetest.BadTokenOversize:         verify.ErrTokenTooLarge,
+	marketplacetest.BadTokenWrongEmail:       verify.ErrTokenEmail,
+	marketplacetest.BadTokenEmailNotVerified: verify.ErrTokenEmailUnverified,
+	marketplacetest.BadTokenCritHeader:       verify.ErrTokenMalformed,
+	marketplacetest.BadTokenSignatureNewline: verify.ErrTokenMalformed,
+	marketplacetest.BadTokenSignatureLowBits: verify.ErrTokenMalformed,
+	marketplacetest.BadTokenLongLifetime:     verify.ErrTokenLifetime,
+	marketplacetest.BadTokenStringExpiry:     verify.ErrTokenMalformed,
+	marketplacetest.BadTokenSubjectPath:      verify.ErrTokenSubject,
+	marketplacetest.BadTokenUnicodeEmail:     verify.ErrTokenEmail,
 }
 
 func TestVerifyPushRequestAttacks(t *testing.T) {
@@ -116,7 +120,7 @@ func TestVerifyPushRequestAttacks(t *testing.T) {
 		want, ok := pushAttackReasons[kind]
 		require.True(t, ok, "no expected reason for attack %q", kind)
 		tok := e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience, Bad: kind})
-		c, err := e.v.VerifyPushRequest(context.Background(), pushBearerRequest(t, tok))
+		c, err := e.v.VerifyRequest(context.Background(), pushBearerRequest(t, tok))
 		requireAuthReason(t, err, want)
 		assert.Zero(t, c)
 		t.Logf("%-18s -> %v", kind, err)
@@ -130,22 +134,22 @@ func TestVerifyPushRequestAuthorizationHeader(t *testing.T) {
 	tok := e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience})
 	cases := map[string]struct {
 		values []string
-		want   marketplace.TokenReason
+		want   verify.TokenReason
 	}{
-		"missing":           {nil, marketplace.ErrTokenMissing},
-		"basic":             {[]string{"Basic dXNlcjpwYXNz"}, marketplace.ErrTokenMalformed},
-		"bearer, no token":  {[]string{"Bearer"}, marketplace.ErrTokenMalformed},
-		"bearer, blank":     {[]string{"Bearer   "}, marketplace.ErrTokenMalformed},
-		"two headers":       {[]string{"Bearer " + tok, "Bearer " + tok}, marketplace.ErrTokenMalformed},
-		"token without tag": {[]string{tok}, marketplace.ErrTokenMalformed},
+		"missing":           {nil, verify.ErrTokenMissing},
+		"basic":             {[]string{"Basic dXNlcjpwYXNz"}, verify.ErrTokenMalformed},
+		"bearer, no token":  {[]string{"Bearer"}, verify.ErrTokenMalformed},
+		"bearer, blank":     {[]string{"Bearer   "}, verify.ErrTokenMalformed},
+		"two headers":       {[]string{"Bearer " + tok, "Bearer " + tok}, verify.ErrTokenMalformed},
+		"token without tag": {[]string{tok}, verify.ErrTokenMalformed},
 	}
 	for name, tc := range cases {
 		r := httptest.NewRequest(http.MethodPost, pushTestAudience, nil)
 		for _, v := range tc.values {
 			r.Header.Add("Authorization", v)
 		}
-		_, err := e.v.VerifyPushRequest(context.Background(), r)
-		var te *marketplace.TokenError
+		_, err := e.v.VerifyRequest(context.Background(), r)
+		var te *verify.TokenError
 		if assert.ErrorAs(t, err, &te, name) {
 			assert.Equal(t, tc.want, te.Reason, "%s: %v", name, err)
 		}
@@ -155,13 +159,13 @@ func TestVerifyPushRequestAuthorizationHeader(t *testing.T) {
 func TestVerifyPushRequestWithoutServiceAccount(t *testing.T) {
 	t.Parallel()
 	s := marketplacetest.New(t)
-	v, err := marketplace.NewPushVerifier(pushTestAudience, marketplace.WithAnyPushServiceAccount(),
-		marketplace.WithPushJWKSURL(s.PushJWKSURL()), marketplace.WithPushClock(s.Clock().Now))
+	v, err := verify.NewPushVerifier(pushTestAudience, &verify.Config{Runtime: gcpmarketplace.Runtime{Clock: s.Clock().Now},
+		PushJWKSURL: s.PushJWKSURL(), AnyPushServiceAccount: true})
 	require.NoError(t, err)
-	// With WithAnyPushServiceAccount any Google-signed token for the
+	// With AnyPushServiceAccount any Google-signed token for the
 	// audience passes, whatever its email.
 	tok := s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience, Bad: marketplacetest.BadTokenWrongEmail})
-	c, err := v.VerifyPushRequest(context.Background(), pushBearerRequest(t, tok))
+	c, err := v.VerifyRequest(context.Background(), pushBearerRequest(t, tok))
 	require.NoError(t, err)
 	assert.NotEqual(t, s.PushServiceAccount(), c.Email)
 }
@@ -170,12 +174,12 @@ func TestVerifyPushRequestKeyRotationAndOutage(t *testing.T) {
 	t.Parallel()
 	e := newPushTestEnv(t)
 	ctx := context.Background()
-	_, err := e.v.VerifyPushRequest(ctx, pushBearerRequest(t, e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience})))
+	_, err := e.v.VerifyRequest(ctx, pushBearerRequest(t, e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience})))
 	require.NoError(t, err)
 
 	e.s.Clock().Advance(time.Minute)
 	require.NoError(t, e.s.RotatePushKey())
-	_, err = e.v.VerifyPushRequest(ctx, pushBearerRequest(t, e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience})))
+	_, err = e.v.VerifyRequest(ctx, pushBearerRequest(t, e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience})))
 	require.NoError(t, err)
 	e.requireOnlyJWKSFetched(t, 2)
 
@@ -183,30 +187,30 @@ func TestVerifyPushRequestKeyRotationAndOutage(t *testing.T) {
 	e.s.Clock().Advance(time.Minute)
 	require.NoError(t, e.s.RotatePushKey())
 	e.log.setDown(true)
-	_, err = e.v.VerifyPushRequest(ctx, pushBearerRequest(t, e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience})))
-	requireAuthReason(t, err, marketplace.ErrKeysUnavailable)
+	_, err = e.v.VerifyRequest(ctx, pushBearerRequest(t, e.s.PushToken(marketplacetest.TokenParams{Audience: pushTestAudience})))
+	requireAuthReason(t, err, verify.ErrKeysUnavailable)
 }
 
 func TestNewPushVerifierRefusesBadConfig(t *testing.T) {
 	t.Parallel()
-	_, err := marketplace.NewPushVerifier("")
+	_, err := verify.NewPushVerifier("", &verify.Config{AnyPushServiceAccount: true})
 	assert.Error(t, err)
-	_, err = marketplace.NewPushVerifier("a", marketplace.WithPushJWKSURL("http://keys.example.com/"))
+	_, err = verify.NewPushVerifier("a", &verify.Config{PushJWKSURL: "http://keys.example.com/", AnyPushServiceAccount: true})
 	assert.Error(t, err)
-	_, err = marketplace.NewPushVerifier("a", marketplace.WithPushServiceAccount("not-an-email"))
+	_, err = verify.NewPushVerifier("a", &verify.Config{PushServiceAccount: "not-an-email"})
 	assert.Error(t, err)
-	_, err = marketplace.NewPushVerifier("a", marketplace.WithPushServiceAccount("sa@p.iam.gserviceaccount.com"), marketplace.WithPushLeeway(time.Hour))
+	_, err = verify.NewPushVerifier("a", &verify.Config{PushServiceAccount: "sa@p.iam.gserviceaccount.com", Leeway: time.Hour})
 	assert.Error(t, err)
 	// The audience alone proves nothing: a service account, or the
 	// explicit choice of any, is required.
-	_, err = marketplace.NewPushVerifier("a")
+	_, err = verify.NewPushVerifier("a", nil)
 	assert.ErrorContains(t, err, "no service account")
-	_, err = marketplace.NewPushVerifier("a", marketplace.WithPushServiceAccount(""))
+	_, err = verify.NewPushVerifier("a", &verify.Config{PushServiceAccount: ""})
 	assert.ErrorContains(t, err, "no service account")
-	v, err := marketplace.NewPushVerifier("a", marketplace.WithPushServiceAccount("sa@p.iam.gserviceaccount.com"))
+	v, err := verify.NewPushVerifier("a", &verify.Config{PushServiceAccount: "sa@p.iam.gserviceaccount.com"})
 	require.NoError(t, err)
 	assert.NotNil(t, v)
-	v, err = marketplace.NewPushVerifier("a", marketplace.WithAnyPushServiceAccount())
+	v, err = verify.NewPushVerifier("a", &verify.Config{AnyPushServiceAccount: true})
 	require.NoError(t, err)
 	assert.NotNil(t, v)
 }
@@ -218,15 +222,15 @@ func TestVerifyPushRequestRealDelivery(t *testing.T) {
 	s := marketplacetest.New(t)
 	var (
 		mu       sync.Mutex
-		verified []marketplace.PushClaims
+		verified []verify.PushClaims
 		bodies   []string
 	)
-	var v *marketplace.PushVerifier
+	var v *verify.PushVerifier
 	endpoint := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := v.VerifyPushRequest(r.Context(), r)
+		c, err := v.VerifyRequest(r.Context(), r)
 		if err != nil {
 			code := http.StatusUnauthorized
-			var te *marketplace.TokenError
+			var te *verify.TokenError
 			if errors.As(err, &te) && te.Retryable() {
 				code = http.StatusServiceUnavailable
 			}
@@ -246,10 +250,9 @@ func TestVerifyPushRequestRealDelivery(t *testing.T) {
 	}))
 	t.Cleanup(endpoint.Close)
 	var err error
-	v, err = marketplace.NewPushVerifier(endpoint.URL,
-		marketplace.WithPushJWKSURL(s.PushJWKSURL()),
-		marketplace.WithPushClock(s.Clock().Now),
-		marketplace.WithPushServiceAccount(s.PushServiceAccount()))
+	v, err = verify.NewPushVerifier(endpoint.URL,
+		&verify.Config{Runtime: gcpmarketplace.Runtime{Clock: s.Clock().Now},
+			PushJWKSURL: s.PushJWKSURL(), PushServiceAccount: s.PushServiceAccount()})
 	require.NoError(t, err)
 	ctx := context.Background()
 

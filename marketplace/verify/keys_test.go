@@ -1,4 +1,4 @@
-package marketplace
+package verify
 
 import (
 	"context"
@@ -470,13 +470,13 @@ func TestCheckKeyURL(t *testing.T) {
 func TestTokenErrorMessageAndMatching(t *testing.T) {
 	t.Parallel()
 	cause := errors.New("detail")
-	err := error(&TokenError{Reason: ErrTokenExpired, Err: cause, kind: "sign-up"})
-	assert.Equal(t, "marketplace: sign-up token refused: token expired: detail", err.Error())
+	err := error(&TokenError{Reason: ErrTokenExpired, Err: cause, Kind: "sign-up"})
+	assert.Equal(t, "verify: sign-up token refused: token expired: detail", err.Error())
 	assert.ErrorIs(t, err, ErrTokenExpired)
 	assert.ErrorIs(t, err, cause)
 	assert.NotErrorIs(t, err, ErrTokenSignature)
 	assert.False(t, err.(*TokenError).Retryable())
-	assert.Equal(t, "marketplace: JWT token refused: token missing", (&TokenError{Reason: ErrTokenMissing}).Error())
+	assert.Equal(t, "verify: JWT token refused: token missing", (&TokenError{Reason: ErrTokenMissing}).Error())
 }
 
 func keyTestLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

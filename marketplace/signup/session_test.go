@@ -1,4 +1,4 @@
-package marketplace_test
+package signup_test
 
 import (
 	"bytes"
@@ -19,9 +19,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/memstore"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/signup"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
 )
 
 var (
@@ -29,37 +31,43 @@ var (
 	sessionKeyB = sessionKey("b")
 )
 
-// sessionKey is a test key of MinSignupSessionKeySize bytes, not one byte
-// repeated (ParseSignupSessionKeys refuses those).
+// sessionKey is a test key of MinKeySize bytes, not one byte
+// repeated (ParseKeys refuses those).
 func sessionKey(seed string) []byte {
 	k := sha256.Sum256([]byte(seed))
-	return bytes.Repeat(k[:], marketplace.MinSignupSessionKeySize/len(k)+1)[:marketplace.MinSignupSessionKeySize]
+	return bytes.Repeat(k[:], signup.MinKeySize/len(k)+1)[:signup.MinKeySize]
 }
 
 // sessionEnv is the sign-up flow as a vendor mounts it: Begin at /signup,
 // Handler at /signup/form, recording the sessions the page received.
 type sessionEnv struct {
 	signupTestEnv
+	rt       gcpmarketplace.Runtime
 	store    *memstore.Store
-	sessions *marketplace.SignupSessions
+	sessions *signup.Sessions
 	srv      *httptest.Server
 	mu       sync.Mutex
-	got      []marketplace.SignupSession
+	got      []signup.Session
 }
 
-func newSessionEnv(t testing.TB, keys [][]byte, opts ...marketplace.SignupSessionOption) *sessionEnv {
+func newSessionEnv(t testing.TB, keys [][]byte, edits ...func(*signup.Config)) *sessionEnv {
 	t.Helper()
 	e := &sessionEnv{store: memstore.New()}
 	e.s = marketplacetest.New(t)
+	e.rt = gcpmarketplace.Runtime{Clock: e.s.Clock().Now}
 	var err error
-	e.v, err = marketplace.NewSignupVerifier([]string{signupTestAudience},
-		marketplace.WithSignupCertsURL(e.s.CertsURL()), marketplace.WithSignupClock(e.s.Clock().Now))
+	e.v, err = verify.NewSignupVerifier([]string{signupTestAudience},
+		&verify.Config{Runtime: e.rt, SignupCertsURL: e.s.CertsURL()})
 	require.NoError(t, err)
-	e.sessions, err = marketplace.NewSignupSessions(e.v, e.store, keys, opts...)
+	cfg := &signup.Config{Runtime: e.rt}
+	for _, edit := range edits {
+		edit(cfg)
+	}
+	e.sessions, err = signup.NewSessions(e.v, e.store, keys, cfg)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	mux.Handle("POST /signup", e.sessions.Begin("/signup/form"))
-	mux.Handle("/signup/form", e.sessions.Handler(func(w http.ResponseWriter, r *http.Request, s marketplace.SignupSession) {
+	mux.Handle("/signup/form", e.sessions.Handler(func(w http.ResponseWriter, r *http.Request, s signup.Session) {
 		e.mu.Lock()
 		e.got = append(e.got, s)
 		e.mu.Unlock()
@@ -75,7 +83,7 @@ func newSessionEnv(t testing.TB, keys [][]byte, opts ...marketplace.SignupSessio
 func (e *sessionEnv) begin(t testing.TB, token string, cookies ...*http.Cookie) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/signup",
-		strings.NewReader(url.Values{marketplace.SignupTokenField: {token}}.Encode()))
+		strings.NewReader(url.Values{verify.SignupTokenField: {token}}.Encode()))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	for _, c := range cookies {
@@ -100,11 +108,11 @@ func (e *sessionEnv) startSession(t *testing.T, account string) *http.Cookie {
 func sessionCookie(t testing.TB, resp *http.Response) *http.Cookie {
 	t.Helper()
 	for _, c := range resp.Cookies() {
-		if c.Name == marketplace.SignupSessionCookie {
+		if c.Name == signup.DefaultCookie {
 			return c
 		}
 	}
-	t.Fatalf("no %s cookie in %v", marketplace.SignupSessionCookie, resp.Header.Values("Set-Cookie"))
+	t.Fatalf("no %s cookie in %v", signup.DefaultCookie, resp.Header.Values("Set-Cookie"))
 	return nil
 }
 
@@ -113,7 +121,7 @@ func (e *sessionEnv) form(t *testing.T, c *http.Cookie, method, account string) 
 	t.Helper()
 	var body io.Reader
 	if method == http.MethodPost {
-		body = strings.NewReader(url.Values{marketplace.SignupAccountField: {account}, "email": {"a@example.com"}}.Encode())
+		body = strings.NewReader(url.Values{signup.AccountField: {account}, "email": {"a@example.com"}}.Encode())
 	}
 	req, err := http.NewRequest(method, e.srv.URL+"/signup/form", body)
 	require.NoError(t, err)
@@ -132,7 +140,7 @@ func (e *sessionEnv) form(t *testing.T, c *http.Cookie, method, account string) 
 }
 
 // openWith opens cookie c with s, as a request carrying it.
-func openWith(s *marketplace.SignupSessions, c *http.Cookie, account string) (marketplace.SignupSession, error) {
+func openWith(s *signup.Sessions, c *http.Cookie, account string) (signup.Session, error) {
 	req := httptest.NewRequest(http.MethodGet, "/signup/form", nil)
 	if c != nil {
 		req.AddCookie(c)
@@ -140,10 +148,10 @@ func openWith(s *marketplace.SignupSessions, c *http.Cookie, account string) (ma
 	return s.Open(req, account)
 }
 
-func requireSessionReason(t *testing.T, err error, want marketplace.SignupSessionReason) {
+func requireSessionReason(t *testing.T, err error, want signup.SessionReason) {
 	t.Helper()
-	var se *marketplace.SignupSessionError
-	require.ErrorAs(t, err, &se, "not a *SignupSessionError: %v", err)
+	var se *signup.SessionError
+	require.ErrorAs(t, err, &se, "not a *SessionError: %v", err)
 	require.Equal(t, want, se.Reason, "error: %v", err)
 	require.ErrorIs(t, err, want)
 }
@@ -158,7 +166,7 @@ func TestSignupSessionOutlivesToken(t *testing.T) {
 	assert.Equal(t, http.SameSiteLaxMode, c.SameSite, "SameSite")
 	assert.False(t, c.Secure, "not Secure over plain HTTP")
 	assert.Equal(t, "/", c.Path)
-	assert.Equal(t, int(marketplace.DefaultSignupSessionLifetime/time.Second), c.MaxAge)
+	assert.Equal(t, int(signup.DefaultLifetime/time.Second), c.MaxAge)
 
 	e.s.Clock().Advance(10 * time.Minute)
 	status, body := e.form(t, c, http.MethodGet, "")
@@ -170,7 +178,7 @@ func TestSignupSessionOutlivesToken(t *testing.T) {
 	assert.Equal(t, signupTestAccount, got.AccountID)
 	assert.NotEmpty(t, got.UserIdentity)
 	assert.Equal(t, signupTestAudience, got.Audience)
-	assert.Equal(t, got.IssuedAt.Add(marketplace.DefaultSignupSessionLifetime), got.ExpiresAt)
+	assert.Equal(t, got.IssuedAt.Add(signup.DefaultLifetime), got.ExpiresAt)
 
 	// An hour after arrival the session is over: a page, not a bare 401.
 	e.s.Clock().Advance(50 * time.Minute)
@@ -180,7 +188,7 @@ func TestSignupSessionOutlivesToken(t *testing.T) {
 	assert.Contains(t, body, "Marketplace &gt; Your orders")
 	assert.Contains(t, body, "https://console.cloud.google.com/marketplace/orders")
 	_, err := openWith(e.sessions, c, "")
-	requireSessionReason(t, err, marketplace.ErrSessionExpired)
+	requireSessionReason(t, err, signup.ErrSessionExpired)
 	assert.Len(t, e.got, 2, "the page never ran without a session")
 }
 
@@ -188,7 +196,7 @@ func TestSignupSessionCookieSecureBehindTLS(t *testing.T) {
 	t.Parallel()
 	e := newSessionEnv(t, [][]byte{sessionKeyA})
 	req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/signup",
-		strings.NewReader(url.Values{marketplace.SignupTokenField: {e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})}}.Encode()))
+		strings.NewReader(url.Values{verify.SignupTokenField: {e.s.SignupToken(marketplacetest.TokenParams{Subject: signupTestAccount, Audience: signupTestAudience})}}.Encode()))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-Forwarded-Proto", "https")
@@ -240,7 +248,7 @@ func TestSignupTokenUsedOnceUnderConcurrency(t *testing.T) {
 	for range n {
 		wg.Go(func() {
 			req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/signup",
-				strings.NewReader(url.Values{marketplace.SignupTokenField: {token}}.Encode()))
+				strings.NewReader(url.Values{verify.SignupTokenField: {token}}.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			resp, err := http.DefaultTransport.RoundTrip(req)
 			if err != nil {
@@ -277,37 +285,37 @@ func TestSignupSessionRefusals(t *testing.T) {
 	for name, tc := range map[string]struct {
 		value   string
 		account string
-		want    marketplace.SignupSessionReason
+		want    signup.SessionReason
 	}{
-		"other account in payload": {value: forged + "." + mac, want: marketplace.ErrSessionSignature},
-		"mac altered":              {value: payload + "." + string(flipped), want: marketplace.ErrSessionSignature},
-		"mac truncated":            {value: payload + "." + mac[:20], want: marketplace.ErrSessionMalformed},
-		"no mac":                   {value: payload, want: marketplace.ErrSessionMalformed},
-		"three parts":              {value: c.Value + ".x", want: marketplace.ErrSessionMalformed},
-		"wrong account":            {value: c.Value, account: "acct-2", want: marketplace.ErrSessionAccount},
-		"oversize":                 {value: strings.Repeat("a", 5000) + "." + mac, want: marketplace.ErrSessionMalformed},
+		"other account in payload": {value: forged + "." + mac, want: signup.ErrSessionSignature},
+		"mac altered":              {value: payload + "." + string(flipped), want: signup.ErrSessionSignature},
+		"mac truncated":            {value: payload + "." + mac[:20], want: signup.ErrSessionMalformed},
+		"no mac":                   {value: payload, want: signup.ErrSessionMalformed},
+		"three parts":              {value: c.Value + ".x", want: signup.ErrSessionMalformed},
+		"wrong account":            {value: c.Value, account: "acct-2", want: signup.ErrSessionAccount},
+		"oversize":                 {value: strings.Repeat("a", 5000) + "." + mac, want: signup.ErrSessionMalformed},
 	} {
 		_, err := openWith(e.sessions, &http.Cookie{Name: c.Name, Value: tc.value}, tc.account)
-		var se *marketplace.SignupSessionError
+		var se *signup.SessionError
 		require.ErrorAs(t, err, &se, name)
 		require.Equal(t, tc.want, se.Reason, "%s: %v", name, err)
 	}
 	_, err = openWith(e.sessions, nil, "")
-	requireSessionReason(t, err, marketplace.ErrSessionMissing)
+	requireSessionReason(t, err, signup.ErrSessionMissing)
 
 	// A session of another deployment: another key, or the same key and
 	// another audience.
-	foreignKey, err := marketplace.NewSignupSessions(e.v, e.store, [][]byte{sessionKeyB})
+	foreignKey, err := signup.NewSessions(e.v, e.store, [][]byte{sessionKeyB}, &signup.Config{Runtime: e.rt})
 	require.NoError(t, err)
 	_, err = openWith(foreignKey, c, "")
-	requireSessionReason(t, err, marketplace.ErrSessionSignature)
+	requireSessionReason(t, err, signup.ErrSessionSignature)
 	other := newSignupTestEnv(t)
-	otherV, err := marketplace.NewSignupVerifier([]string{"other.example.com"}, marketplace.WithSignupCertsURL(other.s.CertsURL()))
+	otherV, err := verify.NewSignupVerifier([]string{"other.example.com"}, &verify.Config{SignupCertsURL: other.s.CertsURL()})
 	require.NoError(t, err)
-	foreignAud, err := marketplace.NewSignupSessions(otherV, e.store, [][]byte{sessionKeyA})
+	foreignAud, err := signup.NewSessions(otherV, e.store, [][]byte{sessionKeyA}, &signup.Config{Runtime: e.rt})
 	require.NoError(t, err)
 	_, err = openWith(foreignAud, c, "")
-	requireSessionReason(t, err, marketplace.ErrSessionAudience)
+	requireSessionReason(t, err, signup.ErrSessionAudience)
 }
 
 // The form's POST must name the session's account: a form shown for
@@ -335,36 +343,36 @@ func TestSignupSessionKeyRotation(t *testing.T) {
 	old := e.startSession(t, signupTestAccount)
 
 	// B is added first: it signs, A still verifies.
-	rotated, err := marketplace.NewSignupSessions(e.v, e.store, [][]byte{sessionKeyB, sessionKeyA})
+	rotated, err := signup.NewSessions(e.v, e.store, [][]byte{sessionKeyB, sessionKeyA}, &signup.Config{Runtime: e.rt})
 	require.NoError(t, err)
 	_, err = openWith(rotated, old, "")
 	require.NoError(t, err, "a session signed with the previous key")
 	e2 := newSessionEnv(t, [][]byte{sessionKeyB, sessionKeyA})
 	fresh := e2.startSession(t, signupTestAccount)
-	onlyB, err := marketplace.NewSignupSessions(e2.v, e2.store, [][]byte{sessionKeyB})
+	onlyB, err := signup.NewSessions(e2.v, e2.store, [][]byte{sessionKeyB}, &signup.Config{Runtime: e2.rt})
 	require.NoError(t, err)
 	_, err = openWith(onlyB, fresh, "")
 	require.NoError(t, err, "new sessions are signed with the first key")
 
 	// A dropped: its sessions are refused.
 	_, err = openWith(onlyB, old, "")
-	requireSessionReason(t, err, marketplace.ErrSessionSignature)
+	requireSessionReason(t, err, signup.ErrSessionSignature)
 }
 
 // Shortening the lifetime applies to sessions already issued.
 func TestSignupSessionLifetime(t *testing.T) {
 	t.Parallel()
-	e := newSessionEnv(t, [][]byte{sessionKeyA}, marketplace.WithSignupSessionLifetime(2*time.Hour))
+	e := newSessionEnv(t, [][]byte{sessionKeyA}, func(c *signup.Config) { c.Lifetime = 2 * time.Hour })
 	c := e.startSession(t, signupTestAccount)
 	assert.Equal(t, 7200, c.MaxAge)
-	shorter, err := marketplace.NewSignupSessions(e.v, e.store, [][]byte{sessionKeyA},
-		marketplace.WithSignupSessionLifetime(30*time.Minute))
+	shorter, err := signup.NewSessions(e.v, e.store, [][]byte{sessionKeyA},
+		&signup.Config{Runtime: e.rt, Lifetime: 30 * time.Minute})
 	require.NoError(t, err)
 	e.s.Clock().Advance(45 * time.Minute)
 	_, err = openWith(e.sessions, c, "")
 	require.NoError(t, err)
 	_, err = openWith(shorter, c, "")
-	requireSessionReason(t, err, marketplace.ErrSessionExpired)
+	requireSessionReason(t, err, signup.ErrSessionExpired)
 }
 
 func TestNewSignupSessionsRefusesBadConfig(t *testing.T) {
@@ -373,40 +381,39 @@ func TestNewSignupSessionsRefusesBadConfig(t *testing.T) {
 	store := memstore.New()
 	for name, tc := range map[string]struct {
 		keys [][]byte
-		opts []marketplace.SignupSessionOption
+		cfg  *signup.Config
 	}{
 		"no key":          {},
 		"short key":       {keys: [][]byte{sessionKeyA[:31]}},
 		"short old key":   {keys: [][]byte{sessionKeyA, []byte("short")}},
-		"lifetime zero":   {keys: [][]byte{sessionKeyA}, opts: []marketplace.SignupSessionOption{marketplace.WithSignupSessionLifetime(0)}},
-		"lifetime 25h":    {keys: [][]byte{sessionKeyA}, opts: []marketplace.SignupSessionOption{marketplace.WithSignupSessionLifetime(25 * time.Hour)}},
-		"relative path":   {keys: [][]byte{sessionKeyA}, opts: []marketplace.SignupSessionOption{marketplace.WithSignupSessionCookie("s", "signup")}},
-		"bad cookie name": {keys: [][]byte{sessionKeyA}, opts: []marketplace.SignupSessionOption{marketplace.WithSignupSessionCookie("a b", "/")}},
-		"nil error page":  {keys: [][]byte{sessionKeyA}, opts: []marketplace.SignupSessionOption{marketplace.WithSignupErrorPage(nil)}},
+		"lifetime 30s":    {keys: [][]byte{sessionKeyA}, cfg: &signup.Config{Lifetime: 30 * time.Second}},
+		"lifetime 25h":    {keys: [][]byte{sessionKeyA}, cfg: &signup.Config{Lifetime: 25 * time.Hour}},
+		"relative path":   {keys: [][]byte{sessionKeyA}, cfg: &signup.Config{CookieName: "s", CookiePath: "signup"}},
+		"bad cookie name": {keys: [][]byte{sessionKeyA}, cfg: &signup.Config{CookieName: "a b"}},
 	} {
-		_, err := marketplace.NewSignupSessions(env.v, store, tc.keys, tc.opts...)
+		_, err := signup.NewSessions(env.v, store, tc.keys, tc.cfg)
 		assert.Error(t, err, name)
 	}
-	_, err := marketplace.NewSignupSessions(env.v, nil, [][]byte{sessionKeyA})
+	_, err := signup.NewSessions(env.v, nil, [][]byte{sessionKeyA}, nil)
 	assert.Error(t, err, "nil UsedTokens")
 }
 
-func TestParseSignupSessionKeys(t *testing.T) {
+func TestParseKeys(t *testing.T) {
 	t.Parallel()
 	a, b := base64.StdEncoding.EncodeToString(sessionKeyA), base64.RawURLEncoding.EncodeToString(sessionKeyB)
-	keys, err := marketplace.ParseSignupSessionKeys(" " + a + ", " + b + " ")
+	keys, err := signup.ParseKeys(" " + a + ", " + b + " ")
 	require.NoError(t, err)
 	assert.Equal(t, [][]byte{sessionKeyA, sessionKeyB}, keys)
-	weak := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("a"), marketplace.MinSignupSessionKeySize))
+	weak := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("a"), signup.MinKeySize))
 	for _, bad := range []string{"", " , ", "not base64!", base64.StdEncoding.EncodeToString(sessionKeyA[:16]),
 		weak, a + "," + a} {
-		_, err := marketplace.ParseSignupSessionKeys(bad)
+		_, err := signup.ParseKeys(bad)
 		assert.Error(t, err, "%q", bad)
 	}
 }
 
 // The cookie decoder takes any bytes a browser (or an attacker) sends. It
-// must never panic, must refuse with a *SignupSessionError, and must accept
+// must never panic, must refuse with a *SessionError, and must accept
 // only values in the one spelling it issues: the payload and its MAC under
 // the configured key, both canonical unpadded base64url. (The check
 // recomputes the MAC rather than remembering issued values: fuzz workers
@@ -424,16 +431,16 @@ func FuzzSignupSessionCookie(f *testing.F) {
 	f.Add("e30.AAAA")
 	f.Fuzz(func(t *testing.T, value string) {
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
-		req.Header.Set("Cookie", marketplace.SignupSessionCookie+"="+value)
+		req.Header.Set("Cookie", signup.DefaultCookie+"="+value)
 		sess, err := e.sessions.Open(req, "")
 		if err != nil {
-			var se *marketplace.SignupSessionError
+			var se *signup.SessionError
 			if !errors.As(err, &se) {
-				t.Fatalf("not a *SignupSessionError: %v", err)
+				t.Fatalf("not a *SessionError: %v", err)
 			}
 			return
 		}
-		c, _ := req.Cookie(marketplace.SignupSessionCookie)
+		c, _ := req.Cookie(signup.DefaultCookie)
 		payload, mac, _ := strings.Cut(c.Value, ".")
 		m := hmac.New(sha256.New, sessionKeyA)
 		m.Write([]byte("gcpmarketplace sign-up session v1\x00" + payload))
@@ -499,7 +506,7 @@ func TestSignupSessionReviewFindings(t *testing.T) {
 		env := newSessionEnv(t, [][]byte{sessionKeyA})
 		for _, h := range [][2]string{{"X-Forwarded-Proto", "https, http"}, {"Forwarded", "for=1.2.3.4;proto=https"}} {
 			req, err := http.NewRequest(http.MethodPost, env.srv.URL+"/signup",
-				strings.NewReader(url.Values{marketplace.SignupTokenField: {env.s.SignupToken(marketplacetest.TokenParams{Subject: "acct-" + h[0], Audience: signupTestAudience})}}.Encode()))
+				strings.NewReader(url.Values{verify.SignupTokenField: {env.s.SignupToken(marketplacetest.TokenParams{Subject: "acct-"+h[0], Audience: signupTestAudience})}}.Encode()))
 			require.NoError(t, err)
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.Header.Set(h[0], h[1])
