@@ -187,7 +187,7 @@ func TestTransportErrorsAreRetried(t *testing.T) {
 	sleeps := &sleepRecorder{}
 	// The HTTP client gives up long before the held call returns: a real
 	// transport error (*url.Error, timeout).
-	httpClient := &http.Client{Timeout: 50 * time.Millisecond}
+	httpClient := &http.Client{Transport: mt.AuthTransport(nil), Timeout: 50 * time.Millisecond}
 	client, err := procurement.NewClient(t.Context(), srv.ProviderID(),
 		procurement.WithClientOptions(append(srv.ClientOptions(), option.WithHTTPClient(httpClient))...),
 		procurement.WithSleep(sleeps.sleep), procurement.WithClock(sleeps.clock))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,7 +54,7 @@ func crashReporter(t testing.TB, mode string, ledger usage.Ledger, url string, n
 		extra = append(extra, usage.WithSource(crashSource, "requests"))
 	}
 	opts := append([]usage.Option{
-		usage.WithClientOptions(option.WithEndpoint(url+"/"), option.WithoutAuthentication()),
+		usage.WithClientOptions(option.WithEndpoint(url+"/"), option.WithHTTPClient(&http.Client{Transport: marketplacetest.AuthTransport(nil)})),
 		usage.WithClock(now),
 		usage.WithMetric("requests", usage.Int64),
 		usage.WithMetric("storage_gib", usage.Int64),

@@ -41,6 +41,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/oauth2"
 	"google.golang.org/api/option"
 
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/cmdmain"
@@ -172,10 +173,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 			usage.WithFlushInterval(time.Second))
 		s.cfg.ProviderID, procurementOpts = emu.ProviderID(), emu.ClientOptions()
 	case cfg.ServiceControlEndpoint != "":
-		opts = append(opts, usage.WithClientOptions(option.WithEndpoint(cfg.ServiceControlEndpoint), option.WithoutAuthentication()))
+		opts = append(opts, usage.WithClientOptions(option.WithEndpoint(cfg.ServiceControlEndpoint), option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: marketplacetest.AccessToken}))))
 	}
 	if cfg.ProcurementEndpoint != "" && !cfg.Emulator {
-		procurementOpts = []option.ClientOption{option.WithEndpoint(cfg.ProcurementEndpoint), option.WithoutAuthentication()}
+		procurementOpts = []option.ClientOption{option.WithEndpoint(cfg.ProcurementEndpoint), option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: marketplacetest.AccessToken}))}
 	}
 	if s.cfg.ProviderID != "" && !cfg.UnconfirmedEnds {
 		client, err := procurement.NewClient(ctx, s.cfg.ProviderID, procurement.WithClientOptions(procurementOpts...))

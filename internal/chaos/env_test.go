@@ -141,10 +141,10 @@ func newEnv(t testing.TB, cfg config) *env {
 	scTransport := &http.Transport{MaxIdleConnsPerHost: 64}
 	t.Cleanup(procTransport.CloseIdleConnections)
 	t.Cleanup(scTransport.CloseIdleConnections)
-	e.scHTTP = &http.Client{Transport: scTransport}
+	e.scHTTP = &http.Client{Transport: marketplacetest.AuthTransport(scTransport)}
 	client, err := procurement.NewClient(ctx, srv.ProviderID(),
 		procurement.WithClientOptions(option.WithEndpoint(srv.URL()+"/"), option.WithoutAuthentication(),
-			option.WithHTTPClient(&http.Client{Transport: procTransport, Timeout: callTimeout})),
+			option.WithHTTPClient(&http.Client{Transport: marketplacetest.AuthTransport(procTransport), Timeout: callTimeout})),
 		// Ten attempts against ~16% failing calls: a helper practically
 		// never gives up, and when it does the message is redelivered.
 		procurement.WithRetry(procurement.RetryPolicy{MaxAttempts: 10, InitialBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond}),

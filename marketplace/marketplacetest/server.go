@@ -68,6 +68,10 @@
 //     response lacks selects nothing (undocumented whether Google refuses
 //     names outside the schema; the emulator cannot tell them from unset
 //     fields).
+//   - Procurement and Service Control answer 401 UNAUTHENTICATED
+//     (ErrorInfo reason CREDENTIALS_MISSING) to a request without an
+//     "Authorization: Bearer" header, as Google's front end does; any
+//     non-empty bearer token is accepted (AccessToken, auth.go).
 //   - Errors use Google's JSON shape {"error":{"code","message","status",
 //     "details"}} so the generated clients return *googleapi.Error; details
 //     hold one google.rpc.ErrorInfo (AIP-193). A 403 carries reason
@@ -442,6 +446,9 @@ func start(opts ...Option) (*Server, error) {
 	if t, ok := s.client.Transport.(*http.Transport); ok {
 		t.MaxIdleConnsPerHost = 64
 	}
+	// Procurement and Service Control require a bearer token (auth.go);
+	// option.WithHTTPClient ignores token sources, so the client sends it.
+	s.client.Transport = AuthTransport(s.client.Transport)
 	s.clock.setOnChange(func() { s.Tick(context.Background()) })
 	return s, nil
 }
@@ -478,11 +485,12 @@ func (s *Server) Clock() *Clock { return s.clock }
 
 // ClientOptions are the options that point a generated google.golang.org/api
 // client (cloudcommerceprocurement/v1 or servicecontrol/v1) at the emulator.
+// Their HTTP client sends "Authorization: Bearer AccessToken".
 func (s *Server) ClientOptions() []option.ClientOption {
 	return []option.ClientOption{
 		option.WithEndpoint(s.http.URL + "/"),
 		option.WithoutAuthentication(),
-		option.WithHTTPClient(s.client),
+		option.WithHTTPClient(s.client), // sends AccessToken (auth.go)
 	}
 }
 

@@ -19,6 +19,10 @@ type Target struct {
 	// Options point the generated clients at the endpoint; none means
 	// Google's production endpoint with Application Default Credentials.
 	Options []option.ClientOption
+	// Endpoint is the base URL the Options point at ("http://host:port/"),
+	// for the behaviours that build a client without credentials; empty
+	// means Google's production endpoints.
+	Endpoint string
 	// ProviderID is the partner id (providers/<ProviderID>).
 	ProviderID string
 	// ServiceName is the Service Control service name of the product.
@@ -98,6 +102,7 @@ func Behaviours() []Behaviour {
 		{"BindingProtoNames", BindingProtoNames},
 		{"BindingWrongCase", BindingWrongCase},
 		{"BindingQueryProtoName", BindingQueryProtoName},
+		{"Unauthenticated", Unauthenticated},
 	}
 }
 

@@ -29,6 +29,7 @@ func emulatorTarget(t *testing.T) conformance.Target {
 	}
 	return conformance.Target{
 		Options:       s.ClientOptions(),
+		Endpoint:      s.URL() + "/",
 		ProviderID:    s.ProviderID(),
 		ServiceName:   s.ServiceName(),
 		EntitlementID: entID,

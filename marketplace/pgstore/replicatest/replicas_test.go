@@ -203,7 +203,7 @@ func (a *app) handler(replica string) events.Handler {
 func newReporter(t testing.TB, ledger usage.Ledger, httpURL, owner string, now func() time.Time) *usage.Reporter {
 	t.Helper()
 	r, err := usage.New(context.Background(), marketplacetest.DefaultServiceName, ledger,
-		usage.WithClientOptions(option.WithEndpoint(httpURL+"/"), option.WithoutAuthentication()),
+		usage.WithClientOptions(option.WithEndpoint(httpURL+"/"), option.WithHTTPClient(&http.Client{Transport: marketplacetest.AuthTransport(nil)})),
 		usage.WithClock(now),
 		usage.WithMetric(metricName, usage.Int64),
 		usage.WithFlushInterval(200*time.Millisecond),
@@ -216,10 +216,7 @@ func newReporter(t testing.TB, ledger usage.Ledger, httpURL, owner string, now f
 // HTTP transport.
 func newProcurement(t testing.TB, providerID, httpURL string, rt http.RoundTripper) *procurement.Client {
 	t.Helper()
-	opts := []option.ClientOption{option.WithEndpoint(httpURL + "/"), option.WithoutAuthentication()}
-	if rt != nil {
-		opts = append(opts, option.WithHTTPClient(&http.Client{Transport: rt}))
-	}
+	opts := []option.ClientOption{option.WithEndpoint(httpURL + "/"), option.WithHTTPClient(&http.Client{Transport: marketplacetest.AuthTransport(rt)})}
 	c, err := procurement.NewClient(context.Background(), providerID,
 		procurement.WithClientOptions(opts...),
 		procurement.WithRetry(procurement.RetryPolicy{InitialBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}))
