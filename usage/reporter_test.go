@@ -252,7 +252,7 @@ func TestLateRecordGetsItsOwnOperation(t *testing.T) {
 func TestDoubleMetric(t *testing.T) {
 	t.Parallel()
 	svc := "svc.endpoints.acme.cloud.goog"
-	srv := marketplacetest.New(t, marketplacetest.WithService(svc, "requests", "cpu_hours"))
+	srv := marketplacetest.New(t, marketplacetest.WithService(svc, "requests"), marketplacetest.WithMetricType(svc, "cpu_hours", marketplacetest.ValueDouble))
 	r, err := usage.New(context.Background(), svc, memLedger(), usage.WithClientOptions(srv.ClientOptions()...),
 		usage.WithClock(srv.Clock().Now), usage.WithMetric("requests", usage.Int64), usage.WithMetric(svc+"/cpu_hours", usage.Double))
 	require.NoError(t, err)

@@ -111,7 +111,10 @@
 //     no ordering keys.
 //   - Service Control: a request over 1 MB, or one operation carrying the
 //     same metric twice with identical labels, invalidates the whole request
-//     (400 INVALID_ARGUMENT); int64Value is a JSON string; per-operation
+//     (400 INVALID_ARGUMENT); int64Value is a JSON string; a value whose
+//     type is not its metric's (INT64 DELTA for billing metrics, unless
+//     WithMetricType declares DOUBLE), or no value, invalidates the whole
+//     request too (metrictypes.go); per-operation
 //     failures are reportErrors in a 200 response.
 //
 // Choices made where Google's documentation is silent (each named
@@ -275,6 +278,7 @@ type config struct {
 	start            time.Time
 	seed             uint64
 	services         map[string][]string
+	metricTypes      map[string]ValueType // WithMetricType; INT64 when absent
 	serviceOrder     []string
 	duplicateRate    float64
 	reorderWindow    int
@@ -310,7 +314,8 @@ func WithSeed(seed int64) Option { return func(c *config) { c.seed = uint64(seed
 // A metric given without a "/" is prefixed with "<name>/". The first
 // service registered is the product of purchases (ServiceName). Without
 // this option the server knows DefaultServiceName with the metrics
-// "<service>/requests" and "<service>/storage_gib".
+// "<service>/requests" and "<service>/storage_gib". Every metric is INT64
+// DELTA, as billing metrics are; WithMetricType declares another type.
 func WithService(name string, metrics ...string) Option {
 	return func(c *config) {
 		if c.services == nil {

@@ -306,6 +306,9 @@ func (s *Server) serviceReport(rt route, body []byte) (any, *apiError) {
 		if e != nil {
 			return nil, e
 		}
+		if e := s.checkValueTypes(&req.Operations[i], fmt.Sprintf("operations[%d]", i)); e != nil {
+			return nil, e
+		}
 		ps[i] = parsed{start, end, vals}
 	}
 	s.sc.reportCalls++

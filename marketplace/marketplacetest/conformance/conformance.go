@@ -36,6 +36,10 @@ type Target struct {
 	// mutating method expecting it to fail. Emulator only: FromEnv never
 	// sets it, and those behaviours skip without it.
 	UnapprovedAccountEntitlementID string
+	// ReportMetric is an INT64 metric of ServiceName, for the behaviours
+	// that call services.report. Emulator only: a report bills at Google,
+	// so FromEnv never sets it and those behaviours skip without it.
+	ReportMetric string
 }
 
 // Environment variables naming a sandbox listing for FromEnv.
@@ -103,6 +107,7 @@ func Behaviours() []Behaviour {
 		{"BindingWrongCase", BindingWrongCase},
 		{"BindingQueryProtoName", BindingQueryProtoName},
 		{"Unauthenticated", Unauthenticated},
+		{"MetricValueTypes", MetricValueTypes},
 	}
 }
 

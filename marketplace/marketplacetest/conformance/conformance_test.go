@@ -36,6 +36,7 @@ func emulatorTarget(t *testing.T) conformance.Target {
 		AccountID:     acct,
 
 		UnapprovedAccountEntitlementID: pending,
+		ReportMetric:                   s.ServiceName() + "/requests",
 	}
 }
 
