@@ -14,6 +14,9 @@ type wireAccount struct {
 	Approvals  []wireApproval `json:"approvals,omitempty"`
 	CreateTime string         `json:"createTime,omitempty"`
 	UpdateTime string         `json:"updateTime,omitempty"`
+
+	InputProperties              map[string]any `json:"inputProperties,omitempty"`
+	ResellerParentBillingAccount string         `json:"resellerParentBillingAccount,omitempty"`
 }
 
 type wireApproval struct {
@@ -63,6 +66,8 @@ func (s *Server) wireAccountLocked(a *account) wireAccount {
 		State:      a.state,
 		CreateTime: formatTimestamp(a.createTime),
 		UpdateTime: formatTimestamp(a.updateTime),
+
+		InputProperties: a.inputProperties,
 	}
 	for _, ap := range a.approvals {
 		w.Approvals = append(w.Approvals, wireApproval{
@@ -90,6 +95,10 @@ func (s *Server) wireEntitlementLocked(e *entitlement) wireEntitlement {
 		NewOfferEndTime:         formatTimestamp(e.newOfferEndTime),
 		OrderID:                 e.id,
 		UsageReportingID:        e.usageReportingID,
+		QuoteExternalName:       e.quoteExternalName,
+		SubscriptionEndTime:     formatTimestamp(subscriptionEnd(e)),
+		EntitlementBenefitIDs:   e.benefitIDs,
+		InputProperties:         e.inputProperties,
 		MessageToUser:           e.messageToUser,
 		CancellationReason:      e.cancellationReason,
 		State:                   e.state,
@@ -140,9 +149,14 @@ func (s *Server) accountMethodLocked(rt route, q map[string][]string, body []byt
 		if a == nil {
 			return nil, errNotFound
 		}
-		// FULL adds only resellerParentBillingAccount, which emulated
-		// accounts (never reseller subaccounts) do not have.
-		return s.wireAccountLocked(a), nil
+		// FULL adds resellerParentBillingAccount (discovery document:
+		// "Included in responses only for view: ACCOUNT_VIEW_FULL"); BASIC
+		// and the default leave it out.
+		w := s.wireAccountLocked(a)
+		if view == "ACCOUNT_VIEW_FULL" {
+			w.ResellerParentBillingAccount = a.resellerParentBillingAccount
+		}
+		return w, nil
 	case MethodAccountsApprove, MethodAccountsReject:
 		return s.decideAccountLocked(rt.method, a, body)
 	case MethodAccountsReset:

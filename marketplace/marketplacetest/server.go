@@ -106,7 +106,8 @@
 //     ENTITLEMENT_CREATION_REQUESTED carries newPendingOfferDuration (or
 //     newOfferDuration/newOfferEndTime for a private offer);
 //     ENTITLEMENT_OFFER_ACCEPTED carries newOfferStartTime, newOfferEndTime,
-//     newPlan, newOffer and orderId, as in a real capture;
+//     newPlan, newProduct, newOffer, orderId and entitlementBenefitIds, as
+//     in a real capture;
 //     ENTITLEMENT_PLAN_CHANGE_REQUESTED carries newPlan. No attributes,
 //     no ordering keys.
 //   - Service Control: a request over 1 MB, or one operation carrying the
@@ -197,9 +198,15 @@
 //     anything else nacks and the message comes again after 50 ms.
 //   - PublishedEvent.At is the emulator clock; the Pub/Sub publishTime is
 //     pstest's wall clock.
-//   - Accounts never carry resellerParentBillingAccount, so views BASIC and
-//     FULL answer the same; entitlements carry no quoteExternalName,
-//     customer billing account, subscriptionEndTime or benefit ids.
+//   - Fields only some purchases carry (details.go): every entitlement
+//     has one entitlementBenefitIds UUID (undocumented which purchases
+//     carry one: chosen always, so code reading it is exercised);
+//     quoteExternalName and inputProperties come from PurchaseParams;
+//     subscriptionEndTime is the term end once the subscription is known to
+//     end (PENDING_CANCELLATION, CANCELLED, a fixed-end private offer;
+//     undocumented). Account inputProperties and
+//     resellerParentBillingAccount come from SetAccountDetails, the latter
+//     answered with view=ACCOUNT_VIEW_FULL only (discovery document).
 //   - Filters: OR binds tighter than AND and NOT tightest, as AIP-160 says;
 //     AND/OR/NOT must be upper-case; unquoted values may hold letters,
 //     digits, "_", "-" and "/" (Google's own examples leave account ids and

@@ -40,6 +40,12 @@ type Target struct {
 	// that call services.report. Emulator only: a report bills at Google,
 	// so FromEnv never sets it and those behaviours skip without it.
 	ReportMetric string
+	// DetailedEntitlementID is an entitlement bought through a quote from
+	// a private offer with a fixed end date (EntitlementDetails);
+	// ResellerAccountID is an account of a reseller subaccount
+	// (AccountViews). Optional: those behaviours skip without them.
+	DetailedEntitlementID string
+	ResellerAccountID     string
 }
 
 // Environment variables naming a sandbox listing for FromEnv.
@@ -108,6 +114,8 @@ func Behaviours() []Behaviour {
 		{"BindingQueryProtoName", BindingQueryProtoName},
 		{"Unauthenticated", Unauthenticated},
 		{"MetricValueTypes", MetricValueTypes},
+		{"EntitlementDetails", EntitlementDetails},
+		{"AccountViews", AccountViews},
 	}
 }
 
