@@ -341,8 +341,21 @@ func (s *Server) patchEntitlementLocked(e *entitlement, q map[string][]string, b
 	if v := q["updateMask"]; len(v) > 0 {
 		mask = v[0]
 	}
+	var req wireEntitlement
+	if ae := decodeStrict(body, &req); ae != nil {
+		return nil, ae
+	}
 	if mask == "" {
-		return nil, invalidArgument("update_mask is required; the only updatable field is messageToUser.")
+		// AIP-134: without update_mask the mask is the populated fields.
+		// messageToUser is the only updatable one; output-only fields in
+		// the body are ignored (AIP-203). Nothing populated: no change.
+		if req.MessageToUser == "" {
+			if e == nil {
+				return nil, errNotFound
+			}
+			return s.wireEntitlementLocked(e), nil
+		}
+		mask = "messageToUser"
 	}
 	for _, f := range strings.Split(mask, ",") {
 		switch strings.TrimSpace(f) {
@@ -350,10 +363,6 @@ func (s *Server) patchEntitlementLocked(e *entitlement, q map[string][]string, b
 		default:
 			return nil, invalidArgument("Invalid update_mask path %q: the only updatable field is messageToUser.", shorten(strings.TrimSpace(f), 64))
 		}
-	}
-	var req wireEntitlement
-	if ae := decodeStrict(body, &req); ae != nil {
-		return nil, ae
 	}
 	if e == nil {
 		return nil, errNotFound

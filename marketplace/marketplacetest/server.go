@@ -140,8 +140,15 @@
 //     says only "not yet supported"; undocumented which status Google
 //     answers: chosen because UNIMPLEMENTED is google.rpc's code for a
 //     method that exists but is not served, and it is not retryable.
-//   - patch requires updateMask; anything other than messageToUser
-//     (message_to_user) in it is 400 INVALID_ARGUMENT.
+//   - patch without updateMask updates the populated fields (AIP-134):
+//     messageToUser when set, nothing otherwise (output-only fields in the
+//     body are ignored, AIP-203); an updateMask naming anything other than
+//     messageToUser (message_to_user) is 400 INVALID_ARGUMENT.
+//   - Service Control consumerId may take the forms the discovery
+//     document lists for a project: project_number:N, projects/N and
+//     project:N name the same consumer (consumers.go); userLabels follow
+//     Google Cloud's label rules, else the request is 400
+//     INVALID_ARGUMENT (undocumented for this Private Preview field).
 //   - A pageSize above 200 is capped at 200 rather than refused, for
 //     entitlements.list as for accounts.list: the discovery document states
 //     the maximum of 200 for accounts only; undocumented for entitlements,

@@ -116,6 +116,9 @@ func Behaviours() []Behaviour {
 		{"MetricValueTypes", MetricValueTypes},
 		{"EntitlementDetails", EntitlementDetails},
 		{"AccountViews", AccountViews},
+		{"PatchWithoutUpdateMask", PatchWithoutUpdateMask},
+		{"ConsumerIDForms", ConsumerIDForms},
+		{"UserLabelsSyntax", UserLabelsSyntax},
 	}
 }
 
