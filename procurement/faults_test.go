@@ -189,7 +189,7 @@ func TestTransportErrorsAreRetried(t *testing.T) {
 	sleeps := testenv.NewSleepRecorder(time.Time{})
 	// The HTTP client gives up long before the held call returns: a real
 	// transport error (*url.Error, timeout).
-	httpClient := &http.Client{Timeout: 50 * time.Millisecond}
+	httpClient := &http.Client{Transport: mt.AuthTransport(nil), Timeout: 50 * time.Millisecond}
 	client := testenv.Client(t, srv, &procurement.Config{Runtime: gcpmarketplace.Runtime{Clock: sleeps.Now}},
 		option.WithHTTPClient(httpClient))
 	testenv.SetSleep(client, sleeps.Sleep)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,7 +61,7 @@ func crashReporter(t testing.TB, mode string, ledger ledger.Ledger, url string, 
 		withMaxRequestBytes(3000), // many report calls
 	}, extra...)
 	r, err := usage.New(context.Background(), marketplacetest.DefaultServiceName, ledger, configOf(opts...),
-		option.WithEndpoint(url+"/"), option.WithoutAuthentication())
+		option.WithEndpoint(url+"/"), option.WithHTTPClient(&http.Client{Transport: marketplacetest.AuthTransport(nil)}))
 	require.NoError(t, err)
 	return r
 }

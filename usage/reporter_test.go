@@ -253,7 +253,7 @@ func TestLateRecordGetsItsOwnOperation(t *testing.T) {
 func TestDoubleMetric(t *testing.T) {
 	t.Parallel()
 	svc := "svc.endpoints.acme.cloud.goog"
-	srv := marketplacetest.New(t, marketplacetest.WithService(svc, "requests", "cpu_hours"))
+	srv := marketplacetest.New(t, marketplacetest.WithService(svc, "requests"), marketplacetest.WithMetricType(svc, "cpu_hours", marketplacetest.ValueDouble))
 	r, err := usage.New(context.Background(), svc, memLedger(), &usage.Config{
 		Runtime: gcpmarketplace.Runtime{Clock: srv.Clock().Now},
 		Metrics: map[string]usage.MetricKind{"requests": usage.Int64, svc + "/cpu_hours": usage.Double},

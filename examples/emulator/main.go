@@ -99,7 +99,7 @@ func printEndpoints(out io.Writer, s *marketplacetest.Server) {
 	fmt.Fprintf(&b, "  export MARKETPLACE_SERVICECONTROL_ENDPOINT=%s/\n", base)
 	fmt.Fprintf(&b, "  export MARKETPLACE_SIGNUP_CERTS_URL=%s\n", s.CertsURL())
 	fmt.Fprintf(&b, "  export MARKETPLACE_PUSH_JWKS_URL=%s\n", s.PushJWKSURL())
-	fmt.Fprintf(&b, "\nGo clients: option.WithEndpoint(%q), option.WithoutAuthentication().\n", base+"/")
+	fmt.Fprintf(&b, "\nGo clients: option.WithEndpoint(%q) and any bearer token, e.g. %q\n", base+"/", "Authorization: Bearer "+marketplacetest.AccessToken)
 	fmt.Fprintf(&b, "Sign-up tokens keep iss %s;\nverify them with the keys from the certs URL above.\n", marketplacetest.SignupIssuer)
 	fmt.Fprintf(&b, "\nPress Ctrl-C to stop.\n")
 	_, _ = io.WriteString(out, b.String())

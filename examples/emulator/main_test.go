@@ -68,6 +68,7 @@ func api(t *testing.T, method, url string, body any) map[string]any {
 	}
 	req, err := http.NewRequest(method, url, r)
 	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+marketplacetest.AccessToken)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()

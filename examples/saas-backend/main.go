@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"golang.org/x/oauth2"
 	"google.golang.org/api/option"
 	servicecontrol "google.golang.org/api/servicecontrol/v1"
 
@@ -126,7 +127,7 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 	case cfg.ProcurementEndpoint != "":
 		b.log.Warn("using an emulator's endpoints from the environment, not Google's",
 			"procurement", cfg.ProcurementEndpoint, "service_control", cfg.ServiceControlEndpoint)
-		googleOpts = []option.ClientOption{option.WithEndpoint(cfg.ProcurementEndpoint), option.WithoutAuthentication()}
+		googleOpts = []option.ClientOption{option.WithEndpoint(cfg.ProcurementEndpoint), option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: marketplacetest.AccessToken}))}
 		verifyCfg.SignupCertsURL = cfg.SignupCertsURL
 		// The Pub/Sub client reads PUBSUB_EMULATOR_HOST itself.
 	}
@@ -137,7 +138,7 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 	}
 	scOpts := googleOpts
 	if cfg.ServiceControlEndpoint != "" {
-		scOpts = []option.ClientOption{option.WithEndpoint(cfg.ServiceControlEndpoint), option.WithoutAuthentication()}
+		scOpts = []option.ClientOption{option.WithEndpoint(cfg.ServiceControlEndpoint), option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: marketplacetest.AccessToken}))}
 	}
 	if cfg.Doctor {
 		return runDoctor(ctx, cfg, googleOpts, scOpts, pubsubOpts, out)

@@ -41,6 +41,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/oauth2"
 	"google.golang.org/api/option"
 
 	"github.com/gcpmarketplace/gcpmarketplace"
@@ -176,10 +177,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, out i
 		scOpts, rcfg.Clock, rcfg.FlushInterval = emu.ClientOptions(), emu.Clock().Now, time.Second
 		s.cfg.ProviderID, procurementOpts = emu.ProviderID(), emu.ClientOptions()
 	case cfg.ServiceControlEndpoint != "":
-		scOpts = []option.ClientOption{option.WithEndpoint(cfg.ServiceControlEndpoint), option.WithoutAuthentication()}
+		scOpts = []option.ClientOption{option.WithEndpoint(cfg.ServiceControlEndpoint), option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: marketplacetest.AccessToken}))}
 	}
 	if cfg.ProcurementEndpoint != "" && !cfg.Emulator {
-		procurementOpts = []option.ClientOption{option.WithEndpoint(cfg.ProcurementEndpoint), option.WithoutAuthentication()}
+		procurementOpts = []option.ClientOption{option.WithEndpoint(cfg.ProcurementEndpoint), option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: marketplacetest.AccessToken}))}
 	}
 	if s.cfg.ProviderID != "" && !cfg.UnconfirmedEnds {
 		client, err := procurement.NewClient(ctx, s.cfg.ProviderID, procurementOpts...)

@@ -144,12 +144,12 @@ func newEnv(t testing.TB, cfg config) *env {
 	scTransport := &http.Transport{MaxIdleConnsPerHost: 64}
 	t.Cleanup(procTransport.CloseIdleConnections)
 	t.Cleanup(scTransport.CloseIdleConnections)
-	e.scHTTP = &http.Client{Transport: scTransport}
+	e.scHTTP = &http.Client{Transport: marketplacetest.AuthTransport(scTransport)}
 	// Ten attempts against ~16% failing calls: a helper practically never
 	// gives up, and when it does the message is redelivered.
 	e.client = testenv.Client(t, srv,
 		&procurement.Config{Retry: procurement.RetryPolicy{MaxAttempts: 10, InitialBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond}},
-		option.WithHTTPClient(&http.Client{Transport: procTransport, Timeout: callTimeout}))
+		option.WithHTTPClient(&http.Client{Transport: marketplacetest.AuthTransport(procTransport), Timeout: callTimeout}))
 	testenv.SetSleep(e.client, shortSleep)
 	e.open()
 	t.Cleanup(func() {

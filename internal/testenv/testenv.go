@@ -59,10 +59,9 @@ func Client(tb testing.TB, srv *marketplacetest.Server, cfg *procurement.Config,
 // the client's HTTP transport.
 func ClientAt(tb testing.TB, providerID, url string, rt http.RoundTripper, cfg *procurement.Config) *procurement.Client {
 	tb.Helper()
-	opts := []option.ClientOption{option.WithEndpoint(url + "/"), option.WithoutAuthentication()}
-	if rt != nil {
-		opts = append(opts, option.WithHTTPClient(&http.Client{Transport: rt}))
-	}
+	// The emulator wants a bearer token, as Google does.
+	opts := []option.ClientOption{option.WithEndpoint(url + "/"),
+		option.WithHTTPClient(&http.Client{Transport: marketplacetest.AuthTransport(rt)})}
 	return newClient(tb, providerID, cfg, opts)
 }
 

@@ -253,6 +253,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("Method not found: %s %s", r.Method, shorten(r.URL.Path, 200)))
 		return
 	}
+	if e := authenticate(r); e != nil {
+		writeAPIError(w, r, e)
+		return
+	}
 	if e := checkQuery(r, rt.method); e != nil {
 		writeAPIError(w, r, e)
 		return

@@ -37,6 +37,7 @@ func (c controlClient) do(method, path string, body any) (int, map[string]any) {
 	req, err := http.NewRequest(method, c.base+path, r)
 	require.NoError(c.t, err)
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+AccessToken)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(c.t, err)
 	defer resp.Body.Close()

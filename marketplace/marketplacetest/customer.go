@@ -45,6 +45,13 @@ type PurchaseParams struct {
 	AutoApprove bool
 	// StartTime is the scheduled start (newOfferStartTime); zero = now.
 	StartTime time.Time
+	// QuoteExternalName is the quote the purchase went through
+	// (Entitlement.quoteExternalName, "empty unless bought through a
+	// quote" per the discovery document); optional.
+	QuoteExternalName string
+	// InputProperties are the deprecated Entitlement.inputProperties
+	// (discovery document: output only, deprecated); optional.
+	InputProperties map[string]any
 }
 
 // CreateAccount creates a customer account (ACCOUNT_ACTIVE, signup
@@ -130,7 +137,11 @@ func (s *Server) newEntitlementLocked(accountID string, p PurchaseParams) *entit
 		autoApprove:   p.AutoApprove,
 		createTime:    now,
 		updateTime:    now,
+
+		quoteExternalName: p.QuoteExternalName,
+		inputProperties:   p.InputProperties,
 	}
+	e.benefitIDs = []string{benefitID(e.id)}
 	if !p.StartTime.IsZero() {
 		e.scheduledStart = p.StartTime.UTC()
 	}
@@ -162,8 +173,10 @@ func (s *Server) autoApproveLocked(e *entitlement, p PurchaseParams) {
 		w.NewOfferStartTime = strPtr(formatTimestamp(start))
 		w.NewOfferEndTime = strPtr(formatTimestamp(e.offerEndTime))
 		w.NewPlan = e.plan
+		w.NewProduct = newProduct(e.product, e.offer)
 		w.NewOffer = e.offer
 		w.OrderID = e.id
+		w.EntitlementBenefitIDs = e.benefitIDs
 	})
 }
 
@@ -201,11 +214,14 @@ func (s *Server) requestChange(ctx context.Context, entitlementID, newPlan, newO
 			s.touchLocked(e)
 			s.publishEntitlementLocked("ENTITLEMENT_OFFER_ACCEPTED", e, func(w *wireEventEntitlement) {
 				w.NewPlan = newPlan
+				w.NewProduct = newProduct(e.product, e.offer)
 				if newOffer != "" {
 					w.NewOffer = newOffer
+					w.NewProduct = newOffer
 				}
 				w.NewOfferStartTime = strPtr(formatTimestamp(s.clock.Now()))
 				w.OrderID = e.id
+				w.EntitlementBenefitIDs = e.benefitIDs
 			})
 			s.applyPlanChangeLocked(e)
 			return nil

@@ -134,10 +134,10 @@ func TestAutoApprovedScheduledStart(t *testing.T) {
 	requireAPIError(t, doErr(svc.Providers.Entitlements.Approve(s.EntitlementName(id), &ccp.ApproveEntitlementRequest{}).Context(ctx).Do()), 400, "FAILED_PRECONDITION")
 
 	var msg struct {
-		EventID     string            `json:"eventId"`
-		EventType   string            `json:"eventType"`
-		ProviderID  string            `json:"providerId"`
-		Entitlement map[string]string `json:"entitlement"`
+		EventID     string         `json:"eventId"`
+		EventType   string         `json:"eventType"`
+		ProviderID  string         `json:"providerId"`
+		Entitlement map[string]any `json:"entitlement"`
 	}
 	require.NoError(t, json.Unmarshal(s.Published()[1].Data, &msg))
 	assert.Equal(t, "ENTITLEMENT_OFFER_ACCEPTED", msg.EventType)
@@ -147,6 +147,10 @@ func TestAutoApprovedScheduledStart(t *testing.T) {
 	assert.Equal(t, "enterprise", msg.Entitlement["newPlan"])
 	assert.Equal(t, offer, msg.Entitlement["newOffer"])
 	assert.Equal(t, id, msg.Entitlement["orderId"])
+	// The real capture (google-apis.md §1.2) carries newProduct (the offer)
+	// and entitlementBenefitIds.
+	assert.Equal(t, offer, msg.Entitlement["newProduct"])
+	assert.Equal(t, []any{e.EntitlementBenefitIds[0]}, msg.Entitlement["entitlementBenefitIds"])
 
 	s.Clock().Advance(35 * time.Hour)
 	assert.Equal(t, "ENTITLEMENT_ACTIVATION_REQUESTED", getState(t, svc, s, id).State)

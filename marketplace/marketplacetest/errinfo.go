@@ -24,6 +24,9 @@ const errorInfoType = "type.googleapis.com/google.rpc.ErrorInfo"
 //     iam.googleapis.com, metadata permission and resource, as Google's IAM
 //     errors carry them (the reason named in issue 21 and on Google's
 //     "Troubleshoot permission errors" page).
+//   - UNAUTHENTICATED: reason CREDENTIALS_MISSING (no Authorization
+//     header) or ACCESS_TOKEN_TYPE_UNSUPPORTED, domain googleapis.com,
+//     metadata service (auth.go).
 //   - RESOURCE_EXHAUSTED: reason RATE_LIMIT_EXCEEDED, domain googleapis.com,
 //     metadata service, as Google's quota errors carry them.
 //   - Any other status: undocumented for these two APIs; the reason is the
@@ -44,6 +47,16 @@ func errorInfo(r *http.Request, status string) wireErrorInfo {
 			md["permission"], md["resource"] = iamPermission(rt)
 		}
 		return wireErrorInfo{Type: errorInfoType, Reason: "IAM_PERMISSION_DENIED", Domain: "iam.googleapis.com", Metadata: md}
+	case "UNAUTHENTICATED":
+		// Google's front end: CREDENTIALS_MISSING without an Authorization
+		// header, ACCESS_TOKEN_TYPE_UNSUPPORTED for a credential that is not
+		// an OAuth 2 access token, domain googleapis.com (the reasons
+		// Google's 401 bodies carry; not in these APIs' reference).
+		reason := "CREDENTIALS_MISSING"
+		if r.Header.Get("Authorization") != "" {
+			reason = "ACCESS_TOKEN_TYPE_UNSUPPORTED"
+		}
+		return wireErrorInfo{Type: errorInfoType, Reason: reason, Domain: "googleapis.com", Metadata: map[string]string{"service": host}}
 	case "RESOURCE_EXHAUSTED":
 		return wireErrorInfo{Type: errorInfoType, Reason: "RATE_LIMIT_EXCEEDED", Domain: "googleapis.com", Metadata: map[string]string{"service": host}}
 	}

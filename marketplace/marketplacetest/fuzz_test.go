@@ -43,6 +43,7 @@ func FuzzServeAPI(f *testing.F) {
 		if err != nil {
 			return
 		}
+		req.Header.Set("Authorization", "Bearer "+AccessToken)
 		rec := httptest.NewRecorder()
 		s.serveAPI(rec, req)
 		if !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {

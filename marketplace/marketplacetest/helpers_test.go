@@ -82,7 +82,7 @@ func (b bodyRewriter) RoundTrip(r *http.Request) (*http.Response, error) {
 // withExtraField makes a client add an unknown field to every body.
 func withExtraField(s *Server, name string) option.ClientOption {
 	return option.WithHTTPClient(&http.Client{Transport: bodyRewriter{
-		base:    s.http.Client().Transport,
+		base:    s.client.Transport,
 		rewrite: func(m map[string]any) { m[name] = 1 },
 	}})
 }

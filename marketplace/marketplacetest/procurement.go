@@ -14,6 +14,9 @@ type wireAccount struct {
 	Approvals  []wireApproval `json:"approvals,omitempty"`
 	CreateTime string         `json:"createTime,omitempty"`
 	UpdateTime string         `json:"updateTime,omitempty"`
+
+	InputProperties              map[string]any `json:"inputProperties,omitempty"`
+	ResellerParentBillingAccount string         `json:"resellerParentBillingAccount,omitempty"`
 }
 
 type wireApproval struct {
@@ -63,6 +66,8 @@ func (s *Server) wireAccountLocked(a *account) wireAccount {
 		State:      a.state,
 		CreateTime: formatTimestamp(a.createTime),
 		UpdateTime: formatTimestamp(a.updateTime),
+
+		InputProperties: a.inputProperties,
 	}
 	for _, ap := range a.approvals {
 		w.Approvals = append(w.Approvals, wireApproval{
@@ -90,6 +95,10 @@ func (s *Server) wireEntitlementLocked(e *entitlement) wireEntitlement {
 		NewOfferEndTime:         formatTimestamp(e.newOfferEndTime),
 		OrderID:                 e.id,
 		UsageReportingID:        e.usageReportingID,
+		QuoteExternalName:       e.quoteExternalName,
+		SubscriptionEndTime:     formatTimestamp(subscriptionEnd(e)),
+		EntitlementBenefitIDs:   e.benefitIDs,
+		InputProperties:         e.inputProperties,
 		MessageToUser:           e.messageToUser,
 		CancellationReason:      e.cancellationReason,
 		State:                   e.state,
@@ -140,9 +149,14 @@ func (s *Server) accountMethodLocked(rt route, q map[string][]string, body []byt
 		if a == nil {
 			return nil, errNotFound
 		}
-		// FULL adds only resellerParentBillingAccount, which emulated
-		// accounts (never reseller subaccounts) do not have.
-		return s.wireAccountLocked(a), nil
+		// FULL adds resellerParentBillingAccount (discovery document:
+		// "Included in responses only for view: ACCOUNT_VIEW_FULL"); BASIC
+		// and the default leave it out.
+		w := s.wireAccountLocked(a)
+		if view == "ACCOUNT_VIEW_FULL" {
+			w.ResellerParentBillingAccount = a.resellerParentBillingAccount
+		}
+		return w, nil
 	case MethodAccountsApprove, MethodAccountsReject:
 		return s.decideAccountLocked(rt.method, a, body)
 	case MethodAccountsReset:
@@ -327,8 +341,21 @@ func (s *Server) patchEntitlementLocked(e *entitlement, q map[string][]string, b
 	if v := q["updateMask"]; len(v) > 0 {
 		mask = v[0]
 	}
+	var req wireEntitlement
+	if ae := decodeStrict(body, &req); ae != nil {
+		return nil, ae
+	}
 	if mask == "" {
-		return nil, invalidArgument("update_mask is required; the only updatable field is messageToUser.")
+		// AIP-134: without update_mask the mask is the populated fields.
+		// messageToUser is the only updatable one; output-only fields in
+		// the body are ignored (AIP-203). Nothing populated: no change.
+		if req.MessageToUser == "" {
+			if e == nil {
+				return nil, errNotFound
+			}
+			return s.wireEntitlementLocked(e), nil
+		}
+		mask = "messageToUser"
 	}
 	for _, f := range strings.Split(mask, ",") {
 		switch strings.TrimSpace(f) {
@@ -336,10 +363,6 @@ func (s *Server) patchEntitlementLocked(e *entitlement, q map[string][]string, b
 		default:
 			return nil, invalidArgument("Invalid update_mask path %q: the only updatable field is messageToUser.", shorten(strings.TrimSpace(f), 64))
 		}
-	}
-	var req wireEntitlement
-	if ae := decodeStrict(body, &req); ae != nil {
-		return nil, ae
 	}
 	if e == nil {
 		return nil, errNotFound

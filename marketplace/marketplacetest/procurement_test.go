@@ -292,11 +292,8 @@ func TestPatchAndBodyValidation(t *testing.T) {
 	require.NoError(t, err)
 	name := s.entitlementName(entID)
 
-	for _, mask := range []string{"", "plan", "messageToUser,state"} {
-		call := svc.Providers.Entitlements.Patch(name, &ccp.Entitlement{MessageToUser: "x"}).Context(ctx)
-		if mask != "" {
-			call = call.UpdateMask(mask)
-		}
+	for _, mask := range []string{"plan", "messageToUser,state"} {
+		call := svc.Providers.Entitlements.Patch(name, &ccp.Entitlement{MessageToUser: "x"}).Context(ctx).UpdateMask(mask)
 		requireAPIError(t, doErr(call.Do()), 400, "INVALID_ARGUMENT")
 	}
 

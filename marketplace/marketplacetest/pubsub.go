@@ -61,12 +61,16 @@ type wireEventEntitlement struct {
 	ID                      string  `json:"id"`
 	UpdateTime              string  `json:"updateTime"`
 	NewPlan                 string  `json:"newPlan,omitempty"`
+	NewProduct              string  `json:"newProduct,omitempty"`
 	NewOffer                string  `json:"newOffer,omitempty"`
 	NewPendingOfferDuration *string `json:"newPendingOfferDuration,omitempty"`
 	NewOfferDuration        *string `json:"newOfferDuration,omitempty"`
 	NewOfferStartTime       *string `json:"newOfferStartTime,omitempty"`
 	NewOfferEndTime         *string `json:"newOfferEndTime,omitempty"`
 	OrderID                 string  `json:"orderId,omitempty"`
+	// EntitlementBenefitIDs is in the real ENTITLEMENT_OFFER_ACCEPTED
+	// capture (google-apis.md §1.2).
+	EntitlementBenefitIDs []string `json:"entitlementBenefitIds,omitempty"`
 }
 
 func (s *Server) initPubSub() error {

@@ -68,6 +68,10 @@
 //     response lacks selects nothing (undocumented whether Google refuses
 //     names outside the schema; the emulator cannot tell them from unset
 //     fields).
+//   - Procurement and Service Control answer 401 UNAUTHENTICATED
+//     (ErrorInfo reason CREDENTIALS_MISSING) to a request without an
+//     "Authorization: Bearer" header, as Google's front end does; any
+//     non-empty bearer token is accepted (AccessToken, auth.go).
 //   - Errors use Google's JSON shape {"error":{"code","message","status",
 //     "details"}} so the generated clients return *googleapi.Error; details
 //     hold one google.rpc.ErrorInfo (AIP-193). A 403 carries reason
@@ -102,12 +106,16 @@
 //     ENTITLEMENT_CREATION_REQUESTED carries newPendingOfferDuration (or
 //     newOfferDuration/newOfferEndTime for a private offer);
 //     ENTITLEMENT_OFFER_ACCEPTED carries newOfferStartTime, newOfferEndTime,
-//     newPlan, newOffer and orderId, as in a real capture;
+//     newPlan, newProduct, newOffer, orderId and entitlementBenefitIds, as
+//     in a real capture;
 //     ENTITLEMENT_PLAN_CHANGE_REQUESTED carries newPlan. No attributes,
 //     no ordering keys.
 //   - Service Control: a request over 1 MB, or one operation carrying the
 //     same metric twice with identical labels, invalidates the whole request
-//     (400 INVALID_ARGUMENT); int64Value is a JSON string; per-operation
+//     (400 INVALID_ARGUMENT); int64Value is a JSON string; a value whose
+//     type is not its metric's (INT64 DELTA for billing metrics, unless
+//     WithMetricType declares DOUBLE), or no value, invalidates the whole
+//     request too (metrictypes.go); per-operation
 //     failures are reportErrors in a 200 response.
 //
 // Choices made where Google's documentation is silent (each named
@@ -132,8 +140,15 @@
 //     says only "not yet supported"; undocumented which status Google
 //     answers: chosen because UNIMPLEMENTED is google.rpc's code for a
 //     method that exists but is not served, and it is not retryable.
-//   - patch requires updateMask; anything other than messageToUser
-//     (message_to_user) in it is 400 INVALID_ARGUMENT.
+//   - patch without updateMask updates the populated fields (AIP-134):
+//     messageToUser when set, nothing otherwise (output-only fields in the
+//     body are ignored, AIP-203); an updateMask naming anything other than
+//     messageToUser (message_to_user) is 400 INVALID_ARGUMENT.
+//   - Service Control consumerId may take the forms the discovery
+//     document lists for a project: project_number:N, projects/N and
+//     project:N name the same consumer (consumers.go); userLabels follow
+//     Google Cloud's label rules, else the request is 400
+//     INVALID_ARGUMENT (undocumented for this Private Preview field).
 //   - A pageSize above 200 is capped at 200 rather than refused, for
 //     entitlements.list as for accounts.list: the discovery document states
 //     the maximum of 200 for accounts only; undocumented for entitlements,
@@ -190,9 +205,15 @@
 //     anything else nacks and the message comes again after 50 ms.
 //   - PublishedEvent.At is the emulator clock; the Pub/Sub publishTime is
 //     pstest's wall clock.
-//   - Accounts never carry resellerParentBillingAccount, so views BASIC and
-//     FULL answer the same; entitlements carry no quoteExternalName,
-//     customer billing account, subscriptionEndTime or benefit ids.
+//   - Fields only some purchases carry (details.go): every entitlement
+//     has one entitlementBenefitIds UUID (undocumented which purchases
+//     carry one: chosen always, so code reading it is exercised);
+//     quoteExternalName and inputProperties come from PurchaseParams;
+//     subscriptionEndTime is the term end once the subscription is known to
+//     end (PENDING_CANCELLATION, CANCELLED, a fixed-end private offer;
+//     undocumented). Account inputProperties and
+//     resellerParentBillingAccount come from SetAccountDetails, the latter
+//     answered with view=ACCOUNT_VIEW_FULL only (discovery document).
 //   - Filters: OR binds tighter than AND and NOT tightest, as AIP-160 says;
 //     AND/OR/NOT must be upper-case; unquoted values may hold letters,
 //     digits, "_", "-" and "/" (Google's own examples leave account ids and
@@ -271,6 +292,7 @@ type config struct {
 	start            time.Time
 	seed             uint64
 	services         map[string][]string
+	metricTypes      map[string]ValueType // WithMetricType; INT64 when absent
 	serviceOrder     []string
 	duplicateRate    float64
 	reorderWindow    int
@@ -306,7 +328,8 @@ func WithSeed(seed int64) Option { return func(c *config) { c.seed = uint64(seed
 // A metric given without a "/" is prefixed with "<name>/". The first
 // service registered is the product of purchases (ServiceName). Without
 // this option the server knows DefaultServiceName with the metrics
-// "<service>/requests" and "<service>/storage_gib".
+// "<service>/requests" and "<service>/storage_gib". Every metric is INT64
+// DELTA, as billing metrics are; WithMetricType declares another type.
 func WithService(name string, metrics ...string) Option {
 	return func(c *config) {
 		if c.services == nil {
@@ -442,6 +465,9 @@ func start(opts ...Option) (*Server, error) {
 	if t, ok := s.client.Transport.(*http.Transport); ok {
 		t.MaxIdleConnsPerHost = 64
 	}
+	// Procurement and Service Control require a bearer token (auth.go);
+	// option.WithHTTPClient ignores token sources, so the client sends it.
+	s.client.Transport = AuthTransport(s.client.Transport)
 	s.clock.setOnChange(func() { s.Tick(context.Background()) })
 	return s, nil
 }
@@ -478,11 +504,12 @@ func (s *Server) Clock() *Clock { return s.clock }
 
 // ClientOptions are the options that point a generated google.golang.org/api
 // client (cloudcommerceprocurement/v1 or servicecontrol/v1) at the emulator.
+// Their HTTP client sends "Authorization: Bearer AccessToken".
 func (s *Server) ClientOptions() []option.ClientOption {
 	return []option.ClientOption{
 		option.WithEndpoint(s.http.URL + "/"),
 		option.WithoutAuthentication(),
-		option.WithHTTPClient(s.client),
+		option.WithHTTPClient(s.client), // sends AccessToken (auth.go)
 	}
 }
 

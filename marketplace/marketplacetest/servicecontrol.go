@@ -101,14 +101,14 @@ func (sc *serviceControl) init() {
 func (s *Server) SetCheckError(consumerID, code string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sc.checkErrors[consumerID] = code
+	s.sc.checkErrors[canonicalConsumer(consumerID)] = code
 }
 
 // ClearCheckError removes the check error set for consumerID.
 func (s *Server) ClearCheckError(consumerID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.sc.checkErrors, consumerID)
+	delete(s.sc.checkErrors, canonicalConsumer(consumerID))
 }
 
 // InjectReportError makes the next services.report of operationID fail with

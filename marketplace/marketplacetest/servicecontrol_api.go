@@ -246,6 +246,10 @@ func (s *Server) serviceCheck(rt route, body []byte) (any, *apiError) {
 	if _, _, _, e := parseOperation(op, "operation"); e != nil {
 		return nil, e
 	}
+	if e := checkUserLabels(op, "operation"); e != nil {
+		return nil, e
+	}
+	op.ConsumerID = canonicalConsumer(op.ConsumerID) // consumers.go
 	s.sc.checkCalls[op.ConsumerID]++
 	s.sc.checkedIDs[op.OperationID] = true
 	resp := wireCheckResponse{OperationID: op.OperationID, ServiceConfigID: serviceConfigID, ServiceRolloutID: serviceConfigID}
@@ -306,6 +310,13 @@ func (s *Server) serviceReport(rt route, body []byte) (any, *apiError) {
 		if e != nil {
 			return nil, e
 		}
+		if e := s.checkValueTypes(&req.Operations[i], fmt.Sprintf("operations[%d]", i)); e != nil {
+			return nil, e
+		}
+		if e := checkUserLabels(&req.Operations[i], fmt.Sprintf("operations[%d]", i)); e != nil {
+			return nil, e
+		}
+		req.Operations[i].ConsumerID = canonicalConsumer(req.Operations[i].ConsumerID) // consumers.go
 		ps[i] = parsed{start, end, vals}
 	}
 	s.sc.reportCalls++

@@ -34,12 +34,16 @@ const signupApproval = "signup"
 const maxReasonBytes = 256
 
 type account struct {
-	id         string
-	seq        int64
-	state      string
-	approvals  []*approval
-	createTime time.Time
-	updateTime time.Time
+	id        string
+	seq       int64
+	state     string
+	approvals []*approval
+	// Set by SetAccountDetails: the deprecated inputProperties and, for a
+	// reseller subaccount, resellerParentBillingAccount.
+	inputProperties              map[string]any
+	resellerParentBillingAccount string
+	createTime                   time.Time
+	updateTime                   time.Time
 }
 
 type approval struct {
@@ -80,6 +84,9 @@ type entitlement struct {
 	messageToUser           string
 	cancellationReason      string
 	offerHistory            []string
+	quoteExternalName       string
+	inputProperties         map[string]any
+	benefitIDs              []string // entitlementBenefitIds (details.go)
 
 	autoApprove    bool
 	approved       bool      // approved, waiting for its scheduled start

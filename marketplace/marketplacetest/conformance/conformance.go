@@ -19,6 +19,10 @@ type Target struct {
 	// Options point the generated clients at the endpoint; none means
 	// Google's production endpoint with Application Default Credentials.
 	Options []option.ClientOption
+	// Endpoint is the base URL the Options point at ("http://host:port/"),
+	// for the behaviours that build a client without credentials; empty
+	// means Google's production endpoints.
+	Endpoint string
 	// ProviderID is the partner id (providers/<ProviderID>).
 	ProviderID string
 	// ServiceName is the Service Control service name of the product.
@@ -32,6 +36,16 @@ type Target struct {
 	// mutating method expecting it to fail. Emulator only: FromEnv never
 	// sets it, and those behaviours skip without it.
 	UnapprovedAccountEntitlementID string
+	// ReportMetric is an INT64 metric of ServiceName, for the behaviours
+	// that call services.report. Emulator only: a report bills at Google,
+	// so FromEnv never sets it and those behaviours skip without it.
+	ReportMetric string
+	// DetailedEntitlementID is an entitlement bought through a quote from
+	// a private offer with a fixed end date (EntitlementDetails);
+	// ResellerAccountID is an account of a reseller subaccount
+	// (AccountViews). Optional: those behaviours skip without them.
+	DetailedEntitlementID string
+	ResellerAccountID     string
 }
 
 // Environment variables naming a sandbox listing for FromEnv.
@@ -98,6 +112,13 @@ func Behaviours() []Behaviour {
 		{"BindingProtoNames", BindingProtoNames},
 		{"BindingWrongCase", BindingWrongCase},
 		{"BindingQueryProtoName", BindingQueryProtoName},
+		{"Unauthenticated", Unauthenticated},
+		{"MetricValueTypes", MetricValueTypes},
+		{"EntitlementDetails", EntitlementDetails},
+		{"AccountViews", AccountViews},
+		{"PatchWithoutUpdateMask", PatchWithoutUpdateMask},
+		{"ConsumerIDForms", ConsumerIDForms},
+		{"UserLabelsSyntax", UserLabelsSyntax},
 	}
 }
 

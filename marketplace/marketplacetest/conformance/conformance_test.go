@@ -27,14 +27,38 @@ func emulatorTarget(t *testing.T) conformance.Target {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reseller, err := s.CreateAccount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetAccountDetails(ctx, reseller, marketplacetest.AccountDetails{
+		InputProperties:              map[string]any{"company": "Example Reseller Ltd"},
+		ResellerParentBillingAccount: "billingAccounts/012345-6789AB-CDEF01",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	detailed, err := s.Purchase(ctx, marketplacetest.PurchaseParams{
+		AccountID: reseller, AutoApprove: true,
+		Offer:             "projects/123/services/" + s.ServiceName() + "/privateOffers/conformance-offer",
+		OfferEndTime:      s.Clock().Now().AddDate(1, 0, 0),
+		QuoteExternalName: "quotes/conformance-quote",
+		InputProperties:   map[string]any{"seats": "10"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return conformance.Target{
 		Options:       s.ClientOptions(),
+		Endpoint:      s.URL() + "/",
 		ProviderID:    s.ProviderID(),
 		ServiceName:   s.ServiceName(),
 		EntitlementID: entID,
 		AccountID:     acct,
 
 		UnapprovedAccountEntitlementID: pending,
+		ReportMetric:                   s.ServiceName() + "/requests",
+		DetailedEntitlementID:          detailed,
+		ResellerAccountID:              reseller,
 	}
 }
 

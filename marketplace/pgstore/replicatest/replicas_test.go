@@ -226,7 +226,7 @@ func newReporter(t testing.TB, l ledger.Ledger, httpURL, owner string, now func(
 		Metrics:       map[string]usage.MetricKind{metricName: usage.Int64},
 		FlushInterval: 200 * time.Millisecond,
 		Owner:         owner,
-	}, option.WithEndpoint(httpURL+"/"), option.WithoutAuthentication())
+	}, option.WithEndpoint(httpURL+"/"), option.WithHTTPClient(&http.Client{Transport: marketplacetest.AuthTransport(nil)}))
 	require.NoError(t, err)
 	return r
 }
