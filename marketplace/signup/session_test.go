@@ -506,7 +506,7 @@ func TestSignupSessionReviewFindings(t *testing.T) {
 		env := newSessionEnv(t, [][]byte{sessionKeyA})
 		for _, h := range [][2]string{{"X-Forwarded-Proto", "https, http"}, {"Forwarded", "for=1.2.3.4;proto=https"}} {
 			req, err := http.NewRequest(http.MethodPost, env.srv.URL+"/signup",
-				strings.NewReader(url.Values{verify.SignupTokenField: {env.s.SignupToken(marketplacetest.TokenParams{Subject: "acct-"+h[0], Audience: signupTestAudience})}}.Encode()))
+				strings.NewReader(url.Values{verify.SignupTokenField: {env.s.SignupToken(marketplacetest.TokenParams{Subject: "acct-" + h[0], Audience: signupTestAudience})}}.Encode()))
 			require.NoError(t, err)
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.Header.Set(h[0], h[1])
