@@ -136,11 +136,10 @@ func (a *app) OnAccountDeleted(_ context.Context, c *marketplace.Change) error {
 func (a *app) tenant(id string) (tenant, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	t, ok := a.tenants[id]
-	if !ok {
-		return tenant{}, false
+	if t, ok := a.tenants[id]; ok {
+		return *t, true
 	}
-	return *t, true
+	return tenant{}, false
 }
 
 func (a *app) wasPurged(id string) bool {

@@ -348,11 +348,11 @@ func (s *service) work(w http.ResponseWriter, r *http.Request) {
 	} else {
 		err = s.reporter.Record(r.Context(), usage.Record{EntitlementID: ent, Metric: s.cfg.Metrics[0], Int64: 1})
 	}
-	switch {
-	case errors.Is(err, usage.ErrAfterEnd), errors.Is(err, usage.ErrWindowSealed), errors.Is(err, usage.ErrBeforeStart):
+	if errors.Is(err, usage.ErrAfterEnd) || errors.Is(err, usage.ErrWindowSealed) || errors.Is(err, usage.ErrBeforeStart) {
 		http.Error(w, "subscription not active", http.StatusPaymentRequired)
 		return
-	case err != nil:
+	}
+	if err != nil { // ours, not the customer's: the ledger could not take it now
 		s.log.ErrorContext(r.Context(), "recording usage failed", "error", err)
 		http.Error(w, "try again", http.StatusServiceUnavailable)
 		return
