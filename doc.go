@@ -1,6 +1,7 @@
 // Package gcpmarketplace is the root of a Go SDK for selling a SaaS product
-// through Google Cloud Marketplace. The root package holds no code: import
-// the package for the job at hand.
+// through Google Cloud Marketplace. The root package holds one type,
+// Runtime: the logger, meter provider and clock that every package's Config
+// embeds, so they are given once. Import the package for the job at hand.
 //
 // Marketplace tells a vendor about its customers through Pub/Sub messages
 // (an account was created, a plan was chosen, a plan change was requested,
@@ -26,9 +27,15 @@
 //   - marketplace: the Handler your app writes (one callback per change,
 //     its argument the re-read state), the Processor (exactly-once
 //     callbacks, approval policies, parking until sign-up, pull and push
-//     transports, sign-up verification, Reconcile) and the Store it keeps its state in, with memstore (tests),
-//     sqlitestore (embedded default), pgstore (PostgreSQL, several replicas)
-//     and storetest (the contract every Store passes).
+//     transports, Run and Close, the operator API, Reconcile) and the Store
+//     it keeps its state in, with memstore (tests), sqlitestore (embedded
+//     default), pgstore (PostgreSQL, several replicas) and storetest (the
+//     contract every Store passes).
+//   - marketplace/verify: verifies Google's sign-up JWT and push OIDC
+//     tokens. marketplace/signup: the sign-up URL (each token used once,
+//     then a signed session cookie). marketplace/doctor: checks a
+//     configuration against Google's APIs.
+//   - usage/ledger: the contract a usage ledger (a Store) implements.
 //   - marketplace/marketplacetest: an offline Marketplace (Procurement,
 //     Service Control, Pub/Sub through pstest, sign-up and push tokens,
 //     faults, a manual clock) that the real Google clients talk to. Run it
