@@ -66,14 +66,8 @@ func runChange[T any](ctx context.Context, c *Client, name string, ch change[T])
 		if !have {
 			v, err := ch.get(ctx, r)
 			if err != nil {
-				if sent && ch.goneMeansDone && errors.Is(err, ErrNotFound) {
-					return cur, OutcomeApplied, nil
-				}
-				if lastErr != nil && !errors.Is(err, ErrNotFound) {
-					// The write's failure explains more than the re-read's.
-					return cur, "", fmt.Errorf("%w (re-reading state after it failed: %v)", lastErr, err)
-				}
-				return cur, "", err
+				o, err := ch.readFailed(err, sent, lastErr)
+				return cur, o, err
 			}
 			cur = v
 		}
@@ -89,27 +83,9 @@ func runChange[T any](ctx context.Context, c *Client, name string, ch change[T])
 			return cur, "", lastErr
 		}
 		before := ch.updateTime(&cur)
-		r.attempt()
-		start := time.Now()
-		werr := ch.act(ctx, &cur)
-		if werr != nil {
-			werr = c.apiErr(ch.method, name, werr)
-		}
-		c.metrics.attempt(ctx, ch.method, start, werr)
+		werr := ch.write(ctx, c, r, name, &cur)
 		if werr == nil {
-			sent = true
-			// Read back so the caller sees the state the change produced.
-			v, err := ch.get(ctx, r)
-			switch {
-			case err == nil:
-				cur = v
-			case errors.Is(err, ErrNotFound) && ch.goneMeansDone:
-			default:
-				c.logger.LogAttrs(ctx, slog.LevelWarn, "procurement: change applied but reading it back failed",
-					slog.String("method", string(ch.method)), slog.String("resource", name),
-					slog.String("error", err.Error()))
-			}
-			return cur, OutcomeApplied, nil
+			return ch.readBack(ctx, c, r, name, cur), OutcomeApplied, nil
 		}
 		lastErr = werr
 		var apiErr *APIError
@@ -150,4 +126,49 @@ func runChange[T any](ctx context.Context, c *Client, name string, ch change[T])
 			return cur, "", werr
 		}
 	}
+}
+
+// readFailed is what runChange returns when reading the resource failed:
+// applied if the write removed it, else the read's error, or the earlier
+// write's failure when it says more.
+func (ch *change[T]) readFailed(err error, sent bool, lastErr error) (Outcome, error) {
+	if sent && ch.goneMeansDone && errors.Is(err, ErrNotFound) {
+		return OutcomeApplied, nil
+	}
+	if lastErr != nil && !errors.Is(err, ErrNotFound) {
+		// The write's failure explains more than the re-read's.
+		return "", fmt.Errorf("%w (re-reading state after it failed: %v)", lastErr, err)
+	}
+	return "", err
+}
+
+// write sends the change's write once, counting the attempt against the
+// retry budget and in the metrics, and returns its error as an API error.
+func (ch *change[T]) write(ctx context.Context, c *Client, r *retrier, name string, cur *T) error {
+	r.attempt()
+	start := time.Now()
+	werr := ch.act(ctx, cur)
+	if werr != nil {
+		werr = c.apiErr(ch.method, name, werr)
+	}
+	c.metrics.attempt(ctx, ch.method, start, werr)
+	return werr
+}
+
+// readBack reads the resource after a write that succeeded, so the caller
+// sees the state the change produced. It returns cur if the resource is gone
+// (and gone means done) or the read fails: the change is applied either way,
+// so a failed read is only logged.
+func (ch *change[T]) readBack(ctx context.Context, c *Client, r *retrier, name string, cur T) T {
+	v, err := ch.get(ctx, r)
+	switch {
+	case err == nil:
+		return v
+	case errors.Is(err, ErrNotFound) && ch.goneMeansDone:
+	default:
+		c.logger.LogAttrs(ctx, slog.LevelWarn, "procurement: change applied but reading it back failed",
+			slog.String("method", string(ch.method)), slog.String("resource", name),
+			slog.String("error", err.Error()))
+	}
+	return cur
 }

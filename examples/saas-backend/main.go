@@ -31,15 +31,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
-	"golang.org/x/oauth2"
 	"google.golang.org/api/option"
 	servicecontrol "google.golang.org/api/servicecontrol/v1"
 
@@ -108,40 +105,14 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 		return err
 	}
 	b := &backend{cfg: cfg, log: slog.New(slog.NewTextHandler(out, nil)), now: time.Now}
-
-	// Where Google is: the real APIs with Application Default Credentials,
-	// an emulator in this process (-emulator), or an external emulator.
-	var googleOpts, pubsubOpts []option.ClientOption
-	var verifyCfg verify.Config // the sign-up keys: Google's, unless an emulator serves them
-	switch {
-	case cfg.Emulator:
-		emu, stopEmulator, err := startEmulator(&b.cfg)
-		if err != nil {
-			return err
-		}
-		defer stopEmulator()                // after the store's Close, deferred below
-		defer emu.Clock().Follow(wall, 0)() // time passes as in production
-		b.emu, b.now = emu, emu.Clock().Now
-		googleOpts, pubsubOpts = emu.ClientOptions(), emu.PubSubOptions()
-		verifyCfg.SignupCertsURL = emu.CertsURL()
-	case cfg.ProcurementEndpoint != "":
-		b.log.Warn("using an emulator's endpoints from the environment, not Google's",
-			"procurement", cfg.ProcurementEndpoint, "service_control", cfg.ServiceControlEndpoint)
-		googleOpts = []option.ClientOption{option.WithEndpoint(cfg.ProcurementEndpoint), option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: marketplacetest.AccessToken}))}
-		verifyCfg.SignupCertsURL = cfg.SignupCertsURL
-		// The Pub/Sub client reads PUBSUB_EMULATOR_HOST itself.
+	ep, stopEmulator, err := b.connectGoogle(wall)
+	if err != nil {
+		return err
 	}
+	defer stopEmulator() // after the store's Close, deferred below
 	cfg = b.cfg
-	if len(cfg.Audiences) == 0 {
-		cfg.Audiences = []string{cfg.ServiceName}
-		b.cfg.Audiences = cfg.Audiences
-	}
-	scOpts := googleOpts
-	if cfg.ServiceControlEndpoint != "" {
-		scOpts = []option.ClientOption{option.WithEndpoint(cfg.ServiceControlEndpoint), option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: marketplacetest.AccessToken}))}
-	}
 	if cfg.Doctor {
-		return runDoctor(ctx, cfg, googleOpts, scOpts, pubsubOpts, out)
+		return runDoctor(ctx, cfg, ep.google, ep.serviceControl, ep.pubsub, out)
 	}
 
 	// Metrics: the SDK's OpenTelemetry instruments, read by /metrics. The
@@ -151,16 +122,15 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 	if err != nil {
 		return err
 	}
-	meterProvider := b.metrics.MeterProvider()
 	defer func() { _ = b.metrics.Shutdown(context.Background()) }()
 
 	// The SDK.
 	client, err := procurement.NewClientWithConfig(ctx, cfg.ProviderID,
-		&procurement.Config{Runtime: gcpmarketplace.Runtime{Logger: b.log, MeterProvider: meterProvider}}, googleOpts...)
+		&procurement.Config{Runtime: gcpmarketplace.Runtime{Logger: b.log, MeterProvider: b.metrics.MeterProvider()}}, ep.google...)
 	if err != nil {
 		return fmt.Errorf("procurement client: %w%s", err, credentialsHint)
 	}
-	closePubSub, err := b.subscribe(ctx, pubsubOpts)
+	closePubSub, err := b.subscribe(ctx, ep.pubsub)
 	if err != nil {
 		return err
 	}
@@ -177,140 +147,16 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 			err = fmt.Errorf("close the store: %w", cerr)
 		}
 	}()
-
-	reporterCfg := &usage.Config{
-		Runtime: gcpmarketplace.Runtime{Logger: b.log, MeterProvider: meterProvider, Clock: b.now},
-		Metrics: map[string]usage.MetricKind{},
-		OnServingChange: func(ctx context.Context, c usage.ServingChange) {
-			// Your app: stop (or resume) serving the customer, e.g. flag the tenant.
-			b.log.WarnContext(ctx, "customer serving state changed", "entitlement_id", c.EntitlementID,
-				"serving", c.Serving, "code", c.Block.Code)
-		},
-		DeadlineAlertMargin: 15 * time.Minute,
-		OnDeadlineAlert: func(ctx context.Context, a usage.DeadlineAlert) {
-			// Your app: page someone. Usage not reported by the deadline is not billed.
-			b.log.ErrorContext(ctx, "usage window not reported by its deadline", "operation_id", a.Window.OperationID,
-				"entitlement_id", a.Window.EntitlementID, "missed", a.Missed, "reason", a.Window.Reason)
-		},
-	}
-	if cfg.Emulator {
-		reporterCfg.FlushInterval = time.Second // the emulator's clock jumps by hours
-	}
-	for _, m := range cfg.Metrics {
-		reporterCfg.Metrics[m] = usage.Int64
-	}
-	b.reporter, err = usage.New(ctx, cfg.ServiceName, b.store, reporterCfg, scOpts...)
-	if err != nil {
-		return fmt.Errorf("usage reporter: %w%s", err, credentialsHint)
-	}
-	b.tenants = newTenantDirectory()
-	var policy marketplace.Policy // nil: approve automatically
-	if cfg.Approval == "manual" {
-		policy = marketplace.ManualApproval("We are setting up your subscription; this usually takes one business day.")
-	}
-	b.proc, err = marketplace.New(b.store, client, &app{tenants: b.tenants, log: b.log},
-		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Logger: b.log, MeterProvider: meterProvider, Clock: b.now},
-			Policy: policy, Usage: b.reporter})
-	if err != nil {
-		return fmt.Errorf("processor: %w", err)
-	}
-	defer func() { _ = b.proc.Close() }()
-	verifyCfg.Runtime = gcpmarketplace.Runtime{Logger: b.log, Clock: b.now}
-	verifier, err := verify.NewSignupVerifier(cfg.Audiences, &verifyCfg)
-	if err != nil {
-		return fmt.Errorf("sign-up verifier: %w", err)
-	}
-	sessions, err := b.signupSessions(verifier)
-	if err != nil {
-		return err
-	}
-
-	// HTTP.
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s (-listen or $PORT): %w", cfg.Listen, err)
-	}
-	b.url = "http://" + ln.Addr().String()
-	if err := b.verifyPushes(); err != nil {
-		return err
-	}
-	web := &http.Server{
-		Handler:           b.routes(sessions),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	var workers sync.WaitGroup
-	webErr := make(chan error, 1)
-	workers.Go(func() {
-		if err := web.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			webErr <- err
-		}
-	})
-	defer workers.Wait()
 	defer func() {
-		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-		defer cancel()
-		_ = web.Shutdown(shutdownCtx)
+		if b.proc != nil {
+			_ = b.proc.Close()
+		}
 	}()
-
-	// Check that the store and the Procurement API answer, with these
-	// credentials, before taking messages.
-	if err := b.proc.Ping(ctx); err != nil {
-		return fmt.Errorf("provider %q: %w", cfg.ProviderID, err)
-	}
-
-	// Receive notifications and report usage until shutdown. With push, on
-	// Cloud Run, keep CPU allocated outside requests for this, or call
-	// POST /ops/usage/flush from Cloud Scheduler.
-	bg, stopBackground := context.WithCancel(ctx)
-	defer stopBackground()
-	receiveErr := make(chan error, 1)
-	workers.Go(func() { receiveErr <- b.receive(bg) })
-	workers.Go(func() { _ = b.reporter.Run(bg) })
-	if err := b.startPushing(ctx); err != nil {
+	sessions, err := b.newProcessor(ctx, client, ep)
+	if err != nil {
 		return err
 	}
-
-	b.ready.Store(true)
-	b.log.Info("serving", "url", b.url, "provider", cfg.ProviderID, b.source(),
-		"service", cfg.ServiceName, "store", storeKind(cfg.DatabaseURL), "approval", cfg.Approval)
-	if b.emu != nil {
-		b.printEmulatorHelp(out)
-	}
-	if ready != nil {
-		ready(b)
-	}
-
-	var webFailure error
-	select {
-	case <-ctx.Done():
-		b.log.Info("shutting down")
-	case err := <-receiveErr:
-		receiveErr <- err // read again below
-	case webFailure = <-webErr:
-	}
-	b.ready.Store(false)
-	_ = b.proc.Close() // Run returns once the messages in flight are settled
-	stopBackground()
-	if err := <-receiveErr; err != nil {
-		return err
-	}
-	if webFailure != nil {
-		return fmt.Errorf("http server: %w", webFailure)
-	}
-	// Close stops the reporter with a last flush, so that usage of closed
-	// windows does not wait for the next start. Nothing is lost without it:
-	// the ledger keeps it.
-	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-	defer cancel()
-	if err := b.reporter.Close(flushCtx); err != nil {
-		b.log.Warn("final usage flush failed; the next start reports it", "error", err)
-	}
-	b.log.Info("stopped")
-	return nil
+	return b.run(ctx, sessions, out, ready)
 }
 
 // errDoctorFailed is returned by -doctor when a check failed.
