@@ -8,8 +8,9 @@
 // A Processor assembles a procurement.Client, a Store (memstore,
 // sqlitestore, pgstore) and your Handler:
 //
+//	rt := gcpmarketplace.Runtime{Logger: logger}                 // shared by every Config
 //	proc, err := marketplace.New(store, client, handler,
-//		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Logger: logger}}) // nil Policy: approve automatically
+//		&marketplace.Config{Runtime: rt})                          // nil Policy: approve automatically
 //	defer proc.Close()
 //	go proc.Run(ctx, pubsubClient.Subscriber("marketplace"))      // reconcile, pull, prune
 //	mux.Handle("/pubsub", proc.PushHandler(pushVerifier))         // or push (a *verify.PushVerifier), with proc.Run(ctx, nil)

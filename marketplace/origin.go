@@ -34,7 +34,7 @@ func (o Origin) String() string {
 // hold the state of (memstore, sqlitestore and pgstore do). The Processor
 // records its own Origin the first time it uses the store, and from then on
 // refuses the store, with an error wrapping ErrForeignStore, if it holds
-// another Marketplace's state: before Reconcile, Receive, HandleMessage,
+// another Marketplace's state: before Run, Reconcile, HandleMessage,
 // CompleteSignup, Approve or Reject can change or purge anything.
 //
 // It is optional, so that a Store written before it still works; the

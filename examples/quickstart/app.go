@@ -42,7 +42,7 @@ func (a *app) tenantOf(c *marketplace.Change) *tenant {
 }
 
 // signupPage is the page behind the sign-up URL: the token is verified by
-// marketplace.SignupHandler before it runs. A real page would ask the user
+// signup.Handler before it runs. A real page would ask the user
 // to sign in or create an account first; here the tenant is created at once.
 func (a *app) signupPage(proc *marketplace.Processor) func(http.ResponseWriter, *http.Request, verify.SignupClaims) {
 	return func(w http.ResponseWriter, r *http.Request, c verify.SignupClaims) {
