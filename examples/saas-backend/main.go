@@ -125,8 +125,12 @@ func serveWithWallClock(ctx context.Context, args []string, getenv func(string) 
 	defer func() { _ = b.metrics.Shutdown(context.Background()) }()
 
 	// The SDK.
-	client, err := procurement.NewClientWithConfig(ctx, cfg.ProviderID,
-		&procurement.Config{Runtime: gcpmarketplace.Runtime{Logger: b.log, MeterProvider: b.metrics.MeterProvider()}}, ep.google...)
+	// The Procurement client times its retries against real deadlines, so
+	// it keeps the wall clock even when the emulator's clock is the
+	// business clock (b.now).
+	rt := b.runtime()
+	rt.Clock = nil
+	client, err := procurement.NewClientWithConfig(ctx, cfg.ProviderID, &procurement.Config{Runtime: rt}, ep.google...)
 	if err != nil {
 		return fmt.Errorf("procurement client: %w%s", err, credentialsHint)
 	}
@@ -245,4 +249,10 @@ func (b *backend) routes(sessions *signup.Sessions) http.Handler {
 		b.emulatorRoutes(mux)
 	}
 	return mux
+}
+
+// runtime is the logger, meter provider and clock every SDK component of
+// this backend shares (gcpmarketplace.Runtime, embedded in each Config).
+func (b *backend) runtime() gcpmarketplace.Runtime {
+	return gcpmarketplace.Runtime{Logger: b.log, MeterProvider: b.metrics.MeterProvider(), Clock: b.now}
 }

@@ -9,7 +9,6 @@ import (
 	"net/mail"
 	"strings"
 
-	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/signup"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
@@ -85,7 +84,7 @@ func (b *backend) signupSessions(v *verify.SignupVerifier) (*signup.Sessions, er
 			return nil, err
 		}
 	}
-	s, err := signup.NewSessions(v, b.store, keys, &signup.Config{Runtime: gcpmarketplace.Runtime{Logger: b.log, Clock: b.now}})
+	s, err := signup.NewSessions(v, b.store, keys, &signup.Config{Runtime: b.runtime()})
 	if err != nil {
 		return nil, fmt.Errorf("sign-up sessions: %w", err)
 	}

@@ -13,7 +13,6 @@ import (
 	"golang.org/x/oauth2"
 	"google.golang.org/api/option"
 
-	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/signup"
@@ -69,9 +68,8 @@ func (b *backend) connectGoogle(wall func() time.Time) (ep googleEndpoints, stop
 // reporterConfig is the usage reporter's configuration, with your app's
 // hooks.
 func (b *backend) reporterConfig() *usage.Config {
-	meterProvider := b.metrics.MeterProvider()
 	reporterCfg := &usage.Config{
-		Runtime: gcpmarketplace.Runtime{Logger: b.log, MeterProvider: meterProvider, Clock: b.now},
+		Runtime: b.runtime(),
 		Metrics: map[string]usage.MetricKind{},
 		OnServingChange: func(ctx context.Context, c usage.ServingChange) {
 			// Your app: stop (or resume) serving the customer, e.g. flag the tenant.
@@ -98,7 +96,6 @@ func (b *backend) reporterConfig() *usage.Config {
 // sessions on b.store. The caller closes b.proc once set, even on error.
 func (b *backend) newProcessor(ctx context.Context, client *procurement.Client, ep googleEndpoints) (_ *signup.Sessions, err error) {
 	cfg := b.cfg
-	meterProvider := b.metrics.MeterProvider()
 	b.reporter, err = usage.New(ctx, cfg.ServiceName, b.store, b.reporterConfig(), ep.serviceControl...)
 	if err != nil {
 		return nil, fmt.Errorf("usage reporter: %w%s", err, credentialsHint)
@@ -109,14 +106,14 @@ func (b *backend) newProcessor(ctx context.Context, client *procurement.Client, 
 		policy = marketplace.ManualApproval("We are setting up your subscription; this usually takes one business day.")
 	}
 	b.proc, err = marketplace.New(b.store, client, &app{tenants: b.tenants, log: b.log},
-		&marketplace.Config{Runtime: gcpmarketplace.Runtime{Logger: b.log, MeterProvider: meterProvider, Clock: b.now},
+		&marketplace.Config{Runtime: b.runtime(),
 			Policy: policy, Usage: b.reporter})
 	if err != nil {
 		b.proc = nil
 		return nil, fmt.Errorf("processor: %w", err)
 	}
 	verifyCfg := ep.verify
-	verifyCfg.Runtime = gcpmarketplace.Runtime{Logger: b.log, Clock: b.now}
+	verifyCfg.Runtime = b.runtime()
 	verifier, err := verify.NewSignupVerifier(cfg.Audiences, &verifyCfg)
 	if err != nil {
 		return nil, fmt.Errorf("sign-up verifier: %w", err)

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 
 	"cloud.google.com/go/pubsub/v2"
-	"github.com/gcpmarketplace/gcpmarketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
 	"google.golang.org/api/option"
 )
@@ -53,7 +52,7 @@ func (b *backend) verifyPushes() error {
 		return nil
 	}
 	verifyCfg := verify.Config{
-		Runtime:            gcpmarketplace.Runtime{Logger: b.log, Clock: b.now},
+		Runtime:            b.runtime(),
 		PushServiceAccount: b.cfg.PushAccount,
 	}
 	switch {
