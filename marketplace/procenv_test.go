@@ -47,7 +47,7 @@ func (r *procRecorder) handler() marketplace.Handler {
 				return err
 			}
 		}
-		call := procCall{Type: c.Type, Resource: resourceOf(c)}
+		call := procCall{Type: c.Type, Resource: testenv.ResourceOf(c).ID}
 		if c.Trigger != nil {
 			call.EventID = c.Trigger.ID()
 		}
@@ -59,21 +59,6 @@ func (r *procRecorder) handler() marketplace.Handler {
 		r.mu.Unlock()
 		return nil
 	})
-}
-
-// resourceOf is the id of the entitlement or account a callback is about.
-func resourceOf(c *marketplace.Change) string {
-	switch {
-	case c.Entitlement != nil:
-		return c.Entitlement.ID
-	case c.Account != nil:
-		return c.Account.ID
-	case c.Linked != nil:
-		return c.Linked.ID
-	case c.Trigger != nil:
-		return c.Trigger.Resource().ID
-	}
-	return ""
 }
 
 func (r *procRecorder) setFail(f func(ctx context.Context, c *marketplace.Change) error) {

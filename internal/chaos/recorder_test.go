@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/gcpmarketplace/gcpmarketplace/events"
+	"github.com/gcpmarketplace/gcpmarketplace/internal/testenv"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 )
 
@@ -28,7 +29,7 @@ func newRecorder() *recorder {
 
 func (r *recorder) handler() marketplace.Handler {
 	return marketplace.HandlerFunc(func(ctx context.Context, c *marketplace.Change) error {
-		res := resourceOf(c)
+		res := testenv.ResourceOf(c)
 		k := key(c.Type, res.ID)
 		if c.Type == events.TypeEntitlementPlanChanged {
 			k = planKey(res.ID, c.Entitlement.Plan)
@@ -50,21 +51,6 @@ func (r *recorder) handler() marketplace.Handler {
 		r.total++
 		return nil
 	})
-}
-
-// resourceOf is the entitlement or account a callback is about.
-func resourceOf(c *marketplace.Change) events.Resource {
-	switch {
-	case c.Entitlement != nil:
-		return events.Resource{Kind: events.ResourceEntitlement, ID: c.Entitlement.ID}
-	case c.Account != nil:
-		return events.Resource{Kind: events.ResourceAccount, ID: c.Account.ID}
-	case c.Linked != nil:
-		return events.Resource{Kind: events.ResourceAccount, ID: c.Linked.ID}
-	case c.Trigger != nil:
-		return c.Trigger.Resource()
-	}
-	return events.Resource{}
 }
 
 func key(t events.Type, id string) string { return string(t) + " " + id }

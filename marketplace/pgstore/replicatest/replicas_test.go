@@ -140,21 +140,6 @@ func (a *approvals) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// resourceOf is the id of the entitlement or account a callback is about.
-func resourceOf(c *marketplace.Change) string {
-	switch {
-	case c.Entitlement != nil:
-		return c.Entitlement.ID
-	case c.Account != nil:
-		return c.Account.ID
-	case c.Linked != nil:
-		return c.Linked.ID
-	case c.Trigger != nil:
-		return c.Trigger.Resource().ID
-	}
-	return ""
-}
-
 // number is the order in which the entitlement was approved here, 0 if it
 // was not.
 func (a *approvals) number(id string) int64 {
@@ -168,7 +153,7 @@ func (a *approvals) number(id string) int64 {
 
 func (a *app) handler(replica string) marketplace.Handler {
 	return marketplace.HandlerFunc(func(ctx context.Context, c *marketplace.Change) error {
-		typ, res := string(c.Type), resourceOf(c)
+		typ, res := string(c.Type), testenv.ResourceOf(c).ID
 		if a.killAt > 0 && a.approved.number(res) == int64(a.killAt) {
 			a.emit(fmt.Sprintf("KILL %s %s %s", replica, res, typ))
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
