@@ -68,6 +68,21 @@ type Config struct {
 	// concurrency and API quota. For tests and for a network path no one
 	// else can reach. It is ignored when PushServiceAccount is set.
 	AnyPushServiceAccount bool
+
+	// StatementCertsURL replaces the URL the software_statement signing
+	// keys are fetched from ({kid: PEM}). Empty means the statement's
+	// issuer URL (AgentspaceIssuer).
+	//
+	// FOR TESTS ONLY: point it at the emulator (marketplacetest's
+	// StatementCertsURL). SCAFFOLD: the tokens branch documents it.
+	StatementCertsURL string
+
+	// TestStatementIssuers are further issuers a StatementVerifier
+	// accepts: service-account metadata URLs of the form
+	// https://www.googleapis.com/service_accounts/v1/metadata/x509/<email>,
+	// for a sandbox that mints its own statements. Empty (the default)
+	// accepts AgentspaceIssuer only.
+	TestStatementIssuers []string
 }
 
 // settings are a Config's values with the defaults applied.

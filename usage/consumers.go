@@ -1,0 +1,22 @@
+package usage
+
+import (
+	"context"
+	"errors"
+
+	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
+)
+
+// ConsumerQuery selects consumers for Consumers.
+type ConsumerQuery = ledger.ConsumerQuery
+
+// ConsumerState is a registered consumer with its frontier and block.
+type ConsumerState = ledger.ConsumerState
+
+// Consumers lists the registered consumers q selects, sorted by
+// entitlement id: with ConsumerQuery{BlockedOnly: true}, those that must
+// not be served, with the check code and since when.
+// SCAFFOLD: filled in by the data-layer branch.
+func (r *Reporter) Consumers(ctx context.Context, q ConsumerQuery) ([]ConsumerState, error) {
+	return nil, errors.New("usage: not implemented yet")
+}
