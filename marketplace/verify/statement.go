@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
 
@@ -130,7 +128,7 @@ func NewStatementVerifier(audience string, cfg *Config) (*StatementVerifier, err
 			check.keysByIssuer[iss] = newCache(iss)
 		}
 	}
-	return &StatementVerifier{check: check}, nil
+	return &StatementVerifier{check: check.withParser()}, nil
 }
 
 // checkTestStatementIssuer accepts only Google's x509 metadata URL of a
@@ -161,7 +159,7 @@ func (v *StatementVerifier) Audience() string { return v.check.audiences[0] }
 // sign-up token's roles of the wrong type are; order is decoded as any so
 // that a number is refused as ErrTokenOrder, with the other order checks.
 type statementTokenClaims struct {
-	jwt.RegisteredClaims
+	registeredClaims
 	Google struct {
 		Order any `json:"order"`
 	} `json:"google"`
