@@ -419,9 +419,9 @@ func FuzzVerifyStatement(f *testing.F) {
 // when no verified statement is cached above the verifier.
 // BenchmarkVerifyStatementBaselineJWT is the bare jwt/v5 RS256 parse of
 // the same statement with the same key. The target is Cold ≤ 1.2 ×
-// Baseline; BenchmarkVerifyStatementRatio measures both in alternation, so
-// that load from other processes weighs on both alike, and reports the
-// ratio.
+// Baseline; BenchmarkVerifyStatementRatio measures both in alternating
+// batches and reports the fastest batch of each and their ratio (its ns/op
+// is for one batch of each).
 func BenchmarkVerifyStatementCold(b *testing.B) {
 	bench := newStatementBench(b)
 	b.ReportAllocs()
@@ -440,16 +440,25 @@ func BenchmarkVerifyStatementBaselineJWT(b *testing.B) {
 
 func BenchmarkVerifyStatementRatio(b *testing.B) {
 	bench := newStatementBench(b)
+	// Alternating batches, and the fastest batch of each: on a shared
+	// machine the slow batches measure the neighbours, not the code.
+	const batch = 20
+	fastest := func(best *time.Duration, run func(*testing.B)) {
+		start := time.Now()
+		for range batch {
+			run(b)
+		}
+		if d := time.Since(start) / batch; *best == 0 || d < *best {
+			*best = d
+		}
+	}
 	var cold, bare time.Duration
 	for b.Loop() {
-		start := time.Now()
-		bench.verify(b)
-		mid := time.Now()
-		bench.parse(b)
-		cold, bare = cold+mid.Sub(start), bare+time.Since(mid)
+		fastest(&cold, bench.verify)
+		fastest(&bare, bench.parse)
 	}
-	b.ReportMetric(float64(cold.Nanoseconds())/float64(b.N), "cold-ns/op")
-	b.ReportMetric(float64(bare.Nanoseconds())/float64(b.N), "jwt-ns/op")
+	b.ReportMetric(float64(cold.Nanoseconds()), "cold-ns/op")
+	b.ReportMetric(float64(bare.Nanoseconds()), "jwt-ns/op")
 	b.ReportMetric(float64(cold)/float64(bare), "cold/jwt")
 }
 
