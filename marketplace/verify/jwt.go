@@ -11,7 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// This file holds the RS256 verification core that both verifiers run,
+// This file holds the RS256 verification core that every verifier runs,
 // built on github.com/golang-jwt/jwt/v5; tokencheck.go holds the checks it
 // adds to the jwt package's.
 

@@ -1,6 +1,6 @@
 package verify
 
-// This file holds what the sign-up and push verifiers share: the typed
+// This file holds what the verifiers share: the typed
 // token errors and the cache of Google's public signing keys (the RS256
 // core is in jwt.go).
 
@@ -224,7 +224,7 @@ type keyCache struct {
 	client *http.Client
 	now    func() time.Time
 	logger *slog.Logger
-	kind   string // "sign-up" or "push", for errors
+	kind   string // "sign-up", "push" or "software-statement", for errors
 
 	mu          sync.Mutex
 	keys        map[string]*rsa.PublicKey // nil until the first successful fetch
