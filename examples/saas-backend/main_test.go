@@ -290,24 +290,31 @@ func TestManualApprovalByOperator(t *testing.T) {
 	ent := onlyEntitlement(t, b, accountID)
 	assert.Equal(t, marketplacetest.StateActivationRequested, ent.State)
 
-	status, _ := get(t, b.url+"/ops/approvals")
+	api := b.url + "/ops/api/v1"
+	status, _ := get(t, api+"/approvals")
 	assert.Equal(t, http.StatusUnauthorized, status, "no token")
-	status, _ = get(t, b.url+"/ops/approvals", "Authorization", "Bearer wrong")
+	status, _ = get(t, api+"/approvals", "Authorization", "Bearer wrong")
 	assert.Equal(t, http.StatusUnauthorized, status)
-	status, body := get(t, b.url+"/ops/approvals", "Authorization", "Bearer ops-secret")
+	status, body := get(t, api+"/approvals", "Authorization", "Bearer ops-secret")
 	require.Equal(t, http.StatusOK, status)
-	assert.Contains(t, body, ent.ID)
+	assert.Contains(t, body, `"entitlementId": "`+ent.ID+`"`)
+	status, _ = postForm(t, api+"/approvals/"+ent.ID+"/approve", nil, "Authorization", "Bearer ops-secret",
+		"Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site")
+	assert.Equal(t, http.StatusForbidden, status, "a cross-site POST is refused")
 
-	status, body = postForm(t, b.url+"/ops/approvals/"+ent.ID+"/approve", nil, "Authorization", "Bearer ops-secret")
+	status, body = postForm(t, api+"/approvals/"+ent.ID+"/approve", nil, "Authorization", "Bearer ops-secret")
 	require.Equal(t, http.StatusOK, status, body)
 	got, _ := b.emu.Entitlement(ent.ID)
 	assert.Equal(t, marketplacetest.StateActive, got.State)
-	status, _ = postForm(t, b.url+"/ops/approvals/"+ent.ID+"/approve", nil, "Authorization", "Bearer ops-secret")
+	status, _ = postForm(t, api+"/approvals/"+ent.ID+"/approve", nil, "Authorization", "Bearer ops-secret")
 	assert.Equal(t, http.StatusNotFound, status, "nothing queued any more")
 
-	status, body = postForm(t, b.url+"/ops/reconcile", nil, "Authorization", "Bearer ops-secret")
+	status, body = postForm(t, api+"/reconcile", nil, "Authorization", "Bearer ops-secret")
 	assert.Equal(t, http.StatusOK, status, body)
-	status, body = get(t, b.url+"/ops/usage/backlog", "Authorization", "Bearer ops-secret")
+	status, body = get(t, api+"/entitlements/"+ent.ID, "Authorization", "Bearer ops-secret")
+	require.Equal(t, http.StatusOK, status, body)
+	assert.Contains(t, body, `"state": "ENTITLEMENT_ACTIVE"`)
+	status, body = get(t, api+"/health", "Authorization", "Bearer ops-secret")
 	assert.Equal(t, http.StatusOK, status, body)
 }
 

@@ -153,6 +153,7 @@ func (b *backend) run(ctx context.Context, sessions *signup.Sessions, out io.Wri
 	if err := b.startPushing(ctx); err != nil {
 		return err
 	}
+	b.waitRunning(ctx, receiveErr)
 	b.announce(out, ready)
 
 	var webFailure error
@@ -176,10 +177,16 @@ func (b *backend) startWeb(ctx context.Context, sessions *signup.Sessions, worke
 	}
 	b.url = "http://" + ln.Addr().String()
 	if err := b.verifyPushes(); err != nil {
+		_ = ln.Close()
+		return nil, nil, err
+	}
+	handler, err := b.routes(sessions)
+	if err != nil {
+		_ = ln.Close()
 		return nil, nil, err
 	}
 	web := &http.Server{
-		Handler:           b.routes(sessions),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -193,6 +200,24 @@ func (b *backend) startWeb(ctx context.Context, sessions *signup.Sessions, worke
 		}
 	})
 	return web, failed, nil
+}
+
+// waitRunning returns once the processor's Run has started (/readyz asks
+// Processor.Health whether it runs), or has already failed (its error is put
+// back in receiveErr), or ctx is done.
+func (b *backend) waitRunning(ctx context.Context, receiveErr chan error) {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !b.proc.Health().Running {
+		select {
+		case err := <-receiveErr:
+			receiveErr <- err
+			return
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // announce marks the backend ready, logs it and calls the ready hook.
