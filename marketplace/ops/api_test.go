@@ -32,9 +32,9 @@ type (
 		WaitingSeconds                                            int64
 	}
 	transitionJSON struct {
-		Seq                                                     int64
+		Seq                                                       int64
 		EntitlementID, Change, FromState, ToState, ToPlan, Source string
-		At                                                      time.Time
+		At                                                        time.Time
 	}
 	windowJSON struct {
 		OperationID, EntitlementID, State, Reason string
