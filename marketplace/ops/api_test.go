@@ -32,9 +32,9 @@ type (
 		WaitingSeconds                                            int64
 	}
 	transitionJSON struct {
-		Seq                                                     int64
+		Seq                                                       int64
 		EntitlementID, Change, FromState, ToState, ToPlan, Source string
-		At                                                      time.Time
+		At                                                        time.Time
 	}
 	windowJSON struct {
 		OperationID, EntitlementID, State, Reason string
@@ -419,4 +419,26 @@ func TestAPIUnknownRoute(t *testing.T) {
 	var ej errorJSON
 	r.json(t, &ej)
 	assert.Equal(t, "NOT_FOUND", ej.Error.Status)
+}
+
+// An unreported window counts in the overview once its deadline is near.
+func TestAPIOverviewDeadline(t *testing.T) {
+	t.Parallel()
+	e := newOpsEnv(t, nil)
+	_, ent := e.blockedCustomer()
+	var page struct {
+		Windows []windowJSON `json:"windows"`
+	}
+	e.getJSON("/ops/api/v1/consumers/"+ent+"/windows", &page)
+	require.Len(t, page.Windows, 1)
+	var o map[string]int
+	if wait := page.Windows[0].Deadline.Add(-40 * time.Minute).Sub(e.Server.Clock().Now()); wait > 0 {
+		e.Server.Clock().Advance(wait)
+		e.getJSON("/ops/api/v1/overview", &o)
+		assert.Equal(t, 0, o["deadline"], "40 minutes left")
+	}
+	e.Server.Clock().Advance(20 * time.Minute)
+	e.getJSON("/ops/api/v1/overview", &o)
+	assert.Equal(t, 1, o["deadline"], "20 minutes left")
+	assert.Equal(t, 1, o["blocked"])
 }
