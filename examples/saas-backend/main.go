@@ -80,6 +80,7 @@ type backend struct {
 	proc          *marketplace.Processor
 	reporter      *usage.Reporter
 	tenants       *tenantDirectory
+	plans         *planCatalog // -plans (app.go)
 	metrics       *promexport.Exporter
 	sub           *pubsub.Subscriber   // -transport=pull
 	pushVerifier  *verify.PushVerifier // -transport=push

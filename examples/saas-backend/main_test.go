@@ -335,11 +335,19 @@ func chromium(t *testing.T) string {
 // its scripts and navigations run, and returns the final DOM.
 func dumpDOM(t *testing.T, browser, profile, u string) string {
 	t.Helper()
+	return runChromium(t, browser, profile, "--virtual-time-budget=10000", "--dump-dom", u)
+}
+
+// runChromium runs headless Chromium with the browser profile in the
+// directory profile and the arguments args, and returns what it printed.
+func runChromium(t *testing.T, browser, profile string, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+	args = append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--user-data-dir="+profile, "--virtual-time-budget=10000", "--dump-dom", u)
+		"--disable-dev-shm-usage", "--user-data-dir=" + profile}, args...)
+	cmd := exec.CommandContext(ctx, browser, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Run(), "chromium: %s", lastLines(stderr.String(), 10))
@@ -360,18 +368,24 @@ func lastLines(s string, n int) string {
 func autoPost(t *testing.T, action string, fields url.Values) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, `<!doctype html><html><body onload="document.forms[0].submit()"><form method="POST" action="%s">`,
-			html.EscapeString(action))
-		for name, values := range fields {
-			for _, v := range values {
-				fmt.Fprintf(w, `<input type="hidden" name="%s" value="%s">`, html.EscapeString(name), html.EscapeString(v))
-			}
-		}
-		fmt.Fprint(w, `</form></body></html>`)
+		writeAutoPost(w, action, fields)
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// writeAutoPost writes a page that POSTs fields to action as soon as it
+// loads.
+func writeAutoPost(w http.ResponseWriter, action string, fields url.Values) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprintf(w, `<!doctype html><html><body onload="document.forms[0].submit()"><form method="POST" action="%s">`,
+		html.EscapeString(action))
+	for name, values := range fields {
+		for _, v := range values {
+			fmt.Fprintf(w, `<input type="hidden" name="%s" value="%s">`, html.EscapeString(name), html.EscapeString(v))
+		}
+	}
+	fmt.Fprint(w, `</form></body></html>`)
 }
 
 // A real browser goes through the sign-up: Marketplace's redirect (a form
