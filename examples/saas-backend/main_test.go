@@ -173,7 +173,7 @@ func TestStartupNamesWhatIsMissing(t *testing.T) {
 
 	env := map[string]string{envProvider: "acme", envProject: "p", envSubscription: "s", envService: "svc", envApproval: "sometimes", envSessionKey: testSessionKey}
 	err = serve(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, nil)
-	require.ErrorContains(t, err, "must be auto or manual")
+	require.ErrorContains(t, err, "must be auto, manual or plan-changes")
 	assert.NotContains(t, err.Error(), "missing configuration")
 
 	env = map[string]string{envProvider: "acme", envProject: "p", envSubscription: "s", envService: "svc", envSessionKey: testSessionKey, envProcEndpoint: "http://127.0.0.1:1/"}
