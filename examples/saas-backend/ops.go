@@ -107,9 +107,10 @@ func (b *backend) readyz(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "ready\n")
 }
 
-// receivingProblem says why h is not healthy receiving, or "". A message
-// handled since the last error means receiving has recovered: one failing
-// message (redelivered later) does not make the replica unready.
+// receivingProblem says why h is not healthy receiving, or "": Run not
+// running (a pull subscription that fails ends it), or a failure (of the
+// subscription, or of a message, nacked for redelivery) with no message
+// handled since. The next message handled makes the replica ready again.
 func receivingProblem(h marketplace.Health) string {
 	switch {
 	case !h.Running:
