@@ -155,9 +155,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		p.Name = "unnamed"
 	}
 	exp := h.cfg.Now().Add(h.ttl)
+	// MaxAge, not Expires: exp is on the Runtime's clock (an emulator's
+	// may be months from the browser's), which only the signed value needs.
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: signSession(h.key, session{Name: p.Name, Expires: exp.Unix()}),
-		Path: h.cookiePath(), Expires: exp, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		Path: h.cookiePath(), MaxAge: int(h.ttl / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
 	})
 	h.action(r, p, "login", "", nil)
 	http.Redirect(w, r, h.base+"/", http.StatusSeeOther)

@@ -83,6 +83,7 @@ func TestLoginSession(t *testing.T) {
 	assert.True(t, c.HttpOnly)
 	assert.Equal(t, http.SameSiteStrictMode, c.SameSite)
 	assert.Equal(t, "/ops", c.Path)
+	assert.Equal(t, 12*3600, c.MaxAge, "MaxAge, not Expires: the Runtime's clock may be far from the browser's")
 
 	withCookie := func(r *http.Request) { r.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value}) }
 	page := e.do(http.MethodGet, "/ops/", nil, withCookie)
