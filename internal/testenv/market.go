@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -42,7 +43,8 @@ func NewMarket(tb testing.TB, policy marketplace.Policy, opts ...marketplacetest
 	env := New(tb, opts...)
 	srv := env.Server
 	m := &Market{tb: tb, Ctx: ctx, Server: srv, Store: memstore.New(), Feed: NewFeed(srv)}
-	rt := gcpmarketplace.Runtime{Clock: srv.Clock().Now}
+	// Quiet: the tests read what they need through the API, not the logs.
+	rt := gcpmarketplace.Runtime{Clock: srv.Clock().Now, Logger: slog.New(slog.DiscardHandler)}
 	rep, err := usage.New(ctx, srv.ServiceName(), m.Store, &usage.Config{
 		Runtime: rt,
 		Metrics: map[string]usage.MetricKind{srv.ServiceName() + "/" + MarketMetric: usage.Int64},

@@ -419,6 +419,11 @@ func TestAPIUnknownRoute(t *testing.T) {
 	var ej errorJSON
 	r.json(t, &ej)
 	assert.Equal(t, "NOT_FOUND", ej.Error.Status)
+	assert.Equal(t, http.StatusUnauthorized, e.do(http.MethodGet, "/ops/api/v1/nothing", nil, nil).code)
+	// So do unknown console pages, after authentication.
+	assert.Equal(t, http.StatusNotFound, e.do(http.MethodGet, "/ops/nothing", nil, bearer(token)).code)
+	assert.Equal(t, http.StatusSeeOther, e.do(http.MethodGet, "/ops/nothing", nil, nil).code)
+	assert.Equal(t, http.StatusUnauthorized, e.do(http.MethodPost, "/ops/nothing", nil, nil).code)
 }
 
 // An unreported window counts in the overview once its deadline is near.

@@ -83,6 +83,7 @@ func TestLoginSession(t *testing.T) {
 	assert.True(t, c.HttpOnly)
 	assert.Equal(t, http.SameSiteStrictMode, c.SameSite)
 	assert.Equal(t, "/ops", c.Path)
+	assert.Equal(t, 12*3600, c.MaxAge, "MaxAge, not Expires: the Runtime's clock may be far from the browser's")
 
 	withCookie := func(r *http.Request) { r.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value}) }
 	page := e.do(http.MethodGet, "/ops/", nil, withCookie)
@@ -158,5 +159,22 @@ func TestCustomAuthenticator(t *testing.T) {
 func TestNewRequiresProcessorAndAuth(t *testing.T) {
 	t.Parallel()
 	_, err := ops.New(ops.Config{})
+	assert.Error(t, err)
+}
+
+// Mounted elsewhere, the Handler serves its routes, links and cookies
+// under that path.
+func TestBasePath(t *testing.T) {
+	t.Parallel()
+	e := newOpsEnv(t, nil)
+	h, err := ops.New(ops.Config{Processor: e.Proc, BasePath: "/admin/", Auth: ops.BearerTokens(map[string]string{token: "alice"})})
+	require.NoError(t, err)
+	req := httptestRequest(t, http.MethodGet, "/admin/api/v1/health", map[string]string{"Authorization": "Bearer " + token})
+	assert.Equal(t, http.StatusOK, serve(h, req).Code)
+	w := serve(h, httptestRequest(t, http.MethodGet, "/admin/", nil))
+	assert.Equal(t, http.StatusSeeOther, w.Code)
+	assert.Equal(t, "/admin/login", w.Header().Get("Location"))
+	assert.Contains(t, serve(h, httptestRequest(t, http.MethodGet, "/admin/login", nil)).Body.String(), `action="/admin/login"`)
+	_, err = ops.New(ops.Config{Processor: e.Proc, BasePath: "admin", Auth: ops.BearerTokens(nil)})
 	assert.Error(t, err)
 }

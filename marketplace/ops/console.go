@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,9 @@ var templateFuncs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
+	// pe escapes an id for a path segment: a Pub/Sub message id may hold
+	// a "/", which the routes' {id} would not match unescaped.
+	"pe":      url.PathEscape,
 	"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"seconds": func(s int64) string { return (time.Duration(s) * time.Second).String() },
 	"title": func(s string) string {

@@ -50,7 +50,7 @@ type hiddenField struct{ Name, Value string }
 func (h *Handler) renderConfirm(w http.ResponseWriter, r *http.Request, code int, s confirmSpec, errMsg string) {
 	id := r.PathValue("id")
 	d := confirmData{
-		Question: fmt.Sprintf(s.question, id), Action: r.URL.Path, Reason: s.reason, Button: s.button,
+		Question: fmt.Sprintf(s.question, id), Action: r.URL.EscapedPath(), Reason: s.reason, Button: s.button,
 		Cancel: h.base + s.back(r), ReasonRequired: s.required, SettleStates: s.settle,
 	}
 	if e := r.FormValue("entitlement"); e != "" {

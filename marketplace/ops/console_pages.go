@@ -2,10 +2,12 @@ package ops
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
 
@@ -51,6 +53,10 @@ func (h *Handler) routeConsole() {
 	h.handle("GET /usage/windows/{id}/settle", h.confirmPage(settleConfirm))
 	h.handle("POST /usage/windows/{id}/settle", h.consoleConfirmed("settle", settleConfirm, usageBack))
 	h.handle("POST /reconcile", h.consoleReconcile)
+	// Anything else answers 404, after authentication like the rest.
+	h.handle("/", func(w http.ResponseWriter, r *http.Request, _ Principal) {
+		h.fail(w, r, fmt.Errorf("no page %s: %w", r.URL.Path, marketplace.ErrNotFound))
+	})
 }
 
 // usageBack is the usage page of the window's entitlement.

@@ -1,6 +1,7 @@
 package ops_test
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 )
@@ -103,21 +105,44 @@ func TestConsoleApprovals(t *testing.T) {
 func TestConsolePoison(t *testing.T) {
 	t.Parallel()
 	e := newOpsEnv(t, nil)
-	e.poisonMessage("m-1")
-	e.poisonMessage("m-2")
+	// Message ids may hold a "/" (the emulator's do): links escape it.
+	e.poisonMessage("m/1")
+	e.poisonMessage("m/2")
 	page := e.get("/ops/poison").body
-	assert.Contains(t, page, `data-message="m-1"`)
-	assert.Contains(t, page, `<form class="inline" method="POST" action="/ops/poison/m-1/redrive">`)
-	r := e.follow(e.post("/ops/poison/m-1/redrive", nil))
+	assert.Contains(t, page, `data-message="m/1"`)
+	assert.Contains(t, page, `<form class="inline" method="POST" action="/ops/poison/m%2F1/redrive">`)
+	r := e.follow(e.post("/ops/poison/m%2F1/redrive", nil))
 	assert.Contains(t, flash(t, r.body), "still undecodable")
 
-	confirm := e.get("/ops/poison/m-2/dismiss").body
-	assert.Contains(t, confirm, `<form method="POST" action="/ops/poison/m-2/dismiss">`)
+	confirm := e.get("/ops/poison/m%2F2/dismiss").body
+	assert.Contains(t, confirm, `<form method="POST" action="/ops/poison/m%2F2/dismiss">`)
 	assert.Contains(t, confirm, `name="confirm" value="yes"`)
-	r = e.follow(e.post("/ops/poison/m-2/dismiss", url.Values{"confirm": {"yes"}}))
-	assert.Equal(t, "Dismissed m-2.", flash(t, r.body))
-	assert.NotContains(t, r.body, `data-message="m-2"`)
-	assert.Contains(t, r.body, `data-message="m-1"`)
+	r = e.follow(e.post("/ops/poison/m%2F2/dismiss", url.Values{"confirm": {"yes"}}))
+	assert.Equal(t, "Dismissed m/2.", flash(t, r.body))
+	assert.NotContains(t, r.body, `data-message="m/2"`)
+	assert.Contains(t, r.body, `data-message="m/1"`)
+
+	// A message whose callback failed for good is redriven once fixed.
+	e.FailWith(func(c *marketplace.Change) error {
+		if c.Entitlement == nil {
+			return nil
+		}
+		return events.Permanent(errors.New("tenant table missing"))
+	})
+	e.Purchase(marketplacetest.PurchaseParams{})
+	e.Drain()
+	e.FailWith(nil)
+	page = e.get("/ops/poison").body
+	m := regexp.MustCompile(`action="(/ops/poison/[^"]+/redrive)"`).FindAllStringSubmatch(page, -1)
+	require.Len(t, m, 2)
+	for _, action := range m {
+		if strings.Contains(action[1], "m%2F1") {
+			continue
+		}
+		r = e.follow(e.post(action[1], nil))
+		assert.True(t, strings.HasPrefix(flash(t, r.body), "Redriven "), flash(t, r.body))
+	}
+	assert.Contains(t, e.get("/ops/").body, `<span id="count-poison">1</span>`)
 }
 
 func TestConsoleConsumers(t *testing.T) {

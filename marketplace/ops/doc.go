@@ -53,8 +53,10 @@
 // UNAUTHENTICATED (401), PERMISSION_DENIED (403: cross-site), NOT_FOUND (404:
 // an unknown id, nothing queued, no Reporter), ABORTED (409: the request is
 // no longer pending at Google), UNAVAILABLE (503: the processor is closed)
-// or INTERNAL (500). Actions take parameters as a form or a JSON object and
-// answer {"ok": true, "action": "<name>", "id": "<id>"}.
+// or INTERNAL (500). An {id} in a path is path-escaped: a Pub/Sub message
+// id may hold a "/", sent as %2F (the console's links do so). Actions take
+// parameters as a form or a JSON object and answer
+// {"ok": true, "action": "<name>", "id": "<id>"}.
 //
 //	GET  overview                  {"parked", "approvals", "poison", "blocked", "deadline": counts}
 //	GET  accounts                  {"accounts": [Account]}, sorted by id

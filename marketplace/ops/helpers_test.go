@@ -25,14 +25,14 @@ const token = "s3cret-token"
 
 // opsEnv is a Market with the ops Handler mounted at /ops on a test server.
 type opsEnv struct {
-	t *testing.T
+	t testing.TB
 	*testenv.Market
 	h    *ops.Handler
 	srv  *httptest.Server
 	logs *logBuffer
 }
 
-func newOpsEnv(t *testing.T, policy marketplace.Policy) *opsEnv {
+func newOpsEnv(t testing.TB, policy marketplace.Policy) *opsEnv {
 	t.Helper()
 	m := testenv.NewMarket(t, policy)
 	logs := &logBuffer{}
@@ -84,7 +84,7 @@ type response struct {
 }
 
 // json decodes the body into v.
-func (r response) json(t *testing.T, v any) {
+func (r response) json(t testing.TB, v any) {
 	t.Helper()
 	require.NoError(t, json.Unmarshal([]byte(r.body), v), r.body)
 }
