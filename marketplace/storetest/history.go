@@ -17,6 +17,7 @@ var historyCases = []testCase{
 	{"RolledBackNotKept", testHistoryRollback},
 	{"DeletedWithAccount", testHistoryDeletedWithAccount},
 	{"EmptyEntitlementID", testHistoryInvalid},
+	{"SurvivesReopen", testHistoryReopen},
 }
 
 func listHistory(t *testing.T, s marketplace.Store, q marketplace.HistoryQuery) []marketplace.Transition {
@@ -132,6 +133,18 @@ func testHistoryDeletedWithAccount(t *testing.T, h Harness) {
 		noErr(t, tx.DeleteAccount(ctx, "acct-2"), "DeleteAccount of an account never stored")
 	})
 	equal(t, len(listHistory(t, s, marketplace.HistoryQuery{})), 0, "history after DeleteAccount(acct-2)")
+}
+
+func testHistoryReopen(t *testing.T, h Harness) {
+	s := newStore(t, h)
+	appendHistory(t, s, hist("acct-1", "ent-1", "e1"))
+	r := reopen(t, h, s)
+	appendHistory(t, r, hist("acct-1", "ent-1", "e2"))
+	got := listHistory(t, r, marketplace.HistoryQuery{})
+	equalStrings(t, historyEvents(got), []string{"e1", "e2"}, "history after reopening")
+	if got[1].Seq <= got[0].Seq {
+		t.Fatalf("Seq after reopening: got %d then %d, want increasing", got[0].Seq, got[1].Seq)
+	}
 }
 
 func testHistoryInvalid(t *testing.T, h Harness) {
