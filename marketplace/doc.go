@@ -196,11 +196,16 @@
 // go on one MeterProvider. WaitIdle waits until no message is in flight
 // (tests, graceful shutdown of a custom transport).
 //
-// Operators read and act through the Processor, never a Store transaction:
-// Poison and Redrive (messages set aside), Parked (entitlements waiting for
-// sign-up), PendingApprovals, Approve and Reject (the manual queue),
-// Reconcile (one Result per resource changed), and Ping (store and
-// Procurement API reachable, for readiness checks).
+// Operators read and act through the Processor, never a Store transaction
+// (package ops serves all of it as a JSON API and a web console): Accounts,
+// Account, Entitlements and Entitlement (the stored state), History (each
+// committed transition of an entitlement: callback, states, plans, source,
+// written in the commit's transaction and deleted with the account),
+// Poison, Redrive and Dismiss (messages set aside), Parked (entitlements
+// waiting for sign-up), PendingApprovals, Approve and Reject (the manual
+// queue), Reconcile (one Result per resource changed), Ping (store and
+// Procurement API reachable) and Health (how receiving is going, from
+// memory), the last two for readiness checks.
 //
 // # Usage-based products
 //

@@ -2,7 +2,7 @@ package usage
 
 import (
 	"context"
-	"errors"
+	"fmt"
 
 	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
 )
@@ -16,7 +16,10 @@ type ConsumerState = ledger.ConsumerState
 // Consumers lists the registered consumers q selects, sorted by
 // entitlement id: with ConsumerQuery{BlockedOnly: true}, those that must
 // not be served, with the check code and since when.
-// SCAFFOLD: filled in by the data-layer branch.
 func (r *Reporter) Consumers(ctx context.Context, q ConsumerQuery) ([]ConsumerState, error) {
-	return nil, errors.New("usage: not implemented yet")
+	out, err := r.ledger.ListConsumers(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("usage: list consumers: %w", err)
+	}
+	return out, nil
 }

@@ -242,6 +242,13 @@ func TestStopServingAppliesToEveryEntitlementOfTheConsumer(t *testing.T) {
 		assert.Equal(t, "BILLING_DISABLED", st.Block.Code, c.EntitlementID)
 	}
 	require.Len(t, log.list(), 2)
+	blocked, err := e.rep.Consumers(ctx, usage.ConsumerQuery{BlockedOnly: true})
+	require.NoError(t, err)
+	require.Len(t, blocked, 2, "Consumers lists both blocked consumers")
+	assert.Less(t, blocked[0].EntitlementID, blocked[1].EntitlementID, "sorted by entitlement id")
+	for _, st := range blocked {
+		assert.Equal(t, "BILLING_DISABLED", st.Block.Code, st.EntitlementID)
+	}
 
 	e.srv.ClearCheckError(first.UsageReportingID)
 	e.clock.Advance(defaultCheckCacheTTL)
@@ -252,6 +259,12 @@ func TestStopServingAppliesToEveryEntitlementOfTheConsumer(t *testing.T) {
 		assert.True(t, st.Serving, c.EntitlementID)
 	}
 	require.Len(t, log.list(), 4)
+	blocked, err = e.rep.Consumers(ctx, usage.ConsumerQuery{BlockedOnly: true})
+	require.NoError(t, err)
+	assert.Empty(t, blocked, "no consumer blocked once the check passes")
+	all, err := e.rep.Consumers(ctx, usage.ConsumerQuery{})
+	require.NoError(t, err)
+	assert.Len(t, all, 2)
 }
 
 // A reportError that refuses an operation before any work for want of

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
@@ -129,11 +131,52 @@ func (d *tenantDirectory) purge(tenantID, accountID string) {
 type app struct {
 	marketplace.HandlerDefaults
 	tenants *tenantDirectory
+	plans   *planCatalog
 	log     *slog.Logger
+}
+
+// planCatalog is the plans the app can provision (-plans). A plan it does
+// not know is a failure no retry fixes: the callback says so with
+// events.Permanent, the processor sets the message aside as poison, and an
+// operator redrives it from /ops/poison once the plan is added.
+type planCatalog struct {
+	mu    sync.Mutex
+	plans map[string]bool // nil: any plan
+}
+
+func newPlanCatalog(plans []string) *planCatalog {
+	c := &planCatalog{}
+	for _, p := range plans {
+		c.add(p)
+	}
+	return c
+}
+
+// add makes plan known (your app: a deployment that adds the plan).
+func (c *planCatalog) add(plan string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.plans == nil {
+		c.plans = map[string]bool{}
+	}
+	c.plans[plan] = true
+}
+
+// check returns a permanent error for a plan the app cannot provision.
+func (c *planCatalog) check(plan string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.plans != nil && !c.plans[plan] {
+		return events.Permanent(fmt.Errorf("plan %q is not one this app provisions (-plans): add it, then redrive the message from /ops/poison", plan))
+	}
+	return nil
 }
 
 func (a *app) OnEntitlementActive(ctx context.Context, c *marketplace.Change) error {
 	ent := c.Entitlement
+	if err := a.plans.check(ent.Plan); err != nil {
+		return err
+	}
 	// Your app: provision the product for the customer.
 	a.tenants.setSubscription(ent.AccountID, subscription{
 		EntitlementID: ent.ID, Plan: ent.Plan, State: "active", UsageReportingID: ent.UsageReportingID})
@@ -143,6 +186,9 @@ func (a *app) OnEntitlementActive(ctx context.Context, c *marketplace.Change) er
 
 func (a *app) OnEntitlementPlanChanged(ctx context.Context, c *marketplace.Change) error {
 	ent := c.Entitlement
+	if err := a.plans.check(ent.Plan); err != nil {
+		return err
+	}
 	a.tenants.updateSubscription(ent.AccountID, ent.ID, func(s *subscription) { s.Plan = ent.Plan })
 	a.log.InfoContext(ctx, "plan changed", "entitlement_id", ent.ID, "plan", ent.Plan)
 	return nil

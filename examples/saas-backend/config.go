@@ -25,7 +25,8 @@ type config struct {
 	PGSchema     string   // PostgreSQL schema of the store's tables
 	Listen       string   // HTTP listen address
 	Metrics      []string // usage metric ids declared for the product
-	Approval     string   // "auto" or "manual"
+	Approval     string   // "auto", "manual" or "plan-changes" (purchases auto, plan changes manual)
+	Plans        []string // plans the app provisions; empty: any
 	OpsToken     string   // bearer token for /ops/ endpoints; empty disables them
 	SessionKeys  string   // base64 HMAC keys of the sign-up session cookie, comma-separated, signing key first
 
@@ -59,12 +60,20 @@ const (
 	envPort           = "PORT"
 	envMetrics        = "MARKETPLACE_USAGE_METRICS"
 	envApproval       = "MARKETPLACE_APPROVAL"
+	envPlans          = "MARKETPLACE_PLANS"
 	envOpsToken       = "MARKETPLACE_OPS_TOKEN"
 	envSessionKey     = "MARKETPLACE_SIGNUP_SESSION_KEY"
 	envProcEndpoint   = "MARKETPLACE_PROCUREMENT_ENDPOINT"
 	envSCEndpoint     = "MARKETPLACE_SERVICECONTROL_ENDPOINT"
 	envSignupCertsURL = "MARKETPLACE_SIGNUP_CERTS_URL"
 	envPushJWKSURL    = "MARKETPLACE_PUSH_JWKS_URL"
+)
+
+// Values of -approval.
+const (
+	approvalAuto        = "auto"
+	approvalManual      = "manual"
+	approvalPlanChanges = "plan-changes"
 )
 
 // parseConfig reads flags (args) over the environment (getenv).
@@ -86,7 +95,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	approvalDefault := getenv(envApproval)
 	if approvalDefault == "" {
-		approvalDefault = "auto"
+		approvalDefault = approvalAuto
 	}
 	transportDefault := getenv(envTransport)
 	if transportDefault == "" {
@@ -96,7 +105,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if metricsDefault == "" {
 		metricsDefault = "requests"
 	}
-	var domains, metrics string
+	var domains, metrics, plans string
 	fs.StringVar(&c.ProviderID, "provider", getenv(envProvider), "partner (provider) id from Producer Portal ($"+envProvider+")")
 	fs.StringVar(&c.Transport, "transport", transportDefault, "how Marketplace notifications arrive: pull (from a pull subscription) or push (POSTed to /pubsub/push by a push subscription) ($"+envTransport+")")
 	fs.StringVar(&c.Project, "project", getenv(envProject), "pull: your Google Cloud project that holds the subscription ($"+envProject+")")
@@ -109,7 +118,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.StringVar(&c.PGSchema, "pg-schema", schemaDefault, "PostgreSQL schema for the store's tables ($"+envSchema+")")
 	fs.StringVar(&c.Listen, "listen", listenDefault, "HTTP listen address (default :$"+envPort+" when set)")
 	fs.StringVar(&metrics, "metrics", metricsDefault, "usage metric ids of the product, comma-separated ($"+envMetrics+")")
-	fs.StringVar(&c.Approval, "approval", approvalDefault, "approval of new purchases and plan changes: auto or manual ($"+envApproval+")")
+	fs.StringVar(&c.Approval, "approval", approvalDefault, "approval of new purchases and plan changes: auto, manual, or plan-changes (purchases approved, plan changes queued for an operator) ($"+envApproval+")")
+	fs.StringVar(&plans, "plans", getenv(envPlans), "plans the app provisions, comma-separated; empty means any. An activation or plan change to another plan fails permanently (a poison message in /ops/poison, to redrive once the plan is added) ($"+envPlans+")")
 	fs.StringVar(&c.OpsToken, "ops-token", getenv(envOpsToken), "bearer token required by the /ops/ endpoints; empty disables them ($"+envOpsToken+")")
 	fs.StringVar(&c.SessionKeys, "session-key", getenv(envSessionKey), "key(s) signing the sign-up session cookie: base64 of 32+ random bytes (openssl rand -base64 32), the same on every replica; comma-separated to rotate, signing key first; -emulator makes one ($"+envSessionKey+")")
 	fs.BoolVar(&c.Emulator, "emulator", false, "run end to end against an in-process Marketplace emulator (no Google account needed)")
@@ -123,6 +133,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	c.Audiences = splitList(domains)
 	c.Metrics = splitList(metrics)
+	c.Plans = splitList(plans)
 	c.ProcurementEndpoint = getenv(envProcEndpoint)
 	c.ServiceControlEndpoint = getenv(envSCEndpoint)
 	c.SignupCertsURL = getenv(envSignupCertsURL)
@@ -170,8 +181,8 @@ func (c *config) validate() error {
 	if c.Transport != transportPull && c.Transport != transportPush {
 		errs = append(errs, fmt.Errorf("-transport (or $%s) must be pull or push, not %q", envTransport, c.Transport))
 	}
-	if c.Approval != "auto" && c.Approval != "manual" {
-		errs = append(errs, fmt.Errorf("-approval (or $%s) must be auto or manual, not %q", envApproval, c.Approval))
+	if c.Approval != approvalAuto && c.Approval != approvalManual && c.Approval != approvalPlanChanges {
+		errs = append(errs, fmt.Errorf("-approval (or $%s) must be auto, manual or plan-changes, not %q", envApproval, c.Approval))
 	}
 	if (c.ProcurementEndpoint != "") != (c.ServiceControlEndpoint != "") || (c.ProcurementEndpoint != "" && c.SignupCertsURL == "") {
 		errs = append(errs, fmt.Errorf("an external emulator needs all of $%s, $%s and $%s (examples/emulator prints them)",

@@ -63,7 +63,8 @@ func (b *backend) printEmulatorHelp(out io.Writer) {
 Running against the in-process Marketplace emulator (nothing leaves this machine).
 
   Buy the product and sign up, as a customer:  open %[1]s/emulator/checkout
-  Operator endpoints:   curl -H 'Authorization: Bearer %[2]s' %[1]s/ops/approvals
+  Operator console:     open %[1]s/ops/login and paste the token %[2]s
+  Operator API:         curl -H 'Authorization: Bearer %[2]s' %[1]s/ops/api/v1/overview
   Metrics:              curl %[1]s/metrics
   Emulator control API: %[3]s/control/...  (move the clock: curl -X POST %[3]s/control/clock:advance -d '{"duration":"1h"}';
                         see examples/emulator/README.md)

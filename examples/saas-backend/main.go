@@ -10,7 +10,9 @@
 //     approvals, parking, purges; transport.go);
 //   - the sign-up page behind your listing's sign-up URL (HTML form, token
 //     verification, a tenant of your own linked to the Procurement account);
-//   - manual approval endpoints for operators (/ops/...);
+//   - the operator console and JSON API (package ops, on /ops/): customers,
+//     parked entitlements, approvals, poison messages, blocked consumers,
+//     usage billed;
 //   - a usage.Reporter reporting metered usage hourly to Service Control,
 //     and an example metered API endpoint that records it;
 //   - /healthz, /readyz and /metrics (the SDK's OpenTelemetry metrics as text);
@@ -71,19 +73,21 @@ type stateStore interface {
 
 // backend is the running service.
 type backend struct {
-	cfg          config
-	log          *slog.Logger
-	emu          *marketplacetest.Server // nil unless -emulator
-	store        stateStore
-	proc         *marketplace.Processor
-	reporter     *usage.Reporter
-	tenants      *tenantDirectory
-	metrics      *promexport.Exporter
-	sub          *pubsub.Subscriber   // -transport=pull
-	pushVerifier *verify.PushVerifier // -transport=push
-	url          string               // base URL, e.g. http://127.0.0.1:8080
-	ready        atomic.Bool
-	now          func() time.Time
+	cfg           config
+	log           *slog.Logger
+	emu           *marketplacetest.Server // nil unless -emulator
+	store         stateStore
+	proc          *marketplace.Processor
+	reporter      *usage.Reporter
+	tenants       *tenantDirectory
+	plans         *planCatalog // -plans (app.go)
+	metrics       *promexport.Exporter
+	sub           *pubsub.Subscriber   // -transport=pull
+	pushVerifier  *verify.PushVerifier // -transport=push
+	url           string               // base URL, e.g. http://127.0.0.1:8080
+	ready         atomic.Bool
+	opsSessionKey []byte // the console's cookie key (ops.go)
+	now           func() time.Time
 }
 
 // serve serves until ctx is done, then shuts down gracefully. Logs go to
@@ -223,7 +227,7 @@ func storeKind(url string) string {
 }
 
 // routes is every HTTP endpoint of the backend.
-func (b *backend) routes(sessions *signup.Sessions) http.Handler {
+func (b *backend) routes(sessions *signup.Sessions) (http.Handler, error) {
 	mux := http.NewServeMux()
 	// The sign-up URL configured in Producer Portal. Google POSTs the token.
 	// The session carries the verified claims to the form, which the
@@ -244,11 +248,13 @@ func (b *backend) routes(sessions *signup.Sessions) http.Handler {
 	mux.HandleFunc("GET /readyz", b.readyz)
 	mux.Handle("GET /metrics", b.metrics.Handler())
 	// Operators.
-	b.opsRoutes(mux)
+	if err := b.opsRoutes(mux); err != nil {
+		return nil, err
+	}
 	if b.emu != nil {
 		b.emulatorRoutes(mux)
 	}
-	return mux
+	return mux, nil
 }
 
 // runtime is the logger, meter provider and clock every SDK component of

@@ -173,7 +173,7 @@ func TestStartupNamesWhatIsMissing(t *testing.T) {
 
 	env := map[string]string{envProvider: "acme", envProject: "p", envSubscription: "s", envService: "svc", envApproval: "sometimes", envSessionKey: testSessionKey}
 	err = serve(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, nil)
-	require.ErrorContains(t, err, "must be auto or manual")
+	require.ErrorContains(t, err, "must be auto, manual or plan-changes")
 	assert.NotContains(t, err.Error(), "missing configuration")
 
 	env = map[string]string{envProvider: "acme", envProject: "p", envSubscription: "s", envService: "svc", envSessionKey: testSessionKey, envProcEndpoint: "http://127.0.0.1:1/"}
@@ -290,24 +290,31 @@ func TestManualApprovalByOperator(t *testing.T) {
 	ent := onlyEntitlement(t, b, accountID)
 	assert.Equal(t, marketplacetest.StateActivationRequested, ent.State)
 
-	status, _ := get(t, b.url+"/ops/approvals")
+	api := b.url + "/ops/api/v1"
+	status, _ := get(t, api+"/approvals")
 	assert.Equal(t, http.StatusUnauthorized, status, "no token")
-	status, _ = get(t, b.url+"/ops/approvals", "Authorization", "Bearer wrong")
+	status, _ = get(t, api+"/approvals", "Authorization", "Bearer wrong")
 	assert.Equal(t, http.StatusUnauthorized, status)
-	status, body := get(t, b.url+"/ops/approvals", "Authorization", "Bearer ops-secret")
+	status, body := get(t, api+"/approvals", "Authorization", "Bearer ops-secret")
 	require.Equal(t, http.StatusOK, status)
-	assert.Contains(t, body, ent.ID)
+	assert.Contains(t, body, `"entitlementId": "`+ent.ID+`"`)
+	status, _ = postForm(t, api+"/approvals/"+ent.ID+"/approve", nil, "Authorization", "Bearer ops-secret",
+		"Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site")
+	assert.Equal(t, http.StatusForbidden, status, "a cross-site POST is refused")
 
-	status, body = postForm(t, b.url+"/ops/approvals/"+ent.ID+"/approve", nil, "Authorization", "Bearer ops-secret")
+	status, body = postForm(t, api+"/approvals/"+ent.ID+"/approve", nil, "Authorization", "Bearer ops-secret")
 	require.Equal(t, http.StatusOK, status, body)
 	got, _ := b.emu.Entitlement(ent.ID)
 	assert.Equal(t, marketplacetest.StateActive, got.State)
-	status, _ = postForm(t, b.url+"/ops/approvals/"+ent.ID+"/approve", nil, "Authorization", "Bearer ops-secret")
+	status, _ = postForm(t, api+"/approvals/"+ent.ID+"/approve", nil, "Authorization", "Bearer ops-secret")
 	assert.Equal(t, http.StatusNotFound, status, "nothing queued any more")
 
-	status, body = postForm(t, b.url+"/ops/reconcile", nil, "Authorization", "Bearer ops-secret")
+	status, body = postForm(t, api+"/reconcile", nil, "Authorization", "Bearer ops-secret")
 	assert.Equal(t, http.StatusOK, status, body)
-	status, body = get(t, b.url+"/ops/usage/backlog", "Authorization", "Bearer ops-secret")
+	status, body = get(t, api+"/entitlements/"+ent.ID, "Authorization", "Bearer ops-secret")
+	require.Equal(t, http.StatusOK, status, body)
+	assert.Contains(t, body, `"state": "ENTITLEMENT_ACTIVE"`)
+	status, body = get(t, api+"/health", "Authorization", "Bearer ops-secret")
 	assert.Equal(t, http.StatusOK, status, body)
 }
 
@@ -328,11 +335,19 @@ func chromium(t *testing.T) string {
 // its scripts and navigations run, and returns the final DOM.
 func dumpDOM(t *testing.T, browser, profile, u string) string {
 	t.Helper()
+	return runChromium(t, browser, profile, "--virtual-time-budget=10000", "--dump-dom", u)
+}
+
+// runChromium runs headless Chromium with the browser profile in the
+// directory profile and the arguments args, and returns what it printed.
+func runChromium(t *testing.T, browser, profile string, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+	args = append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--user-data-dir="+profile, "--virtual-time-budget=10000", "--dump-dom", u)
+		"--disable-dev-shm-usage", "--user-data-dir=" + profile}, args...)
+	cmd := exec.CommandContext(ctx, browser, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Run(), "chromium: %s", lastLines(stderr.String(), 10))
@@ -353,18 +368,24 @@ func lastLines(s string, n int) string {
 func autoPost(t *testing.T, action string, fields url.Values) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, `<!doctype html><html><body onload="document.forms[0].submit()"><form method="POST" action="%s">`,
-			html.EscapeString(action))
-		for name, values := range fields {
-			for _, v := range values {
-				fmt.Fprintf(w, `<input type="hidden" name="%s" value="%s">`, html.EscapeString(name), html.EscapeString(v))
-			}
-		}
-		fmt.Fprint(w, `</form></body></html>`)
+		writeAutoPost(w, action, fields)
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// writeAutoPost writes a page that POSTs fields to action as soon as it
+// loads.
+func writeAutoPost(w http.ResponseWriter, action string, fields url.Values) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprintf(w, `<!doctype html><html><body onload="document.forms[0].submit()"><form method="POST" action="%s">`,
+		html.EscapeString(action))
+	for name, values := range fields {
+		for _, v := range values {
+			fmt.Fprintf(w, `<input type="hidden" name="%s" value="%s">`, html.EscapeString(name), html.EscapeString(v))
+		}
+	}
+	fmt.Fprint(w, `</form></body></html>`)
 }
 
 // A real browser goes through the sign-up: Marketplace's redirect (a form

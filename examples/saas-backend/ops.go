@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -8,57 +10,61 @@ import (
 
 	"github.com/gcpmarketplace/gcpmarketplace/examples/internal/opshttp"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/ops"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
 
 // ---------------------------------------------------------------------------
-// Operator endpoints, behind a bearer token (put them behind your SSO or IAP
-// too). With -approval manual, new purchases and plan changes wait here.
+// Operators: package ops serves the JSON API and the web console under
+// /ops/, behind the bearer token -ops-token (put them behind your SSO or IAP
+// too: ops.Config.Auth takes any Authenticator). With -approval manual or
+// plan-changes, requests wait in its approval queue.
 //
-//	GET  /ops/approvals                      the approval queue
-//	POST /ops/approvals/{entitlement}/approve
-//	POST /ops/approvals/{entitlement}/reject  reason=... (shown to the customer)
-//	POST /ops/reconcile                      re-sync with the Procurement API
-//	GET  /ops/usage/backlog                  usage windows not reported yet
+//	GET  /ops/                               the console (log in at /ops/login with the token)
+//	     /ops/api/v1/...                     the JSON API (see package ops)
+//
+// Two routes of this backend's own sit beside it, behind the same token:
+//
 //	GET  /ops/usage/reported                 what was reported, as CSV or JSON Lines (readback.go)
 //	POST /ops/usage/flush                    report closed usage windows now (Cloud Scheduler, with push on Cloud Run)
-//	GET  /ops/poison                         messages set aside
 
-func (b *backend) opsRoutes(mux *http.ServeMux) {
-	mux.Handle("GET /ops/approvals", b.opsOnly(func(w http.ResponseWriter, r *http.Request) {
-		q, err := b.proc.PendingApprovals(r.Context())
-		writeJSON(w, map[string]any{"approvals": q}, err)
-	}))
-	mux.Handle("POST /ops/approvals/{entitlement}/approve", b.opsOnly(func(w http.ResponseWriter, r *http.Request) {
-		err := b.proc.Approve(r.Context(), r.PathValue("entitlement"))
-		writeJSON(w, map[string]any{"approved": r.PathValue("entitlement")}, err)
-	}))
-	mux.Handle("POST /ops/approvals/{entitlement}/reject", b.opsOnly(func(w http.ResponseWriter, r *http.Request) {
-		reason := r.PostFormValue("reason")
-		if reason == "" {
-			writeJSON(w, nil, fmt.Errorf("%w: reason is required (it is shown to the customer)", marketplace.ErrInvalid))
-			return
-		}
-		err := b.proc.Reject(r.Context(), r.PathValue("entitlement"), reason)
-		writeJSON(w, map[string]any{"rejected": r.PathValue("entitlement")}, err)
-	}))
-	mux.Handle("POST /ops/reconcile", b.opsOnly(func(w http.ResponseWriter, r *http.Request) {
-		rep, err := b.proc.Reconcile(r.Context())
-		writeJSON(w, rep, err)
-	}))
-	mux.Handle("GET /ops/usage/backlog", b.opsOnly(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := b.reporter.Backlog(r.Context())
-		writeJSON(w, map[string]any{"windows": ws}, err)
-	}))
+// opsPrincipal is the name the ops token's holder is logged as.
+const opsPrincipal = "ops-token"
+
+func (b *backend) opsRoutes(mux *http.ServeMux) error {
+	if b.cfg.OpsToken == "" {
+		b.log.Warn("no -ops-token: the operator console and API (/ops/) are disabled")
+		return nil
+	}
+	h, err := ops.New(ops.Config{
+		Runtime:    b.runtime(),
+		Processor:  b.proc,
+		Reporter:   b.reporter,
+		Auth:       ops.BearerTokens(map[string]string{b.cfg.OpsToken: opsPrincipal}),
+		BasePath:   "/ops",
+		SessionKey: b.opsSessionKey,
+	})
+	if err != nil {
+		return fmt.Errorf("operator console: %w", err)
+	}
+	mux.Handle("/ops/", h)
+	// More specific than /ops/, so these win over the console's routes.
 	mux.Handle("GET /ops/usage/reported", b.opsOnly(b.usageReported))
 	mux.Handle("POST /ops/usage/flush", b.opsOnly(func(w http.ResponseWriter, r *http.Request) {
 		err := b.reporter.Flush(r.Context())
 		writeJSON(w, map[string]any{"flushed": true}, err)
 	}))
-	mux.Handle("GET /ops/poison", b.opsOnly(func(w http.ResponseWriter, r *http.Request) {
-		p, err := b.proc.Poison(r.Context(), 100)
-		writeJSON(w, map[string]any{"poison": p}, err)
-	}))
+	return nil
+}
+
+// opsSessionKeyFrom derives the console's cookie key from the sign-up
+// session key, so that console sessions survive a restart and move between
+// replicas without another secret to configure, and a cookie of one kind
+// never verifies as the other.
+func opsSessionKeyFrom(signupKey []byte) []byte {
+	m := hmac.New(sha256.New, signupKey)
+	m.Write([]byte("saas-backend: ops console session key"))
+	return m.Sum(nil)
 }
 
 // opsOnly requires Authorization: Bearer <ops token>.
@@ -68,13 +74,11 @@ func (b *backend) opsOnly(h http.HandlerFunc) http.Handler {
 
 func writeJSON(w http.ResponseWriter, v any, err error) { opshttp.WriteJSON(w, v, err, opsStatus) }
 
-// opsStatus is the HTTP status of an operator action's error.
+// opsStatus is the HTTP status of an operator route's error.
 func opsStatus(err error) int {
 	switch {
-	case errors.Is(err, marketplace.ErrNotQueued), errors.Is(err, marketplace.ErrNotFound):
+	case errors.Is(err, marketplace.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, marketplace.ErrNoLongerPending):
-		return http.StatusConflict
 	case errors.Is(err, marketplace.ErrInvalid), errors.Is(err, usage.ErrInvalid):
 		return http.StatusBadRequest
 	}
@@ -84,11 +88,16 @@ func opsStatus(err error) int {
 // ---------------------------------------------------------------------------
 // Probes.
 
-// readyz is ready once the processor runs, while the store and the
-// Procurement API answer (Processor.Ping).
+// readyz is ready while the processor runs and receives (Processor.Health:
+// not a receive error newer than the last message handled), and the store
+// and the Procurement API answer (Processor.Ping).
 func (b *backend) readyz(w http.ResponseWriter, r *http.Request) {
 	if !b.ready.Load() {
 		http.Error(w, "starting or stopping", http.StatusServiceUnavailable)
+		return
+	}
+	if reason := receivingProblem(b.proc.Health()); reason != "" {
+		http.Error(w, reason, http.StatusServiceUnavailable)
 		return
 	}
 	if err := b.proc.Ping(r.Context()); err != nil {
@@ -96,4 +105,18 @@ func (b *backend) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = io.WriteString(w, "ready\n")
+}
+
+// receivingProblem says why h is not healthy receiving, or "": Run not
+// running (a pull subscription that fails ends it), or a failure (of the
+// subscription, or of a message, nacked for redelivery) with no message
+// handled since. The next message handled makes the replica ready again.
+func receivingProblem(h marketplace.Health) string {
+	switch {
+	case !h.Running:
+		return "not receiving: the processor is not running"
+	case h.LastError != "" && h.LastErrorAt.After(h.LastMessage):
+		return "receiving failed: " + h.LastError
+	}
+	return ""
 }

@@ -61,9 +61,9 @@ func TestPushAuthentication(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Less(t, resp.StatusCode, 300, "a genuine delivery of an undecodable message is acknowledged (poison), not retried forever")
-	status, body := get(t, b.url+"/ops/poison", "Authorization", "Bearer ops-secret")
+	status, body := get(t, b.url+"/ops/api/v1/poison", "Authorization", "Bearer ops-secret")
 	require.Equal(t, http.StatusOK, status)
-	assert.Contains(t, body, "MessageID")
+	assert.Contains(t, body, `"messageId"`)
 }
 
 // POST /ops/usage/flush reports closed usage windows now, for Cloud

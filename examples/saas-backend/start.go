@@ -92,6 +92,25 @@ func (b *backend) reporterConfig() *usage.Config {
 	return reporterCfg
 }
 
+// approvalPolicy is the processor's Policy for -approval: nil (approve
+// everything), the manual queue for everything, or the queue for plan
+// changes only.
+func approvalPolicy(mode string) marketplace.Policy {
+	const waiting = "We are setting up your subscription; this usually takes one business day."
+	switch mode {
+	case approvalManual:
+		return marketplace.ManualApproval(waiting)
+	case approvalPlanChanges:
+		return marketplace.PolicyFunc(func(_ context.Context, r marketplace.PolicyRequest) (marketplace.Decision, error) {
+			if r.Kind == marketplace.ApprovalPlanChange {
+				return marketplace.Decision{Outcome: marketplace.OutcomeQueued, MessageToUser: "We are reviewing your plan change."}, nil
+			}
+			return marketplace.Decision{Outcome: marketplace.OutcomeApproved}, nil
+		})
+	}
+	return nil
+}
+
 // newProcessor creates the usage reporter, the processor and the sign-up
 // sessions on b.store. The caller closes b.proc once set, even on error.
 func (b *backend) newProcessor(ctx context.Context, client *procurement.Client, ep googleEndpoints) (_ *signup.Sessions, err error) {
@@ -101,13 +120,10 @@ func (b *backend) newProcessor(ctx context.Context, client *procurement.Client, 
 		return nil, fmt.Errorf("usage reporter: %w%s", err, credentialsHint)
 	}
 	b.tenants = newTenantDirectory()
-	var policy marketplace.Policy // nil: approve automatically
-	if cfg.Approval == "manual" {
-		policy = marketplace.ManualApproval("We are setting up your subscription; this usually takes one business day.")
-	}
-	b.proc, err = marketplace.New(b.store, client, &app{tenants: b.tenants, log: b.log},
+	b.plans = newPlanCatalog(cfg.Plans)
+	b.proc, err = marketplace.New(b.store, client, &app{tenants: b.tenants, plans: b.plans, log: b.log},
 		&marketplace.Config{Runtime: b.runtime(),
-			Policy: policy, Usage: b.reporter})
+			Policy: approvalPolicy(cfg.Approval), Usage: b.reporter})
 	if err != nil {
 		b.proc = nil
 		return nil, fmt.Errorf("processor: %w", err)
@@ -153,6 +169,7 @@ func (b *backend) run(ctx context.Context, sessions *signup.Sessions, out io.Wri
 	if err := b.startPushing(ctx); err != nil {
 		return err
 	}
+	b.waitRunning(ctx, receiveErr)
 	b.announce(out, ready)
 
 	var webFailure error
@@ -176,10 +193,16 @@ func (b *backend) startWeb(ctx context.Context, sessions *signup.Sessions, worke
 	}
 	b.url = "http://" + ln.Addr().String()
 	if err := b.verifyPushes(); err != nil {
+		_ = ln.Close()
+		return nil, nil, err
+	}
+	handler, err := b.routes(sessions)
+	if err != nil {
+		_ = ln.Close()
 		return nil, nil, err
 	}
 	web := &http.Server{
-		Handler:           b.routes(sessions),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -193,6 +216,24 @@ func (b *backend) startWeb(ctx context.Context, sessions *signup.Sessions, worke
 		}
 	})
 	return web, failed, nil
+}
+
+// waitRunning returns once the processor's Run has started (/readyz asks
+// Processor.Health whether it runs), or has already failed (its error is put
+// back in receiveErr), or ctx is done.
+func (b *backend) waitRunning(ctx context.Context, receiveErr chan error) {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !b.proc.Health().Running {
+		select {
+		case err := <-receiveErr:
+			receiveErr <- err
+			return
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // announce marks the backend ready, logs it and calls the ready hook.
