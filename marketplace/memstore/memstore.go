@@ -35,6 +35,9 @@ type Store struct {
 	seq       int64 // last approval Seq handed out
 	poisonSeq int64 // insertion order, to break ties between equal At
 
+	history    []marketplace.Transition // in Seq order (history.go)
+	historySeq int64                    // last Transition Seq handed out
+
 	ledger ledgerState // ledger.Ledger (ledger.go)
 
 	usedTokens map[string]time.Time // signup.UsedTokens (tokens.go): key → expiry
@@ -208,6 +211,7 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	}
 	saveMap(t, t.s.accounts, id)
 	delete(t.s.accounts, id)
+	t.deleteHistory(id)
 	return nil
 }
 
