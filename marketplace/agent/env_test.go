@@ -195,7 +195,7 @@ func newEnv(t *testing.T, edit ...func(*agent.Config)) *env {
 // lets the processor hear of it when deliver is set.
 func (e *env) buy(deliver bool) (accountID, orderID string) {
 	e.t.Helper()
-	id, err := e.srv.Purchase(context.Background(), marketplacetest.PurchaseParams{AutoApprove: true, UsageBased: true})
+	id, err := e.srv.Purchase(context.Background(), marketplacetestPurchase(""))
 	require.NoError(e.t, err)
 	if deliver {
 		e.drain()
@@ -241,4 +241,10 @@ func (e *env) register(statement string) dcrReply {
 	body, err := json.Marshal(map[string]string{"software_statement": statement})
 	require.NoError(e.t, err)
 	return e.do(http.MethodPost, string(body))
+}
+
+// marketplacetestPurchase is an active, usage-based purchase by accountID
+// ("" for a new account).
+func marketplacetestPurchase(accountID string) marketplacetest.PurchaseParams {
+	return marketplacetest.PurchaseParams{AccountID: accountID, AutoApprove: true, UsageBased: true}
 }
