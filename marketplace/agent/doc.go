@@ -44,8 +44,8 @@
 // # What is observed and what is inferred
 //
 // Nothing here is documented by Google beyond the agent card; the DCR
-// contract is what public agents (Red Hat's lightspeed agent, Google's own
-// sample) do, and some of it is guessed. Each uncertain point is a choice
+// contract is what two public agents (Red Hat's lightspeed agent and a
+// sample agent on GitHub) do, and some of it is guessed. Each uncertain point is a choice
 // with a safe default, configurable where it matters:
 //
 //   - Success status: 201, as RFC 7591 and Red Hat's agent (Google's
