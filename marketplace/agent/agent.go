@@ -105,7 +105,8 @@ type Config struct {
 // Registry registers Gemini Enterprise's OAuth clients per order and knows
 // which order a client belongs to.
 type Registry struct {
-	cfg Config
+	cfg   Config
+	ident identCache // middleware.go: who is calling, cached
 }
 
 // New returns a Registry.
