@@ -201,7 +201,7 @@ func (p *Processor) purgeAccount(ctx context.Context, id string, prev *Account, 
 	// it deletes the customer's data.
 	var deleted []string
 	for _, e := range ents {
-		r, err := p.settleEntitlement(ctx, e.ID, entTrigger{source: sourceAccountDeleted}, log)
+		r, err := p.settleEntitlement(ctx, e.ID, entTrigger{source: sourceAccountDeleted, origin: tr.source}, log)
 		if err != nil {
 			return accResult{}, err
 		}

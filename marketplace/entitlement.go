@@ -21,6 +21,9 @@ type entTrigger struct {
 	listed *procurement.Entitlement
 	// operator is an operator's answer to the queued request.
 	operator *Decision
+	// origin is, for sourceAccountDeleted, the source of the account's
+	// settlement (its history's Source).
+	origin string
 }
 
 type entResult struct {
@@ -237,6 +240,7 @@ func (p *Processor) finishEntitlement(ctx context.Context, id string, prev *Enti
 		l := toLocal(after, stored, rule.park, now)
 		local = &l
 	}
+	hist := transitionOf(id, stored, local, steps, tr, now)
 	cctx, cancel := p.commitContext(ctx)
 	defer cancel()
 	err := p.store.InTx(cctx, func(ctx context.Context, tx Tx) error {
@@ -248,6 +252,9 @@ func (p *Processor) finishEntitlement(ctx context.Context, id string, prev *Enti
 			if !first && tr.source != sourceRedrive {
 				log.LogAttrs(ctx, slog.LevelWarn, "marketplace: event processed concurrently elsewhere; use a Store that implements KeyLocker when several processes share it")
 			}
+		}
+		if err := appendTransition(ctx, tx, hist); err != nil {
+			return err
 		}
 		if !changed {
 			return nil
@@ -286,7 +293,8 @@ func (p *Processor) commitObserved(ctx context.Context, id string, obs observed,
 	// Until Google approves it, an entitlement released from parking still
 	// waits: should the process die first, sign-up and Reconcile still find
 	// it parked.
-	local := toLocal(cur, prev, prev != nil && prev.Parked, p.cfg.now())
+	now := p.cfg.now()
+	local := toLocal(cur, prev, prev != nil && prev.Parked, now)
 	stale := staleApprovals(queued, cur)
 	if len(steps) == 0 && len(stale) == 0 && prev != nil && sameLocal(local, *prev) {
 		return prev, nil // nothing observed that is not stored already
@@ -303,7 +311,11 @@ func (p *Processor) commitObserved(ctx context.Context, id string, obs observed,
 	}
 	cctx, cancel := p.commitContext(ctx)
 	defer cancel()
+	hist := transitionOf(id, prev, &local, steps, tr, now)
 	err := p.store.InTx(cctx, func(ctx context.Context, tx Tx) error {
+		if err := appendTransition(ctx, tx, hist); err != nil {
+			return err
+		}
 		return writeEntitlement(ctx, tx, id, prev, &local, nil, stale)
 	})
 	if err != nil {

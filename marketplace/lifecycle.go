@@ -88,6 +88,8 @@ func (p *Processor) Run(ctx context.Context, sub *pubsub.Subscriber) error {
 		return err
 	}
 	defer close(done)
+	p.health.started(sub != nil, p.cfg.now())
+	defer p.health.stopped()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -165,7 +167,9 @@ func (p *Processor) receive(ctx context.Context, sub *pubsub.Subscriber) error {
 		m.Ack()
 	})
 	if err != nil {
-		return fmt.Errorf("marketplace: receiving from %s: %w", sub, err)
+		err = fmt.Errorf("marketplace: receiving from %s: %w", sub, err)
+		p.health.failed(err, p.cfg.now())
+		return err
 	}
 	return nil
 }

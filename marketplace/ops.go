@@ -64,7 +64,7 @@ func (p *Processor) Redrive(ctx context.Context, id string) error {
 	if err := p.checkOrigin(ctx); err != nil {
 		return fmt.Errorf("marketplace: redrive %s: %w", id, err)
 	}
-	pm, err := p.findPoison(ctx, id)
+	pm, err := p.findPoison(ctx, "redrive", id)
 	if err != nil {
 		return err
 	}
@@ -97,18 +97,18 @@ func (p *Processor) Redrive(ctx context.Context, id string) error {
 }
 
 // findPoison returns the newest poison message with EventID or MessageID
-// id.
-func (p *Processor) findPoison(ctx context.Context, id string) (Poison, error) {
+// id, for op (its errors' prefix).
+func (p *Processor) findPoison(ctx context.Context, op, id string) (Poison, error) {
 	all, err := p.Poison(ctx, 0)
 	if err != nil {
-		return Poison{}, fmt.Errorf("marketplace: redrive %s: %w", id, err)
+		return Poison{}, fmt.Errorf("marketplace: %s %s: %w", op, id, err)
 	}
 	for _, pm := range all {
 		if pm.EventID == id || pm.MessageID == id {
 			return pm, nil
 		}
 	}
-	return Poison{}, fmt.Errorf("marketplace: redrive %s: no such poison message: %w", id, ErrNotFound)
+	return Poison{}, fmt.Errorf("marketplace: %s %s: no such poison message: %w", op, id, ErrNotFound)
 }
 
 // Ping checks that the processor can work: that the Store answers (and

@@ -40,6 +40,7 @@ type Processor struct {
 	metrics metrics
 	gauges  metric.Registration // the gauges' callback, unregistered by Close; nil without a MeterProvider
 	life    lifecycle           // Run, WaitIdle, Close (lifecycle.go)
+	health  healthState         // what Health reports (health.go)
 	// slots bounds the messages in flight (Config.Concurrency) whatever the
 	// transport, so that ConnPool's sizing holds for PushHandler and
 	// custom transports as it does for Run.
@@ -182,6 +183,13 @@ const typeUndecodable = "UNDECODABLE"
 // they return ctx's error without processing the message. After Close it
 // returns an error matching ErrClosed without processing the message.
 func (p *Processor) HandleMessage(ctx context.Context, m Message) error {
+	err := p.handleMessage(ctx, m)
+	p.health.message(err, p.cfg.now())
+	return err
+}
+
+// handleMessage is HandleMessage, without the bookkeeping of Health.
+func (p *Processor) handleMessage(ctx context.Context, m Message) error {
 	if !p.life.enter() {
 		return fmt.Errorf("marketplace: message %s not processed: processor closed: %w", m.ID, ErrClosed)
 	}

@@ -2,82 +2,97 @@ package marketplace
 
 import (
 	"context"
-	"errors"
-	"time"
-
-	"github.com/gcpmarketplace/gcpmarketplace/events"
-	"github.com/gcpmarketplace/gcpmarketplace/procurement"
+	"fmt"
+	"log/slog"
 )
 
-// SCAFFOLD: signatures agreed in the session design; bodies are filled in
-// by the data-layer branch.
-
-var errScaffold = errors.New("marketplace: not implemented yet")
+// Reads of the stored state for an operator's view (package ops), each in
+// one read-only transaction where the store has them (Viewer).
 
 // Accounts lists the accounts this integration knows, sorted by id.
-func (p *Processor) Accounts(ctx context.Context) ([]Account, error) { return nil, errScaffold }
+func (p *Processor) Accounts(ctx context.Context) ([]Account, error) {
+	var out []Account
+	err := p.read(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		out, err = tx.ListAccounts(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("marketplace: list accounts: %w", err)
+	}
+	return out, nil
+}
 
 // Account returns the stored account id, or an error matching ErrNotFound.
 func (p *Processor) Account(ctx context.Context, id string) (Account, error) {
-	return Account{}, errScaffold
+	if id == "" {
+		return Account{}, fmt.Errorf("marketplace: get account: empty id: %w", ErrInvalid)
+	}
+	var out Account
+	err := p.read(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		out, err = tx.GetAccount(ctx, id)
+		return err
+	})
+	if err != nil {
+		return Account{}, fmt.Errorf("marketplace: get account %s: %w", id, err)
+	}
+	return out, nil
 }
 
 // Entitlements lists the stored entitlements q selects, sorted by id.
 func (p *Processor) Entitlements(ctx context.Context, q EntitlementQuery) ([]Entitlement, error) {
-	return nil, errScaffold
+	var out []Entitlement
+	err := p.read(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		out, err = tx.ListEntitlements(ctx, q)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("marketplace: list entitlements: %w", err)
+	}
+	return out, nil
 }
 
 // Entitlement returns the stored entitlement id, or an error matching
 // ErrNotFound.
 func (p *Processor) Entitlement(ctx context.Context, id string) (Entitlement, error) {
-	return Entitlement{}, errScaffold
-}
-
-// Transition is one change of a stored entitlement, as the processor
-// committed it: the entitlement's history.
-type Transition struct {
-	Seq           int64 // order of commit, assigned by the store
-	EntitlementID string
-	AccountID     string
-	At            time.Time                    // when it was committed (processor clock)
-	Change        events.Type                  // the callback the change ran (e.g. events.TypeEntitlementActive)
-	FromState     procurement.EntitlementState // "" when first seen
-	ToState       procurement.EntitlementState // "" when deleted
-	FromPlan      string
-	ToPlan        string
-	Source        string // "message", "reconcile", "signup", "operator", "redrive"
-	EventID       string // the triggering message's eventId; "" if none
-}
-
-// HistoryQuery selects transitions for History; fields are ANDed.
-type HistoryQuery struct {
-	AccountID     string // "" = any account
-	EntitlementID string // "" = any entitlement
-	Limit         int    // <= 0: all; otherwise the newest Limit
-}
-
-// History lists the transitions q selects, oldest first.
-func (p *Processor) History(ctx context.Context, q HistoryQuery) ([]Transition, error) {
-	return nil, errScaffold
+	if id == "" {
+		return Entitlement{}, fmt.Errorf("marketplace: get entitlement: empty id: %w", ErrInvalid)
+	}
+	var out Entitlement
+	err := p.read(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		out, err = tx.GetEntitlement(ctx, id)
+		return err
+	})
+	if err != nil {
+		return Entitlement{}, fmt.Errorf("marketplace: get entitlement %s: %w", id, err)
+	}
+	return out, nil
 }
 
 // Dismiss removes a poison message without running it (EventID or
-// MessageID, as Redrive), or returns an error matching ErrNotFound.
-func (p *Processor) Dismiss(ctx context.Context, id string) error { return errScaffold }
-
-// Health is how receiving is going, for a readiness check and the operator
-// console.
-type Health struct {
-	Running     bool      // Run is running (receiving, or serving push)
-	Pull        bool      // Run was given a subscription
-	Since       time.Time // when Run started; zero if it is not running
-	LastMessage time.Time // when the last message was handled; zero if none
-	LastError   string    // the last message's failure or the receive error; "" if none since
-	LastErrorAt time.Time
-	InFlight    int   // messages being handled now
-	Handled     int64 // messages acked since the processor was made
-	Failed      int64 // messages nacked (to be redelivered)
+// MessageID, as Redrive), or returns an error matching ErrNotFound. Its
+// eventId stays recorded as processed: a redelivery is skipped as a
+// duplicate. The message's ids and reason are logged, so that what was
+// thrown away can still be traced.
+func (p *Processor) Dismiss(ctx context.Context, id string) error {
+	if id == "" {
+		return fmt.Errorf("marketplace: dismiss: empty id: %w", ErrInvalid)
+	}
+	pm, err := p.findPoison(ctx, "dismiss", id)
+	if err != nil {
+		return err
+	}
+	err = p.store.InTx(ctx, func(ctx context.Context, tx Tx) error {
+		return tx.DeletePoison(ctx, pm.MessageID)
+	})
+	if err != nil {
+		return fmt.Errorf("marketplace: dismiss %s: %w", id, err)
+	}
+	p.logger.LogAttrs(ctx, slog.LevelWarn, "marketplace: poison message dismissed without being processed",
+		slog.String("message_id", pm.MessageID), slog.String("event_id", pm.EventID),
+		slog.String("reason", pm.Reason), slog.String("source", sourceOperator))
+	return nil
 }
-
-// Health reports how receiving is going. It reads no store.
-func (p *Processor) Health() Health { return Health{} }

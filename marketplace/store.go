@@ -141,8 +141,9 @@ type Tx interface {
 	GetAccount(ctx context.Context, id string) (Account, error)
 	// PutAccount inserts or replaces the account with a.ID.
 	PutAccount(ctx context.Context, a Account) error
-	// DeleteAccount deletes the account; deleting an absent one is not an
-	// error.
+	// DeleteAccount deletes the account and its history (every Transition
+	// with its AccountID: customer data goes with the customer); deleting
+	// an absent one is not an error.
 	DeleteAccount(ctx context.Context, id string) error
 	// ListAccounts returns every account, sorted by ID.
 	ListAccounts(ctx context.Context) ([]Account, error)
@@ -189,6 +190,14 @@ type Tx interface {
 	// messageID (Processor.Redrive does, once it processed the message);
 	// removing an absent one is not an error.
 	DeletePoison(ctx context.Context, messageID string) error
+
+	// AppendTransition adds t to the history, with Seq set by the store
+	// (t.Seq is ignored): greater than that of every transition appended
+	// by a transaction committed before. t.EntitlementID must not be empty.
+	AppendTransition(ctx context.Context, t Transition) error
+	// ListTransitions returns the transitions q selects in Seq order
+	// (oldest first); with q.Limit > 0, only the newest q.Limit of them.
+	ListTransitions(ctx context.Context, q HistoryQuery) ([]Transition, error)
 }
 
 // PoisonDataLimit is the number of bytes of Poison.Data a Store must keep.

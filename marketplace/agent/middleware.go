@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
-	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
 
 // Caller is who is calling the agent: the order, its entitlement, and the
@@ -48,7 +47,7 @@ var (
 	// ErrInvalidToken wraps the TokenChecker's refusal of a token.
 	ErrInvalidToken = errors.New("agent: access token refused")
 	// ErrOrderInactive: the order's client was revoked, or its entitlement
-	// is not in a usable state (see Usable).
+	// is not in a usable state (Config.UsableStates).
 	ErrOrderInactive = errors.New("agent: order not active")
 	// ErrStatementMismatch: a verified software_statement names another
 	// account than the one the order belongs to.
@@ -70,18 +69,6 @@ const maxCached = 1 << 14
 // and 403 answers (the code the observed implementations use; A2A does
 // not define one).
 const JSONRPCUnauthorized = -32001
-
-// Usable reports whether an entitlement in state s may use the agent:
-// ACTIVE, and the states in which the customer still holds the product
-// (a cancellation at the end of the term, a pending plan change).
-func Usable(s procurement.EntitlementState) bool {
-	switch s {
-	case procurement.EntitlementActive, procurement.EntitlementPendingCancellation,
-		procurement.EntitlementPendingPlanChange, procurement.EntitlementPendingPlanChangeApproval:
-		return true
-	}
-	return false
-}
 
 type callerKey struct{}
 
@@ -135,7 +122,7 @@ func (r *Registry) identifyBearer(ctx context.Context, tc TokenChecker, authoriz
 	if clientID == "" {
 		return nil, fmt.Errorf("%w: no client id", ErrInvalidToken)
 	}
-	now := r.cfg.Now()
+	now := r.now()
 	if orderID, ok := r.ident.clientOrder(clientID); ok {
 		if c, ok := r.ident.caller(orderID, now); ok {
 			return c, nil
@@ -162,14 +149,11 @@ func (r *Registry) identifyBearer(ctx context.Context, tc TokenChecker, authoriz
 // *verify.TokenError), marketplace.ErrNotFound, ErrOrderInactive or
 // ErrStatementMismatch.
 func (r *Registry) IdentifyStatement(ctx context.Context, statement string) (Caller, error) {
-	now := r.cfg.Now()
+	now := r.now()
 	key := sha256.Sum256([]byte(statement))
 	st, ok := r.ident.statement(key, now)
 	if !ok {
-		if r.cfg.Verifier == nil {
-			return Caller{}, errors.New("agent: IdentifyStatement needs Config.Verifier")
-		}
-		claims, err := r.cfg.Verifier.Verify(ctx, statement)
+		claims, err := r.verify(ctx, statement)
 		if err != nil {
 			return Caller{}, fmt.Errorf("identify software_statement: %w", err)
 		}
@@ -197,14 +181,11 @@ func (r *Registry) loadCaller(ctx context.Context, o Order, now time.Time) (*Cal
 	if !o.RevokedAt.IsZero() {
 		return nil, fmt.Errorf("%w: order %s revoked at %s", ErrOrderInactive, o.ID, o.RevokedAt.Format(time.RFC3339))
 	}
-	if r.cfg.Processor == nil {
-		return nil, errors.New("agent: identifying callers needs Config.Processor")
-	}
 	e, err := r.cfg.Processor.Entitlement(ctx, o.EntitlementID)
 	if err != nil {
 		return nil, fmt.Errorf("entitlement %s of order %s: %w", o.EntitlementID, o.ID, err)
 	}
-	if !Usable(e.State) {
+	if !r.Usable(e.State) {
 		return nil, fmt.Errorf("%w: order %s, entitlement %s is %s", ErrOrderInactive, o.ID, e.ID, e.State)
 	}
 	if o.UsageReportingID == "" {
@@ -241,10 +222,10 @@ func (r *Registry) refuse(w http.ResponseWriter, req *http.Request, err error) {
 	case errors.Is(err, ErrOrderInactive):
 	default: // the store, not the caller
 		status, message = http.StatusServiceUnavailable, "try again"
-		r.cfg.Log().ErrorContext(req.Context(), "agent: identifying the caller failed", "error", err)
+		r.log.ErrorContext(req.Context(), "agent: identifying the caller failed", "error", err)
 	}
 	if status != http.StatusServiceUnavailable {
-		r.cfg.Log().InfoContext(req.Context(), "agent: request refused", "status", status, "reason", err)
+		r.log.InfoContext(req.Context(), "agent: request refused", "status", status, "reason", err)
 	}
 	writeJSONRPCError(w, status, JSONRPCUnauthorized, message)
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/agent"
 )
 
 // Store is an in-memory marketplace.Store. The zero value is not usable;
@@ -34,10 +35,15 @@ type Store struct {
 	seq       int64 // last approval Seq handed out
 	poisonSeq int64 // insertion order, to break ties between equal At
 
+	history    []marketplace.Transition // in Seq order (history.go)
+	historySeq int64                    // last Transition Seq handed out
+
 	ledger ledgerState // ledger.Ledger (ledger.go)
 
 	usedTokens map[string]time.Time // signup.UsedTokens (tokens.go): key → expiry
 	origin     marketplace.Origin   // marketplace.OriginRecorder (origin.go); zero until recorded
+
+	orders map[string]agent.OrderRecord // agent.Store (agent.go): order id → record
 }
 
 type approvalKey struct {
@@ -205,6 +211,7 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	}
 	saveMap(t, t.s.accounts, id)
 	delete(t.s.accounts, id)
+	t.deleteHistory(id)
 	return nil
 }
 

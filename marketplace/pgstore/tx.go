@@ -32,6 +32,7 @@ type queries struct {
 	listEntitlements                                                      string // without WHERE and ORDER BY
 	enqueueApproval, getApproval, listApprovals, deleteApproval           string
 	recordPoison, listPoison, deletePoison                                string
+	appendTransition, deleteTransitions, listTransitions                  string // history.go; listTransitions without WHERE
 }
 
 func newQueries(schema string) queries {
@@ -78,6 +79,11 @@ func newQueries(schema string) queries {
 		deletePoison: r.Replace("DELETE FROM {s}.poison_messages WHERE message_id = $1"),
 		// LIMIT NULL is no limit.
 		listPoison: r.Replace("SELECT message_id, event_id, reason, data, at FROM {s}.poison_messages ORDER BY at DESC, id DESC LIMIT $1"),
+
+		appendTransition: r.Replace("INSERT INTO {s}.entitlement_transitions (" + transitionInsertColumns + ")" +
+			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+		deleteTransitions: r.Replace("DELETE FROM {s}.entitlement_transitions WHERE account_id = $1"),
+		listTransitions:   r.Replace("SELECT " + transitionColumns + " FROM {s}.entitlement_transitions"),
 	}
 }
 
@@ -280,6 +286,9 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	defer t.mu.Unlock()
 	if _, err := t.pgtx.Exec(ctx, t.s.q.deleteAccount, id); err != nil {
 		return fmt.Errorf("pgstore: delete account %q: %w", id, t.fail(err))
+	}
+	if _, err := t.pgtx.Exec(ctx, t.s.q.deleteTransitions, id); err != nil {
+		return fmt.Errorf("pgstore: delete account %q: its history: %w", id, t.fail(err))
 	}
 	return nil
 }

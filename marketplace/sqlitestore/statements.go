@@ -60,6 +60,7 @@ type statements struct {
 	putEntitlement, advanceEntitlement, deleteEntitlement *sql.Stmt
 	enqueueApproval, deleteApproval                       *sql.Stmt
 	recordPoison, deletePoison                            *sql.Stmt
+	appendTransition, deleteTransitions                   *sql.Stmt
 }
 
 // The statements that only read, shared by the writer's transactions and
@@ -150,6 +151,9 @@ func prepareStatements(ctx context.Context, conn *sql.Conn) (*statements, error)
 
 	prep(&st.recordPoison, "INSERT INTO poison_messages (message_id, event_id, reason, data, at) VALUES (?, ?, ?, ?, ?)")
 	prep(&st.deletePoison, "DELETE FROM poison_messages WHERE message_id = ?")
+
+	prep(&st.appendTransition, "INSERT INTO entitlement_transitions ("+transitionInsertColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	prep(&st.deleteTransitions, "DELETE FROM entitlement_transitions WHERE account_id = ?")
 	for _, q := range readQueries {
 		var ps *sql.Stmt
 		prep(&ps, q)
@@ -174,6 +178,7 @@ func (st *statements) close() {
 		st.putEntitlement, st.advanceEntitlement, st.deleteEntitlement,
 		st.enqueueApproval, st.deleteApproval,
 		st.recordPoison, st.deletePoison,
+		st.appendTransition, st.deleteTransitions,
 	} {
 		if s != nil {
 			_ = s.Close()

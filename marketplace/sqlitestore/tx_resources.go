@@ -59,6 +59,9 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	if _, err := t.s.stmts.deleteAccount.ExecContext(stmtCtx, id); err != nil {
 		return fmt.Errorf("sqlitestore: delete account %q: %w", id, interpretError(err))
 	}
+	if _, err := t.s.stmts.deleteTransitions.ExecContext(stmtCtx, id); err != nil {
+		return fmt.Errorf("sqlitestore: delete account %q: its history: %w", id, interpretError(err))
+	}
 	return nil
 }
 

@@ -59,6 +59,7 @@ func Run(t *testing.T, h Harness) {
 		{"Entitlements", entitlementCases},
 		{"Approvals", approvalCases},
 		{"Poison", poisonCases},
+		{"History", historyCases},
 		{"Durability", durabilityCases},
 		{"Ledger", ledgerCases},        // ledger.Ledger, for stores that implement it
 		{"UsedTokens", usedTokenCases}, // signup.UsedTokens, likewise

@@ -307,6 +307,9 @@ func testViewWritesRefused(t *testing.T, h Harness) {
 			return tx.RecordPoison(ctx, marketplace.Poison{MessageID: "msg-2", At: base})
 		}},
 		{"DeletePoison", func(ctx context.Context, tx marketplace.Tx) error { return tx.DeletePoison(ctx, poison.MessageID) }},
+		{"AppendTransition", func(ctx context.Context, tx marketplace.Tx) error {
+			return tx.AppendTransition(ctx, marketplace.Transition{EntitlementID: "ent-x", AccountID: "acct-1", At: base})
+		}},
 	}
 	err := v.View(context.Background(), func(ctx context.Context, tx marketplace.Tx) error {
 		for _, w := range writes {
