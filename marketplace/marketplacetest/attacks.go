@@ -85,6 +85,10 @@ func (i *issuer) attack(p *TokenParams) (after func(string) (string, error), err
 		p.Subject = AttackSubjectPath
 	case BadTokenUnicodeEmail:
 		p.Email = unicodeLookalike(i.email)
+	default:
+		if i.kind.edit != nil {
+			i.kind.edit(kind, p)
+		}
 	}
 	return after, nil
 }
@@ -238,16 +242,18 @@ func truncateSignature(token string) string {
 // redirected PushJWKSURL points.
 const attackerPushJWKSPath = "/attacker/oauth2/v3/certs"
 
-// RedirectKeysToAttacker(true) makes the key endpoints CertsURL and
-// PushJWKSURL answer 302 Found to the attacker's copies (AttackerCertsURL,
-// and a JWK Set of the same foreign key for push), which serve the key that
-// signs ForeignKey tokens under its own kid. A verifier that follows the
+// RedirectKeysToAttacker(true) makes the key endpoints CertsURL,
+// StatementCertsURL and PushJWKSURL answer 302 Found to the attacker's
+// copies (AttackerCertsURL, the same for statements, and a JWK Set of the
+// foreign key for push), which serve the key that signs ForeignKey tokens
+// under its own kid. A verifier that follows the
 // redirect then accepts a token minted with ForeignKey and no KeyID; one
 // that fetches keys only from the URL it was given refuses it.
 // RedirectKeysToAttacker(false) restores the endpoints.
 func (s *Server) RedirectKeysToAttacker(on bool) {
 	s.signup.redirect.Store(on)
 	s.push.redirect.Store(on)
+	s.statement.redirect.Store(on)
 }
 
 // redirecting wraps a key endpoint: while redirect is on it answers 302 to

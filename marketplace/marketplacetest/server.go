@@ -275,6 +275,9 @@ type Server struct {
 	push    *issuer
 	pushSeq atomic.Int64 // message ids of Push
 
+	// statement signs agent software statements (statements.go).
+	statement *issuer
+
 	// pushers counts the goroutines delivering push subscriptions; closed
 	// (under mu) stops new ones.
 	pushers sync.WaitGroup
@@ -426,6 +429,7 @@ func start(opts ...Option) (*Server, error) {
 	s.sc.init()
 	s.signup = newIssuer(signupTokens, s.clock.Now, signupAccount, "")
 	s.push = newIssuer(pushTokens, s.clock.Now, "accounts.google.com", DefaultPushServiceAccount)
+	s.statement = newIssuer(statementTokens, s.clock.Now, agentspaceAccount, "")
 	var err error
 	psAddr := cfg.pubsubAddr
 	if psAddr == "" {
@@ -440,6 +444,7 @@ func start(opts ...Option) (*Server, error) {
 	}
 	s.signup.signupRoutes(s.mux)
 	s.push.pushRoutes(s.mux)
+	s.statement.statementRoutes(s.mux)
 	s.controlRoutes(s.mux) // control API (control.go, edges helper)
 	s.mux.Handle("/v1/", s.faultMiddleware(http.HandlerFunc(s.serveAPI)))
 	s.http = httptest.NewUnstartedServer(s.mux)
@@ -457,6 +462,7 @@ func start(opts ...Option) (*Server, error) {
 	base := "http://" + s.http.Listener.Addr().String()
 	s.signup.baseURL = base
 	s.push.baseURL = base
+	s.statement.baseURL = base
 	s.http.Start()
 	// httptest's client keeps Go's default of two idle connections per
 	// host: concurrent callers would open a new connection for most calls

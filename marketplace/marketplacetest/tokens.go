@@ -111,6 +111,11 @@ type tokenKind struct {
 	hmacKey func(*signingKey) []byte
 	// claims are the genuine claims for p, issued at iat, expiring at exp.
 	claims func(i *issuer, p TokenParams, iat, exp time.Time) jwt.MapClaims
+	// attackerPath serves the foreign key (BadTokenAttackerIssuer).
+	attackerPath string
+	// edit, if set, applies the attacks of this kind only (attack handles
+	// the shared ones).
+	edit func(kind BadToken, p *TokenParams)
 }
 
 var signupTokens = &tokenKind{
@@ -127,6 +132,8 @@ var signupTokens = &tokenKind{
 	},
 	hmacKey: func(k *signingKey) []byte { return k.certPEM },
 	claims:  signupClaims,
+
+	attackerPath: attackerCertPath,
 }
 
 var pushTokens = &tokenKind{
@@ -335,7 +342,7 @@ func (i *issuer) signupRoutes(mux *http.ServeMux) {
 	})
 }
 
-func (i *issuer) attackerCertsURL() string { return i.baseURL + attackerCertPath }
+func (i *issuer) attackerCertsURL() string { return i.baseURL + i.kind.attackerPath }
 
 // userIdentity is a stable obfuscated user id for an account, shaped like
 // Google's numeric ids.

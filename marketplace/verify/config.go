@@ -8,9 +8,10 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace"
 )
 
-// Config configures a SignupVerifier and a PushVerifier. One value can
-// serve both: each verifier reads the fields that concern it and ignores
-// the Signup* or Push* fields of the other. A nil *Config means the zero
+// Config configures a SignupVerifier, a PushVerifier and a
+// StatementVerifier. One value can serve all three: each verifier reads the
+// fields that concern it and ignores the Signup*, Push* or Statement*
+// fields of the others. A nil *Config means the zero
 // Config, which suits a sign-up verifier in production; a push verifier
 // needs PushServiceAccount.
 type Config struct {
@@ -70,18 +71,26 @@ type Config struct {
 	AnyPushServiceAccount bool
 
 	// StatementCertsURL replaces the URL the software_statement signing
-	// keys are fetched from ({kid: PEM}). Empty means the statement's
-	// issuer URL (AgentspaceIssuer).
+	// keys are fetched from (a JSON map {kid: PEM certificate}), for every
+	// accepted issuer. Empty means each statement's issuer URL
+	// (AgentspaceIssuer, or the TestStatementIssuers entry it names), each
+	// with its own key cache.
 	//
 	// FOR TESTS ONLY: point it at the emulator (marketplacetest's
-	// StatementCertsURL). SCAFFOLD: the tokens branch documents it.
+	// StatementCertsURL). Production code must NOT set it: any other URL
+	// trusts whoever serves it to sign registrations for any order. It must
+	// be https, or http to a loopback host. The iss claim is still required
+	// to equal AgentspaceIssuer or a TestStatementIssuers entry.
 	StatementCertsURL string
 
 	// TestStatementIssuers are further issuers a StatementVerifier
-	// accepts: service-account metadata URLs of the form
-	// https://www.googleapis.com/service_accounts/v1/metadata/x509/<email>,
-	// for a sandbox that mints its own statements. Empty (the default)
-	// accepts AgentspaceIssuer only.
+	// accepts: Google's x509 metadata URLs of service accounts, exactly
+	// https://www.googleapis.com/service_accounts/v1/metadata/x509/<email>
+	// (NewStatementVerifier refuses anything else), for a sandbox that
+	// mints its own statements with a service account key. Their keys are
+	// fetched from that URL. Empty (the default) accepts AgentspaceIssuer
+	// only; leave it empty in production, where anyone holding that
+	// service account's key could register clients for any order.
 	TestStatementIssuers []string
 }
 

@@ -15,14 +15,18 @@ import (
 // built on github.com/golang-jwt/jwt/v5; tokencheck.go holds the checks it
 // adds to the jwt package's.
 
-// jwtCheck is the RS256 verification both verifiers run.
+// jwtCheck is the RS256 verification every verifier runs.
 type jwtCheck struct {
-	kind      string   // "sign-up" or "push"
+	kind      string   // "sign-up", "push" or "software-statement"
 	issuers   []string // accepted iss values, compared before any key is fetched
 	audiences []string
 	leeway    time.Duration
 	now       func() time.Time
 	keys      *keyCache
+	// keysByIssuer, when set, holds a key cache per accepted issuer and
+	// replaces keys: for a verifier whose issuers each publish their own
+	// keys (the statement verifier without StatementCertsURL).
+	keysByIssuer map[string]*keyCache
 }
 
 func (j *jwtCheck) tokenErr(reason TokenReason, err error) *TokenError {
@@ -72,7 +76,11 @@ func (j *jwtCheck) verify(ctx context.Context, token string, claims jwt.Claims) 
 		if kid == "" {
 			return nil, j.tokenErr(ErrTokenUnknownKey, errors.New("no kid header"))
 		}
-		key, err := j.keys.key(ctx, kid)
+		keys := j.keys
+		if c, ok := j.keysByIssuer[iss]; ok {
+			keys = c
+		}
+		key, err := keys.key(ctx, kid)
 		if err != nil {
 			return nil, err
 		}

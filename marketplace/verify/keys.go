@@ -34,10 +34,11 @@ type TokenReason string
 // Error returns the reason's text.
 func (r TokenReason) Error() string { return string(r) }
 
-// Reasons a sign-up or push token is refused. Every error returned by
-// SignupVerifier.Verify, PushVerifier.Verify and PushVerifier.VerifyRequest
-// (and the sign-up handlers of package signup) is a *TokenError
-// whose Reason is one of these.
+// Reasons a sign-up token, push token or software statement is refused.
+// Every error returned by SignupVerifier.Verify, PushVerifier.Verify,
+// PushVerifier.VerifyRequest and StatementVerifier.Verify (and the sign-up
+// handlers of package signup) is a *TokenError whose Reason is one of
+// these.
 const (
 	// ErrTokenMissing: no token was presented.
 	ErrTokenMissing TokenReason = "token missing"
@@ -78,13 +79,21 @@ const (
 	ErrTokenEmail TokenReason = "token email not the required service account"
 	// ErrTokenEmailUnverified: a push token's email_verified is not true.
 	ErrTokenEmailUnverified TokenReason = "token email not verified"
+	// ErrTokenOrder: a software statement's google.order is missing, not a
+	// string, empty or not shaped like a Procurement id.
+	ErrTokenOrder TokenReason = "token order missing or invalid"
+	// ErrTokenRedirectURI: a software statement's auth_app_redirect_uris is
+	// not a list of strings, has more than MaxRedirectURIs entries, or one
+	// that is not an absolute https URL with a host and without fragment or
+	// userinfo.
+	ErrTokenRedirectURI TokenReason = "token redirect URI invalid"
 	// ErrKeysUnavailable: Google's signing keys could not be fetched, so the
 	// token could not be checked. Unlike the other reasons it says nothing
 	// about the token: retry later (TokenError.Retryable reports true).
 	ErrKeysUnavailable TokenReason = "signing keys unavailable"
 )
 
-// TokenError is the error returned for a refused sign-up or push token.
+// TokenError is the error returned for a refused token.
 // Match the reason with errors.Is(err, ErrTokenExpired) and friends, or
 // get the struct with errors.As. The message never contains the token.
 type TokenError struct {
@@ -93,8 +102,8 @@ type TokenError struct {
 	// Err is the underlying detail or cause, possibly nil.
 	Err error
 
-	// Kind names the token in the message: "sign-up" or "push" ("JWT"
-	// when empty).
+	// Kind names the token in the message: "sign-up", "push" or
+	// "software-statement" ("JWT" when empty).
 	Kind string
 }
 

@@ -2,17 +2,37 @@ package verify
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net/url"
+	"strings"
 	"time"
-)
 
-// SCAFFOLD: shapes agreed in the session design; the tokens branch fills
-// them in.
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/gcpmarketplace/gcpmarketplace/procurement"
+)
 
 // AgentspaceIssuer is the iss of the software_statement Gemini Enterprise
 // sends to an AI agent's Dynamic Client Registration endpoint; its signing
-// keys are served at this URL ({kid: PEM certificate}).
+// keys are served at this URL ({kid: PEM certificate}). Note the path
+// service_accounts/v1, not the robot/v1 of SignupIssuer: another signer,
+// which is why the two verifiers share no constant.
 const AgentspaceIssuer = "https://www.googleapis.com/service_accounts/v1/metadata/x509/cloud-agentspace@system.gserviceaccount.com"
+
+// statementIssuerPrefix is what every accepted statement issuer, the real
+// one and the test ones, starts with: Google's x509 metadata URL of a
+// service account, followed by its email.
+const statementIssuerPrefix = "https://www.googleapis.com/service_accounts/v1/metadata/x509/"
+
+// MaxRedirectURIs bounds the auth_app_redirect_uris of a software
+// statement. Gemini Enterprise documents two; the app registers every one
+// on an OAuth client, so a statement cannot make it register hundreds.
+const MaxRedirectURIs = 10
+
+// maxRedirectURILen bounds one redirect URI, in bytes.
+const maxRedirectURILen = 2048
 
 // StatementClaims are the verified claims of a software_statement.
 type StatementClaims struct {
@@ -20,23 +40,236 @@ type StatementClaims struct {
 	Audience     string    // aud: the agent card's provider.url
 	AccountID    string    // sub: the Procurement account id
 	OrderID      string    // google.order: the Marketplace order id
-	RedirectURIs []string  // auth_app_redirect_uris, validated (https, no fragment)
+	RedirectURIs []string  // auth_app_redirect_uris, validated (https, no fragment); nil if the statement has none
 	IssuedAt     time.Time // iat
 	ExpiresAt    time.Time // exp
 }
 
-// StatementVerifier verifies software_statement JWTs.
-type StatementVerifier struct{ s settings }
+// StatementVerifier verifies the software_statement JWT that Gemini
+// Enterprise sends to an AI agent's Dynamic Client Registration endpoint
+// (and may send in A2A request metadata). It runs the same RS256 core as
+// SignupVerifier, with its own constants:
+//
+//   - at most MaxTokenSize bytes, strict base64url, alg RS256 only, no crit
+//     header;
+//   - iss equal to AgentspaceIssuer, or to one of Config.TestStatementIssuers,
+//     checked before any key is fetched;
+//   - the signature, with the key named by kid from the issuer's own
+//     certificate map (Config.StatementCertsURL in tests), cached and
+//     refreshed with the same limits as the sign-up keys, never through a
+//     redirect;
+//   - aud equal to the configured audience (the agent card's provider.url,
+//     compared exactly);
+//   - exp and iat required JSON numbers, with Config.Leeway of clock skew,
+//     and exp − iat at most MaxTokenLifetime (one hour). Google's lifetime
+//     for these statements is not documented: 300 s is reported but
+//     unverified, and test statements minted with a service account key
+//     (Config.TestStatementIssuers) are commonly valid for 3600 s, so one
+//     hour accepts both and still bounds a leaked statement;
+//   - sub a Procurement account id (procurement.ValidID);
+//   - google.order (a nested object claim, "google": {"order": "..."}) a
+//     non-empty string shaped like a Procurement id: ErrTokenOrder
+//     otherwise;
+//   - auth_app_redirect_uris, when present, a list of at most
+//     MaxRedirectURIs absolute https URLs with a host and no userinfo,
+//     fragment, space or control character: ErrTokenRedirectURI
+//     otherwise. A statement without the claim verifies with nil
+//     RedirectURIs; the DCR handler decides what to register then.
+//
+// Every error is a *TokenError whose Reason is one of the Err* reasons.
+// A StatementVerifier is safe for concurrent use; create one per process so
+// the key cache is shared.
+type StatementVerifier struct {
+	check jwtCheck
+}
 
 // NewStatementVerifier returns a verifier for statements issued for
-// audience (the agent card's provider.url).
+// audience (the agent card's provider.url, compared exactly). cfg may be
+// nil; its Signup* and Push* fields are ignored. It refuses an empty
+// audience, a StatementCertsURL that is neither https nor http to a
+// loopback host, and a TestStatementIssuers entry that is not a service
+// account's x509 metadata URL on www.googleapis.com.
 func NewStatementVerifier(audience string, cfg *Config) (*StatementVerifier, error) {
+	if audience == "" || strings.TrimSpace(audience) != audience {
+		return nil, fmt.Errorf("verify: NewStatementVerifier: audience %q: pass the agent card's provider.url", audience)
+	}
 	s, err := resolve(cfg, "NewStatementVerifier")
-	return &StatementVerifier{s: s}, err
+	if err != nil {
+		return nil, err
+	}
+	issuers := []string{AgentspaceIssuer}
+	for _, iss := range s.TestStatementIssuers {
+		if err := checkTestStatementIssuer(iss); err != nil {
+			return nil, fmt.Errorf("verify: NewStatementVerifier: %w", err)
+		}
+		issuers = append(issuers, iss)
+	}
+	check := jwtCheck{
+		kind:      "software-statement",
+		issuers:   issuers,
+		audiences: []string{audience},
+		leeway:    s.leeway,
+		now:       s.now,
+	}
+	newCache := func(u string) *keyCache {
+		return newKeyCache(check.kind, u, formatX509, s.HTTPClient, s.now, s.Logger)
+	}
+	if s.StatementCertsURL != "" {
+		if err := checkKeyURL(s.StatementCertsURL); err != nil {
+			return nil, fmt.Errorf("verify: NewStatementVerifier: %w", err)
+		}
+		check.keys = newCache(s.StatementCertsURL)
+	} else {
+		// Each issuer publishes its keys at its own URL (iss is that URL),
+		// so each gets its own cache: a test issuer's key must never verify
+		// a statement naming AgentspaceIssuer.
+		check.keysByIssuer = make(map[string]*keyCache, len(issuers))
+		for _, iss := range issuers {
+			check.keysByIssuer[iss] = newCache(iss)
+		}
+	}
+	return &StatementVerifier{check: check}, nil
+}
+
+// checkTestStatementIssuer accepts only Google's x509 metadata URL of a
+// service account: keys are fetched from the issuer URL, so anything else
+// would fetch keys from wherever the configuration says.
+func checkTestStatementIssuer(iss string) error {
+	email, ok := strings.CutPrefix(iss, statementIssuerPrefix)
+	local, domain, hasAt := strings.Cut(email, "@")
+	if !ok || !hasAt || local == "" || domain == "" || strings.Contains(domain, "@") {
+		return fmt.Errorf("test statement issuer %q: want %s<service account email>", iss, statementIssuerPrefix)
+	}
+	for i := 0; i < len(email); i++ {
+		c := email[i]
+		if c != '@' && c != '.' && c != '-' && c != '_' && !('0' <= c && c <= '9') && !('a' <= c && c <= 'z') {
+			return fmt.Errorf("test statement issuer %q: the email may hold lower-case letters, digits, '.', '-', '_' and one '@'", iss)
+		}
+	}
+	return nil
+}
+
+// Audience returns the audience v accepts.
+func (v *StatementVerifier) Audience() string { return v.check.audiences[0] }
+
+// statementTokenClaims is the payload of a software_statement. The google
+// and auth_app_redirect_uris claims stay raw so that a wrong shape is
+// refused with its own reason (ErrTokenOrder, ErrTokenRedirectURI) rather
+// than as a malformed token.
+type statementTokenClaims struct {
+	jwt.RegisteredClaims
+	Google       json.RawMessage `json:"google"`
+	RedirectURIs json.RawMessage `json:"auth_app_redirect_uris"`
 }
 
 // Verify verifies a software_statement and returns its claims. Every
-// error is a *TokenError.
+// error is a *TokenError; see StatementVerifier for the checks. Only
+// ErrKeysUnavailable is worth retrying. ctx bounds a key fetch, if one is
+// needed.
 func (v *StatementVerifier) Verify(ctx context.Context, token string) (StatementClaims, error) {
-	return StatementClaims{}, errors.New("verify: not implemented yet")
+	var c statementTokenClaims
+	if err := v.check.verify(ctx, token, &c); err != nil {
+		return StatementClaims{}, err
+	}
+	order, err := statementOrder(c.Google)
+	if err != nil {
+		return StatementClaims{}, v.check.tokenErr(ErrTokenOrder, err)
+	}
+	uris, err := redirectURIs(c.RedirectURIs)
+	if err != nil {
+		return StatementClaims{}, v.check.tokenErr(ErrTokenRedirectURI, err)
+	}
+	out := StatementClaims{
+		Issuer:       c.Issuer,
+		Audience:     v.check.audiences[0],
+		AccountID:    c.Subject,
+		OrderID:      order,
+		RedirectURIs: uris,
+	}
+	// The core has required both.
+	out.IssuedAt, out.ExpiresAt = c.IssuedAt.Time, c.ExpiresAt.Time
+	return out, nil
 }
+
+// statementOrder reads google.order: a non-empty string shaped like a
+// Procurement id, since the app looks it up and stores it.
+func statementOrder(raw json.RawMessage) (string, error) {
+	if isNull(raw) {
+		return "", errors.New("no google claim")
+	}
+	var google struct {
+		Order json.RawMessage `json:"order"`
+	}
+	if err := json.Unmarshal(raw, &google); err != nil {
+		return "", fmt.Errorf("google claim is not an object: %w", err)
+	}
+	if isNull(google.Order) {
+		return "", errors.New("no google.order claim")
+	}
+	var order string
+	if err := json.Unmarshal(google.Order, &order); err != nil {
+		return "", fmt.Errorf("google.order is %s, not a string", truncate(string(google.Order), 32))
+	}
+	if !procurement.ValidID(order) {
+		return "", fmt.Errorf("google.order %q (%d bytes) is not a valid order id", truncate(order, 64), len(order))
+	}
+	return order, nil
+}
+
+// redirectURIs reads auth_app_redirect_uris: absent, null or [] is none;
+// anything else must be a list of valid redirect URIs.
+func redirectURIs(raw json.RawMessage) ([]string, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	var uris []string
+	if err := json.Unmarshal(raw, &uris); err != nil {
+		return nil, fmt.Errorf("auth_app_redirect_uris is not a list of strings: %w", err)
+	}
+	if len(uris) > MaxRedirectURIs {
+		return nil, fmt.Errorf("%d auth_app_redirect_uris, the limit is %d", len(uris), MaxRedirectURIs)
+	}
+	for i, u := range uris {
+		if err := checkRedirectURI(u); err != nil {
+			return nil, fmt.Errorf("auth_app_redirect_uris[%d]: %w", i, err)
+		}
+	}
+	if len(uris) == 0 {
+		return nil, nil
+	}
+	return uris, nil
+}
+
+// checkRedirectURI accepts what RFC 6749 section 3.1.2 and RFC 8252 allow
+// a confidential web client to register: an absolute https URL with a
+// host, no fragment and no userinfo (which would let a URL read as one
+// host and go to another).
+func checkRedirectURI(raw string) error {
+	if len(raw) > maxRedirectURILen {
+		return fmt.Errorf("%d bytes, the limit is %d", len(raw), maxRedirectURILen)
+	}
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; c <= ' ' || c == 0x7f {
+			return fmt.Errorf("%q has a space or control character at offset %d", truncate(raw, 128), i)
+		}
+	}
+	if strings.Contains(raw, "#") {
+		return fmt.Errorf("%q has a fragment", truncate(raw, 128))
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q: %w", truncate(raw, 128), err)
+	}
+	switch {
+	case u.Scheme != "https" || !strings.HasPrefix(raw, "https://"):
+		return fmt.Errorf("%q is not an absolute https URL", truncate(raw, 128))
+	case u.User != nil:
+		return fmt.Errorf("%q has userinfo", truncate(raw, 128))
+	case u.Hostname() == "":
+		return fmt.Errorf("%q has no host", truncate(raw, 128))
+	}
+	return nil
+}
+
+// isNull reports whether a raw claim is absent or JSON null.
+func isNull(raw json.RawMessage) bool { return len(raw) == 0 || string(raw) == "null" }
