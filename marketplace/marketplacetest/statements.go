@@ -69,9 +69,9 @@ const (
 )
 
 // TooManyRedirectURIs is the number of auth_app_redirect_uris of a
-// BadTokenTooManyRedirectURIs statement: far more than Gemini Enterprise's
-// two.
-const TooManyRedirectURIs = 100
+// BadTokenTooManyRedirectURIs statement: ten times Gemini Enterprise's two,
+// and few enough that the statement stays well under any token size limit.
+const TooManyRedirectURIs = 20
 
 var statementTokens = &tokenKind{
 	name:     "software-statement",

@@ -578,7 +578,13 @@ func signupBenchSetup(b *testing.B) (*marketplacetest.Server, *verify.SignupVeri
 func signupBenchKey(b *testing.B, s *marketplacetest.Server) *rsa.PublicKey {
 	b.Helper()
 	s.SignupToken(marketplacetest.TokenParams{Subject: "warm-up", Audience: "x"}) // make sure a key exists
-	resp, err := http.Get(s.CertsURL())
+	return benchCertKey(b, s.CertsURL())
+}
+
+// benchCertKey fetches the first key of a {kid: PEM certificate} map.
+func benchCertKey(b *testing.B, certsURL string) *rsa.PublicKey {
+	b.Helper()
+	resp, err := http.Get(certsURL)
 	require.NoError(b, err)
 	defer resp.Body.Close()
 	var certs map[string]string

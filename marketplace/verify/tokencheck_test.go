@@ -47,8 +47,15 @@ type tokenCase struct {
 
 func (e signupTestEnv) requireCases(t *testing.T, cases []tokenCase) {
 	t.Helper()
+	requireTokenCases(t, e.v.Verify, cases)
+}
+
+// requireTokenCases runs each case through check (a Verify method):
+// accepted, or refused with its reason as a *TokenError and zero claims.
+func requireTokenCases[C any](t *testing.T, check func(context.Context, string) (C, error), cases []tokenCase) {
+	t.Helper()
 	for _, tc := range cases {
-		c, err := e.v.Verify(context.Background(), tc.token)
+		c, err := check(context.Background(), tc.token)
 		if tc.want == "" {
 			assert.NoError(t, err, tc.name)
 			continue
