@@ -41,7 +41,6 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/agent"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
-	"github.com/gcpmarketplace/gcpmarketplace/marketplace/memstore"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/sqlitestore"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
@@ -127,17 +126,6 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (cfg 
 		return cfg, errors.New("-secret-key or $AGENT_SECRET_KEY: want 64 hex digits (32 bytes), e.g. from `openssl rand -hex 32`")
 	}
 	return cfg, nil
-}
-
-// orderStore is where the orders live: the SQL store when it keeps them,
-// else memory (orders then do not survive a restart, and Gemini
-// Enterprise's repeated registrations would get new clients).
-func (s *service) orderStore(store marketplace.Store) agent.Store {
-	if orders, ok := store.(agent.Store); ok {
-		return orders
-	}
-	s.log.Warn("the database does not keep agent orders; keeping them in memory")
-	return memstore.New()
 }
 
 // deferredHandler lets the processor be created before the Registry whose

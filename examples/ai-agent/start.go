@@ -111,7 +111,7 @@ func (s *service) wire(ctx context.Context, store *sqlitestore.Store) error {
 		return fmt.Errorf("software statement verifier: %w", err)
 	}
 	s.registry, err = agent.New(agent.Config{Runtime: rt, Processor: s.proc, Procurement: client,
-		Store: s.orderStore(store), Verifier: verifier, IdP: s.idp, SecretKey: s.cfg.SecretKey})
+		Store: store, Verifier: verifier, IdP: s.idp, SecretKey: s.cfg.SecretKey})
 	if err != nil {
 		return fmt.Errorf("agent registry: %w", err)
 	}
