@@ -165,6 +165,7 @@ type Registry struct {
 	usable []procurement.EntitlementState
 	// verify is cfg.Verifier.Verify; tests of this package replace it.
 	verify func(ctx context.Context, token string) (verify.StatementClaims, error)
+	ident  identCache // middleware.go: who is calling, cached
 }
 
 // New returns a Registry, or an error matching ErrInvalidConfig.
@@ -253,7 +254,3 @@ func (r *Registry) OrderByClient(ctx context.Context, clientID string) (Order, e
 	}
 	return rec.Order, nil
 }
-
-// errScaffold is what middleware.go's placeholders return until the
-// agent-app branch fills them in; remove it with the last of them.
-var errScaffold = errors.New("agent: not implemented yet")
