@@ -135,3 +135,37 @@ func TestAccountDeletionPurgesOrders(t *testing.T) {
 	assert.NoError(t, err, "another account's order stays")
 	assert.Contains(t, e.calls(), string(events.TypeAccountDeleted))
 }
+
+// An order id that is not the entitlement id (equality is observed, not
+// documented): registration finds the entitlement by listing the
+// account's, before and after Pub/Sub, and cancellation revokes it.
+func TestOrderIDDistinctFromEntitlementID(t *testing.T) {
+	t.Parallel()
+	for _, deliverFirst := range []bool{false, true} {
+		e := newEnv(t)
+		ctx := context.Background()
+		p := marketplacetestPurchase("")
+		p.OrderID = "order-distinct"
+		entID, err := e.srv.Purchase(ctx, p)
+		require.NoError(t, err)
+		if deliverFirst {
+			e.drain()
+		}
+		ent, _ := e.srv.Entitlement(entID)
+		require.NotEqual(t, entID, ent.OrderID)
+		r := e.register(e.statement(ent.AccountID, "order-distinct"))
+		require.Equal(t, http.StatusCreated, r.status, r.raw)
+		o, err := e.reg.Order(ctx, "order-distinct")
+		require.NoError(t, err)
+		assert.Equal(t, entID, o.EntitlementID)
+		assert.Equal(t, ent.UsageReportingID, o.UsageReportingID)
+
+		e.drain()
+		require.NoError(t, e.srv.Cancel(ctx, entID, true))
+		e.drain()
+		o, err = e.reg.Order(ctx, "order-distinct")
+		require.NoError(t, err)
+		assert.True(t, o.Revoked(), "deliverFirst=%v", deliverFirst)
+		assert.Equal(t, []string{o.ClientID}, e.idp.deletedIDs())
+	}
+}
