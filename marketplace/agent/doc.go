@@ -78,4 +78,11 @@
 // callback so that the Processor redelivers it. Each order is revoked once.
 // OnAccountDeleted deletes the account's remaining clients and its orders
 // (the purge).
+//
+// # Metrics
+//
+// With Config.MeterProvider set: gcpmarketplace.agent.registrations, DCR
+// requests by "result" (created, existing, or the error code answered),
+// and gcpmarketplace.agent.revocations, orders by "cause"
+// (entitlement_ended, account_deleted).
 package agent
