@@ -209,6 +209,9 @@ func (r *Registry) clientFor(ctx context.Context, c verify.StatementClaims, ent 
 		return OrderRecord{}, "", false, serverError("the order could not be stored", err)
 	}
 	if inserted {
+		if err := r.confirmUsable(ctx, stored); err != nil {
+			return OrderRecord{}, "", false, err
+		}
 		return stored, cl.Secret, true, nil
 	}
 	// A concurrent registration won: ours is an orphan.

@@ -253,3 +253,33 @@ func TestClientHidesItsSecret(t *testing.T) {
 	assert.NotContains(t, fmt.Sprintf("%v %+v %s", c, c, c), "s3cret")
 	assert.NotContains(t, c.LogValue().String(), "s3cret")
 }
+
+// A cancellation processed while a first registration creates its client
+// finds no order to revoke; the registration re-reads the entitlement
+// after storing the order, and revokes it itself.
+func TestDCRRacingCancellation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	acct, order := e.buy(true)
+	hold := make(chan struct{})
+	e.idp.set(func(p *testIdP) { p.hold = hold })
+	reply := make(chan dcrReply, 1)
+	stmt := e.statement(acct, order)
+	go func() { reply <- e.register(stmt) }()
+	require.Eventually(t, func() bool {
+		waiting := 0
+		e.idp.set(func(p *testIdP) { waiting = p.waiting })
+		return waiting == 1
+	}, timeout, tick)
+	require.NoError(t, e.srv.Cancel(ctx, order, true))
+	e.drain() // the lifecycle finds no order yet
+	close(hold)
+	r := <-reply
+	assert.Equal(t, http.StatusBadRequest, r.status, r.raw)
+	assert.Equal(t, agent.CodeUnapprovedSoftwareStatement, r.str("error"))
+	o, err := e.reg.Order(ctx, order)
+	require.NoError(t, err)
+	assert.True(t, o.Revoked())
+	assert.Equal(t, 0, e.idp.live(), "the client was deleted")
+}
