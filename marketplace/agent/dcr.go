@@ -175,6 +175,11 @@ func (r *Registry) clientFor(ctx context.Context, c verify.StatementClaims, ent 
 	if rec, secret, found, err := r.existing(ctx, c); found || err != nil {
 		return rec, secret, err
 	}
+	if len(c.RedirectURIs) == 0 {
+		// An OAuth client without redirect URIs cannot complete the
+		// authorization code flow Gemini Enterprise uses.
+		return OrderRecord{}, "", refuse(CodeInvalidRedirectURI, "the software statement has no auth_app_redirect_uris", nil)
+	}
 	cl, err := r.cfg.IdP.CreateClient(ctx, ClientRequest{
 		OrderID: c.OrderID, AccountID: c.AccountID, EntitlementID: ent.id, RedirectURIs: c.RedirectURIs,
 	})

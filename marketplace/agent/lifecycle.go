@@ -31,14 +31,80 @@ func (r *Registry) Handler(next marketplace.Handler) marketplace.Handler {
 	return &lifecycle{Handler: next, r: r}
 }
 
-// lifecycle overrides the three callbacks that end orders; the others are
-// next's, promoted.
+// lifecycle overrides the three callbacks that end orders, and makes
+// every entitlement callback drop what Middleware cached of the
+// entitlement's orders; OnAccountActive and OnUnknown are next's,
+// promoted.
 type lifecycle struct {
 	marketplace.Handler
 	r *Registry
 }
 
+// changed drops the cached callers of the change's entitlement, so that
+// this process serves its next request from the new state.
+func (l *lifecycle) changed(c *marketplace.Change) {
+	if c.Entitlement != nil {
+		l.r.forgetEntitlement(c.Entitlement.ID)
+	}
+}
+
+func (l *lifecycle) OnEntitlementCreationRequested(ctx context.Context, c *marketplace.Change) error {
+	l.changed(c)
+	return l.Handler.OnEntitlementCreationRequested(ctx, c)
+}
+
+func (l *lifecycle) OnEntitlementActive(ctx context.Context, c *marketplace.Change) error {
+	l.changed(c)
+	return l.Handler.OnEntitlementActive(ctx, c)
+}
+
+func (l *lifecycle) OnEntitlementPlanChangeRequested(ctx context.Context, c *marketplace.Change) error {
+	l.changed(c)
+	return l.Handler.OnEntitlementPlanChangeRequested(ctx, c)
+}
+
+func (l *lifecycle) OnEntitlementPlanChanged(ctx context.Context, c *marketplace.Change) error {
+	l.changed(c)
+	return l.Handler.OnEntitlementPlanChanged(ctx, c)
+}
+
+func (l *lifecycle) OnEntitlementPlanChangeCancelled(ctx context.Context, c *marketplace.Change) error {
+	l.changed(c)
+	return l.Handler.OnEntitlementPlanChangeCancelled(ctx, c)
+}
+
+func (l *lifecycle) OnEntitlementPendingCancellation(ctx context.Context, c *marketplace.Change) error {
+	l.changed(c)
+	return l.Handler.OnEntitlementPendingCancellation(ctx, c)
+}
+
+func (l *lifecycle) OnEntitlementCancellationReverted(ctx context.Context, c *marketplace.Change) error {
+	l.changed(c)
+	return l.Handler.OnEntitlementCancellationReverted(ctx, c)
+}
+
+func (l *lifecycle) OnEntitlementCancelling(ctx context.Context, c *marketplace.Change) error {
+	l.changed(c)
+	return l.Handler.OnEntitlementCancelling(ctx, c)
+}
+
+func (l *lifecycle) OnEntitlementOfferAccepted(ctx context.Context, c *marketplace.Change) error {
+	l.changed(c)
+	return l.Handler.OnEntitlementOfferAccepted(ctx, c)
+}
+
+func (l *lifecycle) OnEntitlementRenewed(ctx context.Context, c *marketplace.Change) error {
+	l.changed(c)
+	return l.Handler.OnEntitlementRenewed(ctx, c)
+}
+
+func (l *lifecycle) OnEntitlementOfferEnded(ctx context.Context, c *marketplace.Change) error {
+	l.changed(c)
+	return l.Handler.OnEntitlementOfferEnded(ctx, c)
+}
+
 func (l *lifecycle) OnEntitlementCancelled(ctx context.Context, c *marketplace.Change) error {
+	l.changed(c)
 	if err := l.r.revokeEntitlement(ctx, c); err != nil {
 		return err
 	}
@@ -46,6 +112,7 @@ func (l *lifecycle) OnEntitlementCancelled(ctx context.Context, c *marketplace.C
 }
 
 func (l *lifecycle) OnEntitlementDeleted(ctx context.Context, c *marketplace.Change) error {
+	l.changed(c)
 	if err := l.r.revokeEntitlement(ctx, c); err != nil {
 		return err
 	}
@@ -92,6 +159,7 @@ func (r *Registry) revokeEntitlement(ctx context.Context, c *marketplace.Change)
 		if err := r.cfg.Store.RevokeOrder(ctx, o.ID, r.now().UTC()); err != nil {
 			return fmt.Errorf("agent: revoke order %q: %w", o.ID, err)
 		}
+		r.forgetOrder(o.ID)
 		r.log.Info("agent: order revoked", "order", o.ID, "entitlement", e.ID, "client", o.ClientID, "change", c.Type)
 	}
 	return nil
@@ -115,6 +183,9 @@ func (r *Registry) purgeAccount(ctx context.Context, accountID string) error {
 	n, err := r.cfg.Store.DeleteOrders(ctx, accountID)
 	if err != nil {
 		return fmt.Errorf("agent: purge orders of account %q: %w", accountID, err)
+	}
+	for _, o := range orders {
+		r.forgetOrder(o.ID)
 	}
 	if n > 0 {
 		r.log.Info("agent: orders purged", "account", accountID, "orders", n)
