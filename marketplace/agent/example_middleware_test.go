@@ -30,25 +30,32 @@ func ExampleRegistry_Middleware() {
 	verifier, _ := verify.NewStatementVerifier("https://agent.example",
 		&verify.Config{Runtime: rt, StatementCertsURL: emu.StatementCertsURL()})
 	reg, err := agent.New(agent.Config{Runtime: rt, Processor: proc, Procurement: client, Store: store,
-		Verifier: verifier, IdP: noIdP{}, SecretKey: make([]byte, 32)})
+		Verifier: verifier, IdP: &exampleIdP{clients: map[string]bool{}}, SecretKey: make([]byte, 32)})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 
-	// A customer bought; Pub/Sub told the processor; DCR issued client-1.
+	// A customer bought; Pub/Sub told the processor; Gemini Enterprise
+	// registered at the DCR endpoint.
 	id, _ := emu.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true, OrderID: "order-1"})
 	for _, m := range testenv.NewFeed(emu).Next() {
 		_ = proc.HandleMessage(ctx, m)
 	}
 	ent, _ := emu.Entitlement(id)
-	_, _, _ = store.InsertOrder(ctx, agent.OrderRecord{Order: agent.Order{ID: "order-1", AccountID: ent.AccountID,
-		EntitlementID: id, ClientID: "client-1"}, SealedSecret: []byte("sealed")})
+	dcr := httptest.NewServer(reg.DCRHandler())
+	defer dcr.Close()
+	clientID, _, err := emu.RegisterAgent(ctx, dcr.URL, marketplacetest.StatementParams{
+		AccountID: ent.AccountID, OrderID: "order-1", Audience: "https://agent.example"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 
 	// Your authorization server's token check (introspection, JWT).
 	tokens := agent.TokenCheckerFunc(func(_ context.Context, tok string) (string, error) {
-		if tok == "token-of-client-1" {
-			return "client-1", nil
+		if tok == "token-of-"+clientID {
+			return clientID, nil
 		}
 		return "", fmt.Errorf("unknown token")
 	})
@@ -59,7 +66,7 @@ func ExampleRegistry_Middleware() {
 	})
 	h := reg.Middleware(tokens)(a2a)
 
-	for _, tok := range []string{"token-of-client-1", "forged"} {
+	for _, tok := range []string{"token-of-" + clientID, "forged"} {
 		req := httptest.NewRequest(http.MethodPost, "/a2a", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
 		w := httptest.NewRecorder()

@@ -76,7 +76,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	handler.Handler = reg.Handler(marketplace.HandlerDefaults{}) // your app's handler
-	dcr := httptest.NewServer(reg.DCRHandler())                // the agent card's DCR target_url
+	dcr := httptest.NewServer(reg.DCRHandler())                  // the agent card's DCR target_url
 	defer dcr.Close()
 	deliver := func() { // what Pub/Sub and Processor.Run do
 		for _, p := range srv.Published() {
