@@ -207,28 +207,34 @@ func (r *Registry) forgetEntitlement(entitlementID string) {
 	r.ident.forgetEntitlement(entitlementID)
 }
 
-// refuse answers a request the middleware could not identify.
+// refuse answers a request the middleware could not identify. A refused
+// token is logged without the checker's error, which may quote it.
 func (r *Registry) refuse(w http.ResponseWriter, req *http.Request, err error) {
-	status, message := http.StatusForbidden, "order not active"
+	ctx := req.Context()
+	status, code, message := http.StatusForbidden, JSONRPCUnauthorized, "order not active"
 	switch {
 	case errors.Is(err, ErrNoToken):
 		status, message = http.StatusUnauthorized, "bearer token required"
 		w.Header().Set("WWW-Authenticate", `Bearer`)
+		r.log.DebugContext(ctx, "agent: request refused", "status", status, "reason", "no bearer token")
 	case errors.Is(err, ErrInvalidToken):
 		status, message = http.StatusUnauthorized, "invalid access token"
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-	case errors.Is(err, marketplace.ErrNotFound):
-		message = "unknown order"
-	case errors.Is(err, ErrOrderInactive):
+		r.log.DebugContext(ctx, "agent: request refused", "status", status, "reason", "token refused")
+	case errors.Is(err, marketplace.ErrNotFound) || errors.Is(err, ErrOrderInactive):
+		if errors.Is(err, marketplace.ErrNotFound) {
+			message = "unknown order"
+		}
+		r.log.InfoContext(ctx, "agent: request refused", "status", status, "reason", err)
 	default: // the store, not the caller
-		status, message = http.StatusServiceUnavailable, "try again"
-		r.log.ErrorContext(req.Context(), "agent: identifying the caller failed", "error", err)
+		status, code, message = http.StatusServiceUnavailable, jsonRPCInternalError, "try again"
+		r.log.ErrorContext(ctx, "agent: identifying the caller failed", "error", err)
 	}
-	if status != http.StatusServiceUnavailable {
-		r.log.InfoContext(req.Context(), "agent: request refused", "status", status, "reason", err)
-	}
-	writeJSONRPCError(w, status, JSONRPCUnauthorized, message)
+	writeJSONRPCError(w, status, code, message)
 }
+
+// jsonRPCInternalError is JSON-RPC's "Internal error".
+const jsonRPCInternalError = -32603
 
 // writeJSONRPCError writes a JSON-RPC 2.0 error response; the id is null
 // because the middleware does not read the request body.

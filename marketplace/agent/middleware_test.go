@@ -158,3 +158,22 @@ func TestIdentifyStatement(t *testing.T) {
 	_, err = e.reg.IdentifyStatement(ctx, e.statement(acct, order))
 	require.ErrorIs(t, err, agent.ErrOrderInactive)
 }
+
+// downStore is a Store whose client lookups fail, as a database that is
+// down.
+type downStore struct{ agent.Store }
+
+func (downStore) GetOrderByClient(context.Context, string) (agent.OrderRecord, error) {
+	return agent.OrderRecord{}, errors.New("connection refused")
+}
+
+// A store failure is ours, not the caller's: 503, a JSON-RPC internal
+// error, and the caller may retry.
+func TestMiddlewareStoreDown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *agent.Config) { c.Store = downStore{c.Store} })
+	status, code, _, _ := e.call("Bearer token-some-client")
+	assert.Equal(t, http.StatusServiceUnavailable, status)
+	assert.Equal(t, -32603, code)
+	assert.Contains(t, e.logs.String(), "connection refused")
+}
