@@ -25,11 +25,11 @@ func (r *Registry) checkOrder(ctx context.Context, accountID, orderID string) (e
 	acct, err := r.cfg.Procurement.GetAccount(ctx, accountID, nil)
 	switch {
 	case isNotFound(err) || errors.Is(err, procurement.ErrInvalidName):
-		return entitlementRef{}, refuse(CodeUnapprovedSoftwareStatement, "the account does not exist", err)
+		return entitlementRef{}, refusal(CodeUnapprovedSoftwareStatement, "the account does not exist", err)
 	case err != nil:
 		return entitlementRef{}, serverError("the account could not be read", err)
 	case acct.State != procurement.AccountStateActive:
-		return entitlementRef{}, refuse(CodeUnapprovedSoftwareStatement, "the account is not active",
+		return entitlementRef{}, refusal(CodeUnapprovedSoftwareStatement, "the account is not active",
 			fmt.Errorf("account %q is %s", accountID, acct.State))
 	}
 	return r.orderEntitlement(ctx, accountID, orderID)
@@ -60,7 +60,7 @@ func (r *Registry) orderEntitlement(ctx context.Context, accountID, orderID stri
 		return entitlementRef{}, err
 	}
 	if !r.Usable(live.State) {
-		return entitlementRef{}, refuse(CodeUnapprovedSoftwareStatement, "the order's entitlement is not active",
+		return entitlementRef{}, refusal(CodeUnapprovedSoftwareStatement, "the order's entitlement is not active",
 			fmt.Errorf("entitlement %q of order %q is %s", live.ID, orderID, live.State))
 	}
 	return entitlementRef{id: live.ID, usageReportingID: live.UsageReportingID}, nil
@@ -84,6 +84,6 @@ func (r *Registry) liveEntitlement(ctx context.Context, accountID, orderID strin
 			return e, nil
 		}
 	}
-	return procurement.Entitlement{}, refuse(CodeUnapprovedSoftwareStatement, "the order has no entitlement",
+	return procurement.Entitlement{}, refusal(CodeUnapprovedSoftwareStatement, "the order has no entitlement",
 		fmt.Errorf("no entitlement of account %q has order %q", accountID, orderID))
 }

@@ -62,7 +62,7 @@ func (e *dcrError) Error() string {
 
 func (e *dcrError) Unwrap() error { return e.cause }
 
-func refuse(code, desc string, cause error) *dcrError {
+func refusal(code, desc string, cause error) *dcrError {
 	return &dcrError{status: http.StatusBadRequest, code: code, desc: desc, cause: cause}
 }
 
@@ -116,10 +116,10 @@ func (r *Registry) register(ctx context.Context, w http.ResponseWriter, req *htt
 	}
 	claims, err := r.verify(ctx, stmt)
 	if err != nil {
-		return dcrResponse{}, refuse(CodeInvalidSoftwareStatement, "the software statement does not verify", err)
+		return dcrResponse{}, refusal(CodeInvalidSoftwareStatement, "the software statement does not verify", err)
 	}
 	if claims.OrderID == "" || claims.AccountID == "" {
-		return dcrResponse{}, refuse(CodeInvalidSoftwareStatement, "the software statement names no order or account", nil)
+		return dcrResponse{}, refusal(CodeInvalidSoftwareStatement, "the software statement names no order or account", nil)
 	}
 	ent, err := r.checkOrder(ctx, claims.AccountID, claims.OrderID)
 	if err != nil {
@@ -143,13 +143,13 @@ func readStatement(w http.ResponseWriter, req *http.Request, limit int64) (strin
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return "", refuse(CodeInvalidSoftwareStatement, fmt.Sprintf("the body is larger than %d bytes", limit), nil)
+			return "", refusal(CodeInvalidSoftwareStatement, fmt.Sprintf("the body is larger than %d bytes", limit), nil)
 		}
-		return "", refuse(CodeInvalidSoftwareStatement, "the body could not be read", err)
+		return "", refusal(CodeInvalidSoftwareStatement, "the body could not be read", err)
 	}
 	stmt, err := decodeRequest(body)
 	if err != nil {
-		return "", refuse(CodeInvalidSoftwareStatement, err.Error(), nil)
+		return "", refusal(CodeInvalidSoftwareStatement, err.Error(), nil)
 	}
 	return stmt, nil
 }
@@ -178,14 +178,14 @@ func (r *Registry) clientFor(ctx context.Context, c verify.StatementClaims, ent 
 	if len(c.RedirectURIs) == 0 {
 		// An OAuth client without redirect URIs cannot complete the
 		// authorization code flow Gemini Enterprise uses.
-		return OrderRecord{}, "", refuse(CodeInvalidRedirectURI, "the software statement has no auth_app_redirect_uris", nil)
+		return OrderRecord{}, "", refusal(CodeInvalidRedirectURI, "the software statement has no auth_app_redirect_uris", nil)
 	}
 	cl, err := r.cfg.IdP.CreateClient(ctx, ClientRequest{
 		OrderID: c.OrderID, AccountID: c.AccountID, EntitlementID: ent.id, RedirectURIs: c.RedirectURIs,
 	})
 	if err != nil {
 		if errors.Is(err, ErrRefused) {
-			return OrderRecord{}, "", refuse(CodeInvalidRedirectURI, "the identity provider refused the client", err)
+			return OrderRecord{}, "", refusal(CodeInvalidRedirectURI, "the identity provider refused the client", err)
 		}
 		return OrderRecord{}, "", serverError("the identity provider failed", err)
 	}
@@ -226,11 +226,11 @@ func (r *Registry) existing(ctx context.Context, c verify.StatementClaims) (Orde
 // reuse returns a stored order's client for a new registration of it.
 func (r *Registry) reuse(c verify.StatementClaims, rec OrderRecord) (OrderRecord, string, error) {
 	if rec.AccountID != c.AccountID {
-		return OrderRecord{}, "", refuse(CodeUnapprovedSoftwareStatement, "the order belongs to another account",
+		return OrderRecord{}, "", refusal(CodeUnapprovedSoftwareStatement, "the order belongs to another account",
 			fmt.Errorf("order %q: stored account %q, statement account %q", c.OrderID, rec.AccountID, c.AccountID))
 	}
 	if rec.Revoked() {
-		return OrderRecord{}, "", refuse(CodeUnapprovedSoftwareStatement, "the order's client was revoked", nil)
+		return OrderRecord{}, "", refusal(CodeUnapprovedSoftwareStatement, "the order's client was revoked", nil)
 	}
 	secret, err := r.open(rec.ID, rec.SealedSecret)
 	if err != nil {

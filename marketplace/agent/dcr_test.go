@@ -112,6 +112,9 @@ func TestDCRRefusals(t *testing.T) {
 		assert.Equal(t, c.code, r.str("error"), c.name)
 		assert.NotEmpty(t, r.str("error_description"), c.name)
 		assert.Equal(t, "no-store", r.header.Get("Cache-Control"), c.name)
+		if stmt, ok := strings.CutPrefix(c.body, `{"software_statement":"`); ok && len(stmt) > 40 {
+			assert.NotContains(t, e.logs.String(), stmt[:40], "%s: the statement is not logged", c.name)
+		}
 	}
 	assert.Equal(t, 0, e.idp.live(), "no client created")
 	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {

@@ -128,7 +128,7 @@ func (a *appHandler) OnAccountDeleted(_ context.Context, c *marketplace.Change) 
 // env is the emulator playing Google, a processor on memstore, a
 // Registry with the test IdP, and its DCR endpoint over real HTTP.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *marketplacetest.Server
 	store *memstore.Store
 	proc  *marketplace.Processor
@@ -165,7 +165,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newEnv(t *testing.T, edit ...func(*agent.Config)) *env {
+func newEnv(t testing.TB, edit ...func(*agent.Config)) *env {
 	t.Helper()
 	e := &env{t: t, srv: marketplacetest.New(t), store: memstore.New(), idp: newTestIdP(), app: &appHandler{}, logs: &syncBuffer{}}
 	rt := gcpmarketplace.Runtime{Clock: e.srv.Clock().Now, Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
