@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -191,7 +192,7 @@ type keyURLMap struct {
 func (m keyURLMap) RoundTrip(r *http.Request) (*http.Response, error) {
 	target, ok := m.to[r.URL.String()]
 	if !ok {
-		return nil, &http.ProtocolError{ErrorString: "unexpected key URL " + r.URL.String()}
+		return nil, errors.New("unexpected key URL " + r.URL.String())
 	}
 	m.log.mu.Lock()
 	m.log.urls = append(m.log.urls, r.URL.String())
