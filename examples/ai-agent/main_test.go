@@ -121,6 +121,14 @@ func TestAgentStory(t *testing.T) {
 
 	_, err = s.emu.SendAgentMessage(ctx, s.url+a2aPath, "not-a-token", "hello")
 	assertRefused(t, err, http.StatusUnauthorized)
+	// A statement of another order than the token's is refused (and not billed).
+	other := stmt
+	other.OrderID = "order-of-someone-else"
+	_, err = s.emu.SendAgentMessageMetadata(ctx, s.url+a2aPath, tok.AccessToken, "spoof",
+		map[string]any{"software_statement": s.emu.StatementToken(other)})
+	var rpcErr *marketplacetest.AgentError
+	require.ErrorAs(t, err, &rpcErr)
+	assert.NotZero(t, rpcErr.RPCCode)
 	order, err := s.registry.Order(ctx, orderID)
 	require.NoError(t, err)
 	assert.Equal(t, id, order.EntitlementID)

@@ -2,10 +2,10 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/http"
 	"strings"
 	"sync"
@@ -150,7 +150,7 @@ func (r *Registry) identifyBearer(ctx context.Context, tc TokenChecker, authoriz
 // ErrStatementMismatch.
 func (r *Registry) IdentifyStatement(ctx context.Context, statement string) (Caller, error) {
 	now := r.now()
-	key := sha256.Sum256([]byte(statement))
+	key := r.ident.statementKey(statement)
 	st, ok := r.ident.statement(key, now)
 	if !ok {
 		claims, err := r.verify(ctx, statement)
@@ -207,28 +207,34 @@ func (r *Registry) forgetEntitlement(entitlementID string) {
 	r.ident.forgetEntitlement(entitlementID)
 }
 
-// refuse answers a request the middleware could not identify.
+// refuse answers a request the middleware could not identify. A refused
+// token is logged without the checker's error, which may quote it.
 func (r *Registry) refuse(w http.ResponseWriter, req *http.Request, err error) {
-	status, message := http.StatusForbidden, "order not active"
+	ctx := req.Context()
+	status, code, message := http.StatusForbidden, JSONRPCUnauthorized, "order not active"
 	switch {
 	case errors.Is(err, ErrNoToken):
 		status, message = http.StatusUnauthorized, "bearer token required"
 		w.Header().Set("WWW-Authenticate", `Bearer`)
+		r.log.DebugContext(ctx, "agent: request refused", "status", status, "reason", "no bearer token")
 	case errors.Is(err, ErrInvalidToken):
 		status, message = http.StatusUnauthorized, "invalid access token"
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-	case errors.Is(err, marketplace.ErrNotFound):
-		message = "unknown order"
-	case errors.Is(err, ErrOrderInactive):
+		r.log.DebugContext(ctx, "agent: request refused", "status", status, "reason", "token refused")
+	case errors.Is(err, marketplace.ErrNotFound) || errors.Is(err, ErrOrderInactive):
+		if errors.Is(err, marketplace.ErrNotFound) {
+			message = "unknown order"
+		}
+		r.log.InfoContext(ctx, "agent: request refused", "status", status, "reason", err)
 	default: // the store, not the caller
-		status, message = http.StatusServiceUnavailable, "try again"
-		r.log.ErrorContext(req.Context(), "agent: identifying the caller failed", "error", err)
+		status, code, message = http.StatusServiceUnavailable, jsonRPCInternalError, "try again"
+		r.log.ErrorContext(ctx, "agent: identifying the caller failed", "error", err)
 	}
-	if status != http.StatusServiceUnavailable {
-		r.log.InfoContext(req.Context(), "agent: request refused", "status", status, "reason", err)
-	}
-	writeJSONRPCError(w, status, JSONRPCUnauthorized, message)
+	writeJSONRPCError(w, status, code, message)
 }
+
+// jsonRPCInternalError is JSON-RPC's "Internal error".
+const jsonRPCInternalError = -32603
 
 // writeJSONRPCError writes a JSON-RPC 2.0 error response; the id is null
 // because the middleware does not read the request body.
@@ -247,7 +253,21 @@ type identCache struct {
 	mu         sync.RWMutex
 	clients    map[string]string // client id → order id
 	callers    map[string]cachedCaller
-	statements map[[sha256.Size]byte]verifiedStatement
+	statements map[stmtKey]verifiedStatement
+
+	seedOnce sync.Once
+	seeds    [2]maphash.Seed
+}
+
+// stmtKey is a statement's 128-bit hash under two secret random seeds:
+// nobody can aim a token at another's entry without the seeds, and
+// computing it costs a tenth of a SHA-256 of a 1 KiB token (the statement
+// cache is there to make a request cost a lookup).
+type stmtKey [2]uint64
+
+func (ic *identCache) statementKey(token string) stmtKey {
+	ic.seedOnce.Do(func() { ic.seeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()} })
+	return stmtKey{maphash.String(ic.seeds[0], token), maphash.String(ic.seeds[1], token)}
 }
 
 type cachedCaller struct {
@@ -277,7 +297,7 @@ func (ic *identCache) caller(orderID string, now time.Time) (*Caller, bool) {
 	return cc.c, true
 }
 
-func (ic *identCache) statement(key [sha256.Size]byte, now time.Time) (verifiedStatement, bool) {
+func (ic *identCache) statement(key stmtKey, now time.Time) (verifiedStatement, bool) {
 	ic.mu.RLock()
 	defer ic.mu.RUnlock()
 	st, ok := ic.statements[key]
@@ -312,11 +332,11 @@ func (ic *identCache) putCaller(orderID string, c *Caller, until time.Time) {
 	ic.callers[orderID] = cachedCaller{c: c, until: until}
 }
 
-func (ic *identCache) putStatement(key [sha256.Size]byte, st verifiedStatement, now time.Time) {
+func (ic *identCache) putStatement(key stmtKey, st verifiedStatement, now time.Time) {
 	ic.mu.Lock()
 	defer ic.mu.Unlock()
 	if ic.statements == nil {
-		ic.statements = map[[sha256.Size]byte]verifiedStatement{}
+		ic.statements = map[stmtKey]verifiedStatement{}
 	}
 	if len(ic.statements) >= maxCached {
 		evictOne(ic.statements, func(s verifiedStatement) bool { return !now.Before(s.exp) })

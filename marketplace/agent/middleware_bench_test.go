@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -19,7 +18,7 @@ import (
 // TokenChecker that is a map lookup (token-i → client-i), the cheapest
 // an app's check can be.
 func warmRegistry(n int) (*Registry, TokenChecker) {
-	r := &Registry{}
+	r := &Registry{now: time.Now}
 	now := time.Now()
 	tokens := map[string]string{}
 	for i := range n {
@@ -28,7 +27,7 @@ func warmRegistry(n int) (*Registry, TokenChecker) {
 			Entitlement: marketplace.Entitlement{ID: "ent-" + id, State: procurement.EntitlementActive}}
 		r.ident.putClient("client-"+id, c.Order.ID)
 		r.ident.putCaller(c.Order.ID, c, now.Add(time.Hour))
-		r.ident.putStatement(sha256.Sum256([]byte("statement-"+id)),
+		r.ident.putStatement(r.ident.statementKey("statement-"+id),
 			verifiedStatement{orderID: c.Order.ID, accountID: c.Order.AccountID, exp: now.Add(time.Hour)}, now)
 		tokens["token-"+id] = "client-" + id
 	}

@@ -57,6 +57,9 @@ const maxAgentBody = 1 << 20
 // client the agent issued. Any answer but 200 or 201 with a client id is an
 // *AgentError.
 func (s *Server) RegisterAgent(ctx context.Context, dcrURL string, p StatementParams) (clientID, clientSecret string, err error) {
+	if p.AccountID == "" || p.OrderID == "" {
+		return "", "", fmt.Errorf("%w: RegisterAgent needs the statement's AccountID and OrderID", ErrInvalidParams)
+	}
 	body, _ := json.Marshal(map[string]string{"software_statement": s.StatementToken(p)})
 	status, raw, err := postJSON(ctx, dcrURL, "", body)
 	if err != nil {
@@ -104,6 +107,12 @@ func (s *Server) SendAgentMessageMetadata(ctx context.Context, agentURL, accessT
 	if err != nil {
 		return "", fmt.Errorf("message/send to %s: %w", agentURL, err)
 	}
+	return parseSendReply(status, raw)
+}
+
+// parseSendReply reads a message/send answer: the reply's text, or an
+// *AgentError.
+func parseSendReply(status int, raw []byte) (string, error) {
 	var out struct {
 		Result *a2aResult `json:"result"`
 		Error  *struct {

@@ -75,7 +75,9 @@ func TestRegisterAgentAndSendMessage(t *testing.T) {
 	assert.Equal(t, "c-1", id)
 	assert.Equal(t, "s-1", secret)
 
-	_, _, err = s.RegisterAgent(ctx, agent.URL+"/dcr?refuse=1", StatementParams{})
+	_, _, err = s.RegisterAgent(ctx, agent.URL+"/dcr", StatementParams{})
+	require.ErrorIs(t, err, ErrInvalidParams)
+	_, _, err = s.RegisterAgent(ctx, agent.URL+"/dcr?refuse=1", StatementParams{AccountID: "a", OrderID: "o"})
 	var ae *AgentError
 	require.ErrorAs(t, err, &ae)
 	assert.True(t, errors.Is(err, ErrAgentCall))
@@ -111,4 +113,22 @@ func TestPurchaseOrderID(t *testing.T) {
 	require.NoError(t, err)
 	e, _ = s.Entitlement(id)
 	assert.Equal(t, id, e.OrderID)
+}
+
+// Whatever an agent answers, the emulator returns a reply or an
+// *AgentError, never panics.
+func FuzzParseSendReply(f *testing.F) {
+	f.Add(200, []byte(`{"jsonrpc":"2.0","id":"1","result":{"kind":"message","parts":[{"kind":"text","text":"hi"}]}}`))
+	f.Add(200, []byte(`{"jsonrpc":"2.0","id":"1","result":{"kind":"task","artifacts":[{"parts":[{"kind":"text","text":"a"}]}],"status":{"message":{"parts":[]}}}}`))
+	f.Add(401, []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"no"}}`))
+	f.Add(500, []byte(`<html>`))
+	f.Fuzz(func(t *testing.T, status int, raw []byte) {
+		reply, err := parseSendReply(status, raw)
+		if err != nil {
+			var ae *AgentError
+			if !errors.As(err, &ae) || reply != "" {
+				t.Fatalf("reply %q, error %v", reply, err)
+			}
+		}
+	})
 }

@@ -102,7 +102,7 @@ type settings struct {
 }
 
 // resolve applies the defaults to cfg (nil: the zero Config) and checks
-// what both verifiers share. caller names the constructor in errors.
+// what the verifiers share. caller names the constructor in errors.
 func resolve(cfg *Config, caller string) (settings, error) {
 	var s settings
 	if cfg != nil {

@@ -94,3 +94,40 @@ func ExamplePushVerifier_VerifyRequest() {
 	// push from marketplace-push@vendor-project.iam.gserviceaccount.com
 	// status: 204
 }
+
+// A DCR endpoint verifies the software_statement Gemini Enterprise sends
+// before it reads the order from it; package agent does this for you.
+func ExampleStatementVerifier_Verify() {
+	s := marketplacetest.New(nil)
+	defer s.Close()
+
+	const providerURL = "https://acme.example" // the agent card's provider.url
+	// In production: verify.NewStatementVerifier(providerURL, &verify.Config{Runtime: rt}).
+	v, err := verify.NewStatementVerifier(providerURL, &verify.Config{
+		Runtime:           gcpmarketplace.Runtime{Clock: s.Clock().Now}, // the emulator's clock
+		StatementCertsURL: s.StatementCertsURL(),                        // tests only: the emulator's keys
+	})
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	statement := s.StatementToken(marketplacetest.StatementParams{AccountID: "acct-1", OrderID: "order-1", Audience: providerURL})
+
+	claims, err := v.Verify(ctx, statement)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("account:", claims.AccountID)
+	fmt.Println("order:", claims.OrderID)
+	fmt.Println("redirect URIs:", len(claims.RedirectURIs))
+
+	// A statement without an order is refused with its own reason.
+	_, err = v.Verify(ctx, s.StatementToken(marketplacetest.StatementParams{
+		AccountID: "acct-1", OrderID: "order-1", Audience: providerURL, Bad: marketplacetest.BadTokenNoOrder}))
+	fmt.Println("no order:", errors.Is(err, verify.ErrTokenOrder))
+	// Output:
+	// account: acct-1
+	// order: order-1
+	// redirect URIs: 2
+	// no order: true
+}

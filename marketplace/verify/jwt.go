@@ -11,7 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// This file holds the RS256 verification core that both verifiers run,
+// This file holds the RS256 verification core that every verifier runs,
 // built on github.com/golang-jwt/jwt/v5; tokencheck.go holds the checks it
 // adds to the jwt package's.
 
@@ -27,6 +27,31 @@ type jwtCheck struct {
 	// replaces keys: for a verifier whose issuers each publish their own
 	// keys (the statement verifier without StatementCertsURL).
 	keysByIssuer map[string]*keyCache
+	// parser is built once by withParser (it is safe for concurrent use:
+	// parsing only reads it); nil builds one per token.
+	parser *jwt.Parser
+}
+
+// withParser returns j with its parser built, for the constructors.
+func (j jwtCheck) withParser() jwtCheck {
+	j.parser = j.newParser()
+	return j
+}
+
+// newParser is the jwt parser of j's checks. iss is not among them: the
+// key function compares it with j.issuers, before any key is fetched.
+func (j *jwtCheck) newParser() *jwt.Parser {
+	return jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
+		// Unused low bits set in a segment's last character would give the
+		// same token another spelling.
+		jwt.WithStrictDecoding(),
+		jwt.WithAudience(j.audiences...),
+		jwt.WithLeeway(j.leeway),
+		jwt.WithIssuedAt(),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(j.now),
+	)
 }
 
 func (j *jwtCheck) tokenErr(reason TokenReason, err error) *TokenError {
@@ -34,10 +59,11 @@ func (j *jwtCheck) tokenErr(reason TokenReason, err error) *TokenError {
 }
 
 // verify checks token and decodes its claims into claims (a pointer to a
-// struct embedding jwt.RegisteredClaims). The order matters: size and
-// spelling, then alg, crit, iss and the date types from the unverified
-// token, and only then the key by kid from the pinned key URL, the
-// signature, the time and audience claims, the lifetime and sub.
+// struct embedding registeredClaims). The order matters: size and
+// spelling, then alg and crit from the unverified header, then the payload
+// (decoded once, dates as JSON numbers) and its iss, and only then the key
+// by kid from the pinned key URL, the signature, the time and audience
+// claims, the lifetime and sub.
 func (j *jwtCheck) verify(ctx context.Context, token string, claims jwt.Claims) error {
 	if token == "" {
 		return j.tokenErr(ErrTokenMissing, nil)
@@ -48,30 +74,26 @@ func (j *jwtCheck) verify(ctx context.Context, token string, claims jwt.Claims) 
 	if err := checkTokenAlphabet(token); err != nil {
 		return j.tokenErr(ErrTokenMalformed, err)
 	}
-	alg, iss, err := peekToken(token)
+	alg, err := peekHeader(token)
 	if err != nil {
 		return j.tokenErr(ErrTokenMalformed, err)
 	}
 	if alg != jwt.SigningMethodRS256.Alg() {
 		return j.tokenErr(ErrTokenAlgorithm, fmt.Errorf("alg %q, want RS256", truncate(alg, 32)))
 	}
-	if !slices.Contains(j.issuers, iss) {
-		return j.tokenErr(ErrTokenIssuer, fmt.Errorf("iss %q", truncate(iss, 128)))
-	}
 
-	parser := jwt.NewParser(
-		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
-		// Unused low bits set in a segment's last character would give the
-		// same token another spelling.
-		jwt.WithStrictDecoding(),
-		jwt.WithIssuer(iss),
-		jwt.WithAudience(j.audiences...),
-		jwt.WithLeeway(j.leeway),
-		jwt.WithIssuedAt(),
-		jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(j.now),
-	)
+	parser := j.parser
+	if parser == nil {
+		parser = j.newParser()
+	}
 	_, err = parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		// The jwt package calls this after decoding the payload and before
+		// checking anything with a key: iss is compared here, so a token
+		// naming another key URL never causes a request.
+		iss, _ := t.Claims.GetIssuer()
+		if !slices.Contains(j.issuers, iss) {
+			return nil, j.tokenErr(ErrTokenIssuer, fmt.Errorf("iss %q", truncate(iss, 128)))
+		}
 		kid, _ := t.Header["kid"].(string)
 		if kid == "" {
 			return nil, j.tokenErr(ErrTokenUnknownKey, errors.New("no kid header"))

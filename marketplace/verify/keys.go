@@ -1,6 +1,6 @@
 package verify
 
-// This file holds what the sign-up and push verifiers share: the typed
+// This file holds what the verifiers share: the typed
 // token errors and the cache of Google's public signing keys (the RS256
 // core is in jwt.go).
 
@@ -80,12 +80,13 @@ const (
 	// ErrTokenEmailUnverified: a push token's email_verified is not true.
 	ErrTokenEmailUnverified TokenReason = "token email not verified"
 	// ErrTokenOrder: a software statement's google.order is missing, not a
-	// string, empty or not shaped like a Procurement id.
+	// string, empty or not shaped like a Procurement id. (A google claim
+	// that is not an object: ErrTokenMalformed.)
 	ErrTokenOrder TokenReason = "token order missing or invalid"
-	// ErrTokenRedirectURI: a software statement's auth_app_redirect_uris is
-	// not a list of strings, has more than MaxRedirectURIs entries, or one
-	// that is not an absolute https URL with a host and without fragment or
-	// userinfo.
+	// ErrTokenRedirectURI: a software statement's auth_app_redirect_uris
+	// has more than MaxRedirectURIs entries, or one that is not an absolute
+	// https URL with a host and without fragment or userinfo. (Not a list
+	// of strings at all: ErrTokenMalformed.)
 	ErrTokenRedirectURI TokenReason = "token redirect URI invalid"
 	// ErrKeysUnavailable: Google's signing keys could not be fetched, so the
 	// token could not be checked. Unlike the other reasons it says nothing
@@ -223,7 +224,7 @@ type keyCache struct {
 	client *http.Client
 	now    func() time.Time
 	logger *slog.Logger
-	kind   string // "sign-up" or "push", for errors
+	kind   string // "sign-up", "push" or "software-statement", for errors
 
 	mu          sync.Mutex
 	keys        map[string]*rsa.PublicKey // nil until the first successful fetch

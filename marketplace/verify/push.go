@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // DefaultPushJWKSURL is where Google publishes the keys that sign the OIDC
@@ -97,14 +95,14 @@ func NewPushVerifier(audience string, cfg *Config) (*PushVerifier, error) {
 			leeway:    s.leeway,
 			now:       s.now,
 			keys:      newKeyCache("push", jwksURL, formatJWKS, s.HTTPClient, s.now, s.Logger),
-		},
+		}.withParser(),
 		email: asciiLower(s.PushServiceAccount),
 	}, nil
 }
 
 // pushTokenClaims is the payload of a Google OIDC token.
 type pushTokenClaims struct {
-	jwt.RegisteredClaims
+	registeredClaims
 	Email         string      `json:"email"`
 	EmailVerified lenientBool `json:"email_verified"`
 }
@@ -155,12 +153,8 @@ func (v *PushVerifier) Verify(ctx context.Context, token string) (PushClaims, er
 		Audience:      matchedAudience(c.Audience, v.check.audiences),
 		Issuer:        c.Issuer,
 	}
-	if c.IssuedAt != nil {
-		out.IssuedAt = c.IssuedAt.Time
-	}
-	if c.ExpiresAt != nil {
-		out.ExpiresAt = c.ExpiresAt.Time
-	}
+	// The core has required both.
+	out.IssuedAt, out.ExpiresAt = c.IssuedAt.Time, c.ExpiresAt.Time
 	return out, nil
 }
 

@@ -106,7 +106,7 @@ func NewSignupVerifier(audiences []string, cfg *Config) (*SignupVerifier, error)
 			leeway:    s.leeway,
 			now:       s.now,
 			keys:      newKeyCache("sign-up", certsURL, formatX509, s.HTTPClient, s.now, s.Logger),
-		},
+		}.withParser(),
 	}, nil
 }
 
@@ -117,7 +117,7 @@ func (v *SignupVerifier) Audiences() []string { return slices.Clone(v.check.audi
 // signupTokenClaims is the payload of a sign-up JWT. google is a nested
 // object (not flat "google.user_identity" keys).
 type signupTokenClaims struct {
-	jwt.RegisteredClaims
+	registeredClaims
 	Google struct {
 		UserIdentity lenientString   `json:"user_identity"`
 		Roles        lenientStrings  `json:"roles"`
@@ -142,12 +142,8 @@ func (v *SignupVerifier) Verify(ctx context.Context, token string) (SignupClaims
 		Orders:       decodeOrders(c.Google.Orders, c.Orders),
 		Audience:     matchedAudience(c.Audience, v.check.audiences),
 	}
-	if c.IssuedAt != nil {
-		out.IssuedAt = c.IssuedAt.Time
-	}
-	if c.ExpiresAt != nil {
-		out.ExpiresAt = c.ExpiresAt.Time
-	}
+	// The core has required both.
+	out.IssuedAt, out.ExpiresAt = c.IssuedAt.Time, c.ExpiresAt.Time
 	return out, nil
 }
 

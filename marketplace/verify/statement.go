@@ -2,14 +2,11 @@ package verify
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
@@ -70,11 +67,14 @@ type StatementClaims struct {
 //   - google.order (a nested object claim, "google": {"order": "..."}) a
 //     non-empty string shaped like a Procurement id: ErrTokenOrder
 //     otherwise;
-//   - auth_app_redirect_uris, when present, a list of at most
-//     MaxRedirectURIs absolute https URLs with a host and no userinfo,
-//     fragment, space or control character: ErrTokenRedirectURI
-//     otherwise. A statement without the claim verifies with nil
-//     RedirectURIs; the DCR handler decides what to register then.
+//   - auth_app_redirect_uris, when present, at most MaxRedirectURIs
+//     absolute https URLs with a host and no userinfo, fragment, space or
+//     control character: ErrTokenRedirectURI otherwise. A statement
+//     without the claim verifies with nil RedirectURIs; the DCR handler
+//     decides what to register then;
+//   - google and auth_app_redirect_uris of the wrong JSON type (not an
+//     object, not a list of strings): ErrTokenMalformed, as for any claim
+//     of the wrong type.
 //
 // Every error is a *TokenError whose Reason is one of the Err* reasons.
 // A StatementVerifier is safe for concurrent use; create one per process so
@@ -128,7 +128,7 @@ func NewStatementVerifier(audience string, cfg *Config) (*StatementVerifier, err
 			check.keysByIssuer[iss] = newCache(iss)
 		}
 	}
-	return &StatementVerifier{check: check}, nil
+	return &StatementVerifier{check: check.withParser()}, nil
 }
 
 // checkTestStatementIssuer accepts only Google's x509 metadata URL of a
@@ -152,14 +152,18 @@ func checkTestStatementIssuer(iss string) error {
 // Audience returns the audience v accepts.
 func (v *StatementVerifier) Audience() string { return v.check.audiences[0] }
 
-// statementTokenClaims is the payload of a software_statement. The google
-// and auth_app_redirect_uris claims stay raw so that a wrong shape is
-// refused with its own reason (ErrTokenOrder, ErrTokenRedirectURI) rather
-// than as a malformed token.
+// statementTokenClaims is the payload of a software statement. google is a
+// nested object, as in the sign-up JWT. A claim of the wrong JSON type (a
+// google that is not an object, redirect URIs that are not a list of
+// strings) fails the decoding and is refused as ErrTokenMalformed, as a
+// sign-up token's roles of the wrong type are; order is decoded as any so
+// that a number is refused as ErrTokenOrder, with the other order checks.
 type statementTokenClaims struct {
-	jwt.RegisteredClaims
-	Google       json.RawMessage `json:"google"`
-	RedirectURIs json.RawMessage `json:"auth_app_redirect_uris"`
+	registeredClaims
+	Google struct {
+		Order any `json:"order"`
+	} `json:"google"`
+	RedirectURIs []string `json:"auth_app_redirect_uris"`
 }
 
 // Verify verifies a software_statement and returns its claims. Every
@@ -171,73 +175,53 @@ func (v *StatementVerifier) Verify(ctx context.Context, token string) (Statement
 	if err := v.check.verify(ctx, token, &c); err != nil {
 		return StatementClaims{}, err
 	}
-	order, err := statementOrder(c.Google)
+	order, err := statementOrder(c.Google.Order)
 	if err != nil {
 		return StatementClaims{}, v.check.tokenErr(ErrTokenOrder, err)
 	}
-	uris, err := redirectURIs(c.RedirectURIs)
-	if err != nil {
+	if err := checkRedirectURIs(c.RedirectURIs); err != nil {
 		return StatementClaims{}, v.check.tokenErr(ErrTokenRedirectURI, err)
 	}
 	out := StatementClaims{
-		Issuer:       c.Issuer,
-		Audience:     v.check.audiences[0],
-		AccountID:    c.Subject,
-		OrderID:      order,
-		RedirectURIs: uris,
+		Issuer:    c.Issuer,
+		Audience:  v.check.audiences[0],
+		AccountID: c.Subject,
+		OrderID:   order,
+	}
+	if len(c.RedirectURIs) > 0 { // absent, null and [] are all nil
+		out.RedirectURIs = c.RedirectURIs
 	}
 	// The core has required both.
 	out.IssuedAt, out.ExpiresAt = c.IssuedAt.Time, c.ExpiresAt.Time
 	return out, nil
 }
 
-// statementOrder reads google.order: a non-empty string shaped like a
+// statementOrder checks google.order: a non-empty string shaped like a
 // Procurement id, since the app looks it up and stores it.
-func statementOrder(raw json.RawMessage) (string, error) {
-	if isNull(raw) {
-		return "", errors.New("no google claim")
-	}
-	var google struct {
-		Order json.RawMessage `json:"order"`
-	}
-	if err := json.Unmarshal(raw, &google); err != nil {
-		return "", fmt.Errorf("google claim is not an object: %w", err)
-	}
-	if isNull(google.Order) {
+func statementOrder(v any) (string, error) {
+	order, ok := v.(string)
+	switch {
+	case v == nil:
 		return "", errors.New("no google.order claim")
-	}
-	var order string
-	if err := json.Unmarshal(google.Order, &order); err != nil {
-		return "", fmt.Errorf("google.order is %s, not a string", truncate(string(google.Order), 32))
-	}
-	if !procurement.ValidID(order) {
+	case !ok:
+		return "", fmt.Errorf("google.order is a %T, not a string", v)
+	case !procurement.ValidID(order):
 		return "", fmt.Errorf("google.order %q (%d bytes) is not a valid order id", truncate(order, 64), len(order))
 	}
 	return order, nil
 }
 
-// redirectURIs reads auth_app_redirect_uris: absent, null or [] is none;
-// anything else must be a list of valid redirect URIs.
-func redirectURIs(raw json.RawMessage) ([]string, error) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	var uris []string
-	if err := json.Unmarshal(raw, &uris); err != nil {
-		return nil, fmt.Errorf("auth_app_redirect_uris is not a list of strings: %w", err)
-	}
+// checkRedirectURIs bounds the count and checks each URI.
+func checkRedirectURIs(uris []string) error {
 	if len(uris) > MaxRedirectURIs {
-		return nil, fmt.Errorf("%d auth_app_redirect_uris, the limit is %d", len(uris), MaxRedirectURIs)
+		return fmt.Errorf("%d auth_app_redirect_uris, the limit is %d", len(uris), MaxRedirectURIs)
 	}
 	for i, u := range uris {
 		if err := checkRedirectURI(u); err != nil {
-			return nil, fmt.Errorf("auth_app_redirect_uris[%d]: %w", i, err)
+			return fmt.Errorf("auth_app_redirect_uris[%d]: %w", i, err)
 		}
 	}
-	if len(uris) == 0 {
-		return nil, nil
-	}
-	return uris, nil
+	return nil
 }
 
 // checkRedirectURI accepts what RFC 6749 section 3.1.2 and RFC 8252 allow
@@ -270,6 +254,3 @@ func checkRedirectURI(raw string) error {
 	}
 	return nil
 }
-
-// isNull reports whether a raw claim is absent or JSON null.
-func isNull(raw json.RawMessage) bool { return len(raw) == 0 || string(raw) == "null" }

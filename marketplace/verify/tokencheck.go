@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
 
@@ -53,14 +55,21 @@ func refuseKeyRedirect(req *http.Request, via []*http.Request) error {
 // sidestepped by re-spelling it.
 func checkTokenAlphabet(token string) error {
 	for i := 0; i < len(token); i++ {
-		c := token[i]
-		if c == '.' || c == '-' || c == '_' || ('0' <= c && c <= '9') || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') {
-			continue
+		if !jwsAlphabet[token[i]] {
+			return fmt.Errorf("byte %q at offset %d is not base64url", token[i], i)
 		}
-		return fmt.Errorf("byte %q at offset %d is not base64url", c, i)
 	}
 	return nil
 }
+
+// jwsAlphabet marks the bytes of a compact JWS: a table rather than
+// comparisons, since every token is scanned in full.
+var jwsAlphabet = func() (t [256]bool) {
+	for _, c := range []byte(".-_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+		t[c] = true
+	}
+	return t
+}()
 
 // checkCritical refuses any crit header: RFC 7515 section 4.1.11 requires a
 // verifier to refuse a token whose crit names an extension it does not
@@ -73,30 +82,64 @@ func checkCritical(header map[string]any) error {
 	return nil
 }
 
-// tokenDates holds the date claims undecoded, to check their JSON type:
-// the jwt package decodes a NumericDate through json.Number, which also
-// accepts a numeric string such as "1767600000".
-type tokenDates struct {
-	Exp json.RawMessage `json:"exp"`
-	Iat json.RawMessage `json:"iat"`
-	Nbf json.RawMessage `json:"nbf"`
+// registeredClaims are the registered claims of every token the verifiers
+// read, in place of jwt.RegisteredClaims: the same fields, decoded in the
+// same pass as the rest of the payload, but with dates that must be JSON
+// numbers, as RFC 7519 section 2 defines NumericDate. The jwt package's
+// NumericDate is decoded through json.Number, which also accepts a numeric
+// string such as "1767600000".
+type registeredClaims struct {
+	Issuer    string           `json:"iss"`
+	Subject   string           `json:"sub"`
+	Audience  jwt.ClaimStrings `json:"aud"`
+	ExpiresAt strictDate       `json:"exp"`
+	NotBefore strictDate       `json:"nbf"`
+	IssuedAt  strictDate       `json:"iat"`
+	ID        string           `json:"jti"`
 }
 
-// check requires every date claim present to be a JSON number, as RFC 7519
-// section 2 defines NumericDate.
-func (d tokenDates) check() error {
-	for _, c := range []struct {
-		name string
-		raw  json.RawMessage
-	}{{"exp", d.Exp}, {"iat", d.Iat}, {"nbf", d.Nbf}} {
-		if len(c.raw) == 0 {
-			continue
-		}
-		if first := c.raw[0]; first != '-' && (first < '0' || first > '9') {
-			return fmt.Errorf("%s is %s, not a JSON number", c.name, truncate(string(c.raw), 32))
-		}
+// GetExpirationTime implements jwt.Claims.
+func (c registeredClaims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt.get() }
+
+// GetIssuedAt implements jwt.Claims.
+func (c registeredClaims) GetIssuedAt() (*jwt.NumericDate, error) { return c.IssuedAt.get() }
+
+// GetNotBefore implements jwt.Claims.
+func (c registeredClaims) GetNotBefore() (*jwt.NumericDate, error) { return c.NotBefore.get() }
+
+// GetIssuer implements jwt.Claims.
+func (c registeredClaims) GetIssuer() (string, error) { return c.Issuer, nil }
+
+// GetSubject implements jwt.Claims.
+func (c registeredClaims) GetSubject() (string, error) { return c.Subject, nil }
+
+// GetAudience implements jwt.Claims.
+func (c registeredClaims) GetAudience() (jwt.ClaimStrings, error) { return c.Audience, nil }
+
+// strictDate is a NumericDate claim that must be a JSON number when
+// present; JSON null is refused too. It is not a pointer so that
+// encoding/json hands it null rather than skipping it.
+type strictDate struct {
+	jwt.NumericDate
+	set bool
+}
+
+func (d *strictDate) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+		return fmt.Errorf("date claim %s is not a JSON number", truncate(string(b), 32))
 	}
+	if err := d.NumericDate.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	d.set = true
 	return nil
+}
+
+func (d *strictDate) get() (*jwt.NumericDate, error) {
+	if !d.set {
+		return nil, nil
+	}
+	return &d.NumericDate, nil
 }
 
 // checkSubject requires sub to have the shape of a Procurement id (the
@@ -123,45 +166,31 @@ func checkLifetime(iat, exp time.Time) error {
 	return nil
 }
 
-// peekToken reads alg from the header and iss from the payload without
-// verifying anything, so both can be checked before any key is fetched,
-// and refuses a crit header and date claims that are not JSON numbers.
-// The header is decoded into a map and the payload into a struct, exactly
-// as the jwt package decodes them afterwards.
-func peekToken(token string) (alg, iss string, err error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return "", "", fmt.Errorf("%d segments, want 3", len(parts))
+// peekHeader reads alg from the header without verifying anything, so it
+// can be checked before the payload is decoded, and refuses a crit header.
+// The header is decoded into a map, exactly as the jwt package decodes it
+// afterwards. The payload is decoded once, by the jwt package, into claims
+// built on registeredClaims (whose dates must be JSON numbers); iss is
+// checked in the key function, before any key is fetched.
+func peekHeader(token string) (alg string, err error) {
+	head, _, ok := strings.Cut(token, ".")
+	if !ok {
+		return "", errors.New("1 segment, want 3")
 	}
-	b64 := base64.RawURLEncoding.Strict()
-	headerJSON, err := b64.DecodeString(parts[0])
+	headerJSON, err := base64.RawURLEncoding.Strict().DecodeString(head)
 	if err != nil {
-		return "", "", fmt.Errorf("header: %w", err)
+		return "", fmt.Errorf("header: %w", err)
 	}
 	var header map[string]any
 	if err := json.Unmarshal(headerJSON, &header); err != nil {
-		return "", "", fmt.Errorf("header: %w", err)
+		return "", fmt.Errorf("header: %w", err)
 	}
-	alg, ok := header["alg"].(string)
+	alg, ok = header["alg"].(string)
 	if !ok {
-		return "", "", errors.New("header: alg missing or not a string")
+		return "", errors.New("header: alg missing or not a string")
 	}
 	if err := checkCritical(header); err != nil {
-		return "", "", fmt.Errorf("header: %w", err)
+		return "", fmt.Errorf("header: %w", err)
 	}
-	payloadJSON, err := b64.DecodeString(parts[1])
-	if err != nil {
-		return "", "", fmt.Errorf("payload: %w", err)
-	}
-	var payload struct {
-		Issuer string `json:"iss"`
-		tokenDates
-	}
-	if err := json.Unmarshal(payloadJSON, &payload); err != nil {
-		return "", "", fmt.Errorf("payload: %w", err)
-	}
-	if err := payload.check(); err != nil {
-		return "", "", fmt.Errorf("payload: %w", err)
-	}
-	return alg, payload.Issuer, nil
+	return alg, nil
 }
