@@ -117,7 +117,12 @@ func (r *Registry) register(ctx context.Context, w http.ResponseWriter, req *htt
 	}
 	claims, err := r.verify(ctx, stmt)
 	if err != nil {
-		return dcrResponse{}, refusal(CodeInvalidSoftwareStatement, "the software statement does not verify", err)
+		desc := "the software statement does not verify"
+		var te *verify.TokenError
+		if errors.As(err, &te) {
+			desc += ": " + string(te.Reason) // a fixed phrase, never token content
+		}
+		return dcrResponse{}, refusal(CodeInvalidSoftwareStatement, desc, err)
 	}
 	if claims.OrderID == "" || claims.AccountID == "" {
 		return dcrResponse{}, refusal(CodeInvalidSoftwareStatement, "the software statement names no order or account", nil)

@@ -15,6 +15,7 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/agent"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
 
@@ -117,6 +118,8 @@ func TestDCRRefusals(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 0, e.idp.live(), "no client created")
+	r := e.register(mint(marketplacetest.StatementParams{AccountID: acct, OrderID: order, Bad: marketplacetest.BadTokenExpired}))
+	assert.Equal(t, "the software statement does not verify: "+string(verify.ErrTokenExpired), r.str("error_description"))
 	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
 		r := e.do(m, "")
 		assert.Equal(t, http.StatusMethodNotAllowed, r.status, m)
