@@ -38,8 +38,9 @@
 // stored, so that a cancellation processed while its client was being
 // created (whose callback found no order to revoke) revokes it all the
 // same. Errors are RFC 7591's 400 {"error", "error_description"} with
-// invalid_software_statement (body or statement bad), unapproved_software_statement
-// (account or order not active, order of another account, order revoked),
+// invalid_software_statement (body or statement bad; the description names
+// the verifier's reason), unapproved_software_statement (account or order
+// not active, order of another account, order revoked),
 // invalid_redirect_uri (the identity provider refused the client with
 // ErrRefused, or the statement has no auth_app_redirect_uris), and 500
 // server_error for transient failures; 405 for other methods than POST.
@@ -48,11 +49,11 @@
 //
 // Nothing here is documented by Google beyond the agent card; the DCR
 // contract is what two public agents (Red Hat's lightspeed agent and a
-// sample agent on GitHub) do, and some of it is guessed. Each uncertain point is a choice
-// with a safe default, configurable where it matters:
+// sample agent on GitHub) do, and some of it is guessed. Each uncertain
+// point is a choice with a safe default, configurable where it matters:
 //
-//   - Success status: 201, as RFC 7591 and Red Hat's agent (Google's
-//     sample answers 200): Config.SuccessStatus.
+//   - Success status: 201, as RFC 7591 and Red Hat's agent (the sample
+//     answers 200): Config.SuccessStatus.
 //   - Which entitlement states may register and be served: ACTIVE only,
 //     Red Hat's check: Config.UsableStates (add pending cancellation to
 //     serve until the term ends).
