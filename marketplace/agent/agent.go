@@ -1,16 +1,14 @@
-// Package agent sells an A2A agent through Cloud Marketplace: Dynamic
-// Client Registration for Gemini Enterprise (one OAuth client per order),
-// the order's lifecycle (its client revoked when the entitlement ends), and
-// the identity of each request (which order, entitlement and account).
-//
-// SCAFFOLD: shapes agreed in the session design; the agent branches fill
-// them in.
 package agent
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gcpmarketplace/gcpmarketplace"
@@ -32,11 +30,21 @@ type Order struct {
 	RevokedAt        time.Time // zero while the order's client is valid
 }
 
+// Revoked reports whether the order's client has been revoked.
+func (o Order) Revoked() bool { return !o.RevokedAt.IsZero() }
+
 // Client is an OAuth client the vendor's identity provider issued.
 type Client struct {
 	ID     string
 	Secret string
 }
+
+// String hides the secret, so that a Client printed by mistake leaks
+// nothing.
+func (c Client) String() string { return "agent.Client{ID: " + c.ID + ", Secret: [hidden]}" }
+
+// LogValue hides the secret from slog.
+func (c Client) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // ClientRequest asks the identity provider for a client for an order.
 type ClientRequest struct {
@@ -48,6 +56,11 @@ type ClientRequest struct {
 
 // IdentityProvider is the vendor's OAuth authorization server, as the SDK
 // needs it. The app implements it (Keycloak, Okta, its own).
+//
+// Errors wrapping ErrRefused are permanent refusals (an HTTP 4xx of the
+// identity provider's API): CreateClient's is answered invalid_redirect_uri,
+// DeleteClient's is logged and dropped. Any other error is transient: the
+// DCR request gets server_error, the lifecycle callback is retried.
 type IdentityProvider interface {
 	// CreateClient creates an OAuth client for the order.
 	CreateClient(ctx context.Context, r ClientRequest) (Client, error)
@@ -55,6 +68,14 @@ type IdentityProvider interface {
 	// an error.
 	DeleteClient(ctx context.Context, clientID string) error
 }
+
+// ErrRefused is wrapped by an IdentityProvider's errors that retrying
+// cannot fix: the identity provider refused the request (for example a
+// redirect URI it does not allow).
+var ErrRefused = errors.New("agent: identity provider refused the request")
+
+// ErrInvalidConfig is matched by New's errors.
+var ErrInvalidConfig = errors.New("agent: invalid config")
 
 // OrderRecord is an Order as a Store keeps it: the client secret sealed
 // (AES-256-GCM under Config.SecretKey), never in plain text.
@@ -70,11 +91,13 @@ type OrderQuery struct {
 }
 
 // Store keeps orders. memstore, sqlitestore and pgstore implement it;
-// storetest checks it.
+// storetest.RunOrders checks it.
 type Store interface {
 	// InsertOrder stores r unless an order with r.ID exists; it returns
 	// the stored record and whether this call inserted it. Of concurrent
-	// calls for one order, exactly one inserts.
+	// calls for one order, exactly one inserts. An empty ID or ClientID,
+	// or a ClientID another order holds, is an error matching
+	// marketplace.ErrInvalid.
 	InsertOrder(ctx context.Context, r OrderRecord) (stored OrderRecord, inserted bool, err error)
 	// GetOrder returns the order, or an error matching
 	// marketplace.ErrNotFound.
@@ -84,56 +107,156 @@ type Store interface {
 	GetOrderByClient(ctx context.Context, clientID string) (OrderRecord, error)
 	// ListOrders lists the orders q selects, sorted by id.
 	ListOrders(ctx context.Context, q OrderQuery) ([]OrderRecord, error)
-	// RevokeOrder sets the order's RevokedAt (kept if already set).
+	// RevokeOrder sets the order's RevokedAt (kept if already set), or
+	// returns an error matching marketplace.ErrNotFound.
 	RevokeOrder(ctx context.Context, orderID string, at time.Time) error
-	// DeleteOrders deletes the account's orders (its purge).
+	// DeleteOrders deletes the account's orders (its purge) and returns
+	// how many there were.
 	DeleteOrders(ctx context.Context, accountID string) (int, error)
 }
 
-// Config configures a Registry.
+// Defaults of the Config fields that make the uncertain points of
+// Gemini Enterprise's behaviour configurable.
+const (
+	// DefaultSuccessStatus is the DCR success status: 201, as RFC 7591 and
+	// Red Hat's agent answer (another public agent answers 200).
+	DefaultSuccessStatus = http.StatusCreated
+	// DefaultMaxBodyBytes bounds a DCR request body. A software statement
+	// is about 1 KiB.
+	DefaultMaxBodyBytes = 64 << 10
+)
+
+// Config configures a Registry. Every field is required unless marked
+// optional.
 type Config struct {
 	gcpmarketplace.Runtime
 
 	Processor   *marketplace.Processor    // stored accounts and entitlements
-	Procurement *procurement.Client       // read when the store has not heard of an order yet
+	Procurement *procurement.Client       // live account and entitlement reads (the DCR cross-check)
 	Store       Store                     // orders
 	Verifier    *verify.StatementVerifier // software statements
 	IdP         IdentityProvider          // creates and deletes OAuth clients
 	SecretKey   []byte                    // 32 bytes: seals client secrets at rest
+
+	// UsableStates are the entitlement states in which an order may
+	// register a client, and in which Middleware serves it. Optional:
+	// nil means ENTITLEMENT_ACTIVE only, the check Red Hat's agent makes.
+	// Add procurement.EntitlementPendingCancellation and the plan-change
+	// states to serve an entitlement until it actually ends.
+	UsableStates []procurement.EntitlementState
+
+	// SuccessStatus is the status of a successful registration, 200 or
+	// 201. Optional: 0 means DefaultSuccessStatus. Which one Gemini
+	// Enterprise expects is not documented; both are observed.
+	SuccessStatus int
+
+	// MaxBodyBytes bounds the DCR request body. Optional: 0 means
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
 }
 
 // Registry registers Gemini Enterprise's OAuth clients per order and knows
-// which order a client belongs to.
+// which order a client belongs to. It is safe for concurrent use.
 type Registry struct {
-	cfg Config
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	aead   cipher.AEAD
+	usable []procurement.EntitlementState
+	// verify is cfg.Verifier.Verify; tests of this package replace it.
+	verify func(ctx context.Context, token string) (verify.StatementClaims, error)
+	ident  identCache // middleware.go: who is calling, cached
+	met    metrics
 }
 
-// New returns a Registry.
-func New(cfg Config) (*Registry, error) { return &Registry{cfg: cfg}, nil }
-
-var errScaffold = errors.New("agent: not implemented yet")
-
-// DCRHandler is the Dynamic Client Registration endpoint (the agent card's
-// DCR extension target_url).
-func (r *Registry) DCRHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "not implemented", http.StatusNotImplemented)
-	})
+// New returns a Registry, or an error matching ErrInvalidConfig.
+func New(cfg Config) (*Registry, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(cfg.SecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: SecretKey: %w", ErrInvalidConfig, err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("%w: SecretKey: %w", ErrInvalidConfig, err)
+	}
+	met, err := newMetrics(cfg.Meter(meterName))
+	if err != nil {
+		return nil, err
+	}
+	r := &Registry{
+		met:    met,
+		cfg:    cfg,
+		log:    cfg.Log().With("component", "agent"),
+		now:    cfg.NowFunc(),
+		aead:   aead,
+		usable: cfg.UsableStates,
+		verify: cfg.Verifier.Verify,
+	}
+	if r.usable == nil {
+		r.usable = []procurement.EntitlementState{procurement.EntitlementActive}
+	}
+	if r.cfg.SuccessStatus == 0 {
+		r.cfg.SuccessStatus = DefaultSuccessStatus
+	}
+	if r.cfg.MaxBodyBytes == 0 {
+		r.cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	return r, nil
 }
 
-// Handler wraps the app's marketplace.Handler: when an order's entitlement
-// is cancelled or deleted its client is deleted at the identity provider
-// (once, with the processor's guarantees), and an account's deletion
-// purges its orders; then next runs.
-func (r *Registry) Handler(next marketplace.Handler) marketplace.Handler { return next }
+func (c *Config) validate() error {
+	var missing []string
+	for name, isNil := range map[string]bool{
+		"Processor": c.Processor == nil, "Procurement": c.Procurement == nil, "Store": c.Store == nil,
+		"Verifier": c.Verifier == nil, "IdP": c.IdP == nil,
+	} {
+		if isNil {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return fmt.Errorf("%w: missing %v", ErrInvalidConfig, missing)
+	}
+	if len(c.SecretKey) != 32 {
+		return fmt.Errorf("%w: SecretKey has %d bytes, want 32 (AES-256)", ErrInvalidConfig, len(c.SecretKey))
+	}
+	if c.SuccessStatus != 0 && c.SuccessStatus != http.StatusOK && c.SuccessStatus != http.StatusCreated {
+		return fmt.Errorf("%w: SuccessStatus %d, want 200 or 201", ErrInvalidConfig, c.SuccessStatus)
+	}
+	if c.MaxBodyBytes < 0 {
+		return fmt.Errorf("%w: negative MaxBodyBytes", ErrInvalidConfig)
+	}
+	for _, s := range c.UsableStates {
+		if s == procurement.EntitlementCancelled || s == procurement.EntitlementActivationRequested {
+			return fmt.Errorf("%w: UsableStates holds %s, which is never usable", ErrInvalidConfig, s)
+		}
+	}
+	return nil
+}
+
+// Usable reports whether an order whose entitlement is in state s may be
+// served (Config.UsableStates).
+func (r *Registry) Usable(s procurement.EntitlementState) bool { return slices.Contains(r.usable, s) }
 
 // Order returns the order, or an error matching marketplace.ErrNotFound.
 func (r *Registry) Order(ctx context.Context, orderID string) (Order, error) {
-	return Order{}, errScaffold
+	rec, err := r.cfg.Store.GetOrder(ctx, orderID)
+	if err != nil {
+		return Order{}, fmt.Errorf("agent: order %q: %w", orderID, err)
+	}
+	return rec.Order, nil
 }
 
 // OrderByClient returns the order of an OAuth client, or an error matching
 // marketplace.ErrNotFound.
 func (r *Registry) OrderByClient(ctx context.Context, clientID string) (Order, error) {
-	return Order{}, errScaffold
+	rec, err := r.cfg.Store.GetOrderByClient(ctx, clientID)
+	if err != nil {
+		return Order{}, fmt.Errorf("agent: order of client %q: %w", clientID, err)
+	}
+	return rec.Order, nil
 }

@@ -21,7 +21,7 @@ import (
 //	POST /control/accounts                           → {"accountId"}
 //	POST /control/accounts/{id}:delete
 //	POST /control/purchase {accountId?, product?, plan?, offer?, offerDuration?,
-//	     offerEndTime?, startTime?, usageBased?, autoApprove?} → {"entitlementId", "accountId"}
+//	     offerEndTime?, startTime?, usageBased?, autoApprove?, orderId?} → {"entitlementId", "accountId"}
 //	POST /control/entitlements/{id}:requestPlanChange {plan, offer (optional)}
 //	POST /control/entitlements/{id}:cancelPlanChange
 //	POST /control/entitlements/{id}:cancel {immediate?}
@@ -173,6 +173,7 @@ type controlPurchaseRequest struct {
 	StartTime     *time.Time `json:"startTime"`
 	UsageBased    bool       `json:"usageBased"`
 	AutoApprove   bool       `json:"autoApprove"`
+	OrderID       string     `json:"orderId"`
 }
 
 func (s *Server) controlPurchase(w http.ResponseWriter, r *http.Request) {
@@ -184,6 +185,7 @@ func (s *Server) controlPurchase(w http.ResponseWriter, r *http.Request) {
 	p := PurchaseParams{
 		AccountID: req.AccountID, Product: req.Product, Plan: req.Plan, Offer: req.Offer,
 		OfferDuration: req.OfferDuration, UsageBased: req.UsageBased, AutoApprove: req.AutoApprove,
+		OrderID: req.OrderID,
 	}
 	if req.OfferEndTime != nil {
 		p.OfferEndTime = *req.OfferEndTime

@@ -52,6 +52,10 @@ type PurchaseParams struct {
 	// InputProperties are the deprecated Entitlement.inputProperties
 	// (discovery document: output only, deprecated); optional.
 	InputProperties map[string]any
+	// OrderID is the Marketplace order (Entitlement.orderId, an AI agent's
+	// google.order); "" makes it equal to the entitlement id, as observed
+	// (equality is not documented, so tests of agents may set another).
+	OrderID string
 }
 
 // CreateAccount creates a customer account (ACCOUNT_ACTIVE, signup
@@ -142,6 +146,9 @@ func (s *Server) newEntitlementLocked(accountID string, p PurchaseParams) *entit
 		inputProperties:   p.InputProperties,
 	}
 	e.benefitIDs = []string{benefitID(e.id)}
+	if e.orderID = p.OrderID; e.orderID == "" {
+		e.orderID = e.id
+	}
 	if !p.StartTime.IsZero() {
 		e.scheduledStart = p.StartTime.UTC()
 	}
@@ -175,7 +182,7 @@ func (s *Server) autoApproveLocked(e *entitlement, p PurchaseParams) {
 		w.NewPlan = e.plan
 		w.NewProduct = newProduct(e.product, e.offer)
 		w.NewOffer = e.offer
-		w.OrderID = e.id
+		w.OrderID = e.orderID
 		w.EntitlementBenefitIDs = e.benefitIDs
 	})
 }
@@ -220,7 +227,7 @@ func (s *Server) requestChange(ctx context.Context, entitlementID, newPlan, newO
 					w.NewProduct = newOffer
 				}
 				w.NewOfferStartTime = strPtr(formatTimestamp(s.clock.Now()))
-				w.OrderID = e.id
+				w.OrderID = e.orderID
 				w.EntitlementBenefitIDs = e.benefitIDs
 			})
 			s.applyPlanChangeLocked(e)

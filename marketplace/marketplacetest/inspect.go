@@ -74,7 +74,7 @@ func (s *Server) entitlementSnapshotLocked(e *entitlement) Entitlement {
 		Offer: e.offer, NewPendingOffer: e.newPendingOffer,
 		OfferDuration: e.offerDuration, NewPendingOfferDuration: e.newPendingOfferDuration,
 		OfferEndTime: e.offerEndTime, NewOfferStartTime: e.newOfferStartTime, NewOfferEndTime: e.newOfferEndTime,
-		OrderID: e.id, UsageReportingID: e.usageReportingID,
+		OrderID: e.orderID, UsageReportingID: e.usageReportingID,
 		MessageToUser: e.messageToUser, CancellationReason: e.cancellationReason,
 		AutoApprove: e.autoApprove, CreateTime: e.createTime, UpdateTime: e.updateTime,
 	}

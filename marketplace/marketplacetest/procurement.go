@@ -93,7 +93,7 @@ func (s *Server) wireEntitlementLocked(e *entitlement) wireEntitlement {
 		OfferEndTime:            formatTimestamp(e.offerEndTime),
 		NewOfferStartTime:       formatTimestamp(e.newOfferStartTime),
 		NewOfferEndTime:         formatTimestamp(e.newOfferEndTime),
-		OrderID:                 e.id,
+		OrderID:                 e.orderID,
 		UsageReportingID:        e.usageReportingID,
 		QuoteExternalName:       e.quoteExternalName,
 		SubscriptionEndTime:     formatTimestamp(subscriptionEnd(e)),

@@ -64,6 +64,7 @@ func (a *account) approval(name string) *approval {
 
 type entitlement struct {
 	id        string
+	orderID   string // Entitlement.orderId
 	seq       int64
 	accountID string
 	product   string

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/agent"
 )
 
 // Store is an in-memory marketplace.Store. The zero value is not usable;
@@ -41,6 +42,8 @@ type Store struct {
 
 	usedTokens map[string]time.Time // signup.UsedTokens (tokens.go): key → expiry
 	origin     marketplace.Origin   // marketplace.OriginRecorder (origin.go); zero until recorded
+
+	orders map[string]agent.OrderRecord // agent.Store (agent.go): order id → record
 }
 
 type approvalKey struct {

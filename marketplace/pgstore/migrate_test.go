@@ -206,7 +206,7 @@ func TestMigrationAddsOffer(t *testing.T) {
 	// later versions added goes too, so that they are applied again.
 	_, err := pool.Exec(ctx, "ALTER TABLE "+q+".entitlements DROP COLUMN offer; DROP TABLE "+q+".used_signup_tokens;"+
 		" ALTER TABLE "+q+".usage_windows DROP COLUMN lease_token; DROP TABLE "+q+".marketplace_origin;"+
-		" DROP TABLE "+q+".entitlement_transitions;"+
+		" DROP TABLE "+q+".entitlement_transitions; DROP TABLE "+q+".agent_orders;"+
 		" DELETE FROM "+q+".schema_migrations WHERE version >= 3")
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, "INSERT INTO "+q+`.entitlements (id, account_id, product, plan, pending_plan, state, usage_reporting_id,

@@ -1,0 +1,92 @@
+// Package agent sells an A2A agent through Cloud Marketplace: Dynamic
+// Client Registration for Gemini Enterprise (one OAuth client per order),
+// the order's lifecycle (its client revoked when the entitlement ends), and
+// the identity of each request (which order, entitlement and account).
+//
+// # Wiring
+//
+// A Registry needs the Processor (stored entitlements), a Procurement
+// client (live reads), a Store for orders (memstore, sqlitestore and
+// pgstore implement it beside marketplace.Store), a
+// verify.StatementVerifier whose audience is the agent card's
+// provider.url, the app's IdentityProvider, and a 32-byte SecretKey. Serve
+// DCRHandler at the URL the agent card's DCR extension names
+// (params.target_url), and give the Processor Registry.Handler(yourHandler)
+// so that ended orders lose their clients. The Processor is created with
+// its handler and the Registry with the Processor: create the Processor
+// with a handler that forwards to a field set once the Registry exists
+// (see the Example).
+//
+// # Registration
+//
+// Gemini Enterprise POSTs {"software_statement": "<JWT>"} to the DCR
+// endpoint. The endpoint verifies the statement, then checks with a live
+// Procurement read that the account (the statement's sub) is
+// ACCOUNT_ACTIVE, and that the order (google.order) has a usable
+// entitlement, and answers with the order's client:
+//
+//	201 {"client_id": "...", "client_secret": "...", "client_id_issued_at": 1700000000, "client_secret_expires_at": 0}
+//
+// with Cache-Control: no-store and Pragma: no-cache. Registering an order
+// again returns the same client and secret (Gemini Enterprise may register
+// several times per order), so the secret is kept sealed with AES-256-GCM
+// under SecretKey, the order id as additional data, never hashed and never
+// in plain text; it is never logged, nor is the statement. Of concurrent
+// first registrations, the Store lets one insert; the others delete the
+// client they created at the identity provider and answer with the
+// winner's. A new order's entitlement is read once more after the order is
+// stored, so that a cancellation processed while its client was being
+// created (whose callback found no order to revoke) revokes it all the
+// same. Errors are RFC 7591's 400 {"error", "error_description"} with
+// invalid_software_statement (body or statement bad; the description names
+// the verifier's reason), unapproved_software_statement (account or order
+// not active, order of another account, order revoked),
+// invalid_redirect_uri (the identity provider refused the client with
+// ErrRefused, or the statement has no auth_app_redirect_uris), and 500
+// server_error for transient failures; 405 for other methods than POST.
+//
+// # What is observed and what is inferred
+//
+// Nothing here is documented by Google beyond the agent card; the DCR
+// contract is what two public agents (Red Hat's lightspeed agent and a
+// sample agent on GitHub) do, and some of it is guessed. Each uncertain
+// point is a choice with a safe default, configurable where it matters:
+//
+//   - Success status: 201, as RFC 7591 and Red Hat's agent (the sample
+//     answers 200): Config.SuccessStatus.
+//   - Which entitlement states may register and be served: ACTIVE only,
+//     Red Hat's check: Config.UsableStates (add pending cancellation to
+//     serve until the term ends).
+//   - Order and entitlement: observed equal, not documented so. The order's
+//     entitlement is the stored entitlement with the order's id when it is
+//     usable; else entitlements.get of that id if its orderId matches;
+//     else the account's entitlements listed and matched on orderId. The
+//     live read also means a registration that arrives before the Pub/Sub
+//     message is not refused (inferred to happen).
+//   - A statement without auth_app_redirect_uris (never observed) is
+//     refused: a client without redirect URIs cannot serve the
+//     authorization code flow.
+//   - Whether Google ever rotates or deletes a client is unknown: secrets
+//     never expire (client_secret_expires_at 0, as observed), and clients
+//     are deleted only by the lifecycle below.
+//
+// # Lifecycle
+//
+// Registry.Handler wraps the app's marketplace.Handler. When an
+// entitlement is cancelled (OnEntitlementCancelled) or deleted
+// (OnEntitlementDeleted), the clients of its orders are deleted at the
+// identity provider and the orders marked revoked, then the app's callback
+// runs. A pending cancellation keeps the client until the term ends.
+// Identity provider refusals (ErrRefused, events.Permanent) are logged and
+// dropped, as Red Hat's agent does with 4xx; other errors fail the
+// callback so that the Processor redelivers it. Each order is revoked once.
+// OnAccountDeleted deletes the account's remaining clients and its orders
+// (the purge).
+//
+// # Metrics
+//
+// With Config.MeterProvider set: gcpmarketplace.agent.registrations, DCR
+// requests by "result" (created, existing, or the error code answered),
+// and gcpmarketplace.agent.revocations, orders by "cause"
+// (entitlement_ended, account_deleted).
+package agent

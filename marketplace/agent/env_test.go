@@ -1,0 +1,263 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/gcpmarketplace/gcpmarketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/internal/testenv"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/agent"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/memstore"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
+	"github.com/gcpmarketplace/gcpmarketplace/procurement"
+)
+
+const testAudience = "https://acme.example"
+
+// testKey is the tests' SecretKey (32 bytes).
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+// testIdP is an identity provider in memory: it counts clients, and fails
+// as told.
+type testIdP struct {
+	mu        sync.Mutex
+	n         int
+	clients   map[string]agent.ClientRequest // live clients
+	deleted   []string
+	createErr error         // returned by the next CreateClient calls while set
+	deleteErr error         // likewise for DeleteClient
+	hold      chan struct{} // if set, CreateClient waits for it to close (concurrency tests)
+	waiting   int           // CreateClient calls waiting for hold
+}
+
+func newTestIdP() *testIdP {
+	return &testIdP{clients: map[string]agent.ClientRequest{}}
+}
+
+func (p *testIdP) CreateClient(ctx context.Context, r agent.ClientRequest) (agent.Client, error) {
+	p.mu.Lock()
+	hold, err := p.hold, p.createErr
+	p.mu.Unlock()
+	if hold != nil {
+		p.set(func(p *testIdP) { p.waiting++ })
+		<-hold
+	}
+	if err != nil {
+		return agent.Client{}, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n++
+	id := fmt.Sprintf("client-%d", p.n)
+	p.clients[id] = r
+	return agent.Client{ID: id, Secret: fmt.Sprintf("secret-%d-%s", p.n, strings.Repeat("x", 8))}, nil
+}
+
+func (p *testIdP) DeleteClient(ctx context.Context, clientID string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.deleteErr != nil {
+		return p.deleteErr
+	}
+	delete(p.clients, clientID)
+	p.deleted = append(p.deleted, clientID)
+	return nil
+}
+
+func (p *testIdP) set(f func(p *testIdP)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f(p)
+}
+
+// live returns the ids of the clients not deleted.
+func (p *testIdP) live() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.clients)
+}
+
+func (p *testIdP) deletedIDs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.deleted...)
+}
+
+// deferredHandler breaks the cycle between the processor (which needs its
+// handler) and the Registry (which needs the processor).
+type deferredHandler struct{ marketplace.Handler }
+
+// appHandler records the app's callbacks the wrapper passes on.
+type appHandler struct {
+	marketplace.HandlerDefaults
+	mu    sync.Mutex
+	calls []string
+}
+
+func (a *appHandler) record(c *marketplace.Change) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls = append(a.calls, string(c.Type))
+	return nil
+}
+
+func (a *appHandler) OnEntitlementCancelled(_ context.Context, c *marketplace.Change) error {
+	return a.record(c)
+}
+func (a *appHandler) OnEntitlementDeleted(_ context.Context, c *marketplace.Change) error {
+	return a.record(c)
+}
+func (a *appHandler) OnAccountDeleted(_ context.Context, c *marketplace.Change) error {
+	return a.record(c)
+}
+
+// env is the emulator playing Google, a processor on memstore, a
+// Registry with the test IdP, and its DCR endpoint over real HTTP.
+type env struct {
+	t     testing.TB
+	srv   *marketplacetest.Server
+	store *memstore.Store
+	proc  *marketplace.Processor
+	feed  *testenv.Feed
+	idp   *testIdP
+	app   *appHandler
+	reg   *agent.Registry
+	dcr   *httptest.Server
+	logs  *syncBuffer
+
+	client   *procurement.Client
+	verifier *verify.StatementVerifier
+	cfg      agent.Config // the Registry's, for replicas
+}
+
+const (
+	timeout = 5 * time.Second
+	tick    = time.Millisecond
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newEnv(t testing.TB, edit ...func(*agent.Config)) *env {
+	t.Helper()
+	e := &env{t: t, srv: marketplacetest.New(t), store: memstore.New(), idp: newTestIdP(), app: &appHandler{}, logs: &syncBuffer{}}
+	rt := gcpmarketplace.Runtime{Clock: e.srv.Clock().Now, Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	e.client = testenv.Client(t, e.srv, nil)
+	client := e.client
+	handler := &deferredHandler{}
+	var err error
+	e.proc, err = marketplace.New(e.store, client, handler, &marketplace.Config{Runtime: rt})
+	require.NoError(t, err)
+	v, err := verify.NewStatementVerifier(testAudience, &verify.Config{Runtime: rt, StatementCertsURL: e.srv.StatementCertsURL()})
+	require.NoError(t, err)
+	e.verifier = v
+	cfg := agent.Config{Runtime: rt, Processor: e.proc, Procurement: client, Store: e.store, Verifier: v, IdP: e.idp, SecretKey: testKey}
+	for _, f := range edit {
+		f(&cfg)
+	}
+	e.cfg = cfg
+	e.reg, err = agent.New(cfg)
+	require.NoError(t, err)
+	handler.Handler = e.reg.Handler(e.app)
+	e.feed = testenv.NewFeed(e.srv)
+	e.dcr = httptest.NewServer(e.reg.DCRHandler())
+	t.Cleanup(e.dcr.Close)
+	return e
+}
+
+// buy purchases an active entitlement (its id is also its order id) and
+// lets the processor hear of it when deliver is set.
+func (e *env) buy(deliver bool) (accountID, orderID string) {
+	e.t.Helper()
+	id, err := e.srv.Purchase(context.Background(), marketplacetestPurchase(""))
+	require.NoError(e.t, err)
+	if deliver {
+		e.drain()
+	}
+	ent, ok := e.srv.Entitlement(id)
+	require.True(e.t, ok)
+	return ent.AccountID, ent.OrderID
+}
+
+func (e *env) drain() { e.feed.Drain(e.t, context.Background(), e.proc) }
+
+func (e *env) statement(accountID, orderID string) string {
+	return e.srv.StatementToken(marketplacetest.StatementParams{AccountID: accountID, OrderID: orderID, Audience: testAudience})
+}
+
+// dcrReply is a DCR answer: the status, headers and decoded JSON body.
+type dcrReply struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (r dcrReply) str(key string) string { s, _ := r.body[key].(string); return s }
+
+func (e *env) do(method, body string) dcrReply {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.dcr.URL, strings.NewReader(body))
+	require.NoError(e.t, err)
+	return send(e.t, req)
+}
+
+// send sends a DCR request and reads the reply. It may run on any
+// goroutine: failures are reported with Errorf.
+func send(tb testing.TB, req *http.Request) dcrReply {
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Errorf("DCR request: %v", err)
+		return dcrReply{}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Errorf("DCR reply: %v", err)
+	}
+	r := dcrReply{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}
+
+func (e *env) register(statement string) dcrReply {
+	e.t.Helper()
+	body, err := json.Marshal(map[string]string{"software_statement": statement})
+	require.NoError(e.t, err)
+	return e.do(http.MethodPost, string(body))
+}
+
+// marketplacetestPurchase is an active, usage-based purchase by accountID
+// ("" for a new account).
+func marketplacetestPurchase(accountID string) marketplacetest.PurchaseParams {
+	return marketplacetest.PurchaseParams{AccountID: accountID, AutoApprove: true, UsageBased: true}
+}
