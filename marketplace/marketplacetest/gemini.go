@@ -93,7 +93,7 @@ func (s *Server) SendAgentMessage(ctx context.Context, agentURL, accessToken, te
 
 // SendAgentMessageMetadata is SendAgentMessage with params.metadata set,
 // e.g. {"software_statement": s.StatementToken(p)}, as a vendor knowledge
-// base reports Gemini Enterprise sends (ai-agents.md §5; unconfirmed).
+// base reports Gemini Enterprise sends (Google does not document it).
 func (s *Server) SendAgentMessageMetadata(ctx context.Context, agentURL, accessToken, text string, metadata map[string]any) (reply string, err error) {
 	params := map[string]any{"message": map[string]any{
 		"kind": "message", "messageId": randomID(), "role": "user",
