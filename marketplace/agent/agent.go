@@ -166,6 +166,7 @@ type Registry struct {
 	// verify is cfg.Verifier.Verify; tests of this package replace it.
 	verify func(ctx context.Context, token string) (verify.StatementClaims, error)
 	ident  identCache // middleware.go: who is calling, cached
+	met    metrics
 }
 
 // New returns a Registry, or an error matching ErrInvalidConfig.
@@ -181,7 +182,12 @@ func New(cfg Config) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: SecretKey: %w", ErrInvalidConfig, err)
 	}
+	met, err := newMetrics(cfg.Meter(meterName))
+	if err != nil {
+		return nil, err
+	}
 	r := &Registry{
+		met:    met,
 		cfg:    cfg,
 		log:    cfg.Log().With("component", "agent"),
 		now:    cfg.NowFunc(),

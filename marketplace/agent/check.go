@@ -87,3 +87,30 @@ func (r *Registry) liveEntitlement(ctx context.Context, accountID, orderID strin
 	return procurement.Entitlement{}, refusal(CodeUnapprovedSoftwareStatement, "the order has no entitlement",
 		fmt.Errorf("no entitlement of account %q has order %q", accountID, orderID))
 }
+
+// confirmUsable re-reads a newly stored order's entitlement. The check
+// before the client was created may have raced a cancellation whose
+// callback listed the orders before this one was stored, and so did not
+// revoke it; after the insert, any later cancellation's callback will. So
+// an entitlement found ended now is revoked here. A failed read keeps the
+// order: the earlier check passed.
+func (r *Registry) confirmUsable(ctx context.Context, o OrderRecord) error {
+	e, err := r.cfg.Procurement.GetEntitlement(ctx, o.EntitlementID)
+	switch {
+	case err != nil && !isNotFound(err):
+		r.log.Warn("agent: entitlement not re-read after registration", "order", o.ID, "error", err)
+		return nil
+	case err == nil && r.Usable(e.State):
+		return nil
+	}
+	if err := r.deleteClient(ctx, o.Order); err != nil {
+		return serverError("the client of an order that ended meanwhile could not be deleted", err)
+	}
+	if err := r.cfg.Store.RevokeOrder(ctx, o.ID, r.now().UTC()); err != nil {
+		return serverError("an order that ended meanwhile could not be revoked", err)
+	}
+	r.forgetOrder(o.ID)
+	r.met.revoked(ctx, "entitlement_ended", 1)
+	return refusal(CodeUnapprovedSoftwareStatement, "the order's entitlement ended during registration",
+		fmt.Errorf("entitlement %q of order %q: %s", o.EntitlementID, o.ID, e.State))
+}

@@ -102,6 +102,7 @@ func (r *Registry) serveDCR(w http.ResponseWriter, req *http.Request) {
 			level = r.log.Error
 		}
 		level("agent: DCR refused", "code", de.code, "error", de.Error())
+		r.met.registered(req.Context(), de.code)
 		writeJSON(w, de.status, map[string]string{"error": de.code, "error_description": de.desc})
 		return
 	}
@@ -116,7 +117,12 @@ func (r *Registry) register(ctx context.Context, w http.ResponseWriter, req *htt
 	}
 	claims, err := r.verify(ctx, stmt)
 	if err != nil {
-		return dcrResponse{}, refusal(CodeInvalidSoftwareStatement, "the software statement does not verify", err)
+		desc := "the software statement does not verify"
+		var te *verify.TokenError
+		if errors.As(err, &te) {
+			desc += ": " + string(te.Reason) // a fixed phrase, never token content
+		}
+		return dcrResponse{}, refusal(CodeInvalidSoftwareStatement, desc, err)
 	}
 	if claims.OrderID == "" || claims.AccountID == "" {
 		return dcrResponse{}, refusal(CodeInvalidSoftwareStatement, "the software statement names no order or account", nil)
@@ -125,12 +131,17 @@ func (r *Registry) register(ctx context.Context, w http.ResponseWriter, req *htt
 	if err != nil {
 		return dcrResponse{}, err
 	}
-	rec, secret, err := r.clientFor(ctx, claims, ent)
+	rec, secret, created, err := r.clientFor(ctx, claims, ent)
 	if err != nil {
 		return dcrResponse{}, err
 	}
+	result := resultExisting
+	if created {
+		result = resultCreated
+	}
+	r.met.registered(ctx, result)
 	r.log.Info("agent: DCR registered", "order", rec.ID, "account", rec.AccountID,
-		"entitlement", rec.EntitlementID, "client", rec.ClientID)
+		"entitlement", rec.EntitlementID, "client", rec.ClientID, "result", result)
 	return dcrResponse{
 		ClientID: rec.ClientID, ClientSecret: secret,
 		ClientIDIssuedAt: rec.CreatedAt.Unix(), ClientSecretExpiresAt: 0,
@@ -171,43 +182,47 @@ func decodeRequest(body []byte) (string, error) {
 // the identity provider. Of concurrent registrations for one order, the
 // store lets one insert; the others delete the client they created and
 // return the winner's.
-func (r *Registry) clientFor(ctx context.Context, c verify.StatementClaims, ent entitlementRef) (OrderRecord, string, error) {
+func (r *Registry) clientFor(ctx context.Context, c verify.StatementClaims, ent entitlementRef) (rec OrderRecord, secret string, created bool, err error) {
 	if rec, secret, found, err := r.existing(ctx, c); found || err != nil {
-		return rec, secret, err
+		return rec, secret, false, err
 	}
 	if len(c.RedirectURIs) == 0 {
 		// An OAuth client without redirect URIs cannot complete the
 		// authorization code flow Gemini Enterprise uses.
-		return OrderRecord{}, "", refusal(CodeInvalidRedirectURI, "the software statement has no auth_app_redirect_uris", nil)
+		return OrderRecord{}, "", false, refusal(CodeInvalidRedirectURI, "the software statement has no auth_app_redirect_uris", nil)
 	}
 	cl, err := r.cfg.IdP.CreateClient(ctx, ClientRequest{
 		OrderID: c.OrderID, AccountID: c.AccountID, EntitlementID: ent.id, RedirectURIs: c.RedirectURIs,
 	})
 	if err != nil {
 		if errors.Is(err, ErrRefused) {
-			return OrderRecord{}, "", refusal(CodeInvalidRedirectURI, "the identity provider refused the client", err)
+			return OrderRecord{}, "", false, refusal(CodeInvalidRedirectURI, "the identity provider refused the client", err)
 		}
-		return OrderRecord{}, "", serverError("the identity provider failed", err)
+		return OrderRecord{}, "", false, serverError("the identity provider failed", err)
 	}
 	if cl.ID == "" || cl.Secret == "" {
 		r.deleteOrphan(ctx, c.OrderID, cl.ID)
-		return OrderRecord{}, "", serverError("the identity provider returned no client id or secret", nil)
+		return OrderRecord{}, "", false, serverError("the identity provider returned no client id or secret", nil)
 	}
-	rec := OrderRecord{Order: Order{
+	rec = OrderRecord{Order: Order{
 		ID: c.OrderID, AccountID: c.AccountID, EntitlementID: ent.id, UsageReportingID: ent.usageReportingID,
 		ClientID: cl.ID, RedirectURIs: c.RedirectURIs, CreatedAt: r.now().UTC(),
 	}, SealedSecret: r.seal(c.OrderID, cl.Secret)}
 	stored, inserted, err := r.cfg.Store.InsertOrder(ctx, rec)
 	if err != nil {
 		r.deleteOrphan(ctx, c.OrderID, cl.ID)
-		return OrderRecord{}, "", serverError("the order could not be stored", err)
+		return OrderRecord{}, "", false, serverError("the order could not be stored", err)
 	}
 	if inserted {
-		return stored, cl.Secret, nil
+		if err := r.confirmUsable(ctx, stored); err != nil {
+			return OrderRecord{}, "", false, err
+		}
+		return stored, cl.Secret, true, nil
 	}
 	// A concurrent registration won: ours is an orphan.
 	r.deleteOrphan(ctx, c.OrderID, cl.ID)
-	return r.reuse(c, stored)
+	rec, secret, err = r.reuse(c, stored)
+	return rec, secret, false, err
 }
 
 // existing returns the order's stored client, if any.

@@ -15,6 +15,7 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/agent"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
 
@@ -117,6 +118,8 @@ func TestDCRRefusals(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 0, e.idp.live(), "no client created")
+	r := e.register(mint(marketplacetest.StatementParams{AccountID: acct, OrderID: order, Bad: marketplacetest.BadTokenExpired}))
+	assert.Equal(t, "the software statement does not verify: "+string(verify.ErrTokenExpired), r.str("error_description"))
 	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
 		r := e.do(m, "")
 		assert.Equal(t, http.StatusMethodNotAllowed, r.status, m)
@@ -252,4 +255,34 @@ func TestClientHidesItsSecret(t *testing.T) {
 	assert.NotContains(t, fmt.Sprint(c), "s3cret")
 	assert.NotContains(t, fmt.Sprintf("%v %+v %s", c, c, c), "s3cret")
 	assert.NotContains(t, c.LogValue().String(), "s3cret")
+}
+
+// A cancellation processed while a first registration creates its client
+// finds no order to revoke; the registration re-reads the entitlement
+// after storing the order, and revokes it itself.
+func TestDCRRacingCancellation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	acct, order := e.buy(true)
+	hold := make(chan struct{})
+	e.idp.set(func(p *testIdP) { p.hold = hold })
+	reply := make(chan dcrReply, 1)
+	stmt := e.statement(acct, order)
+	go func() { reply <- e.register(stmt) }()
+	require.Eventually(t, func() bool {
+		waiting := 0
+		e.idp.set(func(p *testIdP) { waiting = p.waiting })
+		return waiting == 1
+	}, timeout, tick)
+	require.NoError(t, e.srv.Cancel(ctx, order, true))
+	e.drain() // the lifecycle finds no order yet
+	close(hold)
+	r := <-reply
+	assert.Equal(t, http.StatusBadRequest, r.status, r.raw)
+	assert.Equal(t, agent.CodeUnapprovedSoftwareStatement, r.str("error"))
+	o, err := e.reg.Order(ctx, order)
+	require.NoError(t, err)
+	assert.True(t, o.Revoked())
+	assert.Equal(t, 0, e.idp.live(), "the client was deleted")
 }

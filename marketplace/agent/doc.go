@@ -34,7 +34,10 @@
 // in plain text; it is never logged, nor is the statement. Of concurrent
 // first registrations, the Store lets one insert; the others delete the
 // client they created at the identity provider and answer with the
-// winner's. Errors are RFC 7591's 400 {"error", "error_description"} with
+// winner's. A new order's entitlement is read once more after the order is
+// stored, so that a cancellation processed while its client was being
+// created (whose callback found no order to revoke) revokes it all the
+// same. Errors are RFC 7591's 400 {"error", "error_description"} with
 // invalid_software_statement (body or statement bad), unapproved_software_statement
 // (account or order not active, order of another account, order revoked),
 // invalid_redirect_uri (the identity provider refused the client with
@@ -78,4 +81,11 @@
 // callback so that the Processor redelivers it. Each order is revoked once.
 // OnAccountDeleted deletes the account's remaining clients and its orders
 // (the purge).
+//
+// # Metrics
+//
+// With Config.MeterProvider set: gcpmarketplace.agent.registrations, DCR
+// requests by "result" (created, existing, or the error code answered),
+// and gcpmarketplace.agent.revocations, orders by "cause"
+// (entitlement_ended, account_deleted).
 package agent

@@ -160,6 +160,7 @@ func (r *Registry) revokeEntitlement(ctx context.Context, c *marketplace.Change)
 			return fmt.Errorf("agent: revoke order %q: %w", o.ID, err)
 		}
 		r.forgetOrder(o.ID)
+		r.met.revoked(ctx, "entitlement_ended", 1)
 		r.log.Info("agent: order revoked", "order", o.ID, "entitlement", e.ID, "client", o.ClientID, "change", c.Type)
 	}
 	return nil
@@ -187,6 +188,7 @@ func (r *Registry) purgeAccount(ctx context.Context, accountID string) error {
 	for _, o := range orders {
 		r.forgetOrder(o.ID)
 	}
+	r.met.revoked(ctx, "account_deleted", n)
 	if n > 0 {
 		r.log.Info("agent: orders purged", "account", accountID, "orders", n)
 	}
