@@ -119,15 +119,21 @@ func (s *service) wire(ctx context.Context, store *sqlitestore.Store) error {
 	return nil
 }
 
-// printEmulatorHelp says how to play the customer and Gemini Enterprise.
+// printEmulatorHelp says how to play the customer and Gemini Enterprise
+// with curl, through the emulator's control API.
 func (s *service) printEmulatorHelp(out io.Writer) {
 	fmt.Fprintf(out, `
 Running offline: Google is the in-process emulator, the identity provider a STAND-IN.
-  Agent card:  curl %[1]s/.well-known/agent-card.json
-  Buy:         curl -X POST %[2]s/control/purchase -d '{"usageBased":true,"autoApprove":true}'
-  Then play Gemini Enterprise from Go: marketplacetest.Server.RegisterAgent(ctx, "%[1]s%[3]s", ...)
-  and SendAgentMessage(ctx, "%[1]s%[4]s", token, "hi"), with a token from %[1]s%[5]s
-  (client_credentials); see examples/ai-agent/main_test.go.
 
-`, s.url, s.emu.URL(), dcrPath, a2aPath, standinTokenPath)
+  curl %[1]s/.well-known/agent-card.json
+  # a customer buys (note entitlementId and accountId; the order id is the entitlement id)
+  curl -X POST %[2]s/control/purchase -d '{"usageBased":true,"autoApprove":true}'
+  # Gemini Enterprise registers (DCR), gets a token, and sends a message
+  curl -X POST %[2]s/control/gemini:register -d '{"dcrUrl":"%[1]s%[3]s","accountId":"ACCOUNT","orderId":"ORDER","audience":"%[4]s"}'
+  curl -X POST %[1]s%[5]s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials
+  curl -X POST %[2]s/control/gemini:send -d '{"agentUrl":"%[1]s%[6]s","accessToken":"TOKEN","text":"hi"}'
+  # the hour ends: the message is billed to the order's consumer
+  curl -X POST %[2]s/control/clock:advance -d '{"duration":"2h"}'; curl %[2]s/control/reports
+
+`, s.url, s.emu.URL(), dcrPath, s.cfg.ProviderURL, standinTokenPath, a2aPath)
 }

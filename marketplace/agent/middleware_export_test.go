@@ -16,3 +16,10 @@ func (r *Registry) CountVerifications(n func()) {
 		return next(ctx, tok)
 	}
 }
+
+// ForgetStatements empties the verified-statement cache.
+func (r *Registry) ForgetStatements() {
+	r.ident.mu.Lock()
+	defer r.ident.mu.Unlock()
+	clear(r.ident.statements)
+}

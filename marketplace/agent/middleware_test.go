@@ -177,3 +177,31 @@ func TestMiddlewareStoreDown(t *testing.T) {
 	assert.Equal(t, -32603, code)
 	assert.Contains(t, e.logs.String(), "connection refused")
 }
+
+// BenchmarkIdentifyStatement: a real statement seen before (warm: a hash
+// and two lookups) against the same statement verified every time (cold:
+// RSA and the claims), in the same run.
+func BenchmarkIdentifyStatement(b *testing.B) {
+	e := newEnv(b)
+	acct, order := e.buy(true)
+	stmt := e.statement(acct, order)
+	ctx := context.Background()
+	if r := e.register(stmt); r.status != http.StatusCreated {
+		b.Fatalf("registration: %d %s", r.status, r.raw)
+	}
+	b.Run("warm", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := e.reg.IdentifyStatement(ctx, stmt); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			e.reg.ForgetStatements()
+			if _, err := e.reg.IdentifyStatement(ctx, stmt); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

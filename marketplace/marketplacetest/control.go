@@ -36,6 +36,7 @@ import (
 //	GET  /control/reports                            → {"reports": [...]}
 //	GET  /control/violations                         → {"violations": [...]}
 //	POST /control/checkErrors {consumerId, code}     (code "" clears)
+//	POST /control/gemini:register, /control/gemini:send  (Gemini Enterprise: gemini.go)
 //
 // Times are RFC 3339 strings. Action routes answer {} on success.
 
@@ -55,6 +56,7 @@ func (s *Server) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /control/reports", s.controlReports)
 	mux.HandleFunc("GET /control/violations", s.controlViolations)
 	mux.HandleFunc("POST /control/checkErrors", s.controlCheckErrors)
+	s.geminiControlRoutes(mux)
 	mux.HandleFunc("/control/", func(w http.ResponseWriter, r *http.Request) {
 		writeControlError(w, http.StatusNotFound, "NOT_FOUND",
 			fmt.Sprintf("no control route %s %s", r.Method, r.URL.Path))

@@ -93,7 +93,7 @@ func (s *Server) SendAgentMessage(ctx context.Context, agentURL, accessToken, te
 
 // SendAgentMessageMetadata is SendAgentMessage with params.metadata set,
 // e.g. {"software_statement": s.StatementToken(p)}, as a vendor knowledge
-// base reports Gemini Enterprise sends (ai-agents.md §5; unconfirmed).
+// base reports Gemini Enterprise sends (Google does not document it).
 func (s *Server) SendAgentMessageMetadata(ctx context.Context, agentURL, accessToken, text string, metadata map[string]any) (reply string, err error) {
 	params := map[string]any{"message": map[string]any{
 		"kind": "message", "messageId": randomID(), "role": "user",
@@ -205,4 +205,81 @@ func randomID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// Control routes playing Gemini Enterprise, for agents tested from other
+// languages or by hand (see control.go):
+//
+//	POST /control/gemini:register {dcrUrl, accountId, orderId, audience, redirectUris?}
+//	     → {"clientId", "clientSecret"}
+//	POST /control/gemini:send {agentUrl, accessToken, text, statement?: {accountId, orderId, audience}}
+//	     → {"reply"}
+//
+// The agent's refusal is a 502 whose message is the *AgentError's.
+func (s *Server) geminiControlRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /control/gemini:register", s.controlGeminiRegister)
+	mux.HandleFunc("POST /control/gemini:send", s.controlGeminiSend)
+}
+
+type controlStatement struct {
+	AccountID    string   `json:"accountId"`
+	OrderID      string   `json:"orderId"`
+	Audience     string   `json:"audience"`
+	RedirectURIs []string `json:"redirectUris"`
+}
+
+func (c controlStatement) params() StatementParams {
+	return StatementParams{AccountID: c.AccountID, OrderID: c.OrderID, Audience: c.Audience, RedirectURIs: c.RedirectURIs}
+}
+
+func (s *Server) controlGeminiRegister(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		DCRURL string `json:"dcrUrl"`
+		controlStatement
+	}
+	if err := decodeControlBody(w, r, &req); err != nil {
+		writeControlResult(w, nil, err)
+		return
+	}
+	if req.DCRURL == "" {
+		writeControlResult(w, nil, badControlRequest("dcrUrl is required"))
+		return
+	}
+	id, secret, err := s.RegisterAgent(r.Context(), req.DCRURL, req.params())
+	writeControlResult(w, map[string]string{"clientId": id, "clientSecret": secret}, agentControlError(err))
+}
+
+func (s *Server) controlGeminiSend(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		AgentURL    string            `json:"agentUrl"`
+		AccessToken string            `json:"accessToken"`
+		Text        string            `json:"text"`
+		Statement   *controlStatement `json:"statement"`
+	}
+	if err := decodeControlBody(w, r, &req); err != nil {
+		writeControlResult(w, nil, err)
+		return
+	}
+	if req.AgentURL == "" {
+		writeControlResult(w, nil, badControlRequest("agentUrl is required"))
+		return
+	}
+	var metadata map[string]any
+	if req.Statement != nil {
+		if req.Statement.AccountID == "" || req.Statement.OrderID == "" {
+			writeControlResult(w, nil, badControlRequest("statement needs accountId and orderId"))
+			return
+		}
+		metadata = map[string]any{"software_statement": s.StatementToken(req.Statement.params())}
+	}
+	reply, err := s.SendAgentMessageMetadata(r.Context(), req.AgentURL, req.AccessToken, req.Text, metadata)
+	writeControlResult(w, map[string]string{"reply": reply}, agentControlError(err))
+}
+
+// agentControlError makes the agent's refusal or unreachability a 502.
+func agentControlError(err error) error {
+	if err == nil || errors.Is(err, ErrInvalidParams) {
+		return err
+	}
+	return &controlError{code: http.StatusBadGateway, status: "UNAVAILABLE", msg: err.Error()}
 }

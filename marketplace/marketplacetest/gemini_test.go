@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -131,4 +132,33 @@ func FuzzParseSendReply(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The control API plays Gemini Enterprise for agents tested from other
+// languages.
+func TestGeminiControl(t *testing.T) {
+	t.Parallel()
+	s := New(t)
+	agent := fakeAgent(t)
+	post := func(path, body string) (int, map[string]any) {
+		resp, err := http.Post(s.URL()+path, "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var out map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		return resp.StatusCode, out
+	}
+	status, out := post("/control/gemini:register", `{"dcrUrl":"`+agent.URL+`/dcr","accountId":"a","orderId":"o","audience":"https://x"}`)
+	require.Equal(t, http.StatusOK, status, out)
+	assert.Equal(t, "c-1", out["clientId"])
+	assert.Equal(t, "s-1", out["clientSecret"])
+	status, _ = post("/control/gemini:register", `{"dcrUrl":"`+agent.URL+`/dcr"}`)
+	assert.Equal(t, http.StatusBadRequest, status)
+
+	status, out = post("/control/gemini:send", `{"agentUrl":"`+agent.URL+`/a2a","accessToken":"tok","text":"hi","statement":{"accountId":"a","orderId":"o"}}`)
+	require.Equal(t, http.StatusOK, status, out)
+	assert.Equal(t, "hello hi", out["reply"])
+	status, out = post("/control/gemini:send", `{"agentUrl":"`+agent.URL+`/a2a","accessToken":"bad","text":"hi"}`)
+	assert.Equal(t, http.StatusBadGateway, status)
+	assert.Contains(t, out["error"].(map[string]any)["message"], "-32001")
 }
