@@ -128,10 +128,6 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (cfg 
 	return cfg, nil
 }
 
-// deferredHandler lets the processor be created before the Registry whose
-// Handler it runs (the Registry reads entitlements through the processor).
-type deferredHandler struct{ marketplace.Handler }
-
 // app is your product's marketplace.Handler: the agent needs no callback
 // of its own (Registry.Handler revokes orders), so the defaults.
 type app struct{ marketplace.HandlerDefaults }

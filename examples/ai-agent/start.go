@@ -99,23 +99,22 @@ func (s *service) wire(ctx context.Context, store *sqlitestore.Store) error {
 	if err != nil {
 		return fmt.Errorf("usage reporter: %w", err)
 	}
-	handler := &deferredHandler{}
-	s.proc, err = marketplace.New(store, client, handler, &marketplace.Config{Runtime: rt, Usage: s.reporter})
-	if err != nil {
-		return fmt.Errorf("processor: %w", err)
-	}
 	// Against Google: verify.Config{} (the agentspace keys at Google's URL).
 	verifier, err := verify.NewStatementVerifier(s.cfg.ProviderURL,
 		&verify.Config{Runtime: rt, StatementCertsURL: s.emu.StatementCertsURL()})
 	if err != nil {
 		return fmt.Errorf("software statement verifier: %w", err)
 	}
-	s.registry, err = agent.New(agent.Config{Runtime: rt, Processor: s.proc, Procurement: client,
+	s.registry, err = agent.New(agent.Config{Runtime: rt, Procurement: client,
 		Store: store, Verifier: verifier, IdP: s.idp, SecretKey: s.cfg.SecretKey})
 	if err != nil {
 		return fmt.Errorf("agent registry: %w", err)
 	}
-	handler.Handler = s.registry.Handler(app{})
+	s.proc, err = marketplace.New(store, client, s.registry.Handler(app{}), &marketplace.Config{Runtime: rt, Usage: s.reporter})
+	if err != nil {
+		return fmt.Errorf("processor: %w", err)
+	}
+	s.registry.Attach(s.proc)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/gcpmarketplace/gcpmarketplace"
@@ -131,7 +132,6 @@ const (
 type Config struct {
 	gcpmarketplace.Runtime
 
-	Processor   *marketplace.Processor    // stored accounts and entitlements
 	Procurement *procurement.Client       // live account and entitlement reads (the DCR cross-check)
 	Store       Store                     // orders
 	Verifier    *verify.StatementVerifier // software statements
@@ -167,6 +167,29 @@ type Registry struct {
 	verify func(ctx context.Context, token string) (verify.StatementClaims, error)
 	ident  identCache // middleware.go: who is calling, cached
 	met    metrics
+	proc   atomic.Pointer[marketplace.Processor] // set by Attach
+}
+
+// ErrNotAttached is returned (and answered as a server error) while no
+// Processor is attached: see Attach.
+var ErrNotAttached = errors.New("agent: no Processor attached (call Registry.Attach)")
+
+// Attach gives the Registry the Processor whose stored entitlements it
+// reads (the order's entitlement and its state). The Processor is created
+// with Registry.Handler(yours), so it can only exist after New: create the
+// Registry, then the Processor with its Handler, then Attach it, before
+// serving DCRHandler or Middleware. Until then both answer a server error
+// (ErrNotAttached); the DCR cross-check still reads Procurement. Attaching
+// again replaces the Processor.
+func (r *Registry) Attach(p *marketplace.Processor) { r.proc.Store(p) }
+
+// entitlement reads a stored entitlement through the attached Processor.
+func (r *Registry) entitlement(ctx context.Context, id string) (marketplace.Entitlement, error) {
+	p := r.proc.Load()
+	if p == nil {
+		return marketplace.Entitlement{}, ErrNotAttached
+	}
+	return p.Entitlement(ctx, id)
 }
 
 // New returns a Registry, or an error matching ErrInvalidConfig.
@@ -210,7 +233,7 @@ func New(cfg Config) (*Registry, error) {
 func (c *Config) validate() error {
 	var missing []string
 	for name, isNil := range map[string]bool{
-		"Processor": c.Processor == nil, "Procurement": c.Procurement == nil, "Store": c.Store == nil,
+		"Procurement": c.Procurement == nil, "Store": c.Store == nil,
 		"Verifier": c.Verifier == nil, "IdP": c.IdP == nil,
 	} {
 		if isNil {

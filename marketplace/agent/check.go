@@ -47,7 +47,7 @@ func (r *Registry) checkOrder(ctx context.Context, accountID, orderID string) (e
 // means a registration that arrives before the Pub/Sub message is not
 // refused.
 func (r *Registry) orderEntitlement(ctx context.Context, accountID, orderID string) (entitlementRef, error) {
-	stored, err := r.cfg.Processor.Entitlement(ctx, orderID)
+	stored, err := r.entitlement(ctx, orderID)
 	switch {
 	case err == nil && stored.AccountID == accountID && r.Usable(stored.State):
 		return entitlementRef{id: stored.ID, usageReportingID: stored.UsageReportingID}, nil

@@ -213,13 +213,12 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	good := func() agent.Config {
-		return agent.Config{Processor: e.proc, Procurement: e.client, Store: e.store,
+		return agent.Config{Procurement: e.client, Store: e.store,
 			Verifier: e.verifier, IdP: e.idp, SecretKey: testKey}
 	}
 	_, err := agent.New(good())
 	require.NoError(t, err)
 	bad := map[string]func(c *agent.Config){
-		"no processor":   func(c *agent.Config) { c.Processor = nil },
 		"no procurement": func(c *agent.Config) { c.Procurement = nil },
 		"no store":       func(c *agent.Config) { c.Store = nil },
 		"no verifier":    func(c *agent.Config) { c.Verifier = nil },

@@ -5,17 +5,20 @@
 //
 // # Wiring
 //
-// A Registry needs the Processor (stored entitlements), a Procurement
-// client (live reads), a Store for orders (memstore, sqlitestore and
-// pgstore implement it beside marketplace.Store), a
-// verify.StatementVerifier whose audience is the agent card's
-// provider.url, the app's IdentityProvider, and a 32-byte SecretKey. Serve
-// DCRHandler at the URL the agent card's DCR extension names
-// (params.target_url), and give the Processor Registry.Handler(yourHandler)
-// so that ended orders lose their clients. The Processor is created with
-// its handler and the Registry with the Processor: create the Processor
-// with a handler that forwards to a field set once the Registry exists
-// (see the Example).
+// A Registry needs a Procurement client (live reads), a Store for orders
+// (memstore, sqlitestore and pgstore implement it beside
+// marketplace.Store), a verify.StatementVerifier whose audience is the
+// agent card's provider.url, the app's IdentityProvider, and a 32-byte
+// SecretKey. Give the Processor Registry.Handler(yourHandler), so that
+// ended orders lose their clients, then Attach the Processor to the
+// Registry (it reads the stored entitlements through it):
+//
+//	reg, err := agent.New(agent.Config{...})
+//	proc, err := marketplace.New(store, client, reg.Handler(app), cfg)
+//	reg.Attach(proc)
+//
+// Serve DCRHandler at the URL the agent card's DCR extension names
+// (params.target_url).
 //
 // # Registration
 //

@@ -97,10 +97,6 @@ func (p *testIdP) deletedIDs() []string {
 	return append([]string(nil), p.deleted...)
 }
 
-// deferredHandler breaks the cycle between the processor (which needs its
-// handler) and the Registry (which needs the processor).
-type deferredHandler struct{ marketplace.Handler }
-
 // appHandler records the app's callbacks the wrapper passes on.
 type appHandler struct {
 	marketplace.HandlerDefaults
@@ -172,21 +168,19 @@ func newEnv(t testing.TB, edit ...func(*agent.Config)) *env {
 	rt := gcpmarketplace.Runtime{Clock: e.srv.Clock().Now, Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	e.client = testenv.Client(t, e.srv, nil)
 	client := e.client
-	handler := &deferredHandler{}
-	var err error
-	e.proc, err = marketplace.New(e.store, client, handler, &marketplace.Config{Runtime: rt})
-	require.NoError(t, err)
 	v, err := verify.NewStatementVerifier(testAudience, &verify.Config{Runtime: rt, StatementCertsURL: e.srv.StatementCertsURL()})
 	require.NoError(t, err)
 	e.verifier = v
-	cfg := agent.Config{Runtime: rt, Processor: e.proc, Procurement: client, Store: e.store, Verifier: v, IdP: e.idp, SecretKey: testKey}
+	cfg := agent.Config{Runtime: rt, Procurement: client, Store: e.store, Verifier: v, IdP: e.idp, SecretKey: testKey}
 	for _, f := range edit {
 		f(&cfg)
 	}
 	e.cfg = cfg
 	e.reg, err = agent.New(cfg)
 	require.NoError(t, err)
-	handler.Handler = e.reg.Handler(e.app)
+	e.proc, err = marketplace.New(e.store, client, e.reg.Handler(e.app), &marketplace.Config{Runtime: rt})
+	require.NoError(t, err)
+	e.reg.Attach(e.proc)
 	e.feed = testenv.NewFeed(e.srv)
 	e.dcr = httptest.NewServer(e.reg.DCRHandler())
 	t.Cleanup(e.dcr.Close)

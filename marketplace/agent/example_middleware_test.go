@@ -25,16 +25,17 @@ func ExampleRegistry_Middleware() {
 	defer emu.Close()
 	client, _ := procurement.NewClient(ctx, emu.ProviderID(), emu.ClientOptions()...)
 	store := memstore.New()
-	proc, _ := marketplace.New(store, client, marketplace.HandlerDefaults{}, nil)
 	rt := gcpmarketplace.Runtime{Clock: emu.Clock().Now}
 	verifier, _ := verify.NewStatementVerifier("https://agent.example",
 		&verify.Config{Runtime: rt, StatementCertsURL: emu.StatementCertsURL()})
-	reg, err := agent.New(agent.Config{Runtime: rt, Processor: proc, Procurement: client, Store: store,
+	reg, err := agent.New(agent.Config{Runtime: rt, Procurement: client, Store: store,
 		Verifier: verifier, IdP: &exampleIdP{clients: map[string]bool{}}, SecretKey: make([]byte, 32)})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
+	proc, _ := marketplace.New(store, client, reg.Handler(marketplace.HandlerDefaults{}), &marketplace.Config{Runtime: rt})
+	reg.Attach(proc)
 
 	// A customer bought; Pub/Sub told the processor; Gemini Enterprise
 	// registered at the DCR endpoint.

@@ -41,10 +41,6 @@ func (p *exampleIdP) DeleteClient(_ context.Context, clientID string) error {
 	return nil
 }
 
-// lateHandler lets the processor be created before the Registry whose
-// Handler wraps the app's.
-type lateHandler struct{ marketplace.Handler }
-
 // A customer buys the agent; Gemini Enterprise registers twice over DCR
 // and gets the same client; the customer cancels and the client is
 // deleted. The emulator plays Google.
@@ -58,11 +54,6 @@ func Example() {
 		log.Fatal(err)
 	}
 	store := memstore.New() // also an agent.Store; so are sqlitestore and pgstore
-	handler := &lateHandler{}
-	proc, err := marketplace.New(store, client, handler, &marketplace.Config{Runtime: rt})
-	if err != nil {
-		log.Fatal(err)
-	}
 	// Against Google: &verify.Config{} (the agentspace keys at Google's URL).
 	verifier, err := verify.NewStatementVerifier("https://acme.example",
 		&verify.Config{Runtime: rt, StatementCertsURL: srv.StatementCertsURL()})
@@ -70,13 +61,18 @@ func Example() {
 		log.Fatal(err)
 	}
 	idp := &exampleIdP{clients: map[string]bool{}}
-	reg, err := agent.New(agent.Config{Runtime: rt, Processor: proc, Procurement: client, Store: store,
+	reg, err := agent.New(agent.Config{Runtime: rt, Procurement: client, Store: store,
 		Verifier: verifier, IdP: idp, SecretKey: []byte("32 bytes from your secret store!")})
 	if err != nil {
 		log.Fatal(err)
 	}
-	handler.Handler = reg.Handler(marketplace.HandlerDefaults{}) // your app's handler
-	dcr := httptest.NewServer(reg.DCRHandler())                  // the agent card's DCR target_url
+	proc, err := marketplace.New(store, client, reg.Handler(marketplace.HandlerDefaults{}), // your app's handler
+		&marketplace.Config{Runtime: rt})
+	if err != nil {
+		log.Fatal(err)
+	}
+	reg.Attach(proc)                            // the Registry reads the stored entitlements through it
+	dcr := httptest.NewServer(reg.DCRHandler()) // the agent card's DCR target_url
 	defer dcr.Close()
 	deliver := func() { // what Pub/Sub and Processor.Run do
 		for _, p := range srv.Published() {

@@ -181,7 +181,7 @@ func (r *Registry) loadCaller(ctx context.Context, o Order, now time.Time) (*Cal
 	if !o.RevokedAt.IsZero() {
 		return nil, fmt.Errorf("%w: order %s revoked at %s", ErrOrderInactive, o.ID, o.RevokedAt.Format(time.RFC3339))
 	}
-	e, err := r.cfg.Processor.Entitlement(ctx, o.EntitlementID)
+	e, err := r.entitlement(ctx, o.EntitlementID)
 	if err != nil {
 		return nil, fmt.Errorf("entitlement %s of order %s: %w", o.EntitlementID, o.ID, err)
 	}
