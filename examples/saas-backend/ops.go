@@ -107,16 +107,15 @@ func (b *backend) readyz(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "ready\n")
 }
 
-// receivingProblem says why h is not healthy receiving, or "": Run not
-// running (a pull subscription that fails ends it), or a failure (of the
-// subscription, or of a message, nacked for redelivery) with no message
-// handled since. The next message handled makes the replica ready again.
+// receivingProblem says why h is not healthy receiving, or "": Run is not
+// running (a pull subscription that fails ends it). A message that failed
+// (nacked, to be redelivered) does not make the replica unready: Pub/Sub
+// redelivers it to any replica, so taking this one out of service helps
+// nothing, and the causes that fail every message (the store, the
+// Procurement API) are Ping's to report. The console shows the last error.
 func receivingProblem(h marketplace.Health) string {
-	switch {
-	case !h.Running:
+	if !h.Running {
 		return "not receiving: the processor is not running"
-	case h.LastError != "" && h.LastErrorAt.After(h.LastMessage):
-		return "receiving failed: " + h.LastError
 	}
 	return ""
 }
