@@ -243,7 +243,8 @@ func (s *Server) serviceCheck(rt route, body []byte) (any, *apiError) {
 	case op.StartTime == "":
 		return nil, invalidArgument("Request contains an invalid argument: operation.start_time is required.")
 	}
-	if _, _, _, e := parseOperation(op, "operation"); e != nil {
+	start, end, vals, e := parseOperation(op, "operation")
+	if e != nil {
 		return nil, e
 	}
 	if e := checkUserLabels(op, "operation"); e != nil {
@@ -267,6 +268,17 @@ func (s *Server) serviceCheck(rt route, body []byte) (any, *apiError) {
 			Code: code, Subject: subject,
 			Detail: fmt.Sprintf("%s for %s on service %s.", code, subject, rt.service),
 			Status: &wireStatus{Code: checkErrorStatus(code), Message: code},
+		}}
+		return resp, nil
+	}
+	// A check is answered for its interval, [startTime, endTime), or the
+	// instant startTime without endTime (lifecycle.go): a late check of
+	// usage from before the end passes, as its report will be accepted.
+	if why := s.lifeErrorLocked(op.ConsumerID, start, end, vals); why != "" {
+		resp.CheckErrors = []wireCheckError{{
+			Code: inactiveCode, Subject: subject,
+			Detail: fmt.Sprintf("Service %s is not activated for %s: %s.", rt.service, subject, why),
+			Status: &wireStatus{Code: checkErrorStatus(inactiveCode), Message: inactiveCode},
 		}}
 		return resp, nil
 	}
@@ -366,6 +378,13 @@ func (s *Server) reportErrorLocked(service string, metrics []string, op *wireOpe
 	}
 	if code := s.sc.checkErrors[op.ConsumerID]; stopServingCodes[code] {
 		return fail(op.OperationID, rpcFailedPrecondition, "%s: consumer %s cannot be charged.", code, shorten(op.ConsumerID, 64))
+	}
+	// Inferred: the reportError for usage outside the consumer's life is
+	// the one the emulator answers for a stop-serving check error
+	// (FAILED_PRECONDITION), as Google's pages say only that such usage is
+	// not charged (lifecycle.go).
+	if why := s.lifeErrorLocked(op.ConsumerID, start, end, vals); why != "" {
+		return fail(op.OperationID, rpcFailedPrecondition, "%s: consumer %s cannot be charged: %s.", inactiveCode, shorten(op.ConsumerID, 64), why)
 	}
 	for _, v := range vals {
 		if !slices.Contains(metrics, v.Name) {
