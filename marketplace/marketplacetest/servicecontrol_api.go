@@ -17,7 +17,9 @@ import (
 )
 
 // maxServiceControlRequest is the documented request size limit of
-// services.check and services.report.
+// services.check and services.report (google-apis.md §4.2), measured on the
+// request's protobuf (wire) size (wiresize.go), as Service Control measures
+// it: a JSON body can be larger than the request it decodes to.
 const maxServiceControlRequest = 1 << 20
 
 // serviceConfigID is the service configuration the emulator reports serving.
@@ -219,9 +221,6 @@ func (s *Server) serviceCheck(rt route, body []byte) (any, *apiError) {
 	if _, ok := s.knownServiceLocked(rt.service); !ok {
 		return nil, &apiError{403, "PERMISSION_DENIED", fmt.Sprintf("Permission 'servicemanagement.services.check' denied on service '%s'.", shorten(rt.service, 100))}
 	}
-	if len(body) > maxServiceControlRequest {
-		return nil, invalidArgument("Request payload size exceeds the limit: %d bytes.", maxServiceControlRequest)
-	}
 	var req struct {
 		Operation              *wireOperation `json:"operation"`
 		ServiceConfigID        string         `json:"serviceConfigId"`
@@ -230,6 +229,9 @@ func (s *Server) serviceCheck(rt route, body []byte) (any, *apiError) {
 	}
 	if e := decodeStrict(body, &req); e != nil {
 		return nil, e
+	}
+	if n := checkWireSize(rt.service, req.ServiceConfigID, req.Operation, req.SkipActivationCheck, req.RequestProjectSettings); n > maxServiceControlRequest {
+		return nil, invalidArgument("Request payload size exceeds the limit: %d bytes (the request is %d bytes on the wire).", maxServiceControlRequest, n)
 	}
 	op := req.Operation
 	if op == nil {
@@ -302,15 +304,15 @@ func (s *Server) serviceReport(rt route, body []byte) (any, *apiError) {
 	if !ok {
 		return nil, &apiError{403, "PERMISSION_DENIED", fmt.Sprintf("Permission 'servicemanagement.services.report' denied on service '%s'.", shorten(rt.service, 100))}
 	}
-	if len(body) > maxServiceControlRequest {
-		return nil, invalidArgument("Request payload size exceeds the limit: %d bytes.", maxServiceControlRequest)
-	}
 	var req struct {
 		Operations      []wireOperation `json:"operations"`
 		ServiceConfigID string          `json:"serviceConfigId"`
 	}
 	if e := decodeStrict(body, &req); e != nil {
 		return nil, e
+	}
+	if n := reportWireSize(rt.service, req.ServiceConfigID, req.Operations); n > maxServiceControlRequest {
+		return nil, invalidArgument("Request payload size exceeds the limit: %d bytes (the request is %d bytes on the wire).", maxServiceControlRequest, n)
 	}
 	type parsed struct {
 		start, end time.Time
