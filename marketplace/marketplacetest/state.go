@@ -188,7 +188,7 @@ func (s *Server) activateLocked(e *entitlement) {
 	e.newOfferStartTime = time.Time{}
 	e.offerEndTime = termEnd(start, e.offerDuration, e.fixedEnd)
 	s.setStateLocked(e, StateActive)
-	s.consumerActivatedLocked(e, start)
+	s.consumerActivatedLocked(e, start.Truncate(time.Microsecond)) // not after updateTime
 	s.publishEntitlementLocked("ENTITLEMENT_ACTIVE", e, nil)
 }
 
