@@ -197,7 +197,15 @@ func (p *Processor) registerUsage(ctx context.Context, prev *Entitlement, after 
 		if !provisioned(after.State) && !(after.State == procurement.EntitlementCancelled && wasUsable) {
 			return nil
 		}
-		c = usageConsumer{EntitlementID: after.ID, UsageReportingID: after.UsageReportingID, Start: after.CreateTime}
+		c = usageConsumer{EntitlementID: after.ID, UsageReportingID: after.UsageReportingID}
+		if prev != nil && !wasUsable && provisioned(after.State) {
+			// This change made it usable: its updateTime is the activation.
+			// Not createTime, the purchase: Service Control refuses usage
+			// from before the activation. Otherwise the activation is not
+			// known here: a zero Start keeps the one registered, or bounds
+			// the first window by the registration.
+			c.Start = after.UpdateTime
+		}
 		switch after.State {
 		case procurement.EntitlementPendingCancellation:
 			c.End = after.OfferEndTime
