@@ -201,10 +201,15 @@ func (p *Processor) registerUsage(ctx context.Context, prev *Entitlement, after 
 		if prev != nil && !wasUsable && provisioned(after.State) {
 			// This change made it usable: its updateTime is the activation.
 			// Not createTime, the purchase: Service Control refuses usage
-			// from before the activation. Otherwise the activation is not
+			// from before the activation. Not after now either: Google's
+			// clock may run ahead of ours, and usage recorded as it is
+			// activated must be accepted. Otherwise the activation is not
 			// known here: a zero Start keeps the one registered, or bounds
 			// the first window by the registration.
 			c.Start = after.UpdateTime
+			if now := p.cfg.now(); now.Before(c.Start) {
+				c.Start = now
+			}
 		}
 		switch after.State {
 		case procurement.EntitlementPendingCancellation:
