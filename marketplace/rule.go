@@ -197,20 +197,14 @@ func (p *Processor) registerUsage(ctx context.Context, prev *Entitlement, after 
 		if !provisioned(after.State) && !(after.State == procurement.EntitlementCancelled && wasUsable) {
 			return nil
 		}
+		// No Start: the activation time is not a field of the entitlement
+		// (updateTime moves with any later change, createTime is the
+		// purchase, before the approval), and Service Control refuses an
+		// operation whose interval starts before the activation. Without
+		// Start the Reporter begins the consumer's first window at this
+		// registration, after the activation since the entitlement is
+		// usable now, and keeps it on re-registration.
 		c = usageConsumer{EntitlementID: after.ID, UsageReportingID: after.UsageReportingID}
-		if prev != nil && !wasUsable && provisioned(after.State) {
-			// This change made it usable: its updateTime is the activation.
-			// Not createTime, the purchase: Service Control refuses usage
-			// from before the activation. Not after now either: Google's
-			// clock may run ahead of ours, and usage recorded as it is
-			// activated must be accepted. Otherwise the activation is not
-			// known here: a zero Start keeps the one registered, or bounds
-			// the first window by the registration.
-			c.Start = after.UpdateTime
-			if now := p.cfg.now(); now.Before(c.Start) {
-				c.Start = now
-			}
-		}
 		switch after.State {
 		case procurement.EntitlementPendingCancellation:
 			c.End = after.OfferEndTime
