@@ -114,7 +114,10 @@
 // as before, and logs a warning at its first seal. An End learned after
 // windows past it were sealed (Register, or the confirmation) is reported
 // to Config.OnBilledAfterEnd and logged at Error, with the operation
-// ids and values billed, so that the vendor can credit the customer.
+// ids and values billed, so that the vendor can credit the customer; a
+// sealed window past it that was not sent yet is rejected unsent, never
+// billed (Service Control refuses usage after the end, and an interval
+// that straddles it).
 //
 // Operation ids. Each operation id is the UUIDv5 (OperationNamespace) of
 // the entitlement id, the window start, the sorted metric names and the
