@@ -67,7 +67,7 @@
 // land on the wrong invoice), and makes the reporter's liveness visible:
 // a gap in a consumer's reports is a bug, and the tests assert there is
 // none. The cost is one small operation per idle consumer per hour (about
-// 5,000 fit in one 1 MB request).
+// 5,800 fit in one 1 MB request).
 //
 // Late records. A record whose window is already sealed is added to the
 // consumer's first unsealed window (the frontier), so it is billed once, in

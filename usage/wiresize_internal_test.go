@@ -30,4 +30,14 @@ func TestOperationWireFieldUnderJSON(t *testing.T) {
 	if wire <= 0 || wire >= len(raw) {
 		t.Fatalf("wire size %d, JSON %d", wire, len(raw))
 	}
+	idle, err := operationOf(Window{
+		OperationID: OperationID("4f165726-0a12-4b7c-ab5b-34a6ca9fa5d3", start, []string{"svc/requests"}, ""),
+		ConsumerID:  "project_number:123456789012", Start: start, End: start.Add(time.Hour),
+		Values: []MetricValue{{Metric: "example-service.endpoints.acme-provider.cloud.goog/requests", Kind: Int64}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("an idle consumer's zero operation: %d bytes on the wire, %d per 1 MB request",
+		operationWireField(idle), MaxRequestBytes/operationWireField(idle))
 }
