@@ -100,11 +100,16 @@ func TestRegisterUsage(t *testing.T) {
 	waiting := &Entitlement{ID: "e", UsageReportingID: "project_number:1", State: procurement.EntitlementActivationRequested}
 	require.NoError(t, p.registerUsage(ctx, waiting, ent(procurement.EntitlementCancelled)))
 	require.NoError(t, p.registerUsage(ctx, waiting, nil))
+	// Approved: registered without Start (not createTime, the purchase:
+	// usage before the activation is not billable), so the Reporter's
+	// windows begin at the registration.
+	require.NoError(t, p.registerUsage(ctx, waiting, ent(procurement.EntitlementActive)))
 	assert.Equal(t, []usageConsumer{
-		{EntitlementID: "e", UsageReportingID: "project_number:1", Start: created},
-		{EntitlementID: "e", UsageReportingID: "project_number:1", Start: created, End: termEnd},
-		{EntitlementID: "e", UsageReportingID: "project_number:1", Start: created, End: cancelled},
+		{EntitlementID: "e", UsageReportingID: "project_number:1"},
+		{EntitlementID: "e", UsageReportingID: "project_number:1", End: termEnd},
 		{EntitlementID: "e", UsageReportingID: "project_number:1", End: cancelled},
+		{EntitlementID: "e", UsageReportingID: "project_number:1", End: cancelled},
+		{EntitlementID: "e", UsageReportingID: "project_number:1"},
 	}, f.regs)
 }
 

@@ -197,7 +197,14 @@ func (p *Processor) registerUsage(ctx context.Context, prev *Entitlement, after 
 		if !provisioned(after.State) && !(after.State == procurement.EntitlementCancelled && wasUsable) {
 			return nil
 		}
-		c = usageConsumer{EntitlementID: after.ID, UsageReportingID: after.UsageReportingID, Start: after.CreateTime}
+		// No Start: the activation time is not a field of the entitlement
+		// (updateTime moves with any later change, createTime is the
+		// purchase, before the approval), and Service Control refuses an
+		// operation whose interval starts before the activation. Without
+		// Start the Reporter begins the consumer's first window at this
+		// registration, after the activation since the entitlement is
+		// usable now, and keeps it on re-registration.
+		c = usageConsumer{EntitlementID: after.ID, UsageReportingID: after.UsageReportingID}
 		switch after.State {
 		case procurement.EntitlementPendingCancellation:
 			c.End = after.OfferEndTime

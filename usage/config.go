@@ -119,8 +119,10 @@ type Config struct {
 	// ledger after they were sealed (zero: 40 days); Flush prunes older
 	// ones.
 	Retention time.Duration
-	// MaxRequestBytes caps the encoded size of one services.report request
-	// (zero: MaxRequestBytes, also the maximum).
+	// MaxRequestBytes caps the size of one services.report request on the
+	// wire, its protobuf size, which is what Service Control's 1 MB limit
+	// is stated on (zero: MaxRequestBytes, also the maximum). A single
+	// operation is always sent, however large.
 	MaxRequestBytes int
 	// Owner names this reporter in window leases (empty: a random UUID).
 	// Give every replica sharing a ledger its own.

@@ -231,7 +231,10 @@ func (r *Reporter) checkBilledAfterEnd(ctx context.Context, prev ledger.Consumer
 	a := BilledAfterEnd{EntitlementID: prev.EntitlementID, End: end}
 	sums := map[string]*MetricValue{}
 	for _, w := range ws {
-		if w.State == StateRejected || !w.End.After(end) || !billsSomething(w) {
+		// A Pending window was never billed (every refusal that leaves one
+		// Pending is without effect), and the next flush rejects it (see
+		// flush.pastEnd): only what may have been billed is owed back.
+		if w.State == StateRejected || w.State == StatePending || !w.End.After(end) || !billsSomething(w) {
 			continue
 		}
 		a.OperationIDs = append(a.OperationIDs, w.OperationID)

@@ -131,7 +131,7 @@ func newCrashSetup(t *testing.T, mode string, n int) *crashSetup {
 	ledger := sqliteLedger(t, s.db)
 	r := crashReporter(t, mode, ledger, srv.URL(), srv.Clock().Now)
 	for range n {
-		id, err := srv.Purchase(context.Background(), marketplacetest.PurchaseParams{UsageBased: true})
+		id, err := srv.Purchase(context.Background(), marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true})
 		require.NoError(t, err)
 		ent, _ := srv.Entitlement(id)
 		c := usage.Consumer{EntitlementID: id, UsageReportingID: ent.UsageReportingID}

@@ -26,7 +26,8 @@
 // one minute by default, in the past), checks each window's operation with
 // services.check under its own operation id and sends every sealed window
 // that passed with services.report, many operations per call, each call at
-// most 1 MB. The ledger records each window as sent (Unknown) before the
+// most 1 MB on the wire (its protobuf size, on which Service Control states
+// the limit, not its JSON). The ledger records each window as sent (Unknown) before the
 // call and its outcome after it. Every window is in one state:
 //
 //   - Pending: sealed, not yet accepted; sent at the next flush.
@@ -66,7 +67,7 @@
 // land on the wrong invoice), and makes the reporter's liveness visible:
 // a gap in a consumer's reports is a bug, and the tests assert there is
 // none. The cost is one small operation per idle consumer per hour (about
-// 3,000 fit in one 1 MB request).
+// 5,800 fit in one 1 MB request).
 //
 // Late records. A record whose window is already sealed is added to the
 // consumer's first unsealed window (the frontier), so it is billed once, in
@@ -113,7 +114,10 @@
 // as before, and logs a warning at its first seal. An End learned after
 // windows past it were sealed (Register, or the confirmation) is reported
 // to Config.OnBilledAfterEnd and logged at Error, with the operation
-// ids and values billed, so that the vendor can credit the customer.
+// ids and values billed, so that the vendor can credit the customer; a
+// sealed window past it that was not sent yet is rejected unsent, never
+// billed (Service Control refuses usage after the end, and an interval
+// that straddles it).
 //
 // Operation ids. Each operation id is the UUIDv5 (OperationNamespace) of
 // the entitlement id, the window start, the sorted metric names and the

@@ -21,7 +21,7 @@ func ExampleReporter_Export() {
 	ctx := context.Background()
 	srv := marketplacetest.New(nil)
 	defer srv.Close()
-	entitlementID, _ := srv.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true})
+	entitlementID, _ := srv.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true})
 	ent, _ := srv.Entitlement(entitlementID)
 	r, err := usage.New(ctx, srv.ServiceName(), memstore.New(), &usage.Config{
 		Runtime: gcpmarketplace.Runtime{Clock: srv.Clock().Now},

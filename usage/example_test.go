@@ -19,7 +19,7 @@ func Example() {
 	ctx := context.Background()
 	srv := marketplacetest.New(nil)
 	defer srv.Close()
-	entitlementID, _ := srv.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true})
+	entitlementID, _ := srv.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true})
 	ent, _ := srv.Entitlement(entitlementID)
 
 	r, err := usage.New(ctx, srv.ServiceName(), memstore.New(), &usage.Config{

@@ -44,6 +44,9 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	for _, c := range blocked {
 		f.blocked[c.EntitlementID] = c.Block
 	}
+	if f.ends, err = r.consumerEnds(ctx); err != nil {
+		return err
+	}
 	for {
 		ws, err := r.ledger.ClaimWindows(ctx, ledger.ClaimParams{Owner: r.cfg.owner, Now: now, LeaseUntil: now.Add(r.cfg.lease), Limit: claimBatch})
 		if err != nil {
@@ -87,14 +90,49 @@ func (r *Reporter) prune(ctx context.Context, now time.Time) error {
 type flush struct {
 	r          *Reporter
 	now        time.Time
-	blocked    map[string]Block // entitlement id → block, as the ledger has it
-	checksLeft int              // services.check calls this pass may still make
+	blocked    map[string]Block     // entitlement id → block, as the ledger has it
+	ends       map[string]time.Time // entitlement id → End, for the consumers that have one
+	checksLeft int                  // services.check calls this pass may still make
+}
+
+// consumerEnds maps each ended consumer's entitlement id to its End.
+func (r *Reporter) consumerEnds(ctx context.Context) (map[string]time.Time, error) {
+	all, err := r.ledger.ListConsumers(ctx, ledger.ConsumerQuery{})
+	if err != nil {
+		return nil, fmt.Errorf("usage: flush: list consumers: %w", err)
+	}
+	ends := map[string]time.Time{}
+	for _, c := range all {
+		if !c.End.IsZero() {
+			ends[c.EntitlementID] = c.End
+		}
+	}
+	return ends, nil
+}
+
+// pastEnd reports whether w, not yet billed, runs past its consumer's End:
+// an End learned after w was sealed (a cancellation known late, sealed
+// blind). Such a window is never sent: Service Control refuses usage after
+// the end, an interval that straddles it too (google-apis.md §4.1), and a
+// Reporter must not bill past a cancellation however late it learns of it.
+// An Unknown window may have been billed already: it is resent with its
+// id as usual (deduplicated if it was, refused otherwise, and then Pending).
+func (f *flush) pastEnd(w Window) bool {
+	end, ok := f.ends[w.EntitlementID]
+	return ok && w.State == StatePending && w.End.After(end)
 }
 
 func (f *flush) process(ctx context.Context, ws []Window) error {
 	var updates []ledger.WindowUpdate
 	live := ws[:0:0]
 	for _, w := range ws {
+		if f.pastEnd(w) {
+			w.State, w.LeaseUntil = StateRejected, time.Time{}
+			w.Reason = fmt.Sprintf("runs past the entitlement's end %s, learned after the window was sealed: never reported (usage before the end in it is not billed; settle it with the customer if owed)",
+				f.ends[w.EntitlementID].Format(time.RFC3339))
+			updates = append(updates, updateOf(w))
+			continue
+		}
 		if w.State == StateUnknown && f.now.After(w.Deadline) && w.Attempts >= minAttemptsBeforeExpiry {
 			w.State, w.LeaseUntil = StateExpired, time.Time{}
 			w.Reason = "outcome unknown and the reporting deadline passed: not resent automatically; reconcile, then Settle or Retry (last: " + w.Reason + ")"

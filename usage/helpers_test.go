@@ -166,7 +166,7 @@ func (e *env) newReporter(ledger ledger.Ledger, extra ...configFunc) *usage.Repo
 func (e *env) consumer(start, end time.Time) usage.Consumer {
 	e.t.Helper()
 	ctx := context.Background()
-	id, err := e.srv.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true})
+	id, err := e.srv.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true})
 	require.NoError(e.t, err)
 	ent, ok := e.srv.Entitlement(id)
 	require.True(e.t, ok)

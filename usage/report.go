@@ -2,7 +2,6 @@ package usage
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,8 +33,9 @@ func backoff(attempts int) time.Duration {
 	return min(d, 5*time.Minute)
 }
 
-// report sends the windows in requests of at most maxBytes and records each
-// outcome.
+// report sends the windows in requests of at most maxBytes on the wire
+// (the protobuf size Service Control's limit is stated on: wiresize.go)
+// and records each outcome.
 func (f *flush) report(ctx context.Context, ws []Window) error {
 	type encoded struct {
 		w    Window
@@ -43,13 +43,14 @@ func (f *flush) report(ctx context.Context, ws []Window) error {
 		size int
 	}
 	var batch []encoded
-	size := len(`{"operations":[]}`)
+	empty := reportRequestWireSize(f.r.service)
+	size := empty
 	flushBatch := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
 		b := batch
-		batch, size = nil, len(`{"operations":[]}`)
+		batch, size = nil, empty
 		windows := make([]Window, len(b))
 		ops := make([]*servicecontrol.Operation, len(b))
 		for i, e := range b {
@@ -62,11 +63,7 @@ func (f *flush) report(ctx context.Context, ws []Window) error {
 		if err != nil {
 			return err
 		}
-		raw, err := json.Marshal(op)
-		if err != nil {
-			return fmt.Errorf("usage: flush: encode operation %s: %w", w.OperationID, err)
-		}
-		n := len(raw) + 1 // and a comma
+		n := operationWireField(op)
 		if len(batch) > 0 && size+n > f.r.cfg.maxBytes {
 			if err := flushBatch(); err != nil {
 				return err

@@ -131,9 +131,14 @@ func (r *Reporter) bucketStart(t time.Time) time.Time {
 
 // Register makes an entitlement's usage reportable, or updates it (a
 // cancellation sets End; a reverted one clears it). It is durable when it
-// returns and idempotent. The first registration starts the consumer's
-// windows at the current window (or at Start if that is later); usage
-// between Start and then is accepted and reported in the first window.
+// returns and idempotent. Start should be the entitlement's activation:
+// Service Control refuses an operation whose interval starts before it. The
+// first registration starts the consumer's windows at the current window,
+// or at Start if that is later, or, without Start, at the registration
+// itself (so that no window reaches back before an activation the Reporter
+// was not told); usage between Start and then is accepted and reported in
+// the first window. A later registration with a zero Start keeps the Start
+// registered.
 func (r *Reporter) Register(ctx context.Context, c Consumer) error {
 	switch {
 	case c.EntitlementID == "":
@@ -144,13 +149,22 @@ func (r *Reporter) Register(ctx context.Context, c Consumer) error {
 		return fmt.Errorf("usage: register %s: end %v before start %v: %w", c.EntitlementID, c.End, c.Start, ErrInvalid)
 	}
 	c.Start, c.End = c.Start.UTC(), c.End.UTC()
-	frontier := r.windowStart(r.cfg.now())
-	if c.Start.After(frontier) {
+	now := r.cfg.now().UTC()
+	frontier := r.windowStart(now)
+	switch {
+	case c.Start.IsZero():
+		// The activation is unknown: a window from the hour's start could
+		// begin before it, and Service Control would refuse it whole.
+		frontier = now
+	case c.Start.After(frontier):
 		frontier = c.Start
 	}
 	prev, known, err := r.consumerBeforeEnd(ctx, c)
 	if err != nil {
 		return fmt.Errorf("usage: register %s: %w", c.EntitlementID, err)
+	}
+	if known && c.Start.IsZero() {
+		c.Start = prev.Start
 	}
 	// An End in effect is not moved later: a later End registered after it,
 	// such as the processing time of a deletion or the updateTime of the

@@ -259,7 +259,7 @@ func TestDoubleMetric(t *testing.T) {
 		Metrics: map[string]usage.MetricKind{"requests": usage.Int64, svc + "/cpu_hours": usage.Double},
 	}, srv.ClientOptions()...)
 	require.NoError(t, err)
-	id, err := srv.Purchase(context.Background(), marketplacetest.PurchaseParams{UsageBased: true})
+	id, err := srv.Purchase(context.Background(), marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true})
 	require.NoError(t, err)
 	ent, _ := srv.Entitlement(id)
 	require.NoError(t, r.Register(context.Background(), usage.Consumer{EntitlementID: id, UsageReportingID: ent.UsageReportingID}))

@@ -228,7 +228,7 @@ func TestStopServingAppliesToEveryEntitlementOfTheConsumer(t *testing.T) {
 	e := newEnv(t, nil, withServingChanged(log.add))
 	ctx := context.Background()
 	first := e.consumer(time.Time{}, time.Time{})
-	id, err := e.srv.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true})
+	id, err := e.srv.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true})
 	require.NoError(t, err)
 	second := usage.Consumer{EntitlementID: id, UsageReportingID: first.UsageReportingID}
 	require.NoError(t, e.rep.Register(ctx, second))

@@ -199,6 +199,8 @@ func TestReadmeWalkthrough(t *testing.T) {
 	assert.Contains(t, text, "ENTITLEMENT_CREATION_REQUESTED ")
 	assert.Contains(t, text, `"operationId":"usage-0001"`)
 	assert.Contains(t, text, `"int64Value":"42"`)
+	assert.Contains(t, text, "SERVICE_NOT_ACTIVATED\n", "a check after the cancellation fails")
+	assert.Contains(t, text, "\n9\n", "a report past the cancellation is refused")
 	assert.True(t, strings.HasSuffix(strings.TrimSpace(text), "[]"), "no violations:\n%s", text)
 	require.Len(t, s.Reports(), 1)
 	assert.Empty(t, s.Violations())

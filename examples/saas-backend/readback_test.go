@@ -26,7 +26,7 @@ func TestOpsUsageReported(t *testing.T) {
 	ctx := t.Context()
 	var ents []marketplacetest.Entitlement
 	for range 2 {
-		id, err := b.emu.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true})
+		id, err := b.emu.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true})
 		require.NoError(t, err)
 		ent, ok := b.emu.Entitlement(id)
 		require.True(t, ok)

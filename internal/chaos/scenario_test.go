@@ -437,8 +437,10 @@ func (e *env) recordUsage(truth map[string]mt.Entitlement) {
 				}
 				v := 1 + e.rng.Int64N(1000)
 				at := now.Add(-time.Duration(e.rng.Int64N(int64(40 * time.Minute))))
-				if at.Before(t.CreateTime) {
-					at = t.CreateTime
+				// Not before the activation: usage before it is not billable
+				// (Service Control refuses it), and a vendor serves none.
+				if life, ok := e.srv.ConsumerLife(en.consumer); ok && at.Before(life.Active) {
+					at = life.Active
 				}
 				fns = append(fns, func() {
 					err := e.rep.Record(e.ctx, usage.Record{EntitlementID: en.id, Metric: metric, Int64: v, Time: at})

@@ -127,8 +127,11 @@ func TestControlAPI(t *testing.T) {
 	e, _ = s.Entitlement(ent)
 	assert.Equal(t, "ENTITLEMENT_ACTIVE", e.State)
 
-	// Usage reported through Service Control shows up in /control/reports.
-	now := s.Clock().Now()
+	// Usage reported through Service Control shows up in /control/reports:
+	// an hour of usage, so an hour after the activation (usage before it is
+	// refused).
+	now, err := s.Clock().Advance(time.Hour)
+	require.NoError(t, err)
 	report := map[string]any{"operations": []map[string]any{{
 		"operationId": "op-1", "operationName": "usage", "consumerId": e.UsageReportingID,
 		"startTime": now.Add(-time.Hour).Format(time.RFC3339), "endTime": now.Format(time.RFC3339),

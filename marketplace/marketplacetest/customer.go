@@ -159,7 +159,7 @@ func (s *Server) newEntitlementLocked(accountID string, p PurchaseParams) *entit
 		n := 100000000000 + s.rng.Int64N(900000000000)
 		e.usageReportingID = "project_number:" + strconv.FormatInt(n, 10)
 		e.consumerProject = "projects/" + strconv.FormatInt(n, 10)
-		s.state.consumers[e.usageReportingID] = true
+		s.state.consumers[e.usageReportingID] = &consumerLife{entitlementID: e.id}
 	}
 	return e
 }

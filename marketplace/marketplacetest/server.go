@@ -183,6 +183,28 @@
 //     consumer whose check error is SERVICE_NOT_ACTIVATED, BILLING_DISABLED
 //     or PROJECT_DELETED also gets reportError FAILED_PRECONDITION (code 9):
 //     the docs say such a customer is not charged.
+//   - A consumer's life comes from its entitlement (lifecycle.go): usage
+//     is charged only inside [activation, end), where activation is
+//     ENTITLEMENT_ACTIVE (or the scheduled start) and end the
+//     cancellation, immediate or at term end, by entitlements.reject or by
+//     the account's deletion. Outside it, services.check (for its
+//     [startTime, endTime), or the instant startTime) answers the check
+//     error SERVICE_NOT_ACTIVATED and services.report refuses the
+//     operation, even partly outside, with FAILED_PRECONDITION (google-apis.md
+//     §4.1: no usage after the end, late usage "must be before the
+//     cancellation"). Inferred: the code (undocumented which one Google
+//     answers; SERVICE_NOT_ACTIVATED is the code of a service not enabled
+//     for the consumer, and Marketplace enables it at activation).
+//     Undocumented: usage before the end is accepted however late it
+//     arrives (Google asks for reports within an hour, extendable on
+//     request); chosen because refusing would only under-bill. A deleted
+//     entitlement's consumer stays known for such late reports.
+//   - The 1 MB limit of services.check and services.report is measured on
+//     the request's protobuf size (wiresize.go: the servicecontrol proto
+//     types are not a dependency, so a small size encoder with the proto's
+//     field numbers; fields without a public number count one-byte tags,
+//     unmodelled messages their JSON length), not on the JSON body, which
+//     may be larger (bodies over 8 MB are refused unread).
 //   - Operation ids deduplicate: an operation that repeats an accepted
 //     one exactly (same operationId and content, as a client resends after
 //     a lost response) is billed once and listed by Resends. The Service

@@ -17,7 +17,9 @@ import (
 )
 
 // maxServiceControlRequest is the documented request size limit of
-// services.check and services.report.
+// services.check and services.report (google-apis.md §4.2), measured on the
+// request's protobuf (wire) size (wiresize.go), as Service Control measures
+// it: a JSON body can be larger than the request it decodes to.
 const maxServiceControlRequest = 1 << 20
 
 // serviceConfigID is the service configuration the emulator reports serving.
@@ -219,9 +221,6 @@ func (s *Server) serviceCheck(rt route, body []byte) (any, *apiError) {
 	if _, ok := s.knownServiceLocked(rt.service); !ok {
 		return nil, &apiError{403, "PERMISSION_DENIED", fmt.Sprintf("Permission 'servicemanagement.services.check' denied on service '%s'.", shorten(rt.service, 100))}
 	}
-	if len(body) > maxServiceControlRequest {
-		return nil, invalidArgument("Request payload size exceeds the limit: %d bytes.", maxServiceControlRequest)
-	}
 	var req struct {
 		Operation              *wireOperation `json:"operation"`
 		ServiceConfigID        string         `json:"serviceConfigId"`
@@ -230,6 +229,9 @@ func (s *Server) serviceCheck(rt route, body []byte) (any, *apiError) {
 	}
 	if e := decodeStrict(body, &req); e != nil {
 		return nil, e
+	}
+	if n := checkWireSize(rt.service, req.ServiceConfigID, req.Operation, req.SkipActivationCheck, req.RequestProjectSettings); n > maxServiceControlRequest {
+		return nil, invalidArgument("Request payload size exceeds the limit: %d bytes (the request is %d bytes on the wire).", maxServiceControlRequest, n)
 	}
 	op := req.Operation
 	if op == nil {
@@ -243,7 +245,8 @@ func (s *Server) serviceCheck(rt route, body []byte) (any, *apiError) {
 	case op.StartTime == "":
 		return nil, invalidArgument("Request contains an invalid argument: operation.start_time is required.")
 	}
-	if _, _, _, e := parseOperation(op, "operation"); e != nil {
+	start, end, vals, e := parseOperation(op, "operation")
+	if e != nil {
 		return nil, e
 	}
 	if e := checkUserLabels(op, "operation"); e != nil {
@@ -270,6 +273,17 @@ func (s *Server) serviceCheck(rt route, body []byte) (any, *apiError) {
 		}}
 		return resp, nil
 	}
+	// A check is answered for its interval, [startTime, endTime), or the
+	// instant startTime without endTime (lifecycle.go): a late check of
+	// usage from before the end passes, as its report will be accepted.
+	if why := s.lifeErrorLocked(op.ConsumerID, start, end, vals); why != "" {
+		resp.CheckErrors = []wireCheckError{{
+			Code: inactiveCode, Subject: subject,
+			Detail: fmt.Sprintf("Service %s is not activated for %s: %s.", rt.service, subject, why),
+			Status: &wireStatus{Code: checkErrorStatus(inactiveCode), Message: inactiveCode},
+		}}
+		return resp, nil
+	}
 	if n, ok := strings.CutPrefix(op.ConsumerID, "project_number:"); ok {
 		resp.CheckInfo = &wireCheckInfo{ConsumerInfo: &wireConsumerInfo{ProjectNumber: n, Type: "PROJECT", ConsumerNumber: n}}
 	}
@@ -290,15 +304,15 @@ func (s *Server) serviceReport(rt route, body []byte) (any, *apiError) {
 	if !ok {
 		return nil, &apiError{403, "PERMISSION_DENIED", fmt.Sprintf("Permission 'servicemanagement.services.report' denied on service '%s'.", shorten(rt.service, 100))}
 	}
-	if len(body) > maxServiceControlRequest {
-		return nil, invalidArgument("Request payload size exceeds the limit: %d bytes.", maxServiceControlRequest)
-	}
 	var req struct {
 		Operations      []wireOperation `json:"operations"`
 		ServiceConfigID string          `json:"serviceConfigId"`
 	}
 	if e := decodeStrict(body, &req); e != nil {
 		return nil, e
+	}
+	if n := reportWireSize(rt.service, req.ServiceConfigID, req.Operations); n > maxServiceControlRequest {
+		return nil, invalidArgument("Request payload size exceeds the limit: %d bytes (the request is %d bytes on the wire).", maxServiceControlRequest, n)
 	}
 	type parsed struct {
 		start, end time.Time
@@ -366,6 +380,13 @@ func (s *Server) reportErrorLocked(service string, metrics []string, op *wireOpe
 	}
 	if code := s.sc.checkErrors[op.ConsumerID]; stopServingCodes[code] {
 		return fail(op.OperationID, rpcFailedPrecondition, "%s: consumer %s cannot be charged.", code, shorten(op.ConsumerID, 64))
+	}
+	// Inferred: the reportError for usage outside the consumer's life is
+	// the one the emulator answers for a stop-serving check error
+	// (FAILED_PRECONDITION), as Google's pages say only that such usage is
+	// not charged (lifecycle.go).
+	if why := s.lifeErrorLocked(op.ConsumerID, start, end, vals); why != "" {
+		return fail(op.OperationID, rpcFailedPrecondition, "%s: consumer %s cannot be charged: %s.", inactiveCode, shorten(op.ConsumerID, 64), why)
 	}
 	for _, v := range vals {
 		if !slices.Contains(metrics, v.Name) {

@@ -104,13 +104,13 @@ type state struct {
 	seq             int64
 	lastStamp       time.Time
 	planChangeAtEnd bool
-	consumers       map[string]bool // every usageReportingId issued; a deleted entitlement's stays billable
+	consumers       map[string]*consumerLife // every usageReportingId issued, with its life (lifecycle.go)
 }
 
 func (st *state) init() {
 	st.accounts = map[string]*account{}
 	st.entitlements = map[string]*entitlement{}
-	st.consumers = map[string]bool{}
+	st.consumers = map[string]*consumerLife{}
 }
 
 // stampLocked returns the time for a change: the clock's time, but
@@ -189,6 +189,7 @@ func (s *Server) activateLocked(e *entitlement) {
 	e.newOfferStartTime = time.Time{}
 	e.offerEndTime = termEnd(start, e.offerDuration, e.fixedEnd)
 	s.setStateLocked(e, StateActive)
+	s.consumerActivatedLocked(e, start.Truncate(time.Microsecond)) // not after updateTime
 	s.publishEntitlementLocked("ENTITLEMENT_ACTIVE", e, nil)
 }
 
@@ -268,15 +269,17 @@ func (s *Server) cancelLocked(e *entitlement, reason string) {
 		}
 	}
 	s.setStateLocked(e, StateCancelled)
+	s.consumerEndedLocked(e, e.updateTime, reason)
 	s.publishEntitlementLocked("ENTITLEMENT_CANCELLED", e, nil)
 }
 
 // deleteEntitlementLocked removes a cancelled entitlement and publishes
 // ENTITLEMENT_DELETED. Its usageReportingId stays a known consumer (see
-// state.consumers), since usage generated before the cancellation may still
+// outsideLife), since usage generated before the cancellation may still
 // be reported.
 func (s *Server) deleteEntitlementLocked(e *entitlement) {
 	delete(s.state.entitlements, e.id)
+	s.consumerDeletedLocked(e)
 	e.updateTime = s.stampLocked()
 	s.publishEntitlementLocked("ENTITLEMENT_DELETED", e, nil)
 }
@@ -331,9 +334,10 @@ func sortBySeq[T any](xs []T, seq func(T) int64) {
 }
 
 // knownConsumerLocked reports whether consumerID is the usageReportingId of
-// an entitlement, live or deleted.
+// an entitlement, live or deleted (whether it can be charged is
+// lifeErrorLocked's answer).
 func (s *Server) knownConsumerLocked(consumerID string) bool {
-	return s.state.consumers[consumerID]
+	return s.state.consumers[consumerID] != nil
 }
 
 // truncateReason applies the documented 256-byte limit without splitting a

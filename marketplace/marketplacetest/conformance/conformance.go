@@ -46,6 +46,11 @@ type Target struct {
 	// (AccountViews). Optional: those behaviours skip without them.
 	DetailedEntitlementID string
 	ResellerAccountID     string
+	// Lifecycle names consumers of entitlements that are not (or no
+	// longer) ACTIVE, for the Service Control lifecycle behaviours
+	// (lifecycle.go). FromEnv sets only its Cancelled consumer, and only
+	// from EnvCancelledConsumer and EnvCancelledAt.
+	Lifecycle Lifecycle
 }
 
 // Environment variables naming a sandbox listing for FromEnv.
@@ -64,6 +69,7 @@ func FromEnv() (Target, string, bool) {
 		ServiceName:   os.Getenv(EnvService),
 		EntitlementID: os.Getenv(EnvEntitlement),
 		AccountID:     os.Getenv(EnvAccount),
+		Lifecycle:     cancelledFromEnv(),
 	}
 	var missing []string
 	for _, v := range []struct{ name, value string }{
@@ -119,6 +125,12 @@ func Behaviours() []Behaviour {
 		{"PatchWithoutUpdateMask", PatchWithoutUpdateMask},
 		{"ConsumerIDForms", ConsumerIDForms},
 		{"UserLabelsSyntax", UserLabelsSyntax},
+		{"CheckAfterCancel", CheckAfterCancel},
+		{"ReportAfterEnd", ReportAfterEnd},
+		{"ReportBeforeApproval", ReportBeforeApproval},
+		{"ReportAfterReject", ReportAfterReject},
+		{"ReportAfterAccountDeletion", ReportAfterAccountDeletion},
+		{"LateReportBeforeEnd", LateReportBeforeEnd},
 	}
 }
 

@@ -3,9 +3,11 @@ package conformance_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/marketplacetest/conformance"
+	ccp "google.golang.org/api/cloudcommerceprocurement/v1"
 )
 
 // emulatorTarget starts the emulator with an approved usage-based
@@ -47,6 +49,7 @@ func emulatorTarget(t *testing.T) conformance.Target {
 	if err != nil {
 		t.Fatal(err)
 	}
+	life := lifecycle(t, s)
 	return conformance.Target{
 		Options:       s.ClientOptions(),
 		Endpoint:      s.URL() + "/",
@@ -59,6 +62,63 @@ func emulatorTarget(t *testing.T) conformance.Target {
 		ReportMetric:                   s.ServiceName() + "/requests",
 		DetailedEntitlementID:          detailed,
 		ResellerAccountID:              reseller,
+		Lifecycle:                      life,
+	}
+}
+
+// lifecycle buys usage-based entitlements and takes each to a stage of its
+// life: never approved, rejected, cancelled at once and at term end after
+// two hours ACTIVE, ended by its account's deletion; then three hours pass,
+// so that reports of usage before the ends arrive late.
+func lifecycle(t *testing.T, s *marketplacetest.Server) conformance.Lifecycle {
+	t.Helper()
+	ctx := context.Background()
+	buy := func(auto bool) marketplacetest.Entitlement {
+		id, err := s.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: auto})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, ok := s.Entitlement(id)
+		if !ok {
+			t.Fatalf("entitlement %s not found", id)
+		}
+		return e
+	}
+	notApproved, rejected := buy(false), buy(false)
+	cancelled, termEnded, deleted := buy(true), buy(true), buy(true)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := s.Clock().Advance(2 * time.Hour)
+	must(err)
+	procurement, err := ccp.NewService(ctx, s.ClientOptions()...)
+	must(err)
+	_, err = procurement.Providers.Entitlements.Reject(rejected.Name, &ccp.RejectEntitlementRequest{Reason: "conformance"}).Context(ctx).Do()
+	must(err)
+	must(s.Cancel(ctx, cancelled.ID, true))
+	must(s.Cancel(ctx, termEnded.ID, false))
+	must(s.EndTerm(ctx, termEnded.ID))
+	must(s.DeleteAccount(ctx, deleted.AccountID))
+	observed := s.Clock().Now()
+	_, err = s.Clock().Advance(3 * time.Hour)
+	must(err)
+	life := func(e marketplacetest.Entitlement) conformance.Consumer {
+		l, ok := s.ConsumerLife(e.UsageReportingID)
+		if !ok {
+			t.Fatalf("no consumer life for %s", e.UsageReportingID)
+		}
+		end := l.End
+		if end.IsZero() {
+			end = observed
+		}
+		return conformance.Consumer{ID: e.UsageReportingID, Active: l.Active, End: end}
+	}
+	return conformance.Lifecycle{
+		NotApproved: life(notApproved), Rejected: life(rejected),
+		Cancelled: life(cancelled), TermEnded: life(termEnded), AccountDeleted: life(deleted),
 	}
 }
 

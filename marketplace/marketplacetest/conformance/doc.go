@@ -21,6 +21,18 @@
 //	gcloud auth application-default login                      # or GOOGLE_APPLICATION_CREDENTIALS
 //	go test -run TestGoogle -v ./marketplace/marketplacetest/conformance/
 //
+// CheckAfterCancel (services.check of a cancelled entitlement's
+// usageReportingId after its cancellation: a check bills nothing) also runs
+// against Google when a cancelled consumer of the listing is named:
+//
+//	GCPMARKETPLACE_CONFORMANCE_CANCELLED_CONSUMER=<usageReportingId>  # e.g. project_number:123
+//	GCPMARKETPLACE_CONFORMANCE_CANCELLED_AT=<RFC 3339 time>            # its cancellation (updateTime)
+//
+// The other Service Control lifecycle behaviours (reports before approval,
+// after the end, after a rejection or the account's deletion, late reports
+// of usage before the end) call services.report, which bills, so they run
+// against the emulator only (Target.ReportMetric, Target.Lifecycle).
+//
 // The credentials are Application Default Credentials of an identity with
 // roles/commerceprocurement.viewer (or admin) on the provider. Without the
 // variables TestGoogle skips and names them. A failure there that passes on
