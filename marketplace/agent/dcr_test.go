@@ -168,20 +168,7 @@ func TestDCRConcurrentRegistrations(t *testing.T) {
 	for i := range n {
 		wg.Go(func() { replies[i] = e.register(stmts[i]) })
 	}
-	// Let every request reach CreateClient before any may insert.
-	require.Eventually(t, func() bool {
-		waiting := 0
-		e.idp.set(func(p *testIdP) { waiting = p.waiting })
-		return waiting == n
-	}, timeout, tick)
-	close(hold)
-	wg.Wait()
-	for i, r := range replies {
-		require.Equal(t, http.StatusCreated, r.status, "reply %d: %s", i, r.raw)
-		assert.Equal(t, replies[0].str("client_id"), r.str("client_id"), "reply %d", i)
-		assert.Equal(t, replies[0].str("client_secret"), r.str("client_secret"), "reply %d", i)
-	}
-	assert.Equal(t, 1, e.idp.live(), "clients left at the identity provider")
+	e.releaseTogether(t, &wg, hold, replies)
 	assert.NotContains(t, e.idp.deletedIDs(), replies[0].str("client_id"))
 }
 

@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gcpmarketplace/gcpmarketplace/internal/testlog"
+
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/gcpmarketplace/gcpmarketplace"
@@ -133,7 +135,7 @@ type env struct {
 	app   *appHandler
 	reg   *agent.Registry
 	dcr   *httptest.Server
-	logs  *syncBuffer
+	logs  *testlog.Buffer
 
 	client   *procurement.Client
 	verifier *verify.StatementVerifier
@@ -145,26 +147,9 @@ const (
 	tick    = time.Millisecond
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func newEnv(t testing.TB, edit ...func(*agent.Config)) *env {
 	t.Helper()
-	e := &env{t: t, srv: marketplacetest.New(t), store: memstore.New(), idp: newTestIdP(), app: &appHandler{}, logs: &syncBuffer{}}
+	e := &env{t: t, srv: marketplacetest.New(t), store: memstore.New(), idp: newTestIdP(), app: &appHandler{}, logs: &testlog.Buffer{}}
 	rt := gcpmarketplace.Runtime{Clock: e.srv.Clock().Now, Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	e.client = testenv.Client(t, e.srv, nil)
 	client := e.client
@@ -254,4 +239,25 @@ func (e *env) register(statement string) dcrReply {
 // ("" for a new account).
 func marketplacetestPurchase(accountID string) marketplacetest.PurchaseParams {
 	return marketplacetest.PurchaseParams{AccountID: accountID, AutoApprove: true, UsageBased: true}
+}
+
+// releaseTogether lets the concurrent registrations held in CreateClient
+// go once all len(replies) of them wait there (so that none inserts before
+// every one created a client), waits for them, and checks that they all got
+// the one client left at the identity provider.
+func (e *env) releaseTogether(t *testing.T, wg *sync.WaitGroup, hold chan struct{}, replies []dcrReply) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		waiting := 0
+		e.idp.set(func(p *testIdP) { waiting = p.waiting })
+		return waiting == len(replies)
+	}, timeout, tick)
+	close(hold)
+	wg.Wait()
+	for i, r := range replies {
+		require.Equal(t, http.StatusCreated, r.status, "reply %d: %s", i, r.raw)
+		assert.Equal(t, replies[0].str("client_id"), r.str("client_id"), "reply %d", i)
+		assert.Equal(t, replies[0].str("client_secret"), r.str("client_secret"), "reply %d", i)
+	}
+	assert.Equal(t, 1, e.idp.live(), "clients left at the identity provider")
 }
