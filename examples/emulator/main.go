@@ -90,6 +90,7 @@ func printEndpoints(out io.Writer, s *marketplacetest.Server) {
 	fmt.Fprintf(&b, "  Sign-up certs:       %s\n", s.CertsURL())
 	fmt.Fprintf(&b, "  Sign-up JWKS:        %s\n", s.SignupJWKSURL())
 	fmt.Fprintf(&b, "  Push JWKS:           %s\n", s.PushJWKSURL())
+	fmt.Fprintf(&b, "  Agent statement certs: %s\n", s.StatementCertsURL())
 	fmt.Fprintf(&b, "  Pub/Sub (gRPC):      %s\n", s.PubSubAddr())
 	fmt.Fprintf(&b, "  Topic:               %s\n", s.Topic())
 	fmt.Fprintf(&b, "  Pull subscription:   %s\n", s.Subscription())

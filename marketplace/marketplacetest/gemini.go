@@ -214,11 +214,36 @@ func randomID() string {
 //	     → {"clientId", "clientSecret"}
 //	POST /control/gemini:send {agentUrl, accessToken, text, statement?: {accountId, orderId, audience}}
 //	     → {"reply"}
+//	POST /control/statementToken {accountId, orderId, audience, redirectUris?, bad?}
+//	     → {"token"} (a software_statement, good or of a StatementAttackTokens kind)
 //
 // The agent's refusal is a 502 whose message is the *AgentError's.
 func (s *Server) geminiControlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /control/gemini:register", s.controlGeminiRegister)
 	mux.HandleFunc("POST /control/gemini:send", s.controlGeminiSend)
+	mux.HandleFunc("POST /control/statementToken", s.controlStatementToken)
+}
+
+func (s *Server) controlStatementToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		controlStatement
+		Bad BadToken `json:"bad"`
+	}
+	if err := decodeControlBody(w, r, &req); err != nil {
+		writeControlResult(w, nil, err)
+		return
+	}
+	if req.AccountID == "" || req.OrderID == "" || req.Audience == "" {
+		writeControlResult(w, nil, badControlRequest("statementToken needs accountId, orderId and audience"))
+		return
+	}
+	p := req.params()
+	p.Bad = req.Bad
+	tok, err := s.statement.mintStatement(p)
+	if err != nil {
+		err = badControlRequest("%v", err)
+	}
+	writeControlResult(w, map[string]string{"token": tok}, err)
 }
 
 type controlStatement struct {

@@ -161,4 +161,15 @@ func TestGeminiControl(t *testing.T) {
 	status, out = post("/control/gemini:send", `{"agentUrl":"`+agent.URL+`/a2a","accessToken":"bad","text":"hi"}`)
 	assert.Equal(t, http.StatusBadGateway, status)
 	assert.Contains(t, out["error"].(map[string]any)["message"], "-32001")
+
+	status, out = post("/control/statementToken", `{"accountId":"a","orderId":"o","audience":"https://x"}`)
+	require.Equal(t, http.StatusOK, status, out)
+	assert.Equal(t, 3, strings.Count(out["token"].(string), ".")+1, "a JWT")
+	status, out = post("/control/statementToken", `{"accountId":"a","orderId":"o","audience":"https://x","bad":"expired"}`)
+	require.Equal(t, http.StatusOK, status, out)
+	assert.NotEmpty(t, out["token"])
+	status, _ = post("/control/statementToken", `{"accountId":"a","audience":"https://x"}`)
+	assert.Equal(t, http.StatusBadRequest, status, "no order")
+	status, _ = post("/control/statementToken", `{"accountId":"a","orderId":"o","audience":"https://x","bad":"no-such-kind"}`)
+	assert.Equal(t, http.StatusBadRequest, status, "unknown kind")
 }
