@@ -63,7 +63,10 @@ type ClientRequest struct {
 // DeleteClient's is logged and dropped. Any other error is transient: the
 // DCR request gets server_error, the lifecycle callback is retried.
 type IdentityProvider interface {
-	// CreateClient creates an OAuth client for the order.
+	// CreateClient creates an OAuth client for the order. It may be
+	// idempotent ("create or return"): returning a client it created
+	// earlier for the same order is allowed, and such a client is never
+	// deleted as an orphan while a stored order holds it.
 	CreateClient(ctx context.Context, r ClientRequest) (Client, error)
 	// DeleteClient deletes (revokes) a client; an unknown client is not
 	// an error.

@@ -180,8 +180,9 @@ func decodeRequest(body []byte) (string, error) {
 
 // clientFor returns the order's client: the stored one, or a new one from
 // the identity provider. Of concurrent registrations for one order, the
-// store lets one insert; the others delete the client they created and
-// return the winner's.
+// store lets one insert; the others delete the client they created (unless
+// an idempotent identity provider gave them the winner's) and return the
+// winner's.
 func (r *Registry) clientFor(ctx context.Context, c verify.StatementClaims, ent entitlementRef) (rec OrderRecord, secret string, created bool, err error) {
 	if rec, secret, found, err := r.existing(ctx, c); found || err != nil {
 		return rec, secret, false, err
@@ -254,13 +255,29 @@ func (r *Registry) reuse(c verify.StatementClaims, rec OrderRecord) (OrderRecord
 	return rec, secret, nil
 }
 
-// deleteOrphan deletes a client no order holds; a failure leaves a client
-// nobody knows the secret of, which is logged for the operator.
+// deleteOrphan deletes a client this registration created but could not
+// store; a failure leaves a client nobody knows the secret of, which is
+// logged for the operator. An identity provider may return an existing
+// client from CreateClient (see IdentityProvider), so the client is
+// deleted only if no stored order holds it: a concurrent registration's
+// winner may hold the very same id. When the store cannot tell, the
+// client is kept (an orphan costs less than a paying customer's client).
 func (r *Registry) deleteOrphan(ctx context.Context, orderID, clientID string) {
 	if clientID == "" {
 		return
 	}
-	if err := r.cfg.IdP.DeleteClient(context.WithoutCancel(ctx), clientID); err != nil {
+	ctx = context.WithoutCancel(ctx)
+	holder, err := r.cfg.Store.GetOrderByClient(ctx, clientID)
+	switch {
+	case err == nil:
+		r.log.Info("agent: client kept: a stored order holds it", "order", orderID, "holder", holder.ID, "client", clientID)
+		return
+	case !isNotFound(err):
+		r.log.Error("agent: possibly orphan OAuth client kept: the store could not say whether an order holds it",
+			"order", orderID, "client", clientID, "error", err)
+		return
+	}
+	if err := r.cfg.IdP.DeleteClient(ctx, clientID); err != nil {
 		r.log.Error("agent: orphan OAuth client not deleted; delete it at the identity provider",
 			"order", orderID, "client", clientID, "error", err)
 	}

@@ -172,6 +172,32 @@ func TestDCRConcurrentRegistrations(t *testing.T) {
 	assert.NotContains(t, e.idp.deletedIDs(), replies[0].str("client_id"))
 }
 
+// An idempotent identity provider gives every concurrent registration of
+// an order the same client: the losers must not delete it, since the
+// winner's order holds it.
+func TestDCRConcurrentRegistrationsIdempotentIdP(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	acct, order := e.buy(true)
+	hold := make(chan struct{})
+	e.idp.set(func(p *testIdP) { p.hold, p.idempotent = hold, true })
+	const n = 4
+	replies := make([]dcrReply, n)
+	stmts := make([]string, n)
+	for i := range stmts {
+		stmts[i] = e.statement(acct, order)
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { replies[i] = e.register(stmts[i]) })
+	}
+	e.releaseTogether(t, &wg, hold, replies)
+	assert.Empty(t, e.idp.deletedIDs(), "the one client is the stored order's")
+	o, err := e.reg.Order(context.Background(), order)
+	require.NoError(t, err)
+	assert.Equal(t, replies[0].str("client_id"), o.ClientID)
+}
+
 func TestDCRSuccessStatusIsConfigurable(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *agent.Config) { c.SuccessStatus = http.StatusOK })

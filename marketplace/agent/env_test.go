@@ -44,10 +44,14 @@ type testIdP struct {
 	deleteErr error         // likewise for DeleteClient
 	hold      chan struct{} // if set, CreateClient waits for it to close (concurrency tests)
 	waiting   int           // CreateClient calls waiting for hold
+	// idempotent makes CreateClient "create or return": a live client of
+	// the same order is returned instead of a new one.
+	idempotent bool
+	secrets    map[string]string // client id → secret
 }
 
 func newTestIdP() *testIdP {
-	return &testIdP{clients: map[string]agent.ClientRequest{}}
+	return &testIdP{clients: map[string]agent.ClientRequest{}, secrets: map[string]string{}}
 }
 
 func (p *testIdP) CreateClient(ctx context.Context, r agent.ClientRequest) (agent.Client, error) {
@@ -63,10 +67,18 @@ func (p *testIdP) CreateClient(ctx context.Context, r agent.ClientRequest) (agen
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.idempotent {
+		for id, c := range p.clients {
+			if c.OrderID == r.OrderID {
+				return agent.Client{ID: id, Secret: p.secrets[id]}, nil
+			}
+		}
+	}
 	p.n++
 	id := fmt.Sprintf("client-%d", p.n)
 	p.clients[id] = r
-	return agent.Client{ID: id, Secret: fmt.Sprintf("secret-%d-%s", p.n, strings.Repeat("x", 8))}, nil
+	p.secrets[id] = fmt.Sprintf("secret-%d-%s", p.n, strings.Repeat("x", 8))
+	return agent.Client{ID: id, Secret: p.secrets[id]}, nil
 }
 
 func (p *testIdP) DeleteClient(ctx context.Context, clientID string) error {
