@@ -70,6 +70,17 @@ func TestDCRBeforePubSub(t *testing.T) {
 	require.ErrorIs(t, err, marketplace.ErrNotFound)
 	r := e.register(e.statement(acct, order))
 	require.Equal(t, http.StatusCreated, r.status, r.raw)
+
+	// The order's first request, still before the Pub/Sub message: the
+	// Middleware reads Procurement too.
+	status, _, _, c := e.call("Bearer token-" + r.str("client_id"))
+	require.Equal(t, http.StatusOK, status)
+	ent, _ := e.srv.Entitlement(order)
+	assert.Equal(t, ent.ID, c.Entitlement.ID)
+	assert.Equal(t, ent.UsageReportingID, c.Entitlement.UsageReportingID)
+	assert.Equal(t, procurement.EntitlementActive, c.Entitlement.State)
+	_, err = e.proc.Entitlement(context.Background(), order)
+	require.ErrorIs(t, err, marketplace.ErrNotFound, "still not delivered")
 }
 
 func TestDCRRefusals(t *testing.T) {

@@ -181,9 +181,9 @@ func (r *Registry) loadCaller(ctx context.Context, o Order, now time.Time) (*Cal
 	if !o.RevokedAt.IsZero() {
 		return nil, fmt.Errorf("%w: order %s revoked at %s", ErrOrderInactive, o.ID, o.RevokedAt.Format(time.RFC3339))
 	}
-	e, err := r.entitlement(ctx, o.EntitlementID)
+	e, err := r.callerEntitlement(ctx, o)
 	if err != nil {
-		return nil, fmt.Errorf("entitlement %s of order %s: %w", o.EntitlementID, o.ID, err)
+		return nil, err
 	}
 	if !r.Usable(e.State) {
 		return nil, fmt.Errorf("%w: order %s, entitlement %s is %s", ErrOrderInactive, o.ID, e.ID, e.State)
@@ -194,6 +194,41 @@ func (r *Registry) loadCaller(ctx context.Context, o Order, now time.Time) (*Cal
 	c := &Caller{Order: o, Entitlement: e}
 	r.ident.putCaller(o.ID, c, now.Add(CallerCacheTTL))
 	return c, nil
+}
+
+// callerEntitlement returns the order's entitlement: the stored one, or,
+// when the Processor has not heard of it yet (a registration can succeed,
+// reading Procurement, before the Pub/Sub message arrives), Procurement's,
+// so that the order's first requests are not refused meanwhile.
+func (r *Registry) callerEntitlement(ctx context.Context, o Order) (marketplace.Entitlement, error) {
+	e, err := r.entitlement(ctx, o.EntitlementID)
+	if err == nil {
+		return e, nil
+	}
+	if !errors.Is(err, marketplace.ErrNotFound) {
+		return marketplace.Entitlement{}, fmt.Errorf("entitlement %s of order %s: %w", o.EntitlementID, o.ID, err)
+	}
+	live, lerr := r.cfg.Procurement.GetEntitlement(ctx, o.EntitlementID)
+	switch {
+	case isNotFound(lerr):
+		return marketplace.Entitlement{}, fmt.Errorf("entitlement %s of order %s: %w (nor in Procurement: %w)", o.EntitlementID, o.ID, err, lerr)
+	case lerr != nil:
+		// Not a refusal: the store said not found, Procurement failed.
+		return marketplace.Entitlement{}, fmt.Errorf("entitlement %s of order %s: not stored yet, and Procurement failed: %w",
+			o.EntitlementID, o.ID, lerr)
+	case live.AccountID != o.AccountID:
+		return marketplace.Entitlement{}, fmt.Errorf("%w: entitlement %s of order %s belongs to account %s",
+			ErrOrderInactive, live.ID, o.ID, live.AccountID)
+	}
+	product := live.ProductExternalName
+	if product == "" {
+		product = live.Product // deprecated, as the Processor reads it
+	}
+	return marketplace.Entitlement{
+		ID: live.ID, AccountID: live.AccountID, Product: product, Plan: live.Plan,
+		PendingPlan: live.NewPendingPlan, Offer: live.Offer, State: live.State,
+		UsageReportingID: live.UsageReportingID, UpdateTime: live.UpdateTime,
+	}, nil
 }
 
 // forgetOrder drops the cached caller of an order. Registry.Handler calls
