@@ -130,6 +130,18 @@ const (
 	DefaultMaxBodyBytes = 64 << 10
 )
 
+// DefaultUsableStates returns the entitlement states served when
+// Config.UsableStates is nil: ACTIVE, PENDING_PLAN_CHANGE,
+// PENDING_PLAN_CHANGE_APPROVAL and PENDING_CANCELLATION, the states of a
+// provisioned entitlement (the customer pays until a cancellation takes
+// effect, and keeps the current plan while a change is pending).
+func DefaultUsableStates() []procurement.EntitlementState {
+	return []procurement.EntitlementState{
+		procurement.EntitlementActive, procurement.EntitlementPendingPlanChange,
+		procurement.EntitlementPendingPlanChangeApproval, procurement.EntitlementPendingCancellation,
+	}
+}
+
 // Config configures a Registry. Every field is required unless marked
 // optional.
 type Config struct {
@@ -143,9 +155,10 @@ type Config struct {
 
 	// UsableStates are the entitlement states in which an order may
 	// register a client, and in which Middleware serves it. Optional:
-	// nil means ENTITLEMENT_ACTIVE only, the check Red Hat's agent makes.
-	// Add procurement.EntitlementPendingCancellation and the plan-change
-	// states to serve an entitlement until it actually ends.
+	// nil means DefaultUsableStates, every state in which the customer is
+	// still paying for the product. Set it to ENTITLEMENT_ACTIVE alone
+	// for Red Hat's stricter check (which refuses a customer with a
+	// pending plan change or cancellation).
 	UsableStates []procurement.EntitlementState
 
 	// SuccessStatus is the status of a successful registration, 200 or
@@ -222,7 +235,7 @@ func New(cfg Config) (*Registry, error) {
 		verify: cfg.Verifier.Verify,
 	}
 	if r.usable == nil {
-		r.usable = []procurement.EntitlementState{procurement.EntitlementActive}
+		r.usable = DefaultUsableStates()
 	}
 	if r.cfg.SuccessStatus == 0 {
 		r.cfg.SuccessStatus = DefaultSuccessStatus

@@ -217,20 +217,36 @@ func TestDCRSuccessStatusIsConfigurable(t *testing.T) {
 	assert.Equal(t, http.StatusOK, r.status, r.raw)
 }
 
+// By default a customer who is still paying (a pending cancellation or
+// plan change) registers and is served; UsableStates can narrow that.
 func TestDCRUsableStates(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *agent.Config) {
-		c.UsableStates = []procurement.EntitlementState{procurement.EntitlementActive, procurement.EntitlementPendingCancellation}
-	})
-	acct, order := e.buy(true)
-	require.NoError(t, e.srv.Cancel(context.Background(), order, false)) // at the end of the term
-	e.drain()
-	ent, _ := e.srv.Entitlement(order)
-	require.Equal(t, string(procurement.EntitlementPendingCancellation), string(ent.State))
-	r := e.register(e.statement(acct, order))
+	pendingCancellation := func(e *env) (string, string) {
+		acct, order := e.buy(true)
+		require.NoError(t, e.srv.Cancel(context.Background(), order, false)) // at the end of the term
+		e.drain()
+		ent, _ := e.srv.Entitlement(order)
+		require.Equal(t, string(procurement.EntitlementPendingCancellation), string(ent.State))
+		return acct, order
+	}
+	e := newEnv(t)
+	r := e.register(e.statement(pendingCancellation(e)))
 	assert.Equal(t, http.StatusCreated, r.status, r.raw)
-	assert.True(t, e.reg.Usable(procurement.EntitlementPendingCancellation))
+	status, _, _, _ := e.call("Bearer token-" + r.str("client_id"))
+	assert.Equal(t, http.StatusOK, status, "served until the term ends")
+	for _, s := range agent.DefaultUsableStates() {
+		assert.True(t, e.reg.Usable(s), s)
+	}
+	assert.True(t, e.reg.Usable(procurement.EntitlementPendingPlanChangeApproval))
 	assert.False(t, e.reg.Usable(procurement.EntitlementCancelled))
+	assert.False(t, e.reg.Usable(procurement.EntitlementActivationRequested))
+
+	strict := newEnv(t, func(c *agent.Config) {
+		c.UsableStates = []procurement.EntitlementState{procurement.EntitlementActive}
+	})
+	r = strict.register(strict.statement(pendingCancellation(strict)))
+	assert.Equal(t, http.StatusBadRequest, r.status, r.raw)
+	assert.Equal(t, agent.CodeUnapprovedSoftwareStatement, r.str("error"))
 }
 
 func TestNewRefusesBadConfig(t *testing.T) {

@@ -57,9 +57,12 @@
 //
 //   - Success status: 201, as RFC 7591 and Red Hat's agent (the sample
 //     answers 200): Config.SuccessStatus.
-//   - Which entitlement states may register and be served: ACTIVE only,
-//     Red Hat's check: Config.UsableStates (add pending cancellation to
-//     serve until the term ends).
+//   - Which entitlement states may register and be served: by default
+//     ACTIVE, PENDING_PLAN_CHANGE, PENDING_PLAN_CHANGE_APPROVAL and
+//     PENDING_CANCELLATION (DefaultUsableStates: the customer pays until a
+//     cancellation takes effect); Red Hat's agent accepts ACTIVE only,
+//     which refuses paying customers with a pending change.
+//     Config.UsableStates.
 //   - Order and entitlement: observed equal, not documented so. The order's
 //     entitlement is the stored entitlement with the order's id when it is
 //     usable; else entitlements.get of that id if its orderId matches;
