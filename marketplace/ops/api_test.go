@@ -422,7 +422,7 @@ func TestAPIUnknownRoute(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, e.do(http.MethodGet, "/ops/api/v1/nothing", nil, nil).code)
 	// So do unknown console pages, after authentication.
 	assert.Equal(t, http.StatusNotFound, e.do(http.MethodGet, "/ops/nothing", nil, bearer(token)).code)
-	assert.Equal(t, http.StatusSeeOther, e.do(http.MethodGet, "/ops/nothing", nil, nil).code)
+	assert.Equal(t, http.StatusUnauthorized, e.do(http.MethodGet, "/ops/nothing", nil, nil).code)
 	assert.Equal(t, http.StatusUnauthorized, e.do(http.MethodPost, "/ops/nothing", nil, nil).code)
 }
 

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -75,15 +77,15 @@ func PrincipalFrom(ctx context.Context) (Principal, bool) {
 }
 
 // authenticate establishes who made r: the session cookie if it is valid,
-// else Config.Auth. present reports whether r carried any credentials.
-func (h *Handler) authenticate(r *http.Request) (p Principal, present bool, err error) {
+// else Config.Auth.
+func (h *Handler) authenticate(r *http.Request) (p Principal, err error) {
 	_, hasAuth := r.Header["Authorization"]
 	c, cerr := r.Cookie(sessionCookie)
 	hasCookie := cerr == nil && c.Value != ""
 	if hasCookie {
 		s, serr := parseSession(h.key, c.Value, h.cfg.Now())
 		if serr == nil {
-			return Principal{Name: s.Name}, true, nil
+			return Principal{Name: s.Name}, nil
 		}
 		err = serr
 	}
@@ -92,31 +94,36 @@ func (h *Handler) authenticate(r *http.Request) (p Principal, present bool, err 
 		if p.Name == "" {
 			p.Name = "unnamed"
 		}
-		return p, true, nil
+		return p, nil
 	}
 	if err == nil || hasAuth {
 		err = aerr
 	}
-	return Principal{}, hasAuth || hasCookie, err
+	return Principal{}, err
 }
 
 // authenticated wraps fn: it answers 401 unless the request is
-// authenticated; a console page (a GET outside the API) without any
-// credentials is redirected to the login form instead.
+// authenticated. A console page (a GET outside the API) without an
+// Authorization header gets the login form as its 401 body, not a
+// redirect (every route answers 401 without credentials); a bad or
+// expired session cookie it carried is cleared.
 func (h *Handler) authenticated(fn func(w http.ResponseWriter, r *http.Request, p Principal)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, present, err := h.authenticate(r)
+		p, err := h.authenticate(r)
 		if err != nil {
-			if !present && r.Method == http.MethodGet && !h.isAPI(r) {
-				http.Redirect(w, r, h.base+"/login", http.StatusSeeOther)
-				return
-			}
 			if !errors.Is(err, ErrUnauthenticated) {
 				// An Authenticator's own failure (its key server is down):
 				// still a refusal, but worth an error log.
 				h.log.LogAttrs(r.Context(), slog.LevelError, "ops: authenticator failed", slog.String("error", err.Error()))
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ops"`)
+			if _, hasAuth := r.Header["Authorization"]; !hasAuth && r.Method == http.MethodGet && !h.isAPI(r) {
+				if c, cerr := r.Cookie(sessionCookie); cerr == nil && c.Value != "" {
+					h.clearSession(w, r)
+				}
+				h.render(w, r, http.StatusUnauthorized, "login", pageData{Title: "Sign in"})
+				return
+			}
 			h.deny(w, r, http.StatusUnauthorized, "unauthenticated")
 			return
 		}
@@ -132,8 +139,7 @@ func (h *Handler) routeAuth() {
 	})
 	h.mux.HandleFunc("POST "+h.base+"/login", h.login)
 	h.handle("POST /logout", func(w http.ResponseWriter, r *http.Request, p Principal) {
-		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: h.cookiePath(), MaxAge: -1,
-			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		h.clearSession(w, r)
 		h.action(r, p, "logout", "", nil)
 		http.Redirect(w, r, h.base+"/login", http.StatusSeeOther)
 	})
@@ -159,10 +165,34 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	// may be months from the browser's), which only the signed value needs.
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: signSession(h.key, session{Name: p.Name, Expires: exp.Unix()}),
-		Path: h.cookiePath(), MaxAge: int(h.ttl / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		Path: h.cookiePath(), MaxAge: int(h.ttl / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secureCookies(r),
 	})
 	h.action(r, p, "login", "", nil)
 	http.Redirect(w, r, h.base+"/", http.StatusSeeOther)
+}
+
+// clearSession deletes the session cookie.
+func (h *Handler) clearSession(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: h.cookiePath(), MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secureCookies(r)})
+}
+
+// secureCookies reports whether the console's cookies are marked Secure:
+// always, unless the request's host is a loopback one (localhost,
+// 127.0.0.0/8, ::1), where a developer browses over plain HTTP. r.TLS
+// cannot decide it: behind a TLS-terminating proxy (Cloud Run, a load
+// balancer) every request arrives over plain HTTP.
+func secureCookies(r *http.Request) bool {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if strings.EqualFold(host, "localhost") {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err != nil || !ip.IsLoopback()
 }
 
 // cookiePath is the cookies' Path: BasePath, or "/" at the root.

@@ -3,6 +3,7 @@ package ops_test
 import (
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -29,19 +30,23 @@ func TestEveryRouteRefusesUnauthenticatedAndCrossSite(t *testing.T) {
 		t.Run(route, func(t *testing.T) {
 			api := strings.HasPrefix(path, "/ops/api/")
 			r := e.do(method, path, nil, nil)
-			if method == http.MethodGet && !api {
-				// A console page without any credentials sends the
-				// browser to the login form; nothing else does.
-				assert.Equal(t, http.StatusSeeOther, r.code)
-				assert.Equal(t, "/ops/login", r.header.Get("Location"))
-			} else {
-				assert.Equal(t, http.StatusUnauthorized, r.code, r.body)
-			}
+			assert.Equal(t, http.StatusUnauthorized, r.code, r.body)
+			assert.Empty(t, r.header.Get("Location"), "no redirect")
+			consolePage := method == http.MethodGet && !api
 			if api {
 				assert.Contains(t, r.body, `"status": "UNAUTHENTICATED"`)
 			}
+			if consolePage {
+				// A console page answers the login form as its 401 body.
+				assert.Contains(t, r.body, `<form method="POST" action="/ops/login">`)
+			}
 			assert.Equal(t, http.StatusUnauthorized, e.do(method, path, nil, bearer("wrong")).code, "bad token")
-			assert.Equal(t, http.StatusUnauthorized, e.do(method, path, nil, badCookie).code, "cookie signed by another key")
+			r = e.do(method, path, nil, badCookie)
+			assert.Equal(t, http.StatusUnauthorized, r.code, "cookie signed by another key")
+			if consolePage {
+				assert.Contains(t, r.body, `name="token"`, "the login form")
+				assert.Contains(t, r.header.Get("Set-Cookie"), ops.SessionCookie+"=; Path=/ops; Max-Age=0", "the bad cookie is cleared")
+			}
 
 			crossSite := func(r *http.Request) {
 				r.Header.Set("Authorization", "Bearer "+token)
@@ -94,7 +99,10 @@ func TestLoginSession(t *testing.T) {
 	tampered := func(r *http.Request) {
 		r.AddCookie(&http.Cookie{Name: c.Name, Value: "x" + c.Value})
 	}
-	assert.Equal(t, http.StatusUnauthorized, e.do(http.MethodGet, "/ops/", nil, tampered).code)
+	r = e.do(http.MethodGet, "/ops/", nil, tampered)
+	assert.Equal(t, http.StatusUnauthorized, r.code)
+	assert.Contains(t, r.body, `name="token"`, "the login form")
+	assert.Contains(t, r.header.Get("Set-Cookie"), "Max-Age=0", "the bad cookie is cleared")
 
 	r = e.do(http.MethodPost, "/ops/reconcile", nil, withCookie)
 	assert.Equal(t, http.StatusSeeOther, r.code)
@@ -104,6 +112,33 @@ func TestLoginSession(t *testing.T) {
 	r = e.do(http.MethodPost, "/ops/logout", nil, withCookie)
 	assert.Equal(t, http.StatusSeeOther, r.code)
 	assert.Contains(t, r.header.Get("Set-Cookie"), "Max-Age=0")
+
+	e.Server.Clock().Advance(12 * time.Hour)
+	r = e.do(http.MethodGet, "/ops/", nil, withCookie)
+	assert.Equal(t, http.StatusUnauthorized, r.code, "an expired session")
+	assert.Contains(t, r.body, `name="token"`, "the login form")
+	assert.Contains(t, r.header.Get("Set-Cookie"), "Max-Age=0", "the stale cookie is cleared")
+}
+
+// Cookies are Secure unless the console is browsed on a loopback host:
+// behind a TLS-terminating proxy the request itself is plain HTTP.
+func TestCookiesSecureUnlessLoopback(t *testing.T) {
+	t.Parallel()
+	e := newOpsEnv(t, nil)
+	for host, secure := range map[string]bool{
+		"ops.example.com": true, "ops.example.com:443": true, "10.0.0.1:8080": true, "localhost.example.com": true,
+		"localhost": false, "localhost:8080": false, "LOCALHOST": false, "127.0.0.1:8080": false, "127.1.2.3": false,
+		"[::1]:8080": false, "[::1]": false,
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/ops/login", strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Host = host
+		w := serve(e.h, req)
+		require.Equal(t, http.StatusSeeOther, w.Code, host)
+		cookies := w.Result().Cookies()
+		require.Len(t, cookies, 1, host)
+		assert.Equal(t, secure, cookies[0].Secure, host)
+	}
 }
 
 func TestSessionExpires(t *testing.T) {
@@ -162,6 +197,18 @@ func TestNewRequiresProcessorAndAuth(t *testing.T) {
 	assert.Error(t, err)
 }
 
+func TestNewRefusesShortSessionKey(t *testing.T) {
+	t.Parallel()
+	e := newOpsEnv(t, nil)
+	cfg := ops.Config{Processor: e.Proc, Auth: ops.BearerTokens(nil)}
+	cfg.SessionKey = make([]byte, ops.MinSessionKeyBytes-1)
+	_, err := ops.New(cfg)
+	assert.ErrorContains(t, err, "SessionKey")
+	cfg.SessionKey = make([]byte, ops.MinSessionKeyBytes)
+	_, err = ops.New(cfg)
+	assert.NoError(t, err)
+}
+
 // Mounted elsewhere, the Handler serves its routes, links and cookies
 // under that path.
 func TestBasePath(t *testing.T) {
@@ -172,8 +219,8 @@ func TestBasePath(t *testing.T) {
 	req := httptestRequest(t, http.MethodGet, "/admin/api/v1/health", map[string]string{"Authorization": "Bearer " + token})
 	assert.Equal(t, http.StatusOK, serve(h, req).Code)
 	w := serve(h, httptestRequest(t, http.MethodGet, "/admin/", nil))
-	assert.Equal(t, http.StatusSeeOther, w.Code)
-	assert.Equal(t, "/admin/login", w.Header().Get("Location"))
+	assert.Equal(t, http.StatusUnauthorized, w.Code)
+	assert.Contains(t, w.Body.String(), `action="/admin/login"`)
 	assert.Contains(t, serve(h, httptestRequest(t, http.MethodGet, "/admin/login", nil)).Body.String(), `action="/admin/login"`)
 	_, err = ops.New(ops.Config{Processor: e.Proc, BasePath: "admin", Auth: ops.BearerTokens(nil)})
 	assert.Error(t, err)

@@ -87,7 +87,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, code int, page 
 			d.FlashError = strings.HasPrefix(msg, "!")
 			d.Flash = strings.TrimPrefix(msg, "!")
 		}
-		http.SetCookie(w, &http.Cookie{Name: flashCookie, Path: h.cookiePath(), MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+		http.SetCookie(w, &http.Cookie{Name: flashCookie, Path: h.cookiePath(), MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secureCookies(r)})
 	}
 	var buf bytes.Buffer
 	if err := h.pages[page].ExecuteTemplate(&buf, "layout", d); err != nil {
@@ -116,6 +116,6 @@ func (h *Handler) redirectFlash(w http.ResponseWriter, r *http.Request, path, ms
 		msg = "!" + what + " failed: " + err.Error()
 	}
 	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(msg)),
-		Path: h.cookiePath(), HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		Path: h.cookiePath(), HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secureCookies(r)})
 	http.Redirect(w, r, h.base+path, http.StatusSeeOther)
 }

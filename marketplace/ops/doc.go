@@ -16,18 +16,22 @@
 // Every route requires Config.Auth: an Authenticator such as BearerTokens
 // (constant-time comparison), or the vendor's own as an AuthenticatorFunc
 // (an IAP JWT header check, a session lookup). Without credentials, or with
-// ones the Authenticator refuses, the API answers 401 with a JSON error and
-// WWW-Authenticate; a console page (a GET outside /api/) without any
-// credentials at all (no Authorization header, no session cookie) redirects
-// (303) to the login form instead, and answers 401 to bad ones.
+// ones the Authenticator refuses, every route answers 401 with
+// WWW-Authenticate: the API with a JSON error; a console page (a GET
+// outside /api/) without an Authorization header with the login form as
+// the body (no redirect), clearing a bad or expired session cookie.
 //
 // GET {base}/login is the only page served to anyone: a form posting a token
 // to POST {base}/login, which checks it through Config.Auth as
 // "Authorization: Bearer <token>" and sets an HMAC-SHA256-signed session
-// cookie (HttpOnly, SameSite=Strict, Path={base}, Secure over TLS, valid for
+// cookie (HttpOnly, SameSite=Strict, Path={base}, valid for
 // Config.SessionTTL) naming the principal, then redirects to {base}/. The
-// signing key is Config.SessionKey, or random per Handler. POST
-// {base}/logout clears it.
+// cookie is Secure unless the request's host is a loopback one (localhost,
+// 127.0.0.0/8, ::1): the request's own TLS cannot tell, since behind a
+// TLS-terminating proxy such as Cloud Run's it arrives over plain HTTP; so
+// browse the console over HTTPS, or on a loopback host during development.
+// The signing key is Config.SessionKey (at least 32 bytes), or random per
+// Handler. POST {base}/logout clears it.
 //
 // Every unsafe request (POST) from another site is refused with 403 by
 // http.CrossOriginProtection (Sec-Fetch-Site, or Origin against Host),
@@ -71,7 +75,7 @@
 //	POST poison/{id}/redrive       runs the message (event id or message id) again
 //	POST poison/{id}/dismiss       removes it without running it
 //	GET  consumers                 {"consumers": [Consumer]}; ?blocked=true: only those not to be served
-//	GET  consumers/{id}/windows    {"windows": [Window]}, oldest first; ?state=pending,unknown,reported,rejected,expired (any case)
+//	GET  consumers/{id}/windows    {"windows": [Window]} of entitlement id (consumer routes take the entitlement id), oldest first; ?state=pending,unknown,reported,rejected,expired (any case)
 //	GET  consumers/{id}/billed     {"hours": [Billed]}: Reported windows summed per hour and metric; ?from=, ?to= (RFC 3339, on the hour's start)
 //	POST windows/{id}/retry        puts window (operation id) back to pending, to be sent again
 //	POST windows/{id}/settle       state=reported|rejected, reason: an operator's decision after checking Google's billing

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -37,12 +38,17 @@ type Config struct {
 
 	// SessionKey signs the console's session cookies (HMAC-SHA256). nil
 	// means a random key per Handler: sessions then do not survive a
-	// restart, nor move between replicas. Give at least 32 bytes.
+	// restart, nor move between replicas. Otherwise it must have at least
+	// MinSessionKeyBytes bytes (New refuses a shorter one).
 	SessionKey []byte
 	// SessionTTL is how long a console session lasts: 12 hours by
 	// default.
 	SessionTTL time.Duration
 }
+
+// MinSessionKeyBytes is the shortest Config.SessionKey New accepts: a
+// shorter HMAC-SHA256 key is weaker than the digest.
+const MinSessionKeyBytes = 32
 
 // Principal is who made a request, as an Authenticator established it.
 type Principal struct {
@@ -66,18 +72,21 @@ func (f AuthenticatorFunc) Authenticate(r *http.Request) (Principal, error) { re
 var ErrUnauthenticated = errors.New("ops: unauthenticated")
 
 // BearerTokens authenticates "Authorization: Bearer <token>" against
-// tokens, a map from token to the principal's name, comparing in constant
-// time. Every token is compared, so that the time taken does not tell
-// which one came close.
+// tokens, a map from token to the principal's name; an empty token is
+// ignored. Nothing else is checked: give tokens of at least 16 random
+// bytes (32 hex digits), a guessable token protects nothing. The SHA-256
+// digests of the tokens are compared in constant time, so that neither
+// the time taken nor the token's length leaks; every token is compared,
+// so that the time does not tell which one came close.
 func BearerTokens(tokens map[string]string) Authenticator {
 	type entry struct {
-		token []byte
-		name  string
+		digest [sha256.Size]byte
+		name   string
 	}
 	var entries []entry
 	for tok, name := range tokens {
 		if tok != "" {
-			entries = append(entries, entry{[]byte(tok), name})
+			entries = append(entries, entry{sha256.Sum256([]byte(tok)), name})
 		}
 	}
 	return AuthenticatorFunc(func(r *http.Request) (Principal, error) {
@@ -85,10 +94,11 @@ func BearerTokens(tokens map[string]string) Authenticator {
 		if !ok {
 			return Principal{}, fmt.Errorf("no bearer token: %w", ErrUnauthenticated)
 		}
+		digest := sha256.Sum256([]byte(got))
 		var name string
 		found := 0
 		for _, e := range entries {
-			if subtle.ConstantTimeCompare(e.token, []byte(got)) == 1 {
+			if subtle.ConstantTimeCompare(e.digest[:], digest[:]) == 1 {
 				name, found = e.name, 1
 			}
 		}
@@ -132,6 +142,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if base != "" && !strings.HasPrefix(base, "/") {
 		return nil, fmt.Errorf("ops: Config.BasePath %q must start with /", cfg.BasePath)
+	}
+	if len(cfg.SessionKey) > 0 && len(cfg.SessionKey) < MinSessionKeyBytes {
+		return nil, fmt.Errorf("ops: Config.SessionKey has %d bytes, want at least %d", len(cfg.SessionKey), MinSessionKeyBytes)
 	}
 	h := &Handler{cfg: cfg, base: base, log: cfg.Log(), key: cfg.SessionKey, ttl: cfg.SessionTTL}
 	if len(h.key) == 0 {
