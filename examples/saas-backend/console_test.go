@@ -231,3 +231,15 @@ func TestOperatorConsoleInHeadlessChromium(t *testing.T) {
 	c.screenshot("/ops/customers/"+paying.accountID, filepath.Join(dir, "console-customer.png"))
 	t.Logf("screenshots in %s", dir)
 }
+
+// The console's cookie key depends on the ops token: rotating the token
+// ends the console sessions it opened.
+func TestOpsSessionKeyFollowsTheOpsToken(t *testing.T) {
+	t.Parallel()
+	signupKey := []byte("0123456789abcdef0123456789abcdef")
+	k := opsSessionKeyFrom(signupKey, "ops-secret")
+	assert.Len(t, k, 32)
+	assert.Equal(t, k, opsSessionKeyFrom(signupKey, "ops-secret"), "stable across restarts and replicas")
+	assert.NotEqual(t, k, opsSessionKeyFrom(signupKey, "ops-secret-2"), "a new token, new sessions")
+	assert.NotEqual(t, k, opsSessionKeyFrom([]byte("another sign-up key, 32 bytes.."), "ops-secret"))
+}

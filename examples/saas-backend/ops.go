@@ -58,12 +58,14 @@ func (b *backend) opsRoutes(mux *http.ServeMux) error {
 }
 
 // opsSessionKeyFrom derives the console's cookie key from the sign-up
-// session key, so that console sessions survive a restart and move between
-// replicas without another secret to configure, and a cookie of one kind
-// never verifies as the other.
-func opsSessionKeyFrom(signupKey []byte) []byte {
+// session key and the ops token, so that console sessions survive a
+// restart and move between replicas without another secret to configure, a
+// cookie of one kind never verifies as the other, and rotating the ops
+// token (a leaked one) ends every console session it opened.
+func opsSessionKeyFrom(signupKey []byte, opsToken string) []byte {
 	m := hmac.New(sha256.New, signupKey)
-	m.Write([]byte("saas-backend: ops console session key"))
+	m.Write([]byte("saas-backend: ops console session key\x00"))
+	m.Write([]byte(opsToken))
 	return m.Sum(nil)
 }
 

@@ -84,7 +84,7 @@ func (b *backend) signupSessions(v *verify.SignupVerifier) (*signup.Sessions, er
 			return nil, err
 		}
 	}
-	b.opsSessionKey = opsSessionKeyFrom(keys[0])
+	b.opsSessionKey = opsSessionKeyFrom(keys[0], b.cfg.OpsToken)
 	s, err := signup.NewSessions(v, b.store, keys, &signup.Config{Runtime: b.runtime()})
 	if err != nil {
 		return nil, fmt.Errorf("sign-up sessions: %w", err)
