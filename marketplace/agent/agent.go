@@ -151,7 +151,7 @@ type Config struct {
 	Store       Store                     // orders
 	Verifier    *verify.StatementVerifier // software statements
 	IdP         IdentityProvider          // creates and deletes OAuth clients
-	SecretKey   []byte                    // 32 bytes: seals client secrets at rest
+	SecretKey   []byte                    // 32 random bytes (not all zero): seals client secrets at rest; see the package doc on rotation
 
 	// UsableStates are the entitlement states in which an order may
 	// register a client, and in which Middleware serves it. Optional:
@@ -194,9 +194,10 @@ var ErrNotAttached = errors.New("agent: no Processor attached (call Registry.Att
 // reads (the order's entitlement and its state). The Processor is created
 // with Registry.Handler(yours), so it can only exist after New: create the
 // Registry, then the Processor with its Handler, then Attach it, before
-// serving DCRHandler or Middleware. Until then both answer a server error
-// (ErrNotAttached); the DCR cross-check still reads Procurement. Attaching
-// again replaces the Processor.
+// serving DCRHandler or Middleware. Until then DCRHandler still registers,
+// reading every entitlement from Procurement (and logging a warning), while
+// Middleware answers 503 (ErrNotAttached) to every request. Attaching again
+// replaces the Processor.
 func (r *Registry) Attach(p *marketplace.Processor) { r.proc.Store(p) }
 
 // entitlement reads a stored entitlement through the attached Processor.
@@ -262,6 +263,10 @@ func (c *Config) validate() error {
 	}
 	if len(c.SecretKey) != 32 {
 		return fmt.Errorf("%w: SecretKey has %d bytes, want 32 (AES-256)", ErrInvalidConfig, len(c.SecretKey))
+	}
+	if !slices.ContainsFunc(c.SecretKey, func(b byte) bool { return b != 0 }) {
+		// A zeroed key is a placeholder left in, not a secret.
+		return fmt.Errorf("%w: SecretKey is all zero bytes", ErrInvalidConfig)
 	}
 	if c.SuccessStatus != 0 && c.SuccessStatus != http.StatusOK && c.SuccessStatus != http.StatusCreated {
 		return fmt.Errorf("%w: SuccessStatus %d, want 200 or 201", ErrInvalidConfig, c.SuccessStatus)

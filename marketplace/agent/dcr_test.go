@@ -265,6 +265,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		"no idp":         func(c *agent.Config) { c.IdP = nil },
 		"short key":      func(c *agent.Config) { c.SecretKey = testKey[:16] },
 		"no key":         func(c *agent.Config) { c.SecretKey = nil },
+		"zero key":       func(c *agent.Config) { c.SecretKey = make([]byte, 32) },
 		"status 202":     func(c *agent.Config) { c.SuccessStatus = http.StatusAccepted },
 		"negative body":  func(c *agent.Config) { c.MaxBodyBytes = -1 },
 		"cancelled usable": func(c *agent.Config) {

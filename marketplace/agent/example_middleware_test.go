@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"log"
 	"net/http"
 	"net/http/httptest"
 
@@ -23,25 +24,39 @@ func ExampleRegistry_Middleware() {
 	ctx := context.Background()
 	emu := marketplacetest.New(nil)
 	defer emu.Close()
-	client, _ := procurement.NewClient(ctx, emu.ProviderID(), emu.ClientOptions()...)
+	client, err := procurement.NewClient(ctx, emu.ProviderID(), emu.ClientOptions()...)
+	if err != nil {
+		log.Fatal(err)
+	}
 	store := memstore.New()
 	rt := gcpmarketplace.Runtime{Clock: emu.Clock().Now}
-	verifier, _ := verify.NewStatementVerifier("https://agent.example",
+	verifier, err := verify.NewStatementVerifier("https://agent.example",
 		&verify.Config{Runtime: rt, StatementCertsURL: emu.StatementCertsURL()})
-	reg, err := agent.New(agent.Config{Runtime: rt, Procurement: client, Store: store,
-		Verifier: verifier, IdP: &exampleIdP{clients: map[string]bool{}}, SecretKey: make([]byte, 32)})
 	if err != nil {
-		fmt.Println(err)
-		return
+		log.Fatal(err)
 	}
-	proc, _ := marketplace.New(store, client, reg.Handler(marketplace.HandlerDefaults{}), &marketplace.Config{Runtime: rt})
+	// SecretKey: 32 random bytes from your secret store (openssl rand -hex 32).
+	reg, err := agent.New(agent.Config{Runtime: rt, Procurement: client, Store: store,
+		Verifier: verifier, IdP: &exampleIdP{clients: map[string]bool{}}, SecretKey: []byte("32 bytes from your secret store!")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	proc, err := marketplace.New(store, client, reg.Handler(marketplace.HandlerDefaults{}), &marketplace.Config{Runtime: rt})
+	if err != nil {
+		log.Fatal(err)
+	}
 	reg.Attach(proc)
 
 	// A customer bought; Pub/Sub told the processor; Gemini Enterprise
 	// registered at the DCR endpoint.
-	id, _ := emu.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true, OrderID: "order-1"})
+	id, err := emu.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true, OrderID: "order-1"})
+	if err != nil {
+		log.Fatal(err)
+	}
 	for _, m := range testenv.NewFeed(emu).Next() {
-		_ = proc.HandleMessage(ctx, m)
+		if err := proc.HandleMessage(ctx, m); err != nil {
+			log.Fatal(err)
+		}
 	}
 	ent, _ := emu.Entitlement(id)
 	dcr := httptest.NewServer(reg.DCRHandler())
@@ -49,8 +64,7 @@ func ExampleRegistry_Middleware() {
 	clientID, _, err := emu.RegisterAgent(ctx, dcr.URL, marketplacetest.StatementParams{
 		AccountID: ent.AccountID, OrderID: "order-1", Audience: "https://agent.example"})
 	if err != nil {
-		fmt.Println(err)
-		return
+		log.Fatal(err)
 	}
 
 	// Your authorization server's token check (introspection, JWT).

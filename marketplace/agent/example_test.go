@@ -62,7 +62,7 @@ func Example() {
 	}
 	idp := &exampleIdP{clients: map[string]bool{}}
 	reg, err := agent.New(agent.Config{Runtime: rt, Procurement: client, Store: store,
-		Verifier: verifier, IdP: idp, SecretKey: []byte("32 bytes from your secret store!")})
+		Verifier: verifier, IdP: idp, SecretKey: []byte("32 bytes from your secret store!")}) // openssl rand -hex 32, decoded
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -82,7 +82,10 @@ func Example() {
 		}
 	}
 
-	order, _ := srv.Purchase(ctx, marketplacetest.PurchaseParams{AutoApprove: true})
+	order, err := srv.Purchase(ctx, marketplacetest.PurchaseParams{AutoApprove: true})
+	if err != nil {
+		log.Fatal(err)
+	}
 	deliver()
 	ent, _ := srv.Entitlement(order)
 	for range 2 {
@@ -97,9 +100,14 @@ func Example() {
 		fmt.Println(resp.StatusCode, out["client_id"] == "client-for-"+order, out["client_secret"], out["client_secret_expires_at"])
 	}
 
-	_ = srv.Cancel(ctx, order, true)
+	if err := srv.Cancel(ctx, order, true); err != nil {
+		log.Fatal(err)
+	}
 	deliver()
-	o, _ := reg.Order(ctx, ent.OrderID)
+	o, err := reg.Order(ctx, ent.OrderID)
+	if err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println("revoked:", o.Revoked(), "clients left:", len(idp.clients))
 	// Output:
 	// 201 true generated-secret 0
