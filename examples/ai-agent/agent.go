@@ -12,7 +12,9 @@ import (
 	"github.com/a2aproject/a2a-go/a2asrv"
 	"github.com/a2aproject/a2a-go/a2asrv/eventqueue"
 
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/agent"
+	"github.com/gcpmarketplace/gcpmarketplace/marketplace/verify"
 	"github.com/gcpmarketplace/gcpmarketplace/usage"
 )
 
@@ -132,9 +134,28 @@ func (e *executor) crossCheckStatement(ctx context.Context, caller agent.Caller,
 		return nil
 	}
 	byStatement, err := e.s.registry.IdentifyStatement(ctx, stmt)
+	if err != nil && !statementRefused(err) {
+		// Google's keys, the store or Procurement failed: nothing is
+		// known about the statement, and the client may retry.
+		e.s.log.ErrorContext(ctx, "software_statement not checked", "order", caller.Order.ID, "error", err)
+		return fmt.Errorf("%w: software_statement could not be checked, try again", a2a.ErrInternalError)
+	}
 	if err != nil || byStatement.Order.ID != caller.Order.ID {
 		e.s.log.WarnContext(ctx, "software_statement refused", "order", caller.Order.ID, "error", err)
 		return fmt.Errorf("%w: software_statement does not match the token's order", a2a.ErrInvalidRequest)
 	}
 	return nil
+}
+
+// statementRefused reports whether an IdentifyStatement error is about the
+// statement (bad, of an unknown or inactive order, of another account),
+// not a failure to check it (Google's signing keys unavailable, the store
+// or Procurement down), which retrying may cure.
+func statementRefused(err error) bool {
+	if errors.Is(err, marketplace.ErrNotFound) || errors.Is(err, agent.ErrOrderInactive) ||
+		errors.Is(err, agent.ErrStatementMismatch) {
+		return true
+	}
+	var te *verify.TokenError
+	return errors.As(err, &te) && !te.Retryable()
 }
