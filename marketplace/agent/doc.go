@@ -48,6 +48,50 @@
 // ErrRefused, or the statement has no auth_app_redirect_uris), and 500
 // server_error for transient failures; 405 for other methods than POST.
 //
+// # Accounts without a sign-up page
+//
+// Registration requires an ACCOUNT_ACTIVE account. A SaaS listing's
+// account becomes active when the customer signs up on the vendor's page
+// (marketplace.Processor.CompleteSignup); until then the Processor parks
+// its entitlements. An agent listing without a sign-up page (the public
+// agents have none) therefore leaves the account pending and the
+// entitlements parked, waiting for a sign-up that never comes, and every
+// registration is refused unapproved_software_statement. Either configure
+// the listing so that Google approves accounts itself (auto-approval in
+// Producer Portal), or approve them from the agent: call
+// Processor.CompleteSignup with the account id (the statement's sub, from
+// a verified statement, e.g. verify.StatementVerifier.Verify on the DCR
+// request before passing it to DCRHandler) and your own id for the
+// customer, then let Gemini Enterprise register again.
+//
+// # Identifying requests
+//
+// Middleware identifies a request by its bearer token only (the app's
+// TokenChecker gives the client id, the client its order). A
+// software_statement that Gemini Enterprise may put in the A2A request
+// metadata is not read by the Middleware, which does not parse the body:
+// the agent code verifies it by calling Registry.IdentifyStatement, and
+// compares its order with CallerFrom's, as examples/ai-agent does. An
+// IdentifyStatement error whose verify.TokenError is Retryable
+// (ErrKeysUnavailable), or that is not one of the refusals it documents,
+// is a failure to check, not a refusal: answer an internal error.
+//
+// A request whose order registered before Pub/Sub told the Processor of
+// its entitlement is served from a live Procurement read of the
+// entitlement, as registration does.
+//
+// # SecretKey
+//
+// Client secrets are sealed under Config.SecretKey and must be opened for
+// every later registration of their order, so the key cannot be rotated:
+// there is no second key to open old secrets with. Under another key,
+// every existing order's re-registration fails with server_error (the
+// secret cannot be opened), while the tokens already issued keep working.
+// Keep the key in a secret store for the life of the orders; if it must
+// change, delete the orders' clients at the identity provider and their
+// rows in the Store, so that Gemini Enterprise's next registration creates
+// new clients.
+//
 // # What is observed and what is inferred
 //
 // Nothing here is documented by Google beyond the agent card; the DCR
