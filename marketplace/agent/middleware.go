@@ -122,7 +122,7 @@ func (r *Registry) identifyBearer(ctx context.Context, tc TokenChecker, authoriz
 	if clientID == "" {
 		return nil, fmt.Errorf("%w: no client id", ErrInvalidToken)
 	}
-	now := r.now()
+	now, since := r.now(), r.ident.generation()
 	if orderID, ok := r.ident.clientOrder(clientID); ok {
 		if c, ok := r.ident.caller(orderID, now); ok {
 			return c, nil
@@ -132,7 +132,7 @@ func (r *Registry) identifyBearer(ctx context.Context, tc TokenChecker, authoriz
 	if err != nil {
 		return nil, fmt.Errorf("identify client %s: %w", clientID, err)
 	}
-	c, err := r.loadCaller(ctx, o, now)
+	c, err := r.loadCaller(ctx, o, now, since)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func (r *Registry) identifyBearer(ctx context.Context, tc TokenChecker, authoriz
 // *verify.TokenError), marketplace.ErrNotFound, ErrOrderInactive or
 // ErrStatementMismatch.
 func (r *Registry) IdentifyStatement(ctx context.Context, statement string) (Caller, error) {
-	now := r.now()
+	now, since := r.now(), r.ident.generation()
 	key := r.ident.statementKey(statement)
 	st, ok := r.ident.statement(key, now)
 	if !ok {
@@ -166,7 +166,7 @@ func (r *Registry) IdentifyStatement(ctx context.Context, statement string) (Cal
 		if err != nil {
 			return Caller{}, fmt.Errorf("identify order %s: %w", st.orderID, err)
 		}
-		if c, err = r.loadCaller(ctx, o, now); err != nil {
+		if c, err = r.loadCaller(ctx, o, now, since); err != nil {
 			return Caller{}, err
 		}
 	}
@@ -176,8 +176,10 @@ func (r *Registry) IdentifyStatement(ctx context.Context, statement string) (Cal
 	return *c, nil
 }
 
-// loadCaller checks o and its entitlement and caches the caller.
-func (r *Registry) loadCaller(ctx context.Context, o Order, now time.Time) (*Caller, error) {
+// loadCaller checks o and its entitlement and caches the caller, unless
+// the order or its entitlement was forgotten since generation since (read
+// before o was): what was read may predate the change that forgot it.
+func (r *Registry) loadCaller(ctx context.Context, o Order, now time.Time, since uint64) (*Caller, error) {
 	if !o.RevokedAt.IsZero() {
 		return nil, fmt.Errorf("%w: order %s revoked at %s", ErrOrderInactive, o.ID, o.RevokedAt.Format(time.RFC3339))
 	}
@@ -192,7 +194,7 @@ func (r *Registry) loadCaller(ctx context.Context, o Order, now time.Time) (*Cal
 		o.UsageReportingID = e.UsageReportingID
 	}
 	c := &Caller{Order: o, Entitlement: e}
-	r.ident.putCaller(o.ID, c, now.Add(CallerCacheTTL))
+	r.ident.putCaller(o.ID, c, now.Add(CallerCacheTTL), since)
 	return c, nil
 }
 
@@ -284,11 +286,22 @@ func writeJSONRPCError(w http.ResponseWriter, status, code int, message string) 
 // identCache holds what identification learned: the order of each client
 // (fixed once issued), each order's caller until a deadline, and verified
 // statements until they expire. Its zero value is ready to use.
+//
+// A request that read an order before a change forgot it must not cache
+// what it read after the forget: every forget bumps gen and records it
+// for the order or entitlement (forgot), and a caller is cached only if
+// neither was forgotten since the generation its request started at. (A
+// request that starts after the forget but reads before the Processor
+// commits the change can still cache the old state, for CallerCacheTTL at
+// most: the Processor's callbacks run before its commit.)
 type identCache struct {
 	mu         sync.RWMutex
 	clients    map[string]string // client id → order id
 	callers    map[string]cachedCaller
 	statements map[stmtKey]verifiedStatement
+	gen        uint64            // bumped by every forget
+	forgot     map[string]uint64 // forgetKey → gen of its last forget
+	forgotLow  uint64            // gen when forgot was last emptied: older forgets are assumed then
 
 	seedOnce sync.Once
 	seeds    [2]maphash.Seed
@@ -354,9 +367,47 @@ func (ic *identCache) putClient(clientID, orderID string) {
 	ic.clients[clientID] = orderID
 }
 
-func (ic *identCache) putCaller(orderID string, c *Caller, until time.Time) {
+// generation returns the current forget generation, for putCaller.
+func (ic *identCache) generation() uint64 {
+	ic.mu.RLock()
+	defer ic.mu.RUnlock()
+	return ic.gen
+}
+
+// forgetKey names an order ('o') or an entitlement ('e') in forgot.
+func forgetKey(kind byte, id string) string { return string(kind) + id }
+
+// forgottenSince reports whether the key was forgotten after generation
+// since; ic.mu is held.
+func (ic *identCache) forgottenSince(key string, since uint64) bool {
+	return ic.forgotLow > since || ic.forgot[key] > since
+}
+
+// markForgotten records a forget of key at a new generation; ic.mu is held
+// for writing.
+func (ic *identCache) markForgotten(key string) {
+	ic.gen++
+	if ic.forgot == nil {
+		ic.forgot = map[string]uint64{}
+	}
+	if len(ic.forgot) >= maxCached {
+		// Emptying is safe: every request in flight then caches nothing.
+		clear(ic.forgot)
+		ic.forgotLow = ic.gen
+	}
+	ic.forgot[key] = ic.gen
+}
+
+// putCaller caches c until the deadline, unless its order or entitlement
+// was forgotten after generation since.
+func (ic *identCache) putCaller(orderID string, c *Caller, until time.Time, since uint64) {
 	ic.mu.Lock()
 	defer ic.mu.Unlock()
+	if ic.forgottenSince(forgetKey('o', orderID), since) ||
+		ic.forgottenSince(forgetKey('e', c.Entitlement.ID), since) ||
+		ic.forgottenSince(forgetKey('e', c.Order.EntitlementID), since) {
+		return
+	}
 	if ic.callers == nil {
 		ic.callers = map[string]cachedCaller{}
 	}
@@ -382,12 +433,14 @@ func (ic *identCache) putStatement(key stmtKey, st verifiedStatement, now time.T
 func (ic *identCache) forgetOrder(orderID string) {
 	ic.mu.Lock()
 	defer ic.mu.Unlock()
+	ic.markForgotten(forgetKey('o', orderID))
 	delete(ic.callers, orderID)
 }
 
 func (ic *identCache) forgetEntitlement(entitlementID string) {
 	ic.mu.Lock()
 	defer ic.mu.Unlock()
+	ic.markForgotten(forgetKey('e', entitlementID))
 	for id, cc := range ic.callers {
 		if cc.c.Entitlement.ID == entitlementID || cc.c.Order.EntitlementID == entitlementID {
 			delete(ic.callers, id)

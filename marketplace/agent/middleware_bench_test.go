@@ -27,7 +27,7 @@ func warmRegistry(n int) (*Registry, TokenChecker) {
 		c := &Caller{Order: Order{ID: "order-" + id, AccountID: "acct-" + id, EntitlementID: "ent-" + id},
 			Entitlement: marketplace.Entitlement{ID: "ent-" + id, State: procurement.EntitlementActive}}
 		r.ident.putClient("client-"+id, c.Order.ID)
-		r.ident.putCaller(c.Order.ID, c, now.Add(time.Hour))
+		r.ident.putCaller(c.Order.ID, c, now.Add(time.Hour), r.ident.generation())
 		r.ident.putStatement(r.ident.statementKey(benchStatement(i)),
 			verifiedStatement{orderID: c.Order.ID, accountID: c.Order.AccountID, exp: now.Add(time.Hour)}, now)
 		tokens["token-"+id] = "client-" + id
