@@ -122,12 +122,13 @@ func (r *Registry) identifyBearer(ctx context.Context, tc TokenChecker, authoriz
 	if clientID == "" {
 		return nil, fmt.Errorf("%w: no client id", ErrInvalidToken)
 	}
-	now, since := r.now(), r.ident.generation()
+	now := r.now()
 	if orderID, ok := r.ident.clientOrder(clientID); ok {
 		if c, ok := r.ident.caller(orderID, now); ok {
 			return c, nil
 		}
 	}
+	since := r.ident.generation() // before the order is read
 	o, err := r.OrderByClient(ctx, clientID)
 	if err != nil {
 		return nil, fmt.Errorf("identify client %s: %w", clientID, err)
@@ -149,7 +150,7 @@ func (r *Registry) identifyBearer(ctx context.Context, tc TokenChecker, authoriz
 // *verify.TokenError), marketplace.ErrNotFound, ErrOrderInactive or
 // ErrStatementMismatch.
 func (r *Registry) IdentifyStatement(ctx context.Context, statement string) (Caller, error) {
-	now, since := r.now(), r.ident.generation()
+	now := r.now()
 	key := r.ident.statementKey(statement)
 	st, ok := r.ident.statement(key, now)
 	if !ok {
@@ -162,6 +163,7 @@ func (r *Registry) IdentifyStatement(ctx context.Context, statement string) (Cal
 	}
 	c, ok := r.ident.caller(st.orderID, now)
 	if !ok {
+		since := r.ident.generation() // before the order is read
 		o, err := r.Order(ctx, st.orderID)
 		if err != nil {
 			return Caller{}, fmt.Errorf("identify order %s: %w", st.orderID, err)
