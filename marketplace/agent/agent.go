@@ -169,6 +169,17 @@ type Config struct {
 	// MaxBodyBytes bounds the DCR request body. Optional: 0 means
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+
+	// ApproveAccounts completes the sign-up of a statement's account whose
+	// "signup" approval is still pending, at its first registration: the
+	// attached
+	// Processor's CompleteSignup with the account id as VendorUserID,
+	// which approves the account and settles its parked entitlements
+	// under the Processor's policy. For a listing without a sign-up page,
+	// whose accounts would otherwise wait forever (see the package doc).
+	// Optional: false leaves such registrations refused
+	// (unapproved_software_statement).
+	ApproveAccounts bool
 }
 
 // Registry registers Gemini Enterprise's OAuth clients per order and knows

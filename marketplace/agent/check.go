@@ -23,6 +23,11 @@ func isNotFound(err error) bool {
 // as Red Hat's agent does) and finds the order's usable entitlement.
 func (r *Registry) checkOrder(ctx context.Context, accountID, orderID string) (entitlementRef, error) {
 	acct, err := r.cfg.Procurement.GetAccount(ctx, accountID, nil)
+	if err == nil && r.cfg.ApproveAccounts && signupPending(acct) {
+		if acct, err = r.approveAccount(ctx, accountID); err != nil {
+			return entitlementRef{}, err
+		}
+	}
 	switch {
 	case isNotFound(err) || errors.Is(err, procurement.ErrInvalidName):
 		return entitlementRef{}, refusal(CodeUnapprovedSoftwareStatement, "the account does not exist", err)
@@ -33,6 +38,30 @@ func (r *Registry) checkOrder(ctx context.Context, accountID, orderID string) (e
 			fmt.Errorf("account %q is %s", accountID, acct.State))
 	}
 	return r.orderEntitlement(ctx, accountID, orderID)
+}
+
+// signupPending reports whether the account waits for a sign-up: its
+// "signup" approval is pending (or absent), not approved nor rejected.
+func signupPending(a procurement.Account) bool {
+	ap, ok := a.Approval(procurement.SignupApproval)
+	return !ok || ap.State == procurement.ApprovalStatePending
+}
+
+// approveAccount completes the sign-up of an account whose verified
+// statement registers (Config.ApproveAccounts) and returns the account as
+// approved.
+func (r *Registry) approveAccount(ctx context.Context, accountID string) (procurement.Account, error) {
+	p := r.proc.Load()
+	if p == nil {
+		return procurement.Account{}, serverError("the account could not be approved", ErrNotAttached)
+	}
+	res, err := p.CompleteSignup(ctx, marketplace.SignupParams{AccountID: accountID, VendorUserID: accountID})
+	if err != nil {
+		return procurement.Account{}, serverError("the account could not be approved", err)
+	}
+	r.log.Info("agent: account approved at its registration (ApproveAccounts)", "account", accountID,
+		"entitlements", len(res.Entitlements))
+	return res.Account, nil
 }
 
 // orderEntitlement finds the order's entitlement and checks that it is

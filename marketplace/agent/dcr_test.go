@@ -326,3 +326,40 @@ func TestDCRRacingCancellation(t *testing.T) {
 	assert.True(t, o.Revoked())
 	assert.Equal(t, 0, e.idp.live(), "the client was deleted")
 }
+
+// A listing without a sign-up page: the account waits for a sign-up that
+// never comes, so registration is refused, unless ApproveAccounts signs it
+// up at its first registration.
+func TestDCRApproveAccounts(t *testing.T) {
+	t.Parallel()
+	buyUnapproved := func(e *env) (string, string) {
+		id, err := e.srv.Purchase(context.Background(), marketplacetest.PurchaseParams{UsageBased: true})
+		require.NoError(t, err)
+		e.drain()
+		ent, ok := e.srv.Entitlement(id)
+		require.True(t, ok)
+		acct, err := e.client.GetAccount(context.Background(), ent.AccountID, nil)
+		require.NoError(t, err)
+		require.False(t, acct.SignupApproved())
+		return ent.AccountID, ent.OrderID
+	}
+	e := newEnv(t)
+	r := e.register(e.statement(buyUnapproved(e)))
+	assert.Equal(t, http.StatusBadRequest, r.status, r.raw)
+	assert.Equal(t, agent.CodeUnapprovedSoftwareStatement, r.str("error"))
+
+	e = newEnv(t, func(c *agent.Config) { c.ApproveAccounts = true })
+	acct, order := buyUnapproved(e)
+	r = e.register(e.statement(acct, order))
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	a, err := e.proc.Account(context.Background(), acct)
+	require.NoError(t, err)
+	assert.Equal(t, acct, a.VendorUserID, "signed up with the account id")
+	got, err := e.client.GetAccount(context.Background(), acct, nil)
+	require.NoError(t, err)
+	assert.True(t, got.SignupApproved())
+	ent, _ := e.srv.Entitlement(order)
+	assert.Equal(t, string(procurement.EntitlementActive), string(ent.State), "the parked entitlement approved")
+	again := e.register(e.statement(acct, order))
+	assert.Equal(t, r.str("client_id"), again.str("client_id"))
+}

@@ -50,19 +50,18 @@
 //
 // # Accounts without a sign-up page
 //
-// Registration requires an ACCOUNT_ACTIVE account. A SaaS listing's
-// account becomes active when the customer signs up on the vendor's page
-// (marketplace.Processor.CompleteSignup); until then the Processor parks
-// its entitlements. An agent listing without a sign-up page (the public
-// agents have none) therefore leaves the account pending and the
-// entitlements parked, waiting for a sign-up that never comes, and every
-// registration is refused unapproved_software_statement. Either configure
-// the listing so that Google approves accounts itself (auto-approval in
-// Producer Portal), or approve them from the agent: call
-// Processor.CompleteSignup with the account id (the statement's sub, from
-// a verified statement, e.g. verify.StatementVerifier.Verify on the DCR
-// request before passing it to DCRHandler) and your own id for the
-// customer, then let Gemini Enterprise register again.
+// Registration requires a usable entitlement. A SaaS listing's account has
+// its "signup" approval granted when the customer signs up on the vendor's
+// page (marketplace.Processor.CompleteSignup); until then the Processor
+// parks its entitlements. An agent listing without a sign-up page (the
+// public agents have none) therefore leaves the entitlements parked,
+// waiting for a sign-up that never comes, and every registration is
+// refused unapproved_software_statement. Either set
+// Config.ApproveAccounts, which calls Processor.CompleteSignup (with the
+// account id as VendorUserID) at the account's first registration, whose
+// statement Google signed; or have Google approve accounts itself
+// (auto-approval in Producer Portal); or call CompleteSignup from your own
+// onboarding with your id for the customer.
 //
 // # Identifying requests
 //
