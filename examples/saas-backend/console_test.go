@@ -149,8 +149,8 @@ func TestOperatorConsoleInHeadlessChromium(t *testing.T) {
 	require.Len(t, parked, 1)
 	c := newConsoleBrowser(t, bin, b)
 
-	// 1. Without a session, the console sends the browser to the login
-	// form; the token logs in and leads to the overview, which shows the
+	// 1. Without a session, the console answers 401 with the login form
+	// (no redirect); the token logs in and leads to the overview, which shows the
 	// parked entitlement with its account.
 	dom := c.open("/ops/")
 	require.Contains(t, dom, `name="token"`, dom)
