@@ -172,13 +172,13 @@ type Config struct {
 
 	// ApproveAccounts completes the sign-up of a statement's account whose
 	// "signup" approval is still pending, at its first registration: the
-	// attached
-	// Processor's CompleteSignup with the account id as VendorUserID,
-	// which approves the account and settles its parked entitlements
-	// under the Processor's policy. For a listing without a sign-up page,
-	// whose accounts would otherwise wait forever (see the package doc).
-	// Optional: false leaves such registrations refused
-	// (unapproved_software_statement).
+	// attached Processor's CompleteSignup with the account id as
+	// VendorUserID, which approves the account and settles its parked
+	// entitlements under the Processor's policy. It is for a listing
+	// without a sign-up page, whose accounts would otherwise wait forever
+	// (see the package doc); the statement is Google-signed and names the
+	// account, as a sign-up JWT does. Optional: false leaves such
+	// registrations refused (unapproved_software_statement).
 	ApproveAccounts bool
 }
 
