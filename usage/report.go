@@ -113,6 +113,10 @@ func (f *flush) send(ctx context.Context, ws []Window, ops []*servicecontrol.Ope
 	if err != nil || len(ws) == 0 {
 		return err
 	}
+	ws, ops, err = f.dropPastEnd(ctx, ws, ops)
+	if err != nil || len(ws) == 0 {
+		return err
+	}
 
 	rctx, cancel := context.WithTimeout(ctx, r.cfg.rpcTimeout)
 	start := time.Now()
