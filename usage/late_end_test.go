@@ -233,3 +233,19 @@ func TestUnknownPastLateEndExpired(t *testing.T) {
 	require.Len(t, ws, 1)
 	assert.Equal(t, usage.StateExpired, ws[0].State)
 }
+
+// A request refused whole as too large (413: Google's "1MB" read
+// differently) is halved like a 400, in the same flush.
+func TestReportBisectsOn413(t *testing.T) {
+	e := newEnv(t, nil)
+	t0 := e.clock.Now()
+	a, b := e.consumer(time.Time{}, time.Time{}), e.consumer(time.Time{}, time.Time{})
+	e.record(a, "requests", 3, t0.Add(10*time.Minute), nil)
+	e.record(b, "requests", 4, t0.Add(10*time.Minute), nil)
+	require.NoError(t, e.clock.Set(t0.Add(62*time.Minute)))
+	e.srv.InjectFault(mt.Fault{Method: mt.MethodServicesReport, Kind: mt.FaultStatus, Status: 413, Times: 1})
+	e.flush()
+	assert.Empty(t, e.open(), "both halves reported in the same flush")
+	assert.Equal(t, int64(3), billedOnce(e.srv, a.UsageReportingID, metricRequests))
+	assert.Equal(t, int64(4), billedOnce(e.srv, b.UsageReportingID, metricRequests))
+}
