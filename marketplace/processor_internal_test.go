@@ -142,29 +142,6 @@ func TestRegisterUsageEarliestEnd(t *testing.T) {
 	assert.Equal(t, []time.Time{termEnd, deletedAt, now}, []time.Time{f.regs[0].End, f.regs[1].End, f.regs[2].End})
 }
 
-// The ENTITLEMENT_ACTIVE message that first shows an entitlement usable
-// gives its activation (updateTime, Google's clock) as Start, so that a
-// reporter whose clock is behind Google's does not begin the first window
-// before the activation; a later message does not move Start.
-func TestRegisterUsageStartFromActiveMessage(t *testing.T) {
-	t.Parallel()
-	f := &fakeRegistrar{}
-	p := &Processor{cfg: newConfig(nil)}
-	p.cfg.usage = f
-	activated := time.Date(2026, 1, 5, 9, 20, 0, 0, time.UTC)
-	active := &procurement.Entitlement{ID: "e", UsageReportingID: "project_number:1", State: procurement.EntitlementActive, UpdateTime: activated.Add(time.Minute)}
-	msg := &events.EntitlementActive{Entitlement: events.Entitlement{ID: "e", UpdateTime: activated}}
-	ctx := context.Background()
-	waiting := &Entitlement{ID: "e", UsageReportingID: "project_number:1", State: procurement.EntitlementActivationRequested}
-	require.NoError(t, p.registerUsage(ctx, waiting, active, msg))
-	wasActive := &Entitlement{ID: "e", UsageReportingID: "project_number:1", State: procurement.EntitlementActive}
-	require.NoError(t, p.registerUsage(ctx, wasActive, active, msg))
-	assert.Equal(t, []usageConsumer{
-		{EntitlementID: "e", UsageReportingID: "project_number:1", Start: activated},
-		{EntitlementID: "e", UsageReportingID: "project_number:1"},
-	}, f.regs)
-}
-
 // The stored copy of an updateTime may be rounded to the microsecond; only
 // a read older by more than that is older than the stored state.
 func TestOlderThanStored(t *testing.T) {

@@ -199,22 +199,14 @@ func (p *Processor) registerUsage(ctx context.Context, prev *Entitlement, after 
 		if !provisioned(after.State) && !(after.State == procurement.EntitlementCancelled && wasUsable) {
 			return nil
 		}
-		// Start is the activation when it is known for sure: the
-		// updateTime of the ENTITLEMENT_ACTIVE message that first shows
-		// the entitlement usable (Google's clock, the same on every
-		// delivery). Otherwise none: the activation time is not a field of
-		// the entitlement (updateTime moves with any later change,
-		// createTime is the purchase, before the approval), and Service
-		// Control refuses an operation whose interval starts before the
-		// activation. Without Start the Reporter begins the consumer's
-		// first window at this registration (its local clock: a clock
-		// behind Google's by more than the processing delay could begin it
-		// before the activation), and keeps it on re-registration; with
-		// Start it begins at the later of Start and the current window.
+		// No Start: the activation time is not a field of the entitlement
+		// (updateTime moves with any later change, createTime is the
+		// purchase, before the approval), and Service Control refuses an
+		// operation whose interval starts before the activation. Without
+		// Start the Reporter begins the consumer's first window at this
+		// registration, after the activation since the entitlement is
+		// usable now, and keeps it on re-registration.
 		c = usageConsumer{EntitlementID: after.ID, UsageReportingID: after.UsageReportingID}
-		if m, ok := ev.(*events.EntitlementActive); ok && !wasUsable && provisioned(after.State) {
-			c.Start = m.Entitlement.UpdateTime
-		}
 		switch after.State {
 		case procurement.EntitlementPendingCancellation:
 			c.End = after.OfferEndTime
