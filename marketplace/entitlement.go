@@ -221,7 +221,7 @@ func (p *Processor) finishEntitlement(ctx context.Context, id string, prev *Enti
 	// can already record usage. Register is an idempotent upsert: if a
 	// callback then fails, the redelivery registers again harmlessly.
 	if p.cfg.usage != nil && changed {
-		if err := p.registerUsage(ctx, stored, after); err != nil {
+		if err := p.registerUsage(ctx, stored, after, tr.ev); err != nil {
 			return res, err
 		}
 	}
@@ -302,7 +302,7 @@ func (p *Processor) commitObserved(ctx context.Context, id string, obs observed,
 	// Only these callbacks need the registration now; the final commit's
 	// registration covers the state after Google's change.
 	if p.cfg.usage != nil && len(steps) > 0 {
-		if err := p.registerUsage(ctx, prev, cur); err != nil {
+		if err := p.registerUsage(ctx, prev, cur, tr.ev); err != nil {
 			return nil, err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
 
@@ -87,23 +88,23 @@ func TestRegisterUsage(t *testing.T) {
 			CreateTime: created, OfferEndTime: termEnd, UpdateTime: cancelled}
 	}
 	ctx := context.Background()
-	require.NoError(t, p.registerUsage(ctx, nil, ent(procurement.EntitlementActive)))
-	require.NoError(t, p.registerUsage(ctx, nil, ent(procurement.EntitlementPendingCancellation)))
+	require.NoError(t, p.registerUsage(ctx, nil, ent(procurement.EntitlementActive), nil))
+	require.NoError(t, p.registerUsage(ctx, nil, ent(procurement.EntitlementPendingCancellation), nil))
 	wasActive := &Entitlement{ID: "e", UsageReportingID: "project_number:1", State: procurement.EntitlementActive}
-	require.NoError(t, p.registerUsage(ctx, wasActive, ent(procurement.EntitlementCancelled)))
+	require.NoError(t, p.registerUsage(ctx, wasActive, ent(procurement.EntitlementCancelled), nil))
 	require.NoError(t, p.registerUsage(ctx, &Entitlement{ID: "e", UsageReportingID: "project_number:1",
-		State: procurement.EntitlementCancelled, CancelTime: cancelled}, nil))
-	require.NoError(t, p.registerUsage(ctx, nil, &procurement.Entitlement{ID: "flat", State: procurement.EntitlementActive}))
+		State: procurement.EntitlementCancelled, CancelTime: cancelled}, nil, nil))
+	require.NoError(t, p.registerUsage(ctx, nil, &procurement.Entitlement{ID: "flat", State: procurement.EntitlementActive}, nil))
 	// Never usable: waiting for approval, or ended before it ever was.
-	require.NoError(t, p.registerUsage(ctx, nil, ent(procurement.EntitlementActivationRequested)))
-	require.NoError(t, p.registerUsage(ctx, nil, ent(procurement.EntitlementCancelled)))
+	require.NoError(t, p.registerUsage(ctx, nil, ent(procurement.EntitlementActivationRequested), nil))
+	require.NoError(t, p.registerUsage(ctx, nil, ent(procurement.EntitlementCancelled), nil))
 	waiting := &Entitlement{ID: "e", UsageReportingID: "project_number:1", State: procurement.EntitlementActivationRequested}
-	require.NoError(t, p.registerUsage(ctx, waiting, ent(procurement.EntitlementCancelled)))
-	require.NoError(t, p.registerUsage(ctx, waiting, nil))
+	require.NoError(t, p.registerUsage(ctx, waiting, ent(procurement.EntitlementCancelled), nil))
+	require.NoError(t, p.registerUsage(ctx, waiting, nil, nil))
 	// Approved: registered without Start (not createTime, the purchase:
 	// usage before the activation is not billable), so the Reporter's
 	// windows begin at the registration.
-	require.NoError(t, p.registerUsage(ctx, waiting, ent(procurement.EntitlementActive)))
+	require.NoError(t, p.registerUsage(ctx, waiting, ent(procurement.EntitlementActive), nil))
 	assert.Equal(t, []usageConsumer{
 		{EntitlementID: "e", UsageReportingID: "project_number:1"},
 		{EntitlementID: "e", UsageReportingID: "project_number:1", End: termEnd},
@@ -111,6 +112,34 @@ func TestRegisterUsage(t *testing.T) {
 		{EntitlementID: "e", UsageReportingID: "project_number:1", End: cancelled},
 		{EntitlementID: "e", UsageReportingID: "project_number:1"},
 	}, f.regs)
+}
+
+// A cancellation at the term's end first seen as CANCELLED ends at the
+// term's end (offerEndTime), not when Google flipped the state
+// (updateTime, later); an entitlement found deleted ends when the
+// cancellation or deletion message says, not at processing time.
+func TestRegisterUsageEarliestEnd(t *testing.T) {
+	t.Parallel()
+	f := &fakeRegistrar{}
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	p := &Processor{cfg: newConfig(nil)}
+	p.cfg.now = func() time.Time { return now }
+	p.cfg.usage = f
+	termEnd := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	flipped := termEnd.Add(40 * time.Minute)
+	ctx := context.Background()
+	wasActive := &Entitlement{ID: "e", UsageReportingID: "project_number:1", State: procurement.EntitlementActive, UpdateTime: termEnd.AddDate(0, -1, 0)}
+	require.NoError(t, p.registerUsage(ctx, wasActive, &procurement.Entitlement{ID: "e", UsageReportingID: "project_number:1",
+		State: procurement.EntitlementCancelled, OfferEndTime: termEnd, UpdateTime: flipped}, nil))
+	assert.Equal(t, termEnd, toLocal(&procurement.Entitlement{ID: "e", State: procurement.EntitlementCancelled,
+		OfferEndTime: termEnd, UpdateTime: flipped}, nil, false, now).CancelTime)
+
+	deletedAt := termEnd.Add(5 * time.Minute)
+	msg := &events.EntitlementDeleted{Entitlement: events.Entitlement{ID: "e", UpdateTime: deletedAt}}
+	require.NoError(t, p.registerUsage(ctx, wasActive, nil, msg))
+	stale := &events.EntitlementCancelled{Entitlement: events.Entitlement{ID: "e", UpdateTime: wasActive.UpdateTime.Add(-time.Hour)}}
+	require.NoError(t, p.registerUsage(ctx, wasActive, nil, stale))
+	assert.Equal(t, []time.Time{termEnd, deletedAt, now}, []time.Time{f.regs[0].End, f.regs[1].End, f.regs[2].End})
 }
 
 // The stored copy of an updateTime may be rounded to the microsecond; only

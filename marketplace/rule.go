@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"time"
 
+	"github.com/gcpmarketplace/gcpmarketplace/events"
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
 
@@ -184,7 +186,7 @@ func (p *Processor) setMessage(ctx context.Context, cur *procurement.Entitlement
 	return &e
 }
 
-func (p *Processor) registerUsage(ctx context.Context, prev *Entitlement, after *procurement.Entitlement) error {
+func (p *Processor) registerUsage(ctx context.Context, prev *Entitlement, after *procurement.Entitlement, ev events.Event) error {
 	// Only an entitlement that is or was usable is registered: one still
 	// waiting for approval (parked, queued, scheduled) was never
 	// provisioned, so no usage may be billed for it, and one that ends
@@ -209,16 +211,13 @@ func (p *Processor) registerUsage(ctx context.Context, prev *Entitlement, after 
 		case procurement.EntitlementPendingCancellation:
 			c.End = after.OfferEndTime
 		case procurement.EntitlementCancelled:
-			c.End = after.UpdateTime
+			c.End = cancelledEnd(after)
 			if prev != nil && !prev.CancelTime.IsZero() {
 				c.End = prev.CancelTime
 			}
 		}
 	case after == nil && prev != nil && prev.UsageReportingID != "" && wasUsable:
-		c = usageConsumer{EntitlementID: prev.ID, UsageReportingID: prev.UsageReportingID, End: prev.CancelTime}
-		if c.End.IsZero() {
-			c.End = p.cfg.now()
-		}
+		c = usageConsumer{EntitlementID: prev.ID, UsageReportingID: prev.UsageReportingID, End: goneEnd(prev, ev, p.cfg.now())}
 	default:
 		return nil
 	}
@@ -226,4 +225,46 @@ func (p *Processor) registerUsage(ctx context.Context, prev *Entitlement, after 
 		return fmt.Errorf("marketplace: registering entitlement %s with the usage reporter: %w", c.EntitlementID, err)
 	}
 	return nil
+}
+
+// cancelledEnd is the end of a CANCELLED entitlement: its updateTime, or
+// its offerEndTime if that is earlier. A cancellation at the term's end
+// first seen as CANCELLED (the PENDING_CANCELLATION message missed or
+// processed late) has an updateTime set when Google flipped the state,
+// possibly well after the term ended (offerEndTime, "the actual end of the
+// last offer" in CANCELLED: google-apis.md, the
+// Entitlement fields table). Of the two the earlier is
+// taken: billing past a cancellation can only be credited back, while
+// usage not billed in between is the smaller harm.
+func cancelledEnd(e *procurement.Entitlement) time.Time {
+	end := e.UpdateTime
+	if !e.OfferEndTime.IsZero() && (end.IsZero() || e.OfferEndTime.Before(end)) {
+		end = e.OfferEndTime
+	}
+	return end
+}
+
+// goneEnd is the end of an entitlement found deleted (404) when processed:
+// the earliest of its stored CancelTime, the updateTime carried by the
+// cancellation or deletion message that triggered this settlement, and
+// now. now alone would be the processing time, later than the real end by
+// however long the message waited, and the usage in between would be
+// billed. A message's updateTime older than the stored state's is a stale
+// redelivery and is not used.
+func goneEnd(prev *Entitlement, ev events.Event, now time.Time) time.Time {
+	end := now
+	if !prev.CancelTime.IsZero() && prev.CancelTime.Before(end) {
+		end = prev.CancelTime
+	}
+	var msg time.Time
+	switch m := ev.(type) {
+	case *events.EntitlementCancelled:
+		msg = m.Entitlement.UpdateTime
+	case *events.EntitlementDeleted:
+		msg = m.Entitlement.UpdateTime
+	}
+	if !msg.IsZero() && !msg.Before(prev.UpdateTime) && msg.Before(end) {
+		end = msg
+	}
+	return end
 }

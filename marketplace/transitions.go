@@ -24,7 +24,7 @@ func toLocal(e *procurement.Entitlement, prev *Entitlement, park bool, now time.
 		}
 	}
 	if e.State == procurement.EntitlementCancelled {
-		out.CancelTime = e.UpdateTime
+		out.CancelTime = cancelledEnd(e)
 		if prev != nil && !prev.CancelTime.IsZero() {
 			out.CancelTime = prev.CancelTime
 		}

@@ -29,7 +29,7 @@ const confirmGetConcurrency = 8
 // reads each id the listing does not name with a GET (those cancelled,
 // suspended or deleted since; a handful per flush). It returns, for each
 // ended id, when it ended:
-//   - CANCELLED: updateTime (offerEndTime if it has none), the end the
+//   - CANCELLED: the earlier of updateTime and offerEndTime, the end the
 //     marketplace Processor registers;
 //   - SUSPENDED: updateTime (Google documents the state as not yet
 //     supported; usage while suspended is not billed);
@@ -115,11 +115,15 @@ func (c *Client) confirmAbsent(ctx context.Context, ids []string, now time.Time,
 func endOf(e Entitlement, now time.Time) (time.Time, bool) {
 	switch e.State {
 	case EntitlementCancelled:
-		// updateTime, as the marketplace Processor registers it;
-		// offerEndTime ("the end of the last offer") can be long before
-		// the end of service for a private offer that ended earlier.
+		// The earlier of updateTime and offerEndTime, as the marketplace
+		// Processor registers it: a cancellation at the term's end has an
+		// updateTime from when Google flipped the state, possibly well
+		// after the term ended. offerEndTime ("the actual end of the last
+		// offer" in CANCELLED) may also be before the end of service (an
+		// offer that ended earlier); the earlier end is still taken, as
+		// usage billed past a cancellation can only be credited back.
 		end := e.UpdateTime
-		if end.IsZero() {
+		if !e.OfferEndTime.IsZero() && (end.IsZero() || e.OfferEndTime.Before(end)) {
 			end = e.OfferEndTime
 		}
 		return end, true

@@ -65,3 +65,24 @@ func TestConfirmEndsFailure(t *testing.T) {
 	require.Error(t, err)
 	require.Nil(t, ends)
 }
+
+// A cancellation at the term's end ends at the term's end (offerEndTime),
+// not when Google flipped the entitlement to CANCELLED (updateTime,
+// possibly much later): the usage in between must not be billed.
+func TestConfirmEndsTermEnd(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	id := b.purchase(t, marketplacetest.PurchaseParams{OfferDuration: "P1M"})
+	_, err := b.client.ApproveEntitlement(ctx, id, nil)
+	require.NoError(t, err)
+	require.NoError(t, b.srv.Cancel(ctx, id, false))
+	ent, ok := b.srv.Entitlement(id)
+	require.True(t, ok)
+	require.False(t, ent.OfferEndTime.IsZero(), "the term has an end")
+	require.NoError(t, b.srv.Clock().Set(ent.OfferEndTime.Add(40*time.Minute)))
+	require.NoError(t, b.srv.EndTerm(ctx, id))
+	ends, err := b.client.ConfirmEnds(ctx, []string{id})
+	require.NoError(t, err)
+	require.Equal(t, ent.OfferEndTime.UTC(), ends[id].UTC())
+}

@@ -17,9 +17,14 @@ import (
 // Config.SealGrace is zero.
 const DefaultSealGrace = time.Minute
 
-// MaxRequestBytes is Service Control's request size limit, the default and
-// maximum of Config.MaxRequestBytes.
+// MaxRequestBytes is Service Control's request size limit read as 2^20
+// bytes, the maximum of Config.MaxRequestBytes.
 const MaxRequestBytes = 1 << 20
+
+// DefaultMaxRequestBytes is the default of Config.MaxRequestBytes: Google
+// states the limit as "1MB", which may mean 10^6 bytes, so the default
+// keeps that margin below MaxRequestBytes.
+const DefaultMaxRequestBytes = 1_000_000
 
 // Defaults of the Config fields that have one (see each field).
 const (
@@ -121,7 +126,8 @@ type Config struct {
 	Retention time.Duration
 	// MaxRequestBytes caps the size of one services.report request on the
 	// wire, its protobuf size, which is what Service Control's 1 MB limit
-	// is stated on (zero: MaxRequestBytes, also the maximum). A single
+	// is stated on (zero: DefaultMaxRequestBytes; at most MaxRequestBytes).
+	// A single
 	// operation is always sent, however large.
 	MaxRequestBytes int
 	// Owner names this reporter in window leases (empty: a random UUID).
@@ -239,7 +245,7 @@ func resolve(c *Config, serviceName string) (config, error) {
 		maxChecks:        orDefault(c.MaxChecksPerFlush, defaultMaxChecks, false),
 		replayLimit:      orDefault(c.ReplayLimit, defaultReplayLimit, false),
 		retention:        orDefault(c.Retention, defaultRetention, false),
-		maxBytes:         orDefault(c.MaxRequestBytes, MaxRequestBytes, false),
+		maxBytes:         orDefault(c.MaxRequestBytes, DefaultMaxRequestBytes, false),
 		owner:            c.Owner,
 		onServing:        c.OnServingChange,
 		alertMargin:      orDefault(c.DeadlineAlertMargin, defaultAlertMargin, true),

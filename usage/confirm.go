@@ -232,8 +232,11 @@ func (r *Reporter) checkBilledAfterEnd(ctx context.Context, prev ledger.Consumer
 	sums := map[string]*MetricValue{}
 	for _, w := range ws {
 		// A Pending window was never billed (every refusal that leaves one
-		// Pending is without effect), and the next flush rejects it (see
-		// flush.pastEnd): only what may have been billed is owed back.
+		// Pending is without effect), and is never sent now: a flush
+		// claiming it rejects it (flush.pastEnd), and a flush that claimed
+		// it already re-reads the ends after marking it sent (dropPastEnd),
+		// so it is Unknown here if that flush may still send it. Only what
+		// may have been billed is owed back.
 		if w.State == StateRejected || w.State == StatePending || !w.End.After(end) || !billsSomething(w) {
 			continue
 		}

@@ -26,8 +26,10 @@
 // one minute by default, in the past), checks each window's operation with
 // services.check under its own operation id and sends every sealed window
 // that passed with services.report, many operations per call, each call at
-// most 1 MB on the wire (its protobuf size, on which Service Control states
-// the limit, not its JSON). The ledger records each window as sent (Unknown) before the
+// most Config.MaxRequestBytes on the wire (its protobuf size, on which
+// Service Control states its 1 MB limit, not its JSON; 1,000,000 bytes by
+// default, as "1MB" may mean 10^6; a call refused whole, 400 or 413, is
+// halved to find the operation at fault). The ledger records each window as sent (Unknown) before the
 // call and its outcome after it. Every window is in one state:
 //
 //   - Pending: sealed, not yet accepted; sent at the next flush.
@@ -39,7 +41,8 @@
 //   - Rejected: Google refused it permanently (a reportError such as
 //     INVALID_ARGUMENT), with the reason; Retry puts it back.
 //   - Expired: still Unknown past its deadline after at least 3 sends (so
-//     a window sealed after its deadline, in catch-up, is sent 3 times);
+//     a window sealed after its deadline, in catch-up, is sent 3 times),
+//     or Unknown and running past an End learned after it was sent;
 //     no longer resent on its own, surfaced through Backlog and
 //     DeadlineAlert for an operator to reconcile with the billing export
 //     and Settle or Retry.
@@ -117,7 +120,13 @@
 // ids and values billed, so that the vendor can credit the customer; a
 // sealed window past it that was not sent yet is rejected unsent, never
 // billed (Service Control refuses usage after the end, and an interval
-// that straddles it).
+// that straddles it), even if the End is registered while a flush is
+// about to send it: the flush re-reads the ends after marking its windows
+// sent. A window sent with an unknown outcome that runs past an End
+// learned afterwards is not resent: it goes to Expired, for an operator to
+// reconcile. An End in effect (in the past) is never cleared nor moved
+// later by Register; only an End still in the future (a pending
+// cancellation, which the customer can revert) can be cleared.
 //
 // Operation ids. Each operation id is the UUIDv5 (OperationNamespace) of
 // the entitlement id, the window start, the sorted metric names and the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	servicecontrol "google.golang.org/api/servicecontrol/v1"
 
@@ -89,4 +90,39 @@ func (f *flush) updateLost(ctx context.Context, updates []ledger.WindowUpdate) (
 		set[id] = true
 	}
 	return set, nil
+}
+
+// dropPastEnd re-reads the consumers' ends after ws were marked sent and
+// takes back, as never sent (Rejected, see pastEnd), the windows that now
+// run past an End registered while this flush was running (Register from
+// the Processor does not wait for a flush). The order is what makes it
+// sound: an End recorded before this read is seen here and the window is
+// not sent; one recorded after it is recorded after the mark, so
+// Register's check (checkBilledAfterEnd) finds the window Unknown or
+// Reported and raises BilledAfterEnd. Either way no window past an End is
+// billed silently. (An End recorded between the mark and this read may
+// raise BilledAfterEnd for a window then not sent: a false alarm, never a
+// missed one.) If the ends cannot be read, nothing is sent: the windows
+// stay Unknown and are resent, or expired by process, later.
+func (f *flush) dropPastEnd(ctx context.Context, ws []Window, ops []*servicecontrol.Operation) ([]Window, []*servicecontrol.Operation, error) {
+	ends, err := f.r.consumerEnds(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	f.ends = ends
+	keepW, keepO := ws[:0:0], ops[:0:0]
+	var drop []ledger.WindowUpdate
+	for i, w := range ws {
+		if !f.pastEnd(w) {
+			keepW, keepO = append(keepW, w), append(keepO, ops[i])
+			continue
+		}
+		w.State, w.LeaseUntil, w.Attempts = StateRejected, time.Time{}, w.Attempts-1
+		w.Reason = pastEndReason(ends[w.EntitlementID])
+		drop = append(drop, updateOf(w))
+	}
+	if err := f.update(context.WithoutCancel(ctx), drop); err != nil {
+		return nil, nil, err
+	}
+	return keepW, keepO, nil
 }

@@ -150,9 +150,13 @@ func TestFinalWindowRetriedBeforeItsDeadline(t *testing.T) {
 	}
 }
 
-// A window of usage recorded after End is rejected under an id of its own:
-// when the cancellation is then reverted, the window sealed for the same
-// hour, metrics and labels is billed, not taken for the rejected one.
+// A window of usage recorded after End is rejected under an id of its own.
+// A registration that then clears the End (stale: only a pending
+// cancellation, whose End is still in the future, can be reverted) does
+// not reopen the consumer: later usage is refused and nothing is billed.
+// (Before the End in effect was kept, such a "revert" sealed a window for
+// the same hour, which had to be billed rather than taken for the
+// rejected one.)
 func TestRejectedAfterEndWindowDoesNotShadowALaterOne(t *testing.T) {
 	t.Parallel()
 	for name, newLedger := range finalLedgers {
@@ -165,11 +169,13 @@ func TestRejectedAfterEndWindowDoesNotShadowALaterOne(t *testing.T) {
 			require.NoError(t, e.clock.Set(t0.Add(30*time.Minute)))
 			e.cancel(&c, t0.Add(-10*time.Second)) // registered late, End before the usage's window
 			e.flush()
-			e.cancel(&c, time.Time{}) // reverted
-			e.record(c, "requests", 9, t0.Add(40*time.Minute), nil)
+			e.cancel(&c, time.Time{}) // a stale registration without End: ignored
+			require.NoError(t, e.clock.Set(t0.Add(40*time.Minute)))
+			err := e.rep.Record(context.Background(), usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 9, Time: t0.Add(40 * time.Minute)})
+			require.ErrorIs(t, err, usage.ErrAfterEnd)
 			require.NoError(t, e.clock.Set(t0.Add(62*time.Minute)))
 			e.flush()
-			assert.Equal(t, int64(9), billedOnce(e.srv, c.UsageReportingID, metricRequests))
+			assert.Equal(t, int64(0), billedOnce(e.srv, c.UsageReportingID, metricRequests))
 			ws, err := e.ledger.ListWindows(context.Background(), ledger.WindowQuery{EntitlementID: c.EntitlementID, States: []usage.WindowState{usage.StateRejected}})
 			require.NoError(t, err)
 			require.Len(t, ws, 1)

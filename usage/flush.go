@@ -3,6 +3,7 @@ package usage
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/gcpmarketplace/gcpmarketplace/usage/ledger"
@@ -110,27 +111,44 @@ func (r *Reporter) consumerEnds(ctx context.Context) (map[string]time.Time, erro
 	return ends, nil
 }
 
-// pastEnd reports whether w, not yet billed, runs past its consumer's End:
-// an End learned after w was sealed (a cancellation known late, sealed
-// blind). Such a window is never sent: Service Control refuses usage after
-// the end, an interval that straddles it too (google-apis.md §4.1), and a
-// Reporter must not bill past a cancellation however late it learns of it.
-// An Unknown window may have been billed already: it is resent with its
-// id as usual (deduplicated if it was, refused otherwise, and then Pending).
+// pastEnd reports whether w runs past its consumer's End: an End learned
+// after w was sealed (a cancellation known late, sealed blind). Such a
+// window is never sent: Service Control refuses usage after the end, an
+// interval that straddles it too (google-apis.md §4.1), and a Reporter
+// must not bill past a cancellation however late it learns of it.
 func (f *flush) pastEnd(w Window) bool {
 	end, ok := f.ends[w.EntitlementID]
-	return ok && w.State == StatePending && w.End.After(end)
+	return ok && w.End.After(end)
+}
+
+// pastEndReason is the Reason of a Pending window rejected by pastEnd.
+func pastEndReason(end time.Time) string {
+	return fmt.Sprintf("runs past the entitlement's end %s, learned after the window was sealed: never reported (usage before the end in it is not billed; settle it with the customer if owed)",
+		end.Format(time.RFC3339))
 }
 
 func (f *flush) process(ctx context.Context, ws []Window) error {
 	var updates []ledger.WindowUpdate
 	live := ws[:0:0]
 	for _, w := range ws {
-		if f.pastEnd(w) {
+		switch {
+		case f.pastEnd(w) && w.State == StatePending:
 			w.State, w.LeaseUntil = StateRejected, time.Time{}
-			w.Reason = fmt.Sprintf("runs past the entitlement's end %s, learned after the window was sealed: never reported (usage before the end in it is not billed; settle it with the customer if owed)",
-				f.ends[w.EntitlementID].Format(time.RFC3339))
+			w.Reason = pastEndReason(f.ends[w.EntitlementID])
 			updates = append(updates, updateOf(w))
+			continue
+		case f.pastEnd(w):
+			// Unknown: it may have been billed already (Register raised
+			// BilledAfterEnd for it). A resend is deduplicated if it was,
+			// but billed now if the first attempt was not applied: it is
+			// left to reconciliation instead.
+			end := f.ends[w.EntitlementID]
+			w.State, w.LeaseUntil = StateExpired, time.Time{}
+			w.Reason = fmt.Sprintf("outcome unknown and runs past the entitlement's end %s, learned after it was sent: not resent automatically; reconcile, then Settle or Retry (last: %s)",
+				end.Format(time.RFC3339), w.Reason)
+			updates = append(updates, updateOf(w))
+			f.r.log.ErrorContext(ctx, "usage: window of unknown outcome runs past its entitlement's end: not resent; reconcile it",
+				slog.String("operation_id", w.OperationID), slog.Time("end", end))
 			continue
 		}
 		if w.State == StateUnknown && f.now.After(w.Deadline) && w.Attempts >= minAttemptsBeforeExpiry {

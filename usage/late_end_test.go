@@ -2,6 +2,7 @@ package usage_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -140,4 +141,111 @@ func TestDeletedWithFutureEndHeld(t *testing.T) {
 	require.NoError(t, e.clock.Set(t0.Add(64*time.Minute)))
 	e.drain(time.Minute, 5)
 	assert.Equal(t, int64(10), billedOnce(e.srv, c.UsageReportingID, metricRequests), "only the usage before the deletion")
+}
+
+// An End registered while a flush is about to send a window past it (the
+// Processor's Register does not wait for flushes) must stop the send: the
+// flush re-reads the ends after marking the window sent.
+func TestEndRegisteredDuringFlushStopsSend(t *testing.T) {
+	var (
+		e    *env
+		c    usage.Consumer
+		t0   time.Time
+		once sync.Once
+	)
+	hook := func() {
+		once.Do(func() {
+			ended := c
+			ended.End = t0.Add(20 * time.Minute)
+			require.NoError(t, e.rep.Register(context.Background(), ended))
+		})
+	}
+	e = newEnv(t, nil, usage.WithBeforeSendHook(hook))
+	t0 = e.clock.Now()
+	c = e.consumer(time.Time{}, time.Time{})
+	e.record(c, "requests", 10, t0.Add(10*time.Minute), nil)
+	e.record(c, "requests", 400, t0.Add(30*time.Minute), nil)
+	require.NoError(t, e.clock.Set(t0.Add(62*time.Minute)))
+	e.drain(time.Minute, 5)
+	for _, op := range e.srv.Reports() {
+		if op.ConsumerID == c.UsageReportingID {
+			assert.False(t, op.End.After(t0.Add(20*time.Minute)), "window [%v, %v) reported past the end", op.Start, op.End)
+		}
+	}
+	assert.Equal(t, int64(0), billedOnce(e.srv, c.UsageReportingID, metricRequests))
+	ws := e.windows(c)
+	require.NotEmpty(t, ws)
+	assert.Equal(t, usage.StateRejected, ws[0].State)
+}
+
+// A zero End (a stale registration from before the cancellation) does not
+// clear an End already in effect; it clears one still in the future (a
+// reverted pending cancellation).
+func TestZeroEndKeepsEndInEffect(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	t0 := e.clock.Now()
+	c := e.consumer(time.Time{}, time.Time{})
+	ended := c
+	ended.End = t0.Add(10 * time.Minute)
+	require.NoError(t, e.rep.Register(ctx, ended))
+	require.NoError(t, e.clock.Set(t0.Add(20*time.Minute)))
+	require.NoError(t, e.rep.Register(ctx, c))
+	st, err := e.ledger.GetConsumer(ctx, c.EntitlementID)
+	require.NoError(t, err)
+	assert.True(t, st.End.Equal(ended.End), "End in effect cleared: %v", st.End)
+	err = e.rep.Record(ctx, usage.Record{EntitlementID: c.EntitlementID, Metric: "requests", Int64: 400, Time: t0.Add(15 * time.Minute)})
+	assert.ErrorIs(t, err, usage.ErrAfterEnd)
+
+	other := e.consumer(time.Time{}, time.Time{})
+	pending := other
+	pending.End = t0.Add(48 * time.Hour)
+	require.NoError(t, e.rep.Register(ctx, pending))
+	require.NoError(t, e.rep.Register(ctx, other))
+	st, err = e.ledger.GetConsumer(ctx, other.EntitlementID)
+	require.NoError(t, err)
+	assert.True(t, st.End.IsZero(), "a future End is cleared by a reverted cancellation")
+}
+
+// A window sent with an unknown outcome that runs past an End learned
+// afterwards is not resent (it would be billed if the first attempt was
+// not applied): it is expired for reconciliation.
+func TestUnknownPastLateEndExpired(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	t0 := e.clock.Now()
+	c := e.consumer(time.Time{}, time.Time{})
+	e.record(c, "requests", 10, t0.Add(10*time.Minute), nil)
+	require.NoError(t, e.clock.Set(t0.Add(62*time.Minute)))
+	e.srv.InjectFault(mt.Fault{Method: mt.MethodServicesReport, Kind: mt.FaultStatus, Status: 503, Times: 1})
+	e.flush()
+	ws := e.windows(c)
+	require.Len(t, ws, 1)
+	require.Equal(t, usage.StateUnknown, ws[0].State)
+	ended := c
+	ended.End = t0.Add(20 * time.Minute)
+	require.NoError(t, e.rep.Register(ctx, ended))
+	calls := e.srv.Calls(mt.MethodServicesReport)
+	e.clock.Advance(10 * time.Minute)
+	e.flush()
+	assert.Equal(t, calls, e.srv.Calls(mt.MethodServicesReport), "resent past the end")
+	ws = e.windows(c)
+	require.Len(t, ws, 1)
+	assert.Equal(t, usage.StateExpired, ws[0].State)
+}
+
+// A request refused whole as too large (413: Google's "1MB" read
+// differently) is halved like a 400, in the same flush.
+func TestReportBisectsOn413(t *testing.T) {
+	e := newEnv(t, nil)
+	t0 := e.clock.Now()
+	a, b := e.consumer(time.Time{}, time.Time{}), e.consumer(time.Time{}, time.Time{})
+	e.record(a, "requests", 3, t0.Add(10*time.Minute), nil)
+	e.record(b, "requests", 4, t0.Add(10*time.Minute), nil)
+	require.NoError(t, e.clock.Set(t0.Add(62*time.Minute)))
+	e.srv.InjectFault(mt.Fault{Method: mt.MethodServicesReport, Kind: mt.FaultStatus, Status: 413, Times: 1})
+	e.flush()
+	assert.Empty(t, e.open(), "both halves reported in the same flush")
+	assert.Equal(t, int64(3), billedOnce(e.srv, a.UsageReportingID, metricRequests))
+	assert.Equal(t, int64(4), billedOnce(e.srv, b.UsageReportingID, metricRequests))
 }

@@ -113,6 +113,10 @@ func (f *flush) send(ctx context.Context, ws []Window, ops []*servicecontrol.Ope
 	if err != nil || len(ws) == 0 {
 		return err
 	}
+	ws, ops, err = f.dropPastEnd(ctx, ws, ops)
+	if err != nil || len(ws) == 0 {
+		return err
+	}
 
 	rctx, cancel := context.WithTimeout(ctx, r.cfg.rpcTimeout)
 	start := time.Now()
@@ -128,9 +132,10 @@ func (f *flush) send(ctx context.Context, ws []Window, ops []*servicecontrol.Ope
 
 	if err != nil {
 		var gerr *googleapi.Error
-		if errors.As(err, &gerr) && gerr.Code == http.StatusBadRequest && len(ws) > 1 {
+		if errors.As(err, &gerr) && refusedWhole(gerr.Code) && len(ws) > 1 {
 			// The whole request was refused before any operation was
-			// applied: find the bad operation by halving.
+			// applied: find the bad operation by halving (413: the
+			// request was too large after all, the halves are not).
 			mid := len(ws) / 2
 			if err := f.send(ctx, ws[:mid], ops[:mid]); err != nil {
 				return err
@@ -210,8 +215,15 @@ func (f *flush) outcomeOfReportError(w Window, st *servicecontrol.Status) Window
 	return w
 }
 
-// outcomeOfCallError handles a failed report call. A 400 for a single
-// operation is a rejection; 401, 403, 404 and 429 are refusals before any
+// refusedWhole reports whether a report call's HTTP status refuses the whole
+// request before any operation is applied, for something that may be in
+// one of its operations: 400, or 413 for its size.
+func refusedWhole(code int) bool {
+	return code == http.StatusBadRequest || code == http.StatusRequestEntityTooLarge
+}
+
+// outcomeOfCallError handles a failed report call. A 400 or 413 for a
+// single operation is a rejection; 401, 403, 404 and 429 are refusals before any
 // work (Pending); anything else (5xx, timeouts, connection errors) may have
 // been applied: Unknown, resent later with the same id.
 func outcomeOfCallError(w Window, err error, now time.Time) Window {
@@ -220,7 +232,7 @@ func outcomeOfCallError(w Window, err error, now time.Time) Window {
 	var gerr *googleapi.Error
 	if errors.As(err, &gerr) {
 		switch gerr.Code {
-		case http.StatusBadRequest:
+		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
 			w.State, w.LeaseUntil = StateRejected, time.Time{}
 			return w
 		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusTooManyRequests:

@@ -166,11 +166,13 @@ func (r *Reporter) Register(ctx context.Context, c Consumer) error {
 	if known && c.Start.IsZero() {
 		c.Start = prev.Start
 	}
-	// An End in effect is not moved later: a later End registered after it,
-	// such as the processing time of a deletion or the updateTime of the
-	// CANCELLED that follows a term's end, would reopen the usage in
-	// between. Clearing End (a reverted cancellation) is still honoured.
-	if known && !prev.End.IsZero() && !prev.End.After(r.cfg.now()) && c.End.After(prev.End) {
+	// An End in effect is neither moved later nor cleared: a later End
+	// registered after it, such as the processing time of a deletion or
+	// the updateTime of the CANCELLED that follows a term's end, would
+	// reopen the usage in between, and so would a zero End (a stale
+	// registration from before the cancellation). Clearing an End still in
+	// the future (a reverted pending cancellation) is honoured.
+	if known && !prev.End.IsZero() && !prev.End.After(r.cfg.now()) && (c.End.IsZero() || c.End.After(prev.End)) {
 		r.log.WarnContext(ctx, "usage: register keeps the end already in effect; a later end is ignored",
 			slog.String("entitlement", c.EntitlementID), slog.Time("end", prev.End), slog.Time("asked", c.End))
 		c.End = prev.End

@@ -34,7 +34,9 @@ func operationWireField(op *servicecontrol.Operation) int {
 		s := wireString(1, set.MetricName)
 		for _, v := range set.MetricValues {
 			m := wireMap(1, v.Labels) + wireTimestamp(2, v.StartTime) + wireTimestamp(3, v.EndTime)
-			if v.Int64Value != nil && *v.Int64Value != 0 {
+			// int64_value and double_value are in a oneof: once set they
+			// are written even when zero (an idle consumer's report).
+			if v.Int64Value != nil {
 				m += protowire.SizeTag(5) + protowire.SizeVarint(uint64(*v.Int64Value))
 			}
 			if v.DoubleValue != nil {

@@ -41,3 +41,27 @@ func TestOperationWireFieldUnderJSON(t *testing.T) {
 	t.Logf("an idle consumer's zero operation: %d bytes on the wire, %d per 1 MB request",
 		operationWireField(idle), MaxRequestBytes/operationWireField(idle))
 }
+
+// int64_value and double_value are members of a oneof: protobuf writes a
+// set member even when zero, so an idle consumer's zero operation is as
+// large on the wire as one reporting 1 (a 1-byte varint either way), and a
+// zero double takes its 9 bytes.
+func TestOperationWireFieldCountsZeroValues(t *testing.T) {
+	start := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	size := func(kind MetricKind, i int64, d float64) int {
+		op, err := operationOf(Window{
+			OperationID: "op", ConsumerID: "project_number:1", Start: start, End: start.Add(time.Hour),
+			Values: []MetricValue{{Metric: "svc/m", Kind: kind, Int64: i, Double: d}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return operationWireField(op)
+	}
+	if zero, one := size(Int64, 0, 0), size(Int64, 1, 0); zero != one {
+		t.Errorf("int64 0 counts %d bytes, 1 counts %d: a set oneof member is written even when zero", zero, one)
+	}
+	if zero, half := size(Double, 0, 0), size(Double, 0, 0.5); zero != half {
+		t.Errorf("double 0 counts %d bytes, 0.5 counts %d", zero, half)
+	}
+}

@@ -199,6 +199,18 @@
 //     arrives (Google asks for reports within an hour, extendable on
 //     request); chosen because refusing would only under-bill. A deleted
 //     entitlement's consumer stays known for such late reports.
+//     Stricter than documented: services.check is judged on its whole
+//     [startTime, endTime), so an interval that merely straddles the end
+//     fails the check, while Google documents the check error only for a
+//     service "disabled before a report's startTime". Chosen because the
+//     report of such an interval is refused anyway (the rule above), and a
+//     check that passed would let a client send it; a client that checks
+//     an interval starting before the end must expect either answer.
+//     A cancellation at a term's end ends at offerEndTime even when the
+//     state flips to CANCELLED later (EndTerm called after the clock
+//     passed it; Google flips it "at the end of the term"), undocumented
+//     for a late flip: chosen because usage after the term the customer
+//     cancelled must not be charged.
 //   - The 1 MB limit of services.check and services.report is measured on
 //     the request's protobuf size (wiresize.go: the servicecontrol proto
 //     types are not a dependency, so a small size encoder with the proto's

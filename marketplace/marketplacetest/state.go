@@ -268,8 +268,17 @@ func (s *Server) cancelLocked(e *entitlement, reason string) {
 			e.offerEndTime = now
 		}
 	}
+	atTermEnd := e.state == StatePendingCancellation
 	s.setStateLocked(e, StateCancelled)
-	s.consumerEndedLocked(e, e.updateTime, reason)
+	// A cancellation at the term's end ends the service at the term's end
+	// (offerEndTime), even when the state flips later (EndTerm called
+	// after the clock passed it); undocumented: chosen because usage after
+	// the term the customer cancelled must not be charged.
+	end := e.updateTime
+	if atTermEnd && !e.offerEndTime.IsZero() && e.offerEndTime.Before(end) {
+		end = e.offerEndTime
+	}
+	s.consumerEndedLocked(e, end, reason)
 	s.publishEntitlementLocked("ENTITLEMENT_CANCELLED", e, nil)
 }
 

@@ -27,7 +27,6 @@ package marketplacetest
 
 import (
 	"encoding/json"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -82,27 +81,25 @@ func operationWireSize(op *wireOperation) int {
 }
 
 func metricValueWireSize(v *wireMetricValue) int {
+	// bool_value, int64_value, double_value and string_value are in the
+	// value oneof: a set member is written even when zero, false or empty
+	// (protobuf's oneof presence): 2 bytes for false, 0 or "", 9 for 0.0.
 	n := mapField(1, v.Labels) + timestampField(2, v.StartTime) + timestampField(3, v.EndTime)
 	if v.BoolValue != nil {
-		n += boolField(*v.BoolValue)
+		n += 2 // a one-byte tag and a one-byte varint
 	}
-	if len(v.Int64Value) > 0 {
+	if len(v.Int64Value) > 0 && string(v.Int64Value) != "null" {
 		i, err := strconv.ParseInt(strings.Trim(string(v.Int64Value), `"`), 10, 64)
 		if err != nil {
 			return n + messageField(5, len(v.Int64Value)) // refused anyway (parseOperation)
 		}
-		if i != 0 {
-			n += protowire.SizeTag(5) + protowire.SizeVarint(uint64(i))
-		}
+		n += protowire.SizeTag(5) + protowire.SizeVarint(uint64(i))
 	}
-	if len(v.DoubleValue) > 0 {
-		f, _ := strconv.ParseFloat(strings.Trim(string(v.DoubleValue), `"`), 64)
-		if math.Float64bits(f) != 0 {
-			n += protowire.SizeTag(6) + protowire.SizeFixed64()
-		}
+	if len(v.DoubleValue) > 0 && string(v.DoubleValue) != "null" {
+		n += protowire.SizeTag(6) + protowire.SizeFixed64()
 	}
 	if v.StringValue != nil {
-		n += stringField(7, *v.StringValue)
+		n += protowire.SizeTag(7) + protowire.SizeBytes(len(*v.StringValue)) // written even when empty
 	}
 	return n + rawField(v.DistributionValue) + rawField(v.MoneyValue)
 }

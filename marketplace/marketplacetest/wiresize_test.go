@@ -43,6 +43,12 @@ func servicecontrolSchema(t *testing.T) protoreflect.MessageDescriptor {
 			Options: &descriptorpb.MessageOptions{MapEntry: proto.Bool(true)},
 		}
 	}
+	// The value members are one oneof, as in the real MetricValue: a set
+	// member is written even when zero.
+	inValue := func(f *descriptorpb.FieldDescriptorProto) *descriptorpb.FieldDescriptorProto {
+		f.OneofIndex = proto.Int32(0)
+		return f
+	}
 	ts := ".google.protobuf.Timestamp"
 	file := &descriptorpb.FileDescriptorProto{
 		Name: proto.String("sc_test.proto"), Package: proto.String("sc"), Syntax: proto.String("proto3"),
@@ -51,9 +57,11 @@ func servicecontrolSchema(t *testing.T) protoreflect.MessageDescriptor {
 			{Name: proto.String("MetricValue"), NestedType: []*descriptorpb.DescriptorProto{mapEntry("LabelsEntry")}, Field: []*descriptorpb.FieldDescriptorProto{
 				field("labels", 1, rep, msg, ".sc.MetricValue.LabelsEntry"),
 				field("start_time", 2, opt, msg, ts), field("end_time", 3, opt, msg, ts),
-				field("int64_value", 5, opt, descriptorpb.FieldDescriptorProto_TYPE_INT64, ""),
-				field("string_value", 7, opt, str, ""),
-			}},
+				inValue(field("bool_value", 4, opt, descriptorpb.FieldDescriptorProto_TYPE_BOOL, "")),
+				inValue(field("int64_value", 5, opt, descriptorpb.FieldDescriptorProto_TYPE_INT64, "")),
+				inValue(field("double_value", 6, opt, descriptorpb.FieldDescriptorProto_TYPE_DOUBLE, "")),
+				inValue(field("string_value", 7, opt, str, "")),
+			}, OneofDecl: []*descriptorpb.OneofDescriptorProto{{Name: proto.String("value")}}},
 			{Name: proto.String("MetricValueSet"), Field: []*descriptorpb.FieldDescriptorProto{
 				field("metric_name", 1, opt, str, ""), field("metric_values", 2, rep, msg, ".sc.MetricValue"),
 			}},
@@ -93,6 +101,8 @@ func TestReportWireSizeMatchesProtobuf(t *testing.T) {
 			"metricValueSets": []map[string]any{{"metricName": "svc/requests", "metricValues": []map[string]any{
 				{"int64Value": fmt.Sprint(i * 1000003), "labels": map[string]string{"region": "europe-west1"}},
 				{"stringValue": strings.Repeat("é", i)},
+				// Set oneof members are written even when zero or false.
+				{"int64Value": "0"}, {"doubleValue": 0}, {"boolValue": false}, {"doubleValue": 2.5}, {"boolValue": true},
 			}}},
 		}
 		if i%3 == 0 {

@@ -68,7 +68,8 @@ func emulatorTarget(t *testing.T) conformance.Target {
 
 // lifecycle buys usage-based entitlements and takes each to a stage of its
 // life: never approved, rejected, cancelled at once and at term end after
-// two hours ACTIVE, ended by its account's deletion; then three hours pass,
+// two hours ACTIVE, ended by its account's deletion, cancelled at a term
+// end that Google flips to CANCELLED late; then three hours pass,
 // so that reports of usage before the ends arrive late.
 func lifecycle(t *testing.T, s *marketplacetest.Server) conformance.Lifecycle {
 	t.Helper()
@@ -102,6 +103,15 @@ func lifecycle(t *testing.T, s *marketplacetest.Server) conformance.Lifecycle {
 	must(s.Cancel(ctx, termEnded.ID, false))
 	must(s.EndTerm(ctx, termEnded.ID))
 	must(s.DeleteAccount(ctx, deleted.AccountID))
+	// A term-end cancellation Google flips to CANCELLED 40 minutes after
+	// the term's end: it ended at offerEndTime.
+	lateID, err := s.Purchase(ctx, marketplacetest.PurchaseParams{UsageBased: true, AutoApprove: true, OfferEndTime: s.Clock().Now().Add(30 * time.Minute)})
+	must(err)
+	must(s.Cancel(ctx, lateID, false))
+	termEndedLate, _ := s.Entitlement(lateID)
+	_, err = s.Clock().Advance(70 * time.Minute)
+	must(err)
+	must(s.EndTerm(ctx, lateID))
 	observed := s.Clock().Now()
 	_, err = s.Clock().Advance(3 * time.Hour)
 	must(err)
@@ -119,6 +129,7 @@ func lifecycle(t *testing.T, s *marketplacetest.Server) conformance.Lifecycle {
 	return conformance.Lifecycle{
 		NotApproved: life(notApproved), Rejected: life(rejected),
 		Cancelled: life(cancelled), TermEnded: life(termEnded), AccountDeleted: life(deleted),
+		TermEndedLate: conformance.Consumer{ID: termEndedLate.UsageReportingID, Active: life(termEndedLate).Active, End: termEndedLate.OfferEndTime},
 	}
 }
 

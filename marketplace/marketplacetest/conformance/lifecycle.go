@@ -39,6 +39,10 @@ type Lifecycle struct {
 	// TermEnded: cancelled at the end of its term (PENDING_CANCELLATION,
 	// then CANCELLED when the term ended at End).
 	TermEnded Consumer
+	// TermEndedLate: cancelled at the end of its term, flipped to
+	// CANCELLED only well after the term's end (offerEndTime), which is
+	// its End: usage between the two is not charged.
+	TermEndedLate Consumer
 	// Rejected: refused with entitlements.reject (never ACTIVE).
 	Rejected Consumer
 	// AccountDeleted: ACTIVE, then ended at End by its account's deletion.
@@ -108,12 +112,16 @@ func CheckAfterCancel(t *testing.T, tgt Target) {
 
 // ReportAfterEnd: services.report refuses (a reportError for the
 // operation) usage after an entitlement's end, whether it was cancelled at
-// once or at the end of its term, and usage of an interval that straddles
-// the end ("Never report new usage after the entitlement ends",
+// once or at the end of its term (the term's end, however late the state
+// flips to CANCELLED), and usage of an interval that straddles the end ("Never report new usage after the entitlement ends",
 // google-apis.md §4.1). It reports usage, so it runs only where
 // Target.ReportMetric is set (never against Google).
 func ReportAfterEnd(t *testing.T, tgt Target) {
-	for name, c := range map[string]Consumer{"cancelled": tgt.Lifecycle.Cancelled, "term ended": tgt.Lifecycle.TermEnded} {
+	ended := map[string]Consumer{"cancelled": tgt.Lifecycle.Cancelled, "term ended": tgt.Lifecycle.TermEnded}
+	if tgt.Lifecycle.TermEndedLate.ID != "" {
+		ended["term ended, flipped to CANCELLED late"] = tgt.Lifecycle.TermEndedLate
+	}
+	for name, c := range ended {
 		wantRefused(t, tgt, name, c, c.End, c.End.Add(time.Hour))
 		wantRefused(t, tgt, name+", straddling the end", c, c.End.Add(-30*time.Minute), c.End.Add(30*time.Minute))
 	}
