@@ -93,17 +93,23 @@ func checkout(t *testing.T, b *backend) string {
 	return html.UnescapeString(m[1])
 }
 
-// waitParked waits until the backend has handled the purchase's
-// ENTITLEMENT_CREATION_REQUESTED and parked the entitlement. Without it the
-// sign-up races the message: whichever reaches the entitlement first
-// approves it (both are correct), and the page's data-action would depend on
-// which one won.
+// waitParked waits until the backend has parked the purchase's entitlement
+// and handled every message published so far (the purchase's
+// ENTITLEMENT_CREATION_REQUESTED). Without it the sign-up races the message:
+// whichever reaches the entitlement first approves it (both are correct),
+// and the page's data-action would depend on which one won. The gauge alone
+// is not enough: Run's reconcile at start can park the entitlement before
+// the message arrives.
 func waitParked(t *testing.T, b *backend) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		status, body := get(t, b.url+"/metrics")
-		return status == http.StatusOK && strings.Contains(body, "gcpmarketplace_entitlements_parked 1\n")
-	}, 10*time.Second, 20*time.Millisecond, "the purchase's entitlement is parked until sign-up")
+		if status != http.StatusOK || !strings.Contains(body, "gcpmarketplace_entitlements_parked 1\n") {
+			return false
+		}
+		h := b.proc.Health()
+		return h.InFlight == 0 && h.Handled >= int64(len(b.emu.Published()))
+	}, 10*time.Second, 20*time.Millisecond, "the purchase's entitlement is parked until sign-up, its message handled")
 }
 
 var accountField = regexp.MustCompile(`name="` + signup.AccountField + `" value="([^"]+)"`)
