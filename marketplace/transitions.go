@@ -7,8 +7,13 @@ import (
 	"github.com/gcpmarketplace/gcpmarketplace/procurement"
 )
 
-// toLocal is the local record of an entitlement as just read.
-func toLocal(e *procurement.Entitlement, prev *Entitlement, park bool, now time.Time) Entitlement {
+// EntitlementOf is the record the processor keeps of e, read from the
+// Procurement API and not stored before: for code that must act on an
+// entitlement before the processor has heard of it (package agent reads
+// one when a request outruns its Pub/Sub message). The product is
+// ProductExternalName, or the deprecated Product when that is empty; a
+// cancelled entitlement's CancelTime is its end.
+func EntitlementOf(e *procurement.Entitlement) Entitlement {
 	product := e.ProductExternalName
 	if product == "" {
 		product = e.Product
@@ -17,17 +22,23 @@ func toLocal(e *procurement.Entitlement, prev *Entitlement, park bool, now time.
 		ID: e.ID, AccountID: e.AccountID, Product: product, Plan: e.Plan, PendingPlan: e.NewPendingPlan,
 		Offer: e.Offer, State: e.State, UsageReportingID: e.UsageReportingID, UpdateTime: e.UpdateTime,
 	}
+	if e.State == procurement.EntitlementCancelled {
+		out.CancelTime = cancelledEnd(e)
+	}
+	return out
+}
+
+// toLocal is the local record of an entitlement as just read.
+func toLocal(e *procurement.Entitlement, prev *Entitlement, park bool, now time.Time) Entitlement {
+	out := EntitlementOf(e)
 	if park && e.State == procurement.EntitlementActivationRequested {
 		out.Parked, out.ParkedAt = true, now
 		if prev != nil && prev.Parked {
 			out.ParkedAt = prev.ParkedAt
 		}
 	}
-	if e.State == procurement.EntitlementCancelled {
-		out.CancelTime = cancelledEnd(e)
-		if prev != nil && !prev.CancelTime.IsZero() {
-			out.CancelTime = prev.CancelTime
-		}
+	if e.State == procurement.EntitlementCancelled && prev != nil && !prev.CancelTime.IsZero() {
+		out.CancelTime = prev.CancelTime
 	}
 	return out
 }

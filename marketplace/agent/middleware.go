@@ -224,15 +224,7 @@ func (r *Registry) callerEntitlement(ctx context.Context, o Order) (marketplace.
 		return marketplace.Entitlement{}, fmt.Errorf("%w: entitlement %s of order %s belongs to account %s",
 			ErrOrderInactive, live.ID, o.ID, live.AccountID)
 	}
-	product := live.ProductExternalName
-	if product == "" {
-		product = live.Product // deprecated, as the Processor reads it
-	}
-	return marketplace.Entitlement{
-		ID: live.ID, AccountID: live.AccountID, Product: product, Plan: live.Plan,
-		PendingPlan: live.NewPendingPlan, Offer: live.Offer, State: live.State,
-		UsageReportingID: live.UsageReportingID, UpdateTime: live.UpdateTime,
-	}, nil
+	return marketplace.EntitlementOf(&live), nil
 }
 
 // forgetOrder drops the cached caller of an order. Registry.Handler calls
