@@ -1,30 +1,11 @@
 package pgstore_test
 
 import (
-	"context"
 	"testing"
 
-	"github.com/stretchr/testify/require"
-
-	"github.com/gcpmarketplace/gcpmarketplace/marketplace"
-	"github.com/gcpmarketplace/gcpmarketplace/marketplace/pgstore"
 	"github.com/gcpmarketplace/gcpmarketplace/marketplace/storetest"
 )
 
 func TestOrdersContract(t *testing.T) {
-	pool := sharedPool(t)
-	storetest.RunOrders(t, storetest.Harness{
-		New: func(t *testing.T) marketplace.Store {
-			s, err := pgstore.New(context.Background(), pool, pgstore.WithSchema(freshSchema(t)))
-			require.NoError(t, err)
-			return s
-		},
-		Reopen: func(t *testing.T, s marketplace.Store) marketplace.Store {
-			schema := s.(*pgstore.Store).Schema()
-			require.NoError(t, s.Close())
-			r, err := pgstore.New(context.Background(), pool, pgstore.WithSchema(schema))
-			require.NoError(t, err)
-			return r
-		},
-	})
+	storetest.RunOrders(t, harness(t))
 }

@@ -14,8 +14,14 @@ import (
 var _ marketplace.Store = (*pgstore.Store)(nil)
 
 func TestContract(t *testing.T) {
+	storetest.Run(t, harness(t))
+}
+
+// harness makes each store in a fresh schema of the shared pool, and
+// reopens it on the same schema (TestContract, TestOrdersContract).
+func harness(t *testing.T) storetest.Harness {
 	pool := sharedPool(t)
-	storetest.Run(t, storetest.Harness{
+	return storetest.Harness{
 		New: func(t *testing.T) marketplace.Store {
 			s, err := pgstore.New(context.Background(), pool, pgstore.WithSchema(freshSchema(t)))
 			require.NoError(t, err)
@@ -28,5 +34,5 @@ func TestContract(t *testing.T) {
 			require.NoError(t, err)
 			return r
 		},
-	})
+	}
 }
